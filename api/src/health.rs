@@ -1,0 +1,77 @@
+//! Liveness, readiness and metrics endpoints.
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use prometheus::{Encoder, TextEncoder};
+use serde::Serialize;
+
+use crate::AppState;
+use crate::problem::Problem;
+
+/// Whether the process can serve: each check by name, and why a failing one fails.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Readiness {
+    /// The checks that pass.
+    pub passing: Vec<String>,
+    /// The checks that fail, with the reason.
+    pub failing: Vec<FailingCheck>,
+}
+
+/// A readiness check that fails.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FailingCheck {
+    /// The check's name.
+    pub check: String,
+    /// Why it fails.
+    pub reason: String,
+}
+
+impl Readiness {
+    /// Ready when at least one check has run and none fails.
+    pub fn is_ready(&self) -> bool {
+        self.failing.is_empty() && !self.passing.is_empty()
+    }
+}
+
+/// `GET /healthz`: the process is alive and serving HTTP.
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// `GET /readyz`: 200 with the passing checks, or 503 problem+json naming the failing ones.
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    let readiness = state.readiness.borrow().clone();
+    if readiness.is_ready() {
+        (StatusCode::OK, axum::Json(readiness)).into_response()
+    } else if readiness.passing.is_empty() && readiness.failing.is_empty() {
+        Problem::new(StatusCode::SERVICE_UNAVAILABLE, "not-ready", "Not ready")
+            .with_detail("readiness has not been checked yet")
+            .with_instance("/readyz")
+            .into_response()
+    } else {
+        let detail = readiness
+            .failing
+            .iter()
+            .map(|f| format!("{}: {}", f.check, f.reason))
+            .collect::<Vec<_>>()
+            .join("; ");
+        Problem::new(StatusCode::SERVICE_UNAVAILABLE, "not-ready", "Not ready")
+            .with_detail(detail)
+            .with_instance("/readyz")
+            .into_response()
+    }
+}
+
+/// `GET /metrics`: every registered metric in the Prometheus text format.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let mut body = Vec::new();
+    let encoder = TextEncoder::new();
+    match encoder.encode(&state.registry.gather(), &mut body) {
+        Ok(()) => ([(header::CONTENT_TYPE, encoder.format_type().to_owned())], body).into_response(),
+        Err(e) => Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "metrics-encoding", "Metrics could not be encoded")
+            .with_detail(e.to_string())
+            .with_instance("/metrics")
+            .into_response(),
+    }
+}

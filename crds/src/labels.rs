@@ -1,0 +1,19 @@
+//! The label and annotation keys Commons puts on what it manages. They are an interface: network
+//! policies select on them, metering groups by them, and people filter with them, so they are
+//! defined once here.
+
+/// The Tenancy a namespace or object belongs to.
+pub const TENANCY: &str = "commons.dev/tenancy";
+/// The sector of the tenancy's organisation.
+pub const SECTOR: &str = "commons.dev/sector";
+/// The classification of the tenancy or service.
+pub const CLASSIFICATION: &str = "commons.dev/classification";
+/// The tenancy's cost centre.
+pub const COST_CENTRE: &str = "commons.dev/cost-centre";
+/// `app.kubernetes.io/managed-by`, set to [`MANAGER`] on everything Commons creates.
+pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+/// The value of [`MANAGED_BY`], and Commons' server-side apply field manager.
+pub const MANAGER: &str = "commons";
+
+/// Label keys a tenancy may not set on its namespaces, because Commons manages them.
+pub const RESERVED_PREFIXES: [&str; 2] = ["commons.dev/", "pod-security.kubernetes.io/"];

@@ -1,0 +1,73 @@
+//! The one error type of the operator process, with a short label for metrics.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in the `commons` process.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The Kubernetes client could not be configured (no kubeconfig, no in-cluster credentials).
+    #[error("cannot configure the Kubernetes client: {0}")]
+    KubeConfig(#[source] kube::Error),
+    /// A call to the apiserver failed.
+    #[error("Kubernetes API call failed: {context}: {source}")]
+    Kube {
+        /// What was being done.
+        context: String,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
+    /// A CRD could not be rendered as YAML.
+    #[error("cannot render CRD {name} as YAML: {source}")]
+    Yaml {
+        /// The CRD's name.
+        name: String,
+        /// The serialiser's error.
+        #[source]
+        source: serde_saphyr::ser::Error,
+    },
+    /// A file could not be read or written.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What was being done ("cannot write").
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The committed CRD YAML differs from what the types generate.
+    #[error("CRD YAML is out of date: {0}")]
+    Stale(String),
+    /// The HTTP listener could not start.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A metric could not be registered.
+    #[error("cannot register metric: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
+impl Error {
+    /// A short, stable label for the `reason` of error metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::KubeConfig(_) => "kube_config",
+            Error::Kube { .. } => "kube_api",
+            Error::Yaml { .. } => "yaml",
+            Error::Io { .. } => "io",
+            Error::Stale(_) => "stale_crds",
+            Error::Listen { .. } => "listen",
+            Error::Metrics(_) => "metrics",
+        }
+    }
+}
+
+/// The operator's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,9 @@
+//! The Commons operator: controllers, metering and the runtime of the `commons` binary.
+
+pub mod crds_cmd;
+pub mod error;
+pub mod metrics;
+pub mod readiness;
+pub mod run;
+
+pub use error::{Error, Result};

@@ -1,0 +1,84 @@
+//! `commons`: the Commons control plane's one binary.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use commons_operator::{crds_cmd, run};
+use tracing_subscriber::EnvFilter;
+
+/// Commons: the control plane of a shared government cloud.
+#[derive(Debug, Parser)]
+#[command(name = "commons", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print every Commons CRD as YAML (pipe to `kubectl apply --server-side -f -`), or write or
+    /// check one file per CRD in a directory.
+    Crds {
+        /// Write one `<plural>.commons.dev.yaml` per CRD into this directory.
+        #[arg(long, value_name = "DIR", conflicts_with = "check")]
+        output_dir: Option<PathBuf>,
+        /// Exit non-zero, naming the files, when DIR differs from what the types generate.
+        #[arg(long, value_name = "DIR")]
+        check: Option<PathBuf>,
+    },
+    /// Run the operator and the API in one process against the cluster in KUBECONFIG (or the
+    /// in-cluster service account).
+    Run {
+        /// Address the API listens on.
+        #[arg(long, env = "COMMONS_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Log as JSON lines instead of text.
+        #[arg(long, env = "COMMONS_LOG_JSON")]
+        log_json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Crds { output_dir: Some(dir), .. } => crds_cmd::write(&dir).map(|files| {
+            for f in files {
+                println!("wrote {}", dir.join(f).display());
+            }
+        }),
+        Command::Crds { check: Some(dir), .. } => {
+            crds_cmd::check(&dir).map(|()| println!("{} is up to date", dir.display()))
+        }
+        Command::Crds { .. } => crds_cmd::print().map(|yaml| print!("{yaml}")),
+        Command::Run { listen, log_json } => {
+            init_tracing(log_json);
+            match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(rt) => rt.block_on(run::run(run::Settings { listen })),
+                Err(source) => Err(commons_operator::Error::Io {
+                    action: "cannot start the async runtime",
+                    path: PathBuf::new(),
+                    source,
+                }),
+            }
+        }
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("commons: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(json: bool) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,kube=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

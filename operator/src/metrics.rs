@@ -1,0 +1,41 @@
+//! The operator's Prometheus metrics, registered in one registry that `/metrics` renders.
+
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
+
+use crate::error::Result;
+
+/// Metrics every controller shares, labelled by controller.
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    /// The registry `/metrics` renders.
+    pub registry: Registry,
+    /// How long reconciles take, by controller.
+    pub reconcile_duration: HistogramVec,
+    /// Failed reconciles, by controller and error reason.
+    pub reconcile_errors: IntCounterVec,
+    /// 1 while every readiness check passes.
+    pub ready: IntGauge,
+}
+
+impl Metrics {
+    /// Creates and registers the metrics.
+    pub fn new() -> Result<Self> {
+        let registry = Registry::new_custom(Some("commons".into()), None)?;
+        let reconcile_duration = HistogramVec::new(
+            HistogramOpts::new("reconcile_duration_seconds", "How long reconciles take.")
+                .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            &["controller"],
+        )?;
+        let reconcile_errors = IntCounterVec::new(
+            Opts::new("reconcile_errors_total", "Failed reconciles, by error reason."),
+            &["controller", "reason"],
+        )?;
+        let ready = IntGauge::new("ready", "1 while every readiness check passes, else 0.")?;
+        registry.register(Box::new(reconcile_duration.clone()))?;
+        registry.register(Box::new(reconcile_errors.clone()))?;
+        registry.register(Box::new(ready.clone()))?;
+        let process = prometheus::process_collector::ProcessCollector::for_self();
+        let _ = registry.register(Box::new(process));
+        Ok(Metrics { registry, reconcile_duration, reconcile_errors, ready })
+    }
+}

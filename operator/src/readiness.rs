@@ -1,0 +1,113 @@
+//! Readiness: the apiserver answers and every Commons CRD is installed and Established.
+
+use std::time::Duration;
+
+use commons_api::Readiness;
+use commons_api::health::FailingCheck;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::{Api, Client};
+use tokio::sync::watch;
+
+use crate::metrics::Metrics;
+
+/// How often readiness is checked.
+pub const INTERVAL: Duration = Duration::from_secs(10);
+
+/// Whether a CRD is Established (its API is served).
+pub fn established(crd: &CustomResourceDefinition) -> bool {
+    crd.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|conds| conds.iter().any(|c| c.type_ == "Established" && c.status == "True"))
+}
+
+/// Runs every check once.
+pub async fn check(client: &Client) -> Readiness {
+    let mut readiness = Readiness::default();
+    let version = client.apiserver_version().await;
+    match version {
+        Ok(_) => readiness.passing.push("apiserver".into()),
+        Err(e) => {
+            readiness.failing.push(FailingCheck { check: "apiserver".into(), reason: e.to_string() });
+            return readiness;
+        }
+    }
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let mut missing = Vec::new();
+    for crd in commons_crds::generate::crds() {
+        let name = crd.metadata.name.unwrap_or_default();
+        match api.get_opt(&name).await {
+            Ok(Some(found)) if established(&found) => {}
+            Ok(Some(_)) => missing.push(format!("{name} is not Established")),
+            Ok(None) => missing.push(format!("{name} is not installed")),
+            Err(e) => missing.push(format!("{name}: {e}")),
+        }
+    }
+    if missing.is_empty() {
+        readiness.passing.push("crds".into());
+    } else {
+        readiness.failing.push(FailingCheck {
+            check: "crds".into(),
+            reason: format!("{} (install them with `commons crds | kubectl apply --server-side -f -`)", missing.join(", ")),
+        });
+    }
+    readiness
+}
+
+/// Checks readiness every [`INTERVAL`] and publishes each result, logging only changes.
+pub async fn run(client: Client, tx: watch::Sender<Readiness>, metrics: Metrics) {
+    let mut ticker = tokio::time::interval(INTERVAL);
+    loop {
+        ticker.tick().await;
+        let readiness = check(&client).await;
+        metrics.ready.set(i64::from(readiness.is_ready()));
+        tx.send_if_modified(|current| {
+            if *current == readiness {
+                return false;
+            }
+            if readiness.is_ready() {
+                tracing::info!(checks = ?readiness.passing, "ready");
+            } else {
+                tracing::warn!(failing = ?readiness.failing, "not ready");
+            }
+            *current = readiness;
+            true
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+        CustomResourceDefinitionCondition, CustomResourceDefinitionStatus,
+    };
+
+    fn crd_with(conditions: &[(&str, &str)]) -> CustomResourceDefinition {
+        let mut crd = <commons_crds::Tenancy as kube::CustomResourceExt>::crd();
+        crd.status = Some(CustomResourceDefinitionStatus {
+            conditions: Some(
+                conditions
+                    .iter()
+                    .map(|(t, s)| CustomResourceDefinitionCondition {
+                        type_: (*t).into(),
+                        status: (*s).into(),
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
+            ..Default::default()
+        });
+        crd
+    }
+
+    #[test]
+    fn established_needs_the_established_condition_true() {
+        assert!(established(&crd_with(&[("NamesAccepted", "True"), ("Established", "True")])));
+        assert!(!established(&crd_with(&[("NamesAccepted", "True"), ("Established", "False")])));
+        assert!(!established(&crd_with(&[("NamesAccepted", "True")])));
+        let mut bare = crd_with(&[]);
+        bare.status = None;
+        assert!(!established(&bare));
+    }
+}
