@@ -68,10 +68,18 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     let mut body = Vec::new();
     let encoder = TextEncoder::new();
     match encoder.encode(&state.registry.gather(), &mut body) {
-        Ok(()) => ([(header::CONTENT_TYPE, encoder.format_type().to_owned())], body).into_response(),
-        Err(e) => Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "metrics-encoding", "Metrics could not be encoded")
-            .with_detail(e.to_string())
-            .with_instance("/metrics")
+        Ok(()) => (
+            [(header::CONTENT_TYPE, encoder.format_type().to_owned())],
+            body,
+        )
             .into_response(),
+        Err(e) => Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "metrics-encoding",
+            "Metrics could not be encoded",
+        )
+        .with_detail(e.to_string())
+        .with_instance("/metrics")
+        .into_response(),
     }
 }

@@ -52,7 +52,13 @@ mod tests {
         let counter = prometheus::IntCounter::new("commons_test_total", "A test counter").unwrap();
         registry.register(Box::new(counter.clone())).unwrap();
         counter.inc();
-        (router(AppState { readiness: rx, registry }), tx)
+        (
+            router(AppState {
+                readiness: rx,
+                registry,
+            }),
+            tx,
+        )
     }
 
     async fn call(router: Router, path: &str) -> (StatusCode, String, String) {
@@ -67,7 +73,11 @@ mod tests {
             .map(|v| v.to_str().unwrap().to_owned())
             .unwrap_or_default();
         let body = response.into_body().collect().await.unwrap().to_bytes();
-        (status, content_type, String::from_utf8(body.to_vec()).unwrap())
+        (
+            status,
+            content_type,
+            String::from_utf8(body.to_vec()).unwrap(),
+        )
     }
 
     #[tokio::test]
@@ -88,14 +98,24 @@ mod tests {
 
         tx.send(Readiness {
             passing: vec!["apiserver".into()],
-            failing: vec![health::FailingCheck { check: "crds".into(), reason: "tenancies.commons.dev is not installed".into() }],
+            failing: vec![health::FailingCheck {
+                check: "crds".into(),
+                reason: "tenancies.commons.dev is not installed".into(),
+            }],
         })
         .unwrap();
         let (status, _, body) = call(router.clone(), "/readyz").await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-        assert!(body.contains("crds: tenancies.commons.dev is not installed"), "{body}");
+        assert!(
+            body.contains("crds: tenancies.commons.dev is not installed"),
+            "{body}"
+        );
 
-        tx.send(Readiness { passing: vec!["apiserver".into(), "crds".into()], failing: vec![] }).unwrap();
+        tx.send(Readiness {
+            passing: vec!["apiserver".into(), "crds".into()],
+            failing: vec![],
+        })
+        .unwrap();
         let (status, _, body) = call(router, "/readyz").await;
         assert_eq!(status, StatusCode::OK);
         assert!(body.contains("\"crds\""), "{body}");

@@ -34,7 +34,7 @@ use crate::common::{Classification, Protocol, ResourceRequirements};
     printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyReplicas"),
     printcolumn(name = "Endpoint", type_ = "string", json_path = ".status.endpoint", priority = 1),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
-    validation = Rule::new("size(self.metadata.name) <= 63 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')").message("metadata.name must be a DNS-1035 label (it names the Service)").field_path(".metadata.name")
+    validation = Rule::new("size(self.metadata.name) <= 63 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')").message("metadata.name must be a DNS-1035 label (it names the Service)")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct HostedServiceSpec {
@@ -88,7 +88,10 @@ fn default_replicas() -> i32 {
 #[serde(rename_all = "camelCase")]
 pub struct ServicePort {
     /// The port's name (an IANA service name: lower case, at most 15 characters), for example `http`.
-    #[schemars(length(min = 1, max = 15), regex(pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 15),
+        regex(pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
     pub name: String,
     /// The port the Service offers.
     #[schemars(range(min = 1, max = 65535))]
@@ -140,15 +143,15 @@ pub enum Exposure {
 pub struct Sharing {
     /// Names of the tenancies that use the service. The hosting tenancy may list itself to carry
     /// a share of the cost.
-    #[schemars(length(min = 1, max = 256))]
+    #[schemars(length(min = 1, max = 256), inner(length(max = 40), regex(pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")))]
     #[x_kube(merge_strategy = ListMerge::Set)]
-    #[x_kube(validation = Rule::new("self.all(t, t.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$') && size(t) <= 40)").message("each consumer must be a tenancy name (a DNS label of at most 40 characters)"))]
     pub consumers: Vec<String>,
     /// How the service's cost is divided among the consumers.
     #[serde(default)]
     pub cost_split: CostSplit,
     /// With costSplit weighted: each consumer's relative weight (1 to 10000).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(length(max = 256))]
     #[x_kube(validation = Rule::new("self.all(k, self[k] >= 1 && self[k] <= 10000)").message("each weight must be from 1 to 10000"))]
     pub weights: BTreeMap<String, i32>,
 }
@@ -182,7 +185,10 @@ pub struct Catalogue {
     pub description: Option<String>,
     /// The catalogue category, for example `hr`, `payroll`, `case-management`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 63), regex(pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
     pub category: Option<String>,
 }
 

@@ -5,6 +5,9 @@
 //! `kubectl explain` text; schemars attributes become OpenAPI validation; `x_kube(validation)`
 //! attributes become CEL rules (`x-kubernetes-validations`) that the apiserver enforces.
 
+// `printcolumn(name = .., type_ = ..)` entries repeat their keys by design; the lint misreads them.
+#![allow(clippy::duplicated_attributes)]
+
 pub mod common;
 pub mod generate;
 pub mod hosted_service;

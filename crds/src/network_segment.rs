@@ -28,7 +28,7 @@ use crate::common::{Classification, Protocol, Sector};
     printcolumn(name = "Refused", type_ = "integer", json_path = ".status.refusedCount"),
     printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
-    validation = Rule::new("size(self.metadata.name) <= 63 && self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')").message("metadata.name must be a DNS label (it is used as a label value)").field_path(".metadata.name"),
+    validation = Rule::new("size(self.metadata.name) <= 63 && self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')").message("metadata.name must be a DNS label (it is used as a label value)"),
     validation = Rule::new("!has(self.spec.peers) || !self.spec.peers.exists(p, p == self.metadata.name)").message("spec.peers must not name the segment itself").field_path(".spec.peers")
 )]
 #[serde(rename_all = "camelCase")]
@@ -45,17 +45,16 @@ pub struct NetworkSegmentSpec {
     pub admission: SegmentAdmission,
     /// Other segments whose members may reach this segment's members (one way: peers reach us).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 32))]
+    #[schemars(length(max = 32), inner(length(max = 63), regex(pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")))]
     #[x_kube(merge_strategy = ListMerge::Set)]
-    #[x_kube(validation = Rule::new("self.all(p, p.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$') && size(p) <= 63)").message("each peer must be a segment name (a DNS label)"))]
     pub peers: Vec<String>,
     /// Networks outside the cluster that members may reach.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 64))]
+    #[schemars(length(max = 32))]
     pub egress: Vec<ExternalRule>,
     /// Networks outside the cluster that may reach members' services exposed to the segment.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 64))]
+    #[schemars(length(max = 32))]
     pub ingress: Vec<ExternalRule>,
 }
 
@@ -72,9 +71,8 @@ pub struct SegmentAdmission {
     pub sectors: Vec<Sector>,
     /// Tenancies admitted by name, whatever their sector or classification.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 512))]
+    #[schemars(length(max = 512), inner(length(max = 40), regex(pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")))]
     #[x_kube(merge_strategy = ListMerge::Set)]
-    #[x_kube(validation = Rule::new("self.all(t, t.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$') && size(t) <= 40)").message("each tenancy must be a tenancy name (a DNS label of at most 40 characters)"))]
     pub tenancies: Vec<String>,
     /// Classifications admitted; empty means the segment's classification and above.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -98,11 +96,11 @@ pub struct ExternalRule {
     pub cidr: String,
     /// Ranges inside cidr to leave out.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 32))]
+    #[schemars(length(max = 8), inner(length(max = 64)))]
     pub except: Vec<String>,
     /// The ports opened; empty means every port.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 32))]
+    #[schemars(length(max = 16))]
     pub ports: Vec<PortRange>,
 }
 

@@ -34,7 +34,7 @@ pub const MAX_TENANCY_NAME: usize = 40;
     printcolumn(name = "Suspended", type_ = "boolean", json_path = ".spec.suspended", priority = 1),
     printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
-    validation = Rule::new("self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$') && size(self.metadata.name) <= 40").message("metadata.name must be a DNS label of at most 40 characters, so that <tenancy>-<namespace> is a valid namespace name").field_path(".metadata.name"),
+    validation = Rule::new("self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$') && size(self.metadata.name) <= 40").message("metadata.name must be a DNS label of at most 40 characters, so that <tenancy>-<namespace> is a valid namespace name"),
     validation = Rule::new("self.spec.namespaces.all(n, size(self.metadata.name) + size(n.name) < 63)").message("spec.namespaces: <tenancy>-<name> must be at most 63 characters").field_path(".spec.namespaces")
 )]
 #[serde(rename_all = "camelCase")]
@@ -63,7 +63,7 @@ pub struct TenancySpec {
     /// Names of the NetworkSegments the tenancy asks to join. Each segment admits or refuses it
     /// by its own rules; the outcome is in status.segments.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 16))]
+    #[schemars(length(max = 16), inner(length(max = 63), regex(pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")))]
     #[x_kube(merge_strategy = ListMerge::Set)]
     pub network_segments: Vec<SegmentName>,
     /// Monthly budget; Commons raises BudgetExceeded and Events as spend crosses each threshold.
@@ -92,7 +92,10 @@ pub struct Organisation {
     /// The part of the public sector the organisation belongs to.
     pub sector: Sector,
     /// The finance code usage is charged to.
-    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9._/-]*$"))]
+    #[schemars(
+        length(min = 1, max = 64),
+        regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
+    )]
     pub cost_centre: String,
     /// Where Commons and the platform team send notices about the tenancy.
     #[schemars(length(max = 254), regex(pattern = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"))]
@@ -131,12 +134,17 @@ pub enum OwnerKind {
 #[serde(rename_all = "camelCase")]
 pub struct TenancyNamespace {
     /// The short name; the namespace is `<tenancy>-<name>`. A DNS label.
-    #[schemars(length(min = 1, max = 62), regex(pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 62),
+        regex(pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
     pub name: String,
-    /// Extra labels for the namespace. Keys under commons.dev/ and pod-security.kubernetes.io/
-    /// are managed by Commons and may not be set here.
+    /// Extra labels for the namespace. The keys Commons sets itself (commons.dev/tenancy, sector,
+    /// classification and cost-centre, the pod-security.kubernetes.io levels and
+    /// app.kubernetes.io/managed-by) may not be set here.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    #[x_kube(validation = Rule::new("self.all(k, !k.startsWith('commons.dev/') && !k.startsWith('pod-security.kubernetes.io/') && k != 'kubernetes.io/metadata.name')").message("label keys under commons.dev/ and pod-security.kubernetes.io/ are managed by Commons"))]
+    #[schemars(length(max = 32), inner(length(max = 63)))]
+    #[x_kube(validation = Rule::new("!('commons.dev/tenancy' in self) && !('commons.dev/sector' in self) && !('commons.dev/classification' in self) && !('commons.dev/cost-centre' in self) && !('app.kubernetes.io/managed-by' in self) && !('kubernetes.io/metadata.name' in self) && !('pod-security.kubernetes.io/enforce' in self) && !('pod-security.kubernetes.io/enforce-version' in self) && !('pod-security.kubernetes.io/audit' in self) && !('pod-security.kubernetes.io/warn' in self)").message("label keys Commons sets (commons.dev/*, pod-security.kubernetes.io/*, app.kubernetes.io/managed-by) are managed by Commons"))]
     pub labels: BTreeMap<String, String>,
 }
 
@@ -146,15 +154,15 @@ pub struct TenancyNamespace {
 pub struct TenancyQuota {
     /// Total CPU requests, as a Kubernetes quantity (for example `16` or `16000m`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("isQuantity(self) && quantity(self).sign() >= 0").message("must be a non-negative Kubernetes quantity, for example 16 or 500m"))]
+    #[x_kube(validation = Rule::new("isQuantity(self) && !quantity(self).isLessThan(quantity('0'))").message("must be a non-negative Kubernetes quantity, for example 16 or 500m"))]
     pub cpu: Option<String>,
     /// Total memory requests, as a Kubernetes quantity (for example `64Gi`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("isQuantity(self) && quantity(self).sign() >= 0").message("must be a non-negative Kubernetes quantity, for example 64Gi"))]
+    #[x_kube(validation = Rule::new("isQuantity(self) && !quantity(self).isLessThan(quantity('0'))").message("must be a non-negative Kubernetes quantity, for example 64Gi"))]
     pub memory: Option<String>,
     /// Total persistent volume storage requested, as a Kubernetes quantity (for example `500Gi`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("isQuantity(self) && quantity(self).sign() >= 0").message("must be a non-negative Kubernetes quantity, for example 500Gi"))]
+    #[x_kube(validation = Rule::new("isQuantity(self) && !quantity(self).isLessThan(quantity('0'))").message("must be a non-negative Kubernetes quantity, for example 500Gi"))]
     pub storage: Option<String>,
     /// Most pods at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]

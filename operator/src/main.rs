@@ -43,18 +43,24 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Command::Crds { output_dir: Some(dir), .. } => crds_cmd::write(&dir).map(|files| {
+        Command::Crds {
+            output_dir: Some(dir),
+            ..
+        } => crds_cmd::write(&dir).map(|files| {
             for f in files {
                 println!("wrote {}", dir.join(f).display());
             }
         }),
-        Command::Crds { check: Some(dir), .. } => {
-            crds_cmd::check(&dir).map(|()| println!("{} is up to date", dir.display()))
-        }
+        Command::Crds {
+            check: Some(dir), ..
+        } => crds_cmd::check(&dir).map(|()| println!("{} is up to date", dir.display())),
         Command::Crds { .. } => crds_cmd::print().map(|yaml| print!("{yaml}")),
         Command::Run { listen, log_json } => {
             init_tracing(log_json);
-            match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(rt) => rt.block_on(run::run(run::Settings { listen })),
                 Err(source) => Err(commons_operator::Error::Io {
                     action: "cannot start the async runtime",
@@ -74,7 +80,8 @@ fn main() -> ExitCode {
 }
 
 fn init_tracing(json: bool) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,kube=warn"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,kube=warn"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     if json {
         builder.json().init();

@@ -22,12 +22,18 @@ impl Metrics {
     pub fn new() -> Result<Self> {
         let registry = Registry::new_custom(Some("commons".into()), None)?;
         let reconcile_duration = HistogramVec::new(
-            HistogramOpts::new("reconcile_duration_seconds", "How long reconciles take.")
-                .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            HistogramOpts::new("reconcile_duration_seconds", "How long reconciles take.").buckets(
+                vec![
+                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                ],
+            ),
             &["controller"],
         )?;
         let reconcile_errors = IntCounterVec::new(
-            Opts::new("reconcile_errors_total", "Failed reconciles, by error reason."),
+            Opts::new(
+                "reconcile_errors_total",
+                "Failed reconciles, by error reason.",
+            ),
             &["controller", "reason"],
         )?;
         let ready = IntGauge::new("ready", "1 while every readiness check passes, else 0.")?;
@@ -36,6 +42,11 @@ impl Metrics {
         registry.register(Box::new(ready.clone()))?;
         let process = prometheus::process_collector::ProcessCollector::for_self();
         let _ = registry.register(Box::new(process));
-        Ok(Metrics { registry, reconcile_duration, reconcile_errors, ready })
+        Ok(Metrics {
+            registry,
+            reconcile_duration,
+            reconcile_errors,
+            ready,
+        })
     }
 }

@@ -18,7 +18,11 @@ pub fn established(crd: &CustomResourceDefinition) -> bool {
     crd.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|conds| conds.iter().any(|c| c.type_ == "Established" && c.status == "True"))
+        .is_some_and(|conds| {
+            conds
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True")
+        })
 }
 
 /// Runs every check once.
@@ -28,7 +32,10 @@ pub async fn check(client: &Client) -> Readiness {
     match version {
         Ok(_) => readiness.passing.push("apiserver".into()),
         Err(e) => {
-            readiness.failing.push(FailingCheck { check: "apiserver".into(), reason: e.to_string() });
+            readiness.failing.push(FailingCheck {
+                check: "apiserver".into(),
+                reason: e.to_string(),
+            });
             return readiness;
         }
     }
@@ -48,7 +55,10 @@ pub async fn check(client: &Client) -> Readiness {
     } else {
         readiness.failing.push(FailingCheck {
             check: "crds".into(),
-            reason: format!("{} (install them with `commons crds | kubectl apply --server-side -f -`)", missing.join(", ")),
+            reason: format!(
+                "{} (install them with `commons crds | kubectl apply --server-side -f -`)",
+                missing.join(", ")
+            ),
         });
     }
     readiness
@@ -103,8 +113,14 @@ mod tests {
 
     #[test]
     fn established_needs_the_established_condition_true() {
-        assert!(established(&crd_with(&[("NamesAccepted", "True"), ("Established", "True")])));
-        assert!(!established(&crd_with(&[("NamesAccepted", "True"), ("Established", "False")])));
+        assert!(established(&crd_with(&[
+            ("NamesAccepted", "True"),
+            ("Established", "True")
+        ])));
+        assert!(!established(&crd_with(&[
+            ("NamesAccepted", "True"),
+            ("Established", "False")
+        ])));
         assert!(!established(&crd_with(&[("NamesAccepted", "True")])));
         let mut bare = crd_with(&[]);
         bare.status = None;

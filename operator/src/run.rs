@@ -25,18 +25,28 @@ pub async fn run(settings: Settings) -> Result<()> {
     let (tx, rx) = watch::channel(Readiness::default());
     let checker = tokio::spawn(readiness::run(client.clone(), tx, metrics.clone()));
 
-    let app = commons_api::router(AppState { readiness: rx, registry: metrics.registry.clone() });
+    let app = commons_api::router(AppState {
+        readiness: rx,
+        registry: metrics.registry.clone(),
+    });
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
-        .map_err(|source| Error::Listen { addr: settings.listen.to_string(), source })?;
-    let local = listener
-        .local_addr()
-        .map_err(|source| Error::Listen { addr: settings.listen.to_string(), source })?;
+        .map_err(|source| Error::Listen {
+            addr: settings.listen.to_string(),
+            source,
+        })?;
+    let local = listener.local_addr().map_err(|source| Error::Listen {
+        addr: settings.listen.to_string(),
+        source,
+    })?;
     tracing::info!(%local, "serving /healthz, /readyz and /metrics");
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
-        .map_err(|source| Error::Listen { addr: local.to_string(), source });
+        .map_err(|source| Error::Listen {
+            addr: local.to_string(),
+            source,
+        });
     checker.abort();
     tracing::info!("stopped");
     served

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Shared steps for building and running `commons` on the local control plane. Sourced by up.sh,
+# down.sh and test.sh after e2e/controlplane/lib.sh.
+
+root="${root:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$COMMONS_CACHE/target}"
+COMMONS_BIN="$CARGO_TARGET_DIR/debug/commons"
+COMMONS_LISTEN="${COMMONS_LISTEN:-127.0.0.1:18080}"
+COMMONS_PID="$COMMONS_CLUSTER_DIR/pids/commons.pid"
+COMMONS_LOG="$COMMONS_CLUSTER_DIR/logs/commons.log"
+
+commons_build() {
+  step "building commons (cargo; the first build takes a few minutes)"
+  (cd "$root" && cargo build --quiet -p commons-operator --bin commons) >"$COMMONS_CACHE/logs/build-commons.log" 2>&1 \
+    || fail "building commons" "$COMMONS_CACHE/logs/build-commons.log"
+}
+
+commons_install_crds() {
+  step "installing the Commons CRDs"
+  kubectl apply --server-side --force-conflicts --field-manager=commons-install -f "$root/crds/yaml" >"$COMMONS_CLUSTER_DIR/logs/crds.log" 2>&1 \
+    || fail "installing the CRDs" "$COMMONS_CLUSTER_DIR/logs/crds.log"
+  kubectl wait --for=condition=Established --timeout=60s -f "$root/crds/yaml" >>"$COMMONS_CLUSTER_DIR/logs/crds.log" 2>&1 \
+    || fail "waiting for the CRDs to be Established" "$COMMONS_CLUSTER_DIR/logs/crds.log"
+}
+
+commons_stop() {
+  if [[ -f "$COMMONS_PID" ]]; then
+    local pid
+    pid="$(cat "$COMMONS_PID")"
+    if kill -0 "$pid" 2>/dev/null && grep -q "commons" "/proc/$pid/cmdline" 2>/dev/null; then
+      kill "$pid" 2>/dev/null || true
+      for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -9 "$pid" 2>/dev/null || true
+    fi
+    rm -f "$COMMONS_PID"
+  fi
+}
+
+commons_start() {
+  step "starting commons on $COMMONS_LISTEN"
+  # Restart so the running process is always the binary just built.
+  commons_stop
+  mkdir -p "$(dirname "$COMMONS_PID")" "$(dirname "$COMMONS_LOG")"
+  KUBECONFIG="$KUBECONFIG" setsid nohup "$COMMONS_BIN" run --listen "$COMMONS_LISTEN" >"$COMMONS_LOG" 2>&1 </dev/null &
+  echo $! >"$COMMONS_PID"
+  for _ in $(seq 120); do
+    if curl -fsS "http://$COMMONS_LISTEN/readyz" >/dev/null 2>&1; then
+      ok "commons is ready (pid $(cat "$COMMONS_PID"), log $COMMONS_LOG)"
+      return 0
+    fi
+    kill -0 "$(cat "$COMMONS_PID")" 2>/dev/null || fail "starting commons (it exited)" "$COMMONS_LOG"
+    sleep 0.5
+  done
+  fail "waiting for commons /readyz" "$COMMONS_LOG"
+}

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Stops commons and the local control plane. `--purge` also deletes the cluster's data.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=e2e/controlplane/lib.sh
+source "$here/controlplane/lib.sh"
+source "$here/commons.sh"
+commons_stop
+"$here/controlplane/down.sh" "$@"

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The README's second command: every test. Formatting, lints (warnings denied), unit tests, the CRD
+# YAML check, then the end-to-end tests against the real local control plane (started if needed).
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+# shellcheck source=e2e/controlplane/lib.sh
+source "$here/controlplane/lib.sh"
+source "$here/commons.sh"
+cd "$root"
+mkdir -p "$COMMONS_CACHE/logs"
+started=$(date +%s)
+
+# The control plane's first build is long: start it now and run the Rust checks meanwhile.
+"$here/controlplane/up.sh" >"$COMMONS_CACHE/logs/test-controlplane-up.log" 2>&1 &
+up_pid=$!
+
+step "cargo fmt --check"
+cargo fmt --all --check
+step "cargo clippy (warnings denied)"
+RUSTFLAGS="${RUSTFLAGS:-} -D warnings" cargo clippy --workspace --all-targets --quiet -- -D warnings
+step "unit tests"
+RUSTFLAGS="${RUSTFLAGS:-} -D warnings" cargo test --workspace --exclude commons-e2e --quiet
+step "building the end-to-end tests"
+RUSTFLAGS="${RUSTFLAGS:-} -D warnings" cargo test -p commons-e2e --no-run --quiet 2>&1 | tail -n 3
+
+step "waiting for the local control plane"
+if ! wait "$up_pid"; then
+  cat "$COMMONS_CACHE/logs/test-controlplane-up.log"
+  fail "bringing up the local control plane" "$COMMONS_CACHE/logs/test-controlplane-up.log"
+fi
+tail -n 4 "$COMMONS_CACHE/logs/test-controlplane-up.log"
+# shellcheck source=e2e/controlplane/env.sh
+source "$here/controlplane/env.sh"
+
+step "end-to-end tests against the real control plane"
+RUSTFLAGS="${RUSTFLAGS:-} -D warnings" cargo test -p commons-e2e -- --test-threads=4
+
+ok "all tests passed in $(( $(date +%s) - started ))s"
