@@ -21,7 +21,7 @@ cat <<TXT
 Commons is running against the local control plane.
 
   export KUBECONFIG=$KUBECONFIG
-  export PATH=$(dirname "$COMMONS_BIN"):$PATH
+  export PATH=$(dirname "$COMMONS_BIN"):$controlplane_path:\$PATH
 
 Try:
   kubectl get nodes                          # three simulated (kwok) nodes
