@@ -14,6 +14,8 @@ started=$(date +%s)
 # The control plane's first build is long: start it now and run the Rust checks meanwhile.
 "$here/controlplane/up.sh" >"$COMMONS_CACHE/logs/test-controlplane-up.log" 2>&1 &
 up_pid=$!
+# If a check below fails, do not leave the control plane's start running unattended.
+trap 'kill "$up_pid" 2>/dev/null || true' EXIT
 
 step "cargo fmt --check"
 cargo fmt --all --check
@@ -25,6 +27,7 @@ step "building the end-to-end tests"
 RUSTFLAGS="${RUSTFLAGS:-} -D warnings" cargo test -p commons-e2e --no-run --quiet 2>&1 | tail -n 3
 
 step "waiting for the local control plane"
+trap - EXIT
 if ! wait "$up_pid"; then
   cat "$COMMONS_CACHE/logs/test-controlplane-up.log"
   fail "bringing up the local control plane" "$COMMONS_CACHE/logs/test-controlplane-up.log"

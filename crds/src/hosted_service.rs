@@ -143,7 +143,10 @@ pub enum Exposure {
 pub struct Sharing {
     /// Names of the tenancies that use the service. The hosting tenancy may list itself to carry
     /// a share of the cost.
-    #[schemars(length(min = 1, max = 256), inner(length(max = 40), regex(pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")))]
+    #[schemars(
+        length(min = 1, max = 256),
+        inner(length(max = 40), regex(pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))
+    )]
     #[x_kube(merge_strategy = ListMerge::Set)]
     pub consumers: Vec<String>,
     /// How the service's cost is divided among the consumers.

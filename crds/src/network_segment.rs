@@ -45,7 +45,10 @@ pub struct NetworkSegmentSpec {
     pub admission: SegmentAdmission,
     /// Other segments whose members may reach this segment's members (one way: peers reach us).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 32), inner(length(max = 63), regex(pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")))]
+    #[schemars(
+        length(max = 32),
+        inner(length(max = 63), regex(pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))
+    )]
     #[x_kube(merge_strategy = ListMerge::Set)]
     pub peers: Vec<String>,
     /// Networks outside the cluster that members may reach.
@@ -71,7 +74,10 @@ pub struct SegmentAdmission {
     pub sectors: Vec<Sector>,
     /// Tenancies admitted by name, whatever their sector or classification.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 512), inner(length(max = 40), regex(pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")))]
+    #[schemars(
+        length(max = 512),
+        inner(length(max = 40), regex(pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))
+    )]
     #[x_kube(merge_strategy = ListMerge::Set)]
     pub tenancies: Vec<String>,
     /// Classifications admitted; empty means the segment's classification and above.

@@ -63,7 +63,10 @@ pub struct TenancySpec {
     /// Names of the NetworkSegments the tenancy asks to join. Each segment admits or refuses it
     /// by its own rules; the outcome is in status.segments.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 16), inner(length(max = 63), regex(pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")))]
+    #[schemars(
+        length(max = 16),
+        inner(length(max = 63), regex(pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))
+    )]
     #[x_kube(merge_strategy = ListMerge::Set)]
     pub network_segments: Vec<SegmentName>,
     /// Monthly budget; Commons raises BudgetExceeded and Events as spend crosses each threshold.
