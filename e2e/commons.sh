@@ -5,7 +5,7 @@
 root="${root:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$COMMONS_CACHE/target}"
 COMMONS_BIN="$CARGO_TARGET_DIR/debug/commons"
-COMMONS_LISTEN="${COMMONS_LISTEN:-127.0.0.1:18080}"
+export COMMONS_LISTEN="${COMMONS_LISTEN:-127.0.0.1:18080}"
 COMMONS_PID="$COMMONS_CLUSTER_DIR/pids/commons.pid"
 COMMONS_LOG="$COMMONS_CLUSTER_DIR/logs/commons.log"
 
@@ -41,7 +41,7 @@ commons_start() {
   # Restart so the running process is always the binary just built.
   commons_stop
   mkdir -p "$(dirname "$COMMONS_PID")" "$(dirname "$COMMONS_LOG")"
-  KUBECONFIG="$KUBECONFIG" setsid nohup "$COMMONS_BIN" run --listen "$COMMONS_LISTEN" >"$COMMONS_LOG" 2>&1 </dev/null &
+  KUBECONFIG="$KUBECONFIG" setsid nohup "$COMMONS_BIN" run --listen "$COMMONS_LISTEN" >>"$COMMONS_LOG" 2>&1 </dev/null &
   echo $! >"$COMMONS_PID"
   for _ in $(seq 120); do
     if curl -fsS "http://$COMMONS_LISTEN/readyz" >/dev/null 2>&1; then

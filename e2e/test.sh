@@ -36,6 +36,13 @@ tail -n 4 "$COMMONS_CACHE/logs/test-controlplane-up.log"
 # shellcheck source=e2e/controlplane/env.sh
 source "$here/controlplane/env.sh"
 
+# The operator under test: the binary just built, with a short resync so the tests can watch
+# idle resyncs happen.
+export COMMONS_RESYNC_SECONDS="${COMMONS_RESYNC_SECONDS:-10}"
+commons_build
+commons_install_crds
+commons_start
+
 step "end-to-end tests against the real control plane"
 RUSTFLAGS="${RUSTFLAGS:-} -D warnings" cargo test -p commons-e2e -- --test-threads=4
 

@@ -68,11 +68,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     let mut body = Vec::new();
     let encoder = TextEncoder::new();
     match encoder.encode(&state.registry.gather(), &mut body) {
-        Ok(()) => (
-            [(header::CONTENT_TYPE, encoder.format_type().to_owned())],
-            body,
-        )
-            .into_response(),
+        Ok(()) => ([(header::CONTENT_TYPE, encoder.format_type().to_owned())], body).into_response(),
         Err(e) => Problem::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "metrics-encoding",

@@ -52,20 +52,11 @@ mod tests {
         let counter = prometheus::IntCounter::new("commons_test_total", "A test counter").unwrap();
         registry.register(Box::new(counter.clone())).unwrap();
         counter.inc();
-        (
-            router(AppState {
-                readiness: rx,
-                registry,
-            }),
-            tx,
-        )
+        (router(AppState { readiness: rx, registry }), tx)
     }
 
     async fn call(router: Router, path: &str) -> (StatusCode, String, String) {
-        let response = router
-            .oneshot(Request::get(path).body(Body::empty()).unwrap())
-            .await
-            .unwrap();
+        let response = router.oneshot(Request::get(path).body(Body::empty()).unwrap()).await.unwrap();
         let status = response.status();
         let content_type = response
             .headers()
@@ -73,11 +64,7 @@ mod tests {
             .map(|v| v.to_str().unwrap().to_owned())
             .unwrap_or_default();
         let body = response.into_body().collect().await.unwrap().to_bytes();
-        (
-            status,
-            content_type,
-            String::from_utf8(body.to_vec()).unwrap(),
-        )
+        (status, content_type, String::from_utf8(body.to_vec()).unwrap())
     }
 
     #[tokio::test]
@@ -106,16 +93,9 @@ mod tests {
         .unwrap();
         let (status, _, body) = call(router.clone(), "/readyz").await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-        assert!(
-            body.contains("crds: tenancies.commons.dev is not installed"),
-            "{body}"
-        );
+        assert!(body.contains("crds: tenancies.commons.dev is not installed"), "{body}");
 
-        tx.send(Readiness {
-            passing: vec!["apiserver".into(), "crds".into()],
-            failing: vec![],
-        })
-        .unwrap();
+        tx.send(Readiness { passing: vec!["apiserver".into(), "crds".into()], failing: vec![] }).unwrap();
         let (status, _, body) = call(router, "/readyz").await;
         assert_eq!(status, StatusCode::OK);
         assert!(body.contains("\"crds\""), "{body}");

@@ -10,9 +10,7 @@ use serde::{Deserialize, Serialize};
 
 /// The part of the public sector an organisation belongs to. It decides which network segments the
 /// organisation may join and how its usage is reported.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Sector {
     /// Schools, academy trusts, colleges and universities.
@@ -74,18 +72,7 @@ impl fmt::Display for Sector {
 /// Government Security Classification of the data a tenancy or service handles. Ordered: OFFICIAL is
 /// below OFFICIAL-SENSITIVE.
 #[derive(
-    Clone,
-    Copy,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    JsonSchema,
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
 )]
 #[serde(rename_all = "kebab-case")]
 pub enum Classification {
@@ -206,17 +193,13 @@ impl FromStr for Amount {
                 && int.bytes().all(|b| b.is_ascii_digit())
                 && (int == "0" || !int.starts_with('0'));
             let frac_ok = !s.contains('.')
-                || (!frac.is_empty()
-                    && frac.len() <= 10
-                    && frac.bytes().all(|b| b.is_ascii_digit()));
+                || (!frac.is_empty() && frac.len() <= 10 && frac.bytes().all(|b| b.is_ascii_digit()));
             int_ok && frac_ok
         };
         if !plain {
             return Err(AmountError(s.to_owned()));
         }
-        Decimal::from_str_exact(s)
-            .map(Amount)
-            .map_err(|_| AmountError(s.to_owned()))
+        Decimal::from_str_exact(s).map(Amount).map_err(|_| AmountError(s.to_owned()))
     }
 }
 
@@ -272,19 +255,7 @@ mod tests {
         for ok in ["0", "0.0345", "12", "100.5", "999999999999.0000000001"] {
             assert!(ok.parse::<Amount>().is_ok(), "{ok} should parse");
         }
-        for bad in [
-            "-1",
-            "-0.5",
-            "1e-3",
-            "1.",
-            ".5",
-            "01",
-            "",
-            "+1",
-            "0.12345678901",
-            "NaN",
-            "1,5",
-        ] {
+        for bad in ["-1", "-0.5", "1e-3", "1.", ".5", "01", "", "+1", "0.12345678901", "NaN", "1,5"] {
             assert!(bad.parse::<Amount>().is_err(), "{bad:?} should be refused");
         }
     }
@@ -297,10 +268,7 @@ mod tests {
         assert_eq!(serde_json::to_string(&a).unwrap(), "\"0.1\"");
         let back: Amount = serde_json::from_str("\"0.1\"").unwrap();
         assert_eq!(back, a);
-        assert!(
-            serde_json::from_str::<Amount>("0.1").is_err(),
-            "a JSON number is not an amount"
-        );
+        assert!(serde_json::from_str::<Amount>("0.1").is_err(), "a JSON number is not an amount");
     }
 
     #[test]
@@ -311,10 +279,7 @@ mod tests {
     #[test]
     fn sector_wire_names_match_serde() {
         for s in Sector::ALL {
-            assert_eq!(
-                serde_json::to_value(s).unwrap(),
-                serde_json::json!(s.as_str())
-            );
+            assert_eq!(serde_json::to_value(s).unwrap(), serde_json::json!(s.as_str()));
         }
     }
 }

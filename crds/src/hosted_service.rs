@@ -88,10 +88,7 @@ fn default_replicas() -> i32 {
 #[serde(rename_all = "camelCase")]
 pub struct ServicePort {
     /// The port's name (an IANA service name: lower case, at most 15 characters), for example `http`.
-    #[schemars(
-        length(min = 1, max = 15),
-        regex(pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-    )]
+    #[schemars(length(min = 1, max = 15), regex(pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
     pub name: String,
     /// The port the Service offers.
     #[schemars(range(min = 1, max = 65535))]
@@ -188,10 +185,7 @@ pub struct Catalogue {
     pub description: Option<String>,
     /// The catalogue category, for example `hr`, `payroll`, `case-management`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(
-        length(min = 1, max = 63),
-        regex(pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-    )]
+    #[schemars(length(min = 1, max = 63), regex(pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
     pub category: Option<String>,
 }
 

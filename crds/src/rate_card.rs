@@ -23,21 +23,9 @@ use crate::common::Amount;
     doc = "Prices per unit-hour, as exact decimals, in force from a date.",
     printcolumn(name = "Currency", type_ = "string", json_path = ".spec.currency"),
     printcolumn(name = "Effective", type_ = "date", json_path = ".spec.effectiveFrom"),
-    printcolumn(
-        name = "CPU/h",
-        type_ = "string",
-        json_path = ".spec.prices.cpuCoreHour"
-    ),
-    printcolumn(
-        name = "Memory/h",
-        type_ = "string",
-        json_path = ".spec.prices.memoryGibHour"
-    ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+    printcolumn(name = "CPU/h", type_ = "string", json_path = ".spec.prices.cpuCoreHour"),
+    printcolumn(name = "Memory/h", type_ = "string", json_path = ".spec.prices.memoryGibHour"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct RateCardSpec {

@@ -95,10 +95,7 @@ pub struct Organisation {
     /// The part of the public sector the organisation belongs to.
     pub sector: Sector,
     /// The finance code usage is charged to.
-    #[schemars(
-        length(min = 1, max = 64),
-        regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
-    )]
+    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9._/-]*$"))]
     pub cost_centre: String,
     /// Where Commons and the platform team send notices about the tenancy.
     #[schemars(length(max = 254), regex(pattern = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"))]
@@ -137,10 +134,7 @@ pub enum OwnerKind {
 #[serde(rename_all = "camelCase")]
 pub struct TenancyNamespace {
     /// The short name; the namespace is `<tenancy>-<name>`. A DNS label.
-    #[schemars(
-        length(min = 1, max = 62),
-        regex(pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-    )]
+    #[schemars(length(min = 1, max = 62), regex(pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
     pub name: String,
     /// Extra labels for the namespace. The keys Commons sets itself (commons.dev/tenancy, sector,
     /// classification and cost-centre, the pod-security.kubernetes.io levels and

@@ -36,10 +36,7 @@ pub struct TenancyRequestSpec {
     /// Who asks.
     pub requester: Requester,
     /// The name the Tenancy is to have (a DNS label of at most 40 characters).
-    #[schemars(
-        length(min = 1, max = 40),
-        regex(pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-    )]
+    #[schemars(length(min = 1, max = 40), regex(pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
     pub tenancy_name: String,
     /// The Tenancy asked for.
     pub tenancy: TenancySpec,

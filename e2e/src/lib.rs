@@ -14,9 +14,7 @@ use kube::{Api, Client, Resource};
 #[derive(Debug, thiserror::Error)]
 pub enum E2eError {
     /// No usable kubeconfig.
-    #[error(
-        "cannot reach the local control plane (run e2e/controlplane/up.sh and export KUBECONFIG): {0}"
-    )]
+    #[error("cannot reach the local control plane (run e2e/controlplane/up.sh and export KUBECONFIG): {0}")]
     NoCluster(#[source] kube::Error),
     /// A command could not run.
     #[error("cannot run {cmd}: {source}")]
@@ -48,19 +46,13 @@ pub enum E2eError {
 /// A client for the local control plane, from `KUBECONFIG`.
 pub async fn client() -> Result<Client, E2eError> {
     let client = Client::try_default().await.map_err(E2eError::NoCluster)?;
-    client
-        .apiserver_version()
-        .await
-        .map_err(E2eError::NoCluster)?;
+    client.apiserver_version().await.map_err(E2eError::NoCluster)?;
     Ok(client)
 }
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(PathBuf::from)
-        .unwrap_or_default()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().map(PathBuf::from).unwrap_or_default()
 }
 
 /// Runs kubectl (from PATH, as `e2e/controlplane/env.sh` sets it) and returns its stdout.
@@ -69,10 +61,7 @@ pub fn kubectl(args: &[&str]) -> Result<String, E2eError> {
     let out = Command::new("kubectl")
         .args(args)
         .output()
-        .map_err(|source| E2eError::Spawn {
-            cmd: cmd.clone(),
-            source,
-        })?;
+        .map_err(|source| E2eError::Spawn { cmd: cmd.clone(), source })?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
@@ -118,23 +107,16 @@ pub async fn install_crds(client: &Client) -> Result<(), E2eError> {
     for crd in commons_crds::generate::crds() {
         let name = crd.metadata.name.unwrap_or_default();
         let api = api.clone();
-        wait_for(
-            &format!("CRD {name} Established"),
-            Duration::from_secs(60),
-            || {
-                let api = api.clone();
-                let name = name.clone();
-                async move {
-                    let crd = api.get_opt(&name).await.ok()??;
-                    let established = crd
-                        .status?
-                        .conditions?
-                        .iter()
-                        .any(|c| c.type_ == "Established" && c.status == "True");
-                    established.then_some(())
-                }
-            },
-        )
+        wait_for(&format!("CRD {name} Established"), Duration::from_secs(60), || {
+            let api = api.clone();
+            let name = name.clone();
+            async move {
+                let crd = api.get_opt(&name).await.ok()??;
+                let established =
+                    crd.status?.conditions?.iter().any(|c| c.type_ == "Established" && c.status == "True");
+                established.then_some(())
+            }
+        })
         .await?;
     }
     Ok(())
@@ -160,13 +142,9 @@ pub async fn create_raw<K: Resource<DynamicType = ()>>(
     namespace: Option<&str>,
     manifest: serde_json::Value,
 ) -> Result<DynamicObject, String> {
-    let obj: DynamicObject =
-        serde_json::from_value(manifest).map_err(|e| format!("bad manifest: {e}"))?;
-    dynamic_api::<K>(client, namespace)
-        .create(&PostParams::default(), &obj)
-        .await
-        .map_err(|e| match e {
-            kube::Error::Api(status) => status.message,
-            other => other.to_string(),
-        })
+    let obj: DynamicObject = serde_json::from_value(manifest).map_err(|e| format!("bad manifest: {e}"))?;
+    dynamic_api::<K>(client, namespace).create(&PostParams::default(), &obj).await.map_err(|e| match e {
+        kube::Error::Api(status) => status.message,
+        other => other.to_string(),
+    })
 }

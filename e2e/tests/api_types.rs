@@ -81,19 +81,10 @@ fn merge(base: &mut Value, patch: Value) {
 /// Asserts the apiserver refuses the object and that its message names `field` and says `why`.
 fn assert_rejected(result: Result<kube::api::DynamicObject, String>, field: &str, why: &str) {
     match result {
-        Ok(obj) => panic!(
-            "expected rejection naming {field}, but {:?} was stored",
-            obj.metadata.name
-        ),
+        Ok(obj) => panic!("expected rejection naming {field}, but {:?} was stored", obj.metadata.name),
         Err(message) => {
-            assert!(
-                message.contains(field),
-                "message does not name {field}: {message}"
-            );
-            assert!(
-                message.contains(why),
-                "message does not say {why:?}: {message}"
-            );
+            assert!(message.contains(field), "message does not name {field}: {message}");
+            assert!(message.contains(why), "message does not say {why:?}: {message}");
         }
     }
 }
@@ -102,30 +93,15 @@ fn assert_rejected(result: Result<kube::api::DynamicObject, String>, field: &str
 async fn kubectl_explain_shows_the_field_docs() {
     ready_client().await;
     let out = kubectl(&["explain", "tenancy.spec.organisation"]).unwrap();
-    assert!(
-        out.contains("The organisation this tenancy belongs to."),
-        "{out}"
-    );
+    assert!(out.contains("The organisation this tenancy belongs to."), "{out}");
     for field in ["displayName", "sector", "costCentre", "contactEmail"] {
         assert!(out.contains(field), "{field} missing from:\n{out}");
     }
     let sector = kubectl(&["explain", "tenancy.spec.organisation.sector"]).unwrap();
-    assert!(
-        sector.contains("local-government") && sector.contains("criminal-justice"),
-        "{sector}"
-    );
+    assert!(sector.contains("local-government") && sector.contains("criminal-justice"), "{sector}");
     let resources = kubectl(&["api-resources", "--api-group=commons.dev", "-o", "name"]).unwrap();
-    for plural in [
-        "tenancies",
-        "tenancyrequests",
-        "networksegments",
-        "hostedservices",
-        "ratecards",
-    ] {
-        assert!(
-            resources.contains(&format!("{plural}.commons.dev")),
-            "{plural} missing: {resources}"
-        );
+    for plural in ["tenancies", "tenancyrequests", "networksegments", "hostedservices", "ratecards"] {
+        assert!(resources.contains(&format!("{plural}.commons.dev")), "{plural} missing: {resources}");
     }
     // The category lists every kind.
     let all = kubectl(&["get", "commons", "-A", "--ignore-not-found"]);
@@ -170,13 +146,8 @@ async fn a_valid_tenancy_is_stored_with_its_defaults() {
     assert_eq!(t.spec.namespaces.len(), 2);
     assert_eq!(t.spec.budget.unwrap().monthly_amount.to_string(), "2500.00");
     let printed = kubectl(&["get", "tenancy", "e2e-valid"]).unwrap();
-    assert!(
-        printed.contains("Example Borough Council") && printed.contains("local-government"),
-        "{printed}"
-    );
-    api.delete("e2e-valid", &DeleteParams::default())
-        .await
-        .unwrap();
+    assert!(printed.contains("Example Borough Council") && printed.contains("local-government"), "{printed}");
+    api.delete("e2e-valid", &DeleteParams::default()).await.unwrap();
 }
 
 #[tokio::test]
@@ -184,10 +155,7 @@ async fn invalid_tenancies_are_rejected_naming_the_field() {
     let client = ready_client().await;
     let cases = [
         (
-            tenancy(
-                "e2e-bad-sector",
-                json!({"organisation": {"sector": "space"}}),
-            ),
+            tenancy("e2e-bad-sector", json!({"organisation": {"sector": "space"}})),
             "spec.organisation.sector",
             "Unsupported value",
         ),
@@ -196,24 +164,14 @@ async fn invalid_tenancies_are_rejected_naming_the_field() {
             "spec.namespaces[0].name",
             "should match",
         ),
+        (tenancy("e2e-no-ns", json!({"namespaces": []})), "spec.namespaces", "should have at least 1 items"),
         (
-            tenancy("e2e-no-ns", json!({"namespaces": []})),
-            "spec.namespaces",
-            "should have at least 1 items",
-        ),
-        (
-            tenancy(
-                "e2e-dup-ns",
-                json!({"namespaces": [{"name": "a"}, {"name": "a"}]}),
-            ),
+            tenancy("e2e-dup-ns", json!({"namespaces": [{"name": "a"}, {"name": "a"}]})),
             "spec.namespaces[1]",
             "Duplicate value",
         ),
         (
-            tenancy(
-                "e2e-sa-owner",
-                json!({"owners": [{"kind": "ServiceAccount", "name": "ci"}]}),
-            ),
+            tenancy("e2e-sa-owner", json!({"owners": [{"kind": "ServiceAccount", "name": "ci"}]})),
             "spec.owners[0].namespace",
             "namespace is required",
         ),
@@ -244,28 +202,18 @@ async fn invalid_tenancies_are_rejected_naming_the_field() {
             "must be of type string",
         ),
         (
-            tenancy(
-                "a-tenancy-name-that-is-far-too-long-for-namespaces",
-                json!({}),
-            ),
+            tenancy("a-tenancy-name-that-is-far-too-long-for-namespaces", json!({})),
             "metadata.name",
             "at most 40 characters",
         ),
         (
-            tenancy(
-                "e2e-bad-email",
-                json!({"organisation": {"contactEmail": "not-an-email"}}),
-            ),
+            tenancy("e2e-bad-email", json!({"organisation": {"contactEmail": "not-an-email"}})),
             "spec.organisation.contactEmail",
             "should match",
         ),
     ];
     for (manifest, field, why) in cases {
-        assert_rejected(
-            create_raw::<Tenancy>(&client, None, manifest).await,
-            field,
-            why,
-        );
+        assert_rejected(create_raw::<Tenancy>(&client, None, manifest).await, field, why);
     }
 }
 
@@ -274,16 +222,12 @@ async fn rate_cards_take_exact_decimal_prices_only() {
     let client = ready_client().await;
     let api = dynamic_api::<RateCard>(&client, None);
     let _ = api.delete("e2e-valid-card", &DeleteParams::default()).await;
-    let stored = create_raw::<RateCard>(&client, None, rate_card("e2e-valid-card", json!({})))
-        .await
-        .unwrap();
+    let stored = create_raw::<RateCard>(&client, None, rate_card("e2e-valid-card", json!({}))).await.unwrap();
     assert_eq!(stored.data["spec"]["prices"]["storageGibHour"], "0.00014");
     let typed: Api<RateCard> = Api::all(client.clone());
     let card = typed.get("e2e-valid-card").await.unwrap();
     assert_eq!(card.spec.prices.cpu_core_hour.to_string(), "0.0345");
-    api.delete("e2e-valid-card", &DeleteParams::default())
-        .await
-        .unwrap();
+    api.delete("e2e-valid-card", &DeleteParams::default()).await.unwrap();
 
     let cases = [
         (
@@ -303,11 +247,7 @@ async fn rate_cards_take_exact_decimal_prices_only() {
         ),
     ];
     for (manifest, field, why) in cases {
-        assert_rejected(
-            create_raw::<RateCard>(&client, None, manifest).await,
-            field,
-            why,
-        );
+        assert_rejected(create_raw::<RateCard>(&client, None, manifest).await, field, why);
     }
     let mut over = rate_card("e2e-overhead", json!({}));
     over["spec"]["platformOverheadPercent"] = json!("150");
@@ -318,11 +258,7 @@ async fn rate_cards_take_exact_decimal_prices_only() {
     );
     let mut currency = rate_card("e2e-currency", json!({}));
     currency["spec"]["currency"] = json!("pounds");
-    assert_rejected(
-        create_raw::<RateCard>(&client, None, currency).await,
-        "spec.currency",
-        "should match",
-    );
+    assert_rejected(create_raw::<RateCard>(&client, None, currency).await, "spec.currency", "should match");
 }
 
 #[tokio::test]
@@ -351,20 +287,11 @@ async fn hosted_services_check_sharing_weights_and_catalogue_entries() {
     .unwrap();
     assert_eq!(stored.data["spec"]["replicas"], 1);
     assert_eq!(stored.data["spec"]["ports"][0]["protocol"], "TCP");
-    let scaled = kubectl(&[
-        "scale",
-        "-n",
-        "e2e-services",
-        "hostedservice/payroll",
-        "--replicas=3",
-    ])
-    .unwrap();
+    let scaled = kubectl(&["scale", "-n", "e2e-services", "hostedservice/payroll", "--replicas=3"]).unwrap();
     assert!(scaled.contains("scaled"), "{scaled}");
     let typed: Api<HostedService> = Api::namespaced(client.clone(), "e2e-services");
     assert_eq!(typed.get("payroll").await.unwrap().spec.replicas, 3);
-    api.delete("payroll", &DeleteParams::default())
-        .await
-        .unwrap();
+    api.delete("payroll", &DeleteParams::default()).await.unwrap();
 
     let cases = [
         (
@@ -402,25 +329,14 @@ async fn hosted_services_check_sharing_weights_and_catalogue_entries() {
             "Unsupported value",
         ),
         (
-            hosted_service(
-                "bad-port",
-                json!({"ports": [{"name": "http", "port": 70000}]}),
-            ),
+            hosted_service("bad-port", json!({"ports": [{"name": "http", "port": 70000}]})),
             "spec.ports[0].port",
             "should be less than or equal to 65535",
         ),
-        (
-            hosted_service("bad-image", json!({"image": "a b"})),
-            "spec.image",
-            "no spaces",
-        ),
+        (hosted_service("bad-image", json!({"image": "a b"})), "spec.image", "no spaces"),
     ];
     for (manifest, field, why) in cases {
-        assert_rejected(
-            create_raw::<HostedService>(&client, ns, manifest).await,
-            field,
-            why,
-        );
+        assert_rejected(create_raw::<HostedService>(&client, ns, manifest).await, field, why);
     }
 }
 
@@ -444,9 +360,7 @@ async fn network_segments_validate_cidrs_ports_and_peers() {
     )
     .await
     .unwrap();
-    api.delete("e2e-psn", &DeleteParams::default())
-        .await
-        .unwrap();
+    api.delete("e2e-psn", &DeleteParams::default()).await.unwrap();
 
     let cases = [
         (
@@ -455,10 +369,7 @@ async fn network_segments_validate_cidrs_ports_and_peers() {
             "must be a CIDR",
         ),
         (
-            segment(
-                "e2e-bad-except",
-                json!({"egress": [{"cidr": "51.0.0.0/8", "except": ["10.0.0.0/8"]}]}),
-            ),
+            segment("e2e-bad-except", json!({"egress": [{"cidr": "51.0.0.0/8", "except": ["10.0.0.0/8"]}]})),
             "spec.egress[0].except",
             "inside cidr",
         ),
@@ -476,20 +387,13 @@ async fn network_segments_validate_cidrs_ports_and_peers() {
             "must not name the segment itself",
         ),
         (
-            segment(
-                "e2e-bad-sector",
-                json!({"admission": {"sectors": ["space"]}}),
-            ),
+            segment("e2e-bad-sector", json!({"admission": {"sectors": ["space"]}})),
             "spec.admission.sectors[0]",
             "Unsupported value",
         ),
     ];
     for (manifest, field, why) in cases {
-        assert_rejected(
-            create_raw::<NetworkSegment>(&client, None, manifest).await,
-            field,
-            why,
-        );
+        assert_rejected(create_raw::<NetworkSegment>(&client, None, manifest).await, field, why);
     }
 }
 
@@ -509,9 +413,7 @@ async fn tenancy_requests_are_immutable_and_decided_once_through_status() {
             "justification": "Moving our revenues and benefits system off its own servers."
         }
     });
-    create_raw::<TenancyRequest>(&client, ns, request)
-        .await
-        .unwrap();
+    create_raw::<TenancyRequest>(&client, ns, request).await.unwrap();
 
     let params = PatchParams::default();
     let spec_edit = api
@@ -537,44 +439,24 @@ async fn tenancy_requests_are_immutable_and_decided_once_through_status() {
         {"type": "Approved", "status": "True", "reason": "A", "message": "a", "lastTransitionTime": "2026-11-23T10:00:00Z"},
         {"type": "Denied", "status": "True", "reason": "B", "message": "b", "lastTransitionTime": "2026-11-23T10:00:00Z"}
     ]}});
-    match api
-        .patch_status("e2e-request", &params, &Patch::Merge(both))
-        .await
-    {
-        Err(kube::Error::Api(status)) => assert!(
-            status.message.contains("both Approved and Denied"),
-            "{}",
-            status.message
-        ),
+    match api.patch_status("e2e-request", &params, &Patch::Merge(both)).await {
+        Err(kube::Error::Api(status)) => {
+            assert!(status.message.contains("both Approved and Denied"), "{}", status.message)
+        }
         other => panic!("both conditions should be refused, got {other:?}"),
     }
-    api.patch_status("e2e-request", &params, &Patch::Merge(decision("Approved")))
-        .await
-        .unwrap();
+    api.patch_status("e2e-request", &params, &Patch::Merge(decision("Approved"))).await.unwrap();
     let typed: Api<TenancyRequest> = Api::namespaced(client.clone(), "commons-system");
     let stored = typed.get("e2e-request").await.unwrap();
     let d = stored.status.unwrap().decision.unwrap();
     assert_eq!(d.decided_by, "platform-admin");
 
-    match api
-        .patch_status("e2e-request", &params, &Patch::Merge(decision("Denied")))
-        .await
-    {
+    match api.patch_status("e2e-request", &params, &Patch::Merge(decision("Denied"))).await {
         Err(kube::Error::Api(status)) => {
-            assert!(
-                status.message.contains("status.decision"),
-                "{}",
-                status.message
-            );
-            assert!(
-                status.message.contains("cannot be changed"),
-                "{}",
-                status.message
-            );
+            assert!(status.message.contains("status.decision"), "{}", status.message);
+            assert!(status.message.contains("cannot be changed"), "{}", status.message);
         }
         other => panic!("changing the decision should be refused, got {other:?}"),
     }
-    api.delete("e2e-request", &DeleteParams::default())
-        .await
-        .unwrap();
+    api.delete("e2e-request", &DeleteParams::default()).await.unwrap();
 }

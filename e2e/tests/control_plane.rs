@@ -26,10 +26,7 @@ async fn three_kwok_nodes_are_ready() {
     let ready = wait_for("3 Ready kwok nodes", Duration::from_secs(60), || {
         let nodes = nodes.clone();
         async move {
-            let list = nodes
-                .list(&ListParams::default().labels("type=kwok"))
-                .await
-                .ok()?;
+            let list = nodes.list(&ListParams::default().labels("type=kwok")).await.ok()?;
             let ready: Vec<String> = list
                 .items
                 .iter()
@@ -73,10 +70,7 @@ async fn a_deployment_of_three_replicas_gets_three_ready_pods_on_kwok_nodes() {
         }
     }))
     .unwrap();
-    deployments
-        .create(&PostParams::default(), &deployment)
-        .await
-        .unwrap();
+    deployments.create(&PostParams::default(), &deployment).await.unwrap();
 
     let ready = wait_for("3 ready replicas", Duration::from_secs(120), || {
         let d = deployments.clone();
@@ -91,10 +85,7 @@ async fn a_deployment_of_three_replicas_gets_three_ready_pods_on_kwok_nodes() {
     assert_eq!(ready, 3);
 
     let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), "e2e-deploy");
-    let list = pods
-        .list(&ListParams::default().labels("app=web"))
-        .await
-        .unwrap();
+    let list = pods.list(&ListParams::default().labels("app=web")).await.unwrap();
     let running: Vec<_> = list
         .items
         .iter()
@@ -104,23 +95,13 @@ async fn a_deployment_of_three_replicas_gets_three_ready_pods_on_kwok_nodes() {
         running.len(),
         3,
         "pods: {:?}",
-        list.items
-            .iter()
-            .map(|p| &p.metadata.name)
-            .collect::<Vec<_>>()
+        list.items.iter().map(|p| &p.metadata.name).collect::<Vec<_>>()
     );
     for pod in running {
-        let node = pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.node_name.clone())
-            .unwrap_or_default();
+        let node = pod.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default();
         assert!(node.starts_with("kwok-node-"), "pod scheduled to {node:?}");
     }
-    deployments
-        .delete("web", &DeleteParams::default())
-        .await
-        .unwrap();
+    deployments.delete("web", &DeleteParams::default()).await.unwrap();
 }
 
 #[tokio::test]
@@ -130,23 +111,15 @@ async fn deleting_a_namespace_completes() {
     let namespaces = namespace(&client, &name).await;
     // Something for the namespace controller to clean up.
     let cms: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client.clone(), &name);
-    let cm =
-        serde_json::from_value(json!({"metadata": {"name": "data"}, "data": {"k": "v"}})).unwrap();
+    let cm = serde_json::from_value(json!({"metadata": {"name": "data"}, "data": {"k": "v"}})).unwrap();
     cms.create(&PostParams::default(), &cm).await.unwrap();
 
-    namespaces
-        .delete(&name, &DeleteParams::default())
-        .await
-        .unwrap();
-    wait_for(
-        "namespace deletion to complete",
-        Duration::from_secs(90),
-        || {
-            let api = namespaces.clone();
-            let name = name.clone();
-            async move { api.get_opt(&name).await.ok()?.is_none().then_some(()) }
-        },
-    )
+    namespaces.delete(&name, &DeleteParams::default()).await.unwrap();
+    wait_for("namespace deletion to complete", Duration::from_secs(90), || {
+        let api = namespaces.clone();
+        let name = name.clone();
+        async move { api.get_opt(&name).await.ok()?.is_none().then_some(()) }
+    })
     .await
     .unwrap();
 }

@@ -34,19 +34,11 @@ pub fn write(dir: &Path) -> Result<Vec<String>> {
     let files = rendered()?;
     for (name, yaml) in &files {
         let path = dir.join(name);
-        std::fs::write(&path, yaml).map_err(|source| Error::Io {
-            action: "cannot write",
-            path,
-            source,
-        })?;
+        std::fs::write(&path, yaml).map_err(|source| Error::Io { action: "cannot write", path, source })?;
     }
     for stale in stale_files(dir, &files)? {
         let path = dir.join(&stale);
-        std::fs::remove_file(&path).map_err(|source| Error::Io {
-            action: "cannot remove",
-            path,
-            source,
-        })?;
+        std::fs::remove_file(&path).map_err(|source| Error::Io { action: "cannot remove", path, source })?;
     }
     Ok(files.into_iter().map(|(name, _)| name).collect())
 }
@@ -81,20 +73,12 @@ fn stale_files(dir: &Path, files: &[(String, String)]) -> Result<Vec<String>> {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(source) => {
-            return Err(Error::Io {
-                action: "cannot read",
-                path: dir.into(),
-                source,
-            });
+            return Err(Error::Io { action: "cannot read", path: dir.into(), source });
         }
     };
     let mut stale = Vec::new();
     for entry in entries {
-        let entry = entry.map_err(|source| Error::Io {
-            action: "cannot read",
-            path: dir.into(),
-            source,
-        })?;
+        let entry = entry.map_err(|source| Error::Io { action: "cannot read", path: dir.into(), source })?;
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.ends_with(".yaml") && !files.iter().any(|(f, _)| f == &name) {
             stale.push(name);
@@ -134,13 +118,7 @@ mod tests {
     fn print_is_one_stream_of_five_crds() {
         let all = print().unwrap();
         assert_eq!(all.matches("kind: CustomResourceDefinition").count(), 5);
-        for kind in [
-            "Tenancy",
-            "TenancyRequest",
-            "NetworkSegment",
-            "HostedService",
-            "RateCard",
-        ] {
+        for kind in ["Tenancy", "TenancyRequest", "NetworkSegment", "HostedService", "RateCard"] {
             assert!(all.contains(&format!("kind: {kind}\n")), "{kind} missing");
         }
     }

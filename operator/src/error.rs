@@ -49,6 +49,12 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// An object's spec cannot be acted on (the CRD schema should have refused it).
+    #[error("invalid spec: {0}")]
+    Invalid(String),
+    /// A reflector store's writer stopped (the process is shutting down).
+    #[error("a watch of the cluster stopped")]
+    StoreClosed,
     /// A metric could not be registered.
     #[error("cannot register metric: {0}")]
     Metrics(#[from] prometheus::Error),
@@ -64,6 +70,8 @@ impl Error {
             Error::Io { .. } => "io",
             Error::Stale(_) => "stale_crds",
             Error::Listen { .. } => "listen",
+            Error::Invalid(_) => "invalid_spec",
+            Error::StoreClosed => "store_closed",
             Error::Metrics(_) => "metrics",
         }
     }

@@ -7,3 +7,6 @@ pub mod readiness;
 pub mod run;
 
 pub use error::{Error, Result};
+pub mod apply;
+pub mod quantity;
+pub mod tenancy;

@@ -34,6 +34,9 @@ enum Command {
         /// Address the API listens on.
         #[arg(long, env = "COMMONS_LISTEN", default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+        /// How often every object is reconciled again even when nothing changed, in seconds.
+        #[arg(long, env = "COMMONS_RESYNC_SECONDS", default_value_t = 300)]
+        resync_seconds: u64,
         /// Log as JSON lines instead of text.
         #[arg(long, env = "COMMONS_LOG_JSON")]
         log_json: bool,
@@ -43,25 +46,22 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Command::Crds {
-            output_dir: Some(dir),
-            ..
-        } => crds_cmd::write(&dir).map(|files| {
+        Command::Crds { output_dir: Some(dir), .. } => crds_cmd::write(&dir).map(|files| {
             for f in files {
                 println!("wrote {}", dir.join(f).display());
             }
         }),
-        Command::Crds {
-            check: Some(dir), ..
-        } => crds_cmd::check(&dir).map(|()| println!("{} is up to date", dir.display())),
+        Command::Crds { check: Some(dir), .. } => {
+            crds_cmd::check(&dir).map(|()| println!("{} is up to date", dir.display()))
+        }
         Command::Crds { .. } => crds_cmd::print().map(|yaml| print!("{yaml}")),
-        Command::Run { listen, log_json } => {
+        Command::Run { listen, resync_seconds, log_json } => {
             init_tracing(log_json);
-            match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt.block_on(run::run(run::Settings { listen })),
+            match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(rt) => rt.block_on(run::run(run::Settings {
+                    listen,
+                    resync: std::time::Duration::from_secs(resync_seconds.max(1)),
+                })),
                 Err(source) => Err(commons_operator::Error::Io {
                     action: "cannot start the async runtime",
                     path: PathBuf::new(),
@@ -80,8 +80,7 @@ fn main() -> ExitCode {
 }
 
 fn init_tracing(json: bool) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,kube=warn"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,kube=warn"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     if json {
         builder.json().init();

@@ -1,6 +1,6 @@
 //! The operator's Prometheus metrics, registered in one registry that `/metrics` renders.
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 use crate::error::Result;
 
@@ -15,6 +15,8 @@ pub struct Metrics {
     pub reconcile_errors: IntCounterVec,
     /// 1 while every readiness check passes.
     pub ready: IntGauge,
+    /// Tenancies by condition type and status.
+    pub tenancies: IntGaugeVec,
 }
 
 impl Metrics {
@@ -22,31 +24,26 @@ impl Metrics {
     pub fn new() -> Result<Self> {
         let registry = Registry::new_custom(Some("commons".into()), None)?;
         let reconcile_duration = HistogramVec::new(
-            HistogramOpts::new("reconcile_duration_seconds", "How long reconciles take.").buckets(
-                vec![
-                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-                ],
-            ),
+            HistogramOpts::new("reconcile_duration_seconds", "How long reconciles take.")
+                .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
             &["controller"],
         )?;
         let reconcile_errors = IntCounterVec::new(
-            Opts::new(
-                "reconcile_errors_total",
-                "Failed reconciles, by error reason.",
-            ),
+            Opts::new("reconcile_errors_total", "Failed reconciles, by error reason."),
             &["controller", "reason"],
         )?;
         let ready = IntGauge::new("ready", "1 while every readiness check passes, else 0.")?;
         registry.register(Box::new(reconcile_duration.clone()))?;
         registry.register(Box::new(reconcile_errors.clone()))?;
+        let tenancies = IntGaugeVec::new(
+            Opts::new("tenancies", "Tenancies by condition type and status."),
+            &["condition", "status"],
+        )?;
         registry.register(Box::new(ready.clone()))?;
+        registry.register(Box::new(tenancies.clone()))?;
+        registry.register(Box::new(crate::apply::WRITES.clone()))?;
         let process = prometheus::process_collector::ProcessCollector::for_self();
         let _ = registry.register(Box::new(process));
-        Ok(Metrics {
-            registry,
-            reconcile_duration,
-            reconcile_errors,
-            ready,
-        })
+        Ok(Metrics { registry, reconcile_duration, reconcile_errors, ready, tenancies })
     }
 }

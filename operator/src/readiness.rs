@@ -18,11 +18,7 @@ pub fn established(crd: &CustomResourceDefinition) -> bool {
     crd.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|conds| {
-            conds
-                .iter()
-                .any(|c| c.type_ == "Established" && c.status == "True")
-        })
+        .is_some_and(|conds| conds.iter().any(|c| c.type_ == "Established" && c.status == "True"))
 }
 
 /// Runs every check once.
@@ -32,10 +28,7 @@ pub async fn check(client: &Client) -> Readiness {
     match version {
         Ok(_) => readiness.passing.push("apiserver".into()),
         Err(e) => {
-            readiness.failing.push(FailingCheck {
-                check: "apiserver".into(),
-                reason: e.to_string(),
-            });
+            readiness.failing.push(FailingCheck { check: "apiserver".into(), reason: e.to_string() });
             return readiness;
         }
     }
@@ -113,14 +106,8 @@ mod tests {
 
     #[test]
     fn established_needs_the_established_condition_true() {
-        assert!(established(&crd_with(&[
-            ("NamesAccepted", "True"),
-            ("Established", "True")
-        ])));
-        assert!(!established(&crd_with(&[
-            ("NamesAccepted", "True"),
-            ("Established", "False")
-        ])));
+        assert!(established(&crd_with(&[("NamesAccepted", "True"), ("Established", "True")])));
+        assert!(!established(&crd_with(&[("NamesAccepted", "True"), ("Established", "False")])));
         assert!(!established(&crd_with(&[("NamesAccepted", "True")])));
         let mut bare = crd_with(&[]);
         bare.status = None;

@@ -9,47 +9,54 @@ use tokio::sync::watch;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::readiness;
+use crate::tenancy;
 
 /// Settings for `commons run`.
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// Where the API (health, readiness, metrics) listens.
     pub listen: SocketAddr,
+    /// How often unchanged objects are reconciled again.
+    pub resync: std::time::Duration,
 }
 
-/// Connects to the cluster, starts the readiness checker and serves the API until SIGINT or
-/// SIGTERM. Controllers join here as they are built; nothing is watched that cannot be handled.
+/// Connects to the cluster, starts the readiness checker and the controllers, and serves the API
+/// until SIGINT or SIGTERM, then lets in-flight reconciles finish.
 pub async fn run(settings: Settings) -> Result<()> {
     let client = Client::try_default().await.map_err(Error::KubeConfig)?;
     let metrics = Metrics::new()?;
     let (tx, rx) = watch::channel(Readiness::default());
     let checker = tokio::spawn(readiness::run(client.clone(), tx, metrics.clone()));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let tenancies =
+        tokio::spawn(tenancy::run(client.clone(), metrics.clone(), settings.resync, stopped(stop_rx)));
 
-    let app = commons_api::router(AppState {
-        readiness: rx,
-        registry: metrics.registry.clone(),
-    });
+    let app = commons_api::router(AppState { readiness: rx, registry: metrics.registry.clone() });
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
-        .map_err(|source| Error::Listen {
-            addr: settings.listen.to_string(),
-            source,
-        })?;
-    let local = listener.local_addr().map_err(|source| Error::Listen {
-        addr: settings.listen.to_string(),
-        source,
-    })?;
+        .map_err(|source| Error::Listen { addr: settings.listen.to_string(), source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| Error::Listen { addr: settings.listen.to_string(), source })?;
     tracing::info!(%local, "serving /healthz, /readyz and /metrics");
     let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            let _ = stop_tx.send(true);
+        })
         .await
-        .map_err(|source| Error::Listen {
-            addr: local.to_string(),
-            source,
-        });
+        .map_err(|source| Error::Listen { addr: local.to_string(), source });
     checker.abort();
+    if tokio::time::timeout(std::time::Duration::from_secs(20), tenancies).await.is_err() {
+        tracing::warn!("controllers did not stop within 20s");
+    }
     tracing::info!("stopped");
     served
+}
+
+/// Resolves once `true` is sent.
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
 }
 
 async fn shutdown_signal() {

@@ -1,0 +1,163 @@
+//! Writing child objects: server-side apply under one field manager, only when something differs.
+
+use std::fmt::Debug;
+
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::{Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+
+/// The server-side apply field manager of everything Commons writes.
+pub const FIELD_MANAGER: &str = commons_crds::labels::MANAGER;
+
+/// Every write Commons sends to the apiserver, by kind and verb (registered by `Metrics::new`).
+#[allow(clippy::expect_used)] // Static, valid options: construction cannot fail.
+pub static WRITES: std::sync::LazyLock<prometheus::IntCounterVec> = std::sync::LazyLock::new(|| {
+    prometheus::IntCounterVec::new(
+        prometheus::Opts::new("apiserver_writes_total", "Write requests Commons sent to the apiserver."),
+        &["kind", "verb"],
+    )
+    .expect("static metric options are valid")
+});
+
+/// Counts one write of `kind`.
+pub fn count_write(kind: &str, verb: &str) {
+    WRITES.with_label_values(&[kind, verb]).inc();
+}
+
+/// Whether every field `desired` sets has the same value in `observed`. Maps may hold more keys
+/// in `observed` (labels others set, defaults the apiserver fills); lists must match exactly.
+pub fn is_subset(desired: &Value, observed: &Value) -> bool {
+    match (desired, observed) {
+        (Value::Object(d), Value::Object(o)) => d.iter().all(|(k, dv)| match o.get(k) {
+            Some(ov) => is_subset(dv, ov),
+            None => {
+                dv.is_null()
+                    || dv.as_object().is_some_and(|m| m.is_empty())
+                    || dv.as_array().is_some_and(|a| a.is_empty())
+            }
+        }),
+        (Value::Array(d), Value::Array(o)) => {
+            d.len() == o.len() && d.iter().zip(o).all(|(dv, ov)| is_subset(dv, ov))
+        }
+        (d, o) => d == o,
+    }
+}
+
+/// The first path where `desired` is not a subset of `observed` (see [`is_subset`]).
+pub fn first_difference(desired: &Value, observed: &Value, path: &str) -> Option<String> {
+    match (desired, observed) {
+        (Value::Object(d), Value::Object(o)) => d.iter().find_map(|(k, dv)| {
+            let p = format!("{path}.{k}");
+            match o.get(k) {
+                Some(ov) => first_difference(dv, ov, &p),
+                None if is_subset(&serde_json::json!({ k: dv }), &serde_json::json!({})) => None,
+                None => Some(format!("{p} is missing")),
+            }
+        }),
+        (Value::Array(d), Value::Array(o)) if d.len() == o.len() => d
+            .iter()
+            .zip(o)
+            .enumerate()
+            .find_map(|(i, (dv, ov))| first_difference(dv, ov, &format!("{path}[{i}]"))),
+        (d, o) if d == o => None,
+        (d, o) => Some(format!("{path}: want {d}, have {o}")),
+    }
+}
+
+/// Where `observed` falls short of what `desired` asks for (ignoring server-managed metadata),
+/// or `None` when it is up to date.
+pub fn difference<K: Serialize>(desired: &K, observed: Option<&K>) -> Option<String> {
+    let Some(observed) = observed else {
+        return Some("absent".into());
+    };
+    match (serde_json::to_value(desired), serde_json::to_value(observed)) {
+        (Ok(mut d), Ok(o)) => {
+            if let Some(meta) = d.get_mut("metadata").and_then(Value::as_object_mut) {
+                meta.remove("resourceVersion");
+                meta.remove("uid");
+                meta.remove("managedFields");
+            }
+            first_difference(&d, &o, "")
+        }
+        (Err(e), _) | (_, Err(e)) => Some(format!("cannot compare: {e}")),
+    }
+}
+
+/// Whether `observed` already is what `desired` asks for (ignoring server-managed metadata).
+pub fn up_to_date<K: Serialize>(desired: &K, observed: Option<&K>) -> bool {
+    difference(desired, observed).is_none()
+}
+
+/// Server-side applies `obj` (forcing ownership of the fields it sets) and returns what was stored.
+pub async fn apply<K>(api: &Api<K>, obj: &K) -> Result<K>
+where
+    K: Resource + Serialize + DeserializeOwned + Clone + Debug,
+    K::DynamicType: Default,
+{
+    let name = obj.name_any();
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    count_write(&K::kind(&K::DynamicType::default()), "apply");
+    api.patch(&name, &params, &Patch::Apply(obj)).await.map_err(|source| Error::Kube {
+        context: format!("applying {} {}", K::kind(&K::DynamicType::default()), name),
+        source,
+    })
+}
+
+/// Applies `desired` unless `observed` already matches it. Returns whether it wrote.
+pub async fn apply_if_changed<K>(api: &Api<K>, desired: &K, observed: Option<&K>) -> Result<bool>
+where
+    K: Resource + Serialize + DeserializeOwned + Clone + Debug,
+    K::DynamicType: Default,
+{
+    let Some(why) = difference(desired, observed) else {
+        return Ok(false);
+    };
+    tracing::info!(kind = %K::kind(&K::DynamicType::default()), name = %desired.name_any(), namespace = ?desired.namespace(), %why, "applying");
+    apply(api, desired).await?;
+    Ok(true)
+}
+
+/// Deletes an object in the background; one already gone is not an error.
+pub async fn delete<K>(api: &Api<K>, name: &str) -> Result<()>
+where
+    K: Resource + DeserializeOwned + Clone + Debug,
+    K::DynamicType: Default,
+{
+    count_write(&K::kind(&K::DynamicType::default()), "delete");
+    match api.delete(name, &DeleteParams::background()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(source) => Err(Error::Kube {
+            context: format!("deleting {} {name}", K::kind(&K::DynamicType::default())),
+            source,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn subset_by_table() {
+        let cases = [
+            (json!({"a": 1}), json!({"a": 1, "b": 2}), true),
+            (json!({"a": 1}), json!({"a": 2}), false),
+            (json!({"a": {"x": "1"}}), json!({"a": {"x": "1", "y": "2"}}), true),
+            (json!({"a": [1, 2]}), json!({"a": [1, 2]}), true),
+            (json!({"a": [1, 2]}), json!({"a": [1, 2, 3]}), false),
+            (json!({"a": [{"k": 1}]}), json!({"a": [{"k": 1, "default": true}]}), true),
+            (json!({"a": {}}), json!({}), true),
+            (json!({"a": []}), json!({}), true),
+            (json!({"a": "x"}), json!({}), false),
+        ];
+        for (d, o, want) in cases {
+            assert_eq!(is_subset(&d, &o), want, "{d} ⊆ {o}");
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! The Tenancy controller: an organisation's namespaces, owners' access, strict tenancy-wide
+//! quota, container defaults, baseline isolation, suspension and expiry.
+
+pub mod desired;
+pub mod quota;
+pub mod reconcile;
+pub mod status;
+
+#[cfg(test)]
+pub mod fixtures;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use commons_crds::labels;
+use commons_crds::tenancy::Tenancy;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::{Api, Client, Resource};
+use serde::de::DeserializeOwned;
+
+use crate::metrics::Metrics;
+
+/// Reflector stores of everything the controller reads.
+#[derive(Clone)]
+pub struct Stores {
+    /// Every namespace (so a namespace that belongs to something else is seen).
+    pub namespaces: Store<Namespace>,
+    /// Commons-managed LimitRanges.
+    pub limit_ranges: Store<LimitRange>,
+    /// Commons-managed NetworkPolicies.
+    pub network_policies: Store<NetworkPolicy>,
+    /// Commons-managed RoleBindings.
+    pub role_bindings: Store<RoleBinding>,
+    /// Commons-managed ClusterRoles.
+    pub cluster_roles: Store<ClusterRole>,
+    /// Commons-managed ClusterRoleBindings.
+    pub cluster_role_bindings: Store<ClusterRoleBinding>,
+}
+
+impl Stores {
+    /// Waits until every store has had its first full list, so a reconcile never mistakes a
+    /// store that is still filling for objects that are missing.
+    pub async fn ready(&self) -> Result<(), crate::error::Error> {
+        let waited = tokio::try_join!(
+            self.namespaces.wait_until_ready(),
+            self.limit_ranges.wait_until_ready(),
+            self.network_policies.wait_until_ready(),
+            self.role_bindings.wait_until_ready(),
+            self.cluster_roles.wait_until_ready(),
+            self.cluster_role_bindings.wait_until_ready(),
+        );
+        waited.map(|_| ()).map_err(|_| crate::error::Error::StoreClosed)
+    }
+}
+
+impl std::fmt::Debug for Stores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stores").field("namespaces", &self.namespaces.len()).finish_non_exhaustive()
+    }
+}
+
+/// What every reconcile can reach.
+pub struct Context {
+    /// The Kubernetes client.
+    pub client: Client,
+    /// Reflector stores.
+    pub stores: Stores,
+    /// Publishes Events.
+    pub recorder: Recorder,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// How often an unchanged Tenancy is reconciled again.
+    pub resync: Duration,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context").field("stores", &self.stores).finish_non_exhaustive()
+    }
+}
+
+/// A reflected watch of `K` (Commons-managed objects only, unless `all`), feeding a store and
+/// yielding every touched object so the controller can map it to its owning Tenancy.
+fn reflect<K>(
+    client: &Client,
+    all: bool,
+) -> (Store<K>, impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static)
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
+    let (store, writer) = reflector::store();
+    let config = if all {
+        watcher::Config::default()
+    } else {
+        watcher::Config::default().labels(&format!("{}={}", labels::MANAGED_BY, labels::MANAGER))
+    };
+    let stream =
+        watcher(Api::<K>::all(client.clone()), config).default_backoff().reflect(writer).touched_objects();
+    (store, stream)
+}
+
+/// Runs the Tenancy controller until `shutdown` resolves.
+pub async fn run(
+    client: Client,
+    metrics: Metrics,
+    resync: Duration,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    if let Err(e) = reconcile::install_tenant_admin_role(&client).await {
+        tracing::error!(error = %e, "cannot install the tenant-admin ClusterRole; owners will have no access until it is");
+    }
+    let (namespaces, ns_stream) = reflect::<Namespace>(&client, true);
+    let (limit_ranges, lr_stream) = reflect::<LimitRange>(&client, false);
+    let (network_policies, np_stream) = reflect::<NetworkPolicy>(&client, false);
+    let (role_bindings, rb_stream) = reflect::<RoleBinding>(&client, false);
+    let (cluster_roles, cr_stream) = reflect::<ClusterRole>(&client, false);
+    let (cluster_role_bindings, crb_stream) = reflect::<ClusterRoleBinding>(&client, false);
+    // ResourceQuota changes (usage moving) trigger a rebalance; the quota step reads them fresh.
+    let rq_stream = watcher(
+        Api::<ResourceQuota>::all(client.clone()),
+        watcher::Config::default().labels(&format!("{}={}", labels::MANAGED_BY, labels::MANAGER)),
+    )
+    .default_backoff()
+    .touched_objects();
+
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        stores: Stores {
+            namespaces,
+            limit_ranges,
+            network_policies,
+            role_bindings,
+            cluster_roles,
+            cluster_role_bindings,
+        },
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter { controller: "commons".into(), instance: std::env::var("HOSTNAME").ok() },
+        ),
+        metrics: metrics.clone(),
+        resync,
+    });
+    let controller = Controller::new(Api::<Tenancy>::all(client.clone()), watcher::Config::default())
+        .owns_stream(ns_stream)
+        .owns_stream(lr_stream)
+        .owns_stream(np_stream)
+        .owns_stream(rb_stream)
+        .owns_stream(cr_stream)
+        .owns_stream(crb_stream)
+        .owns_stream(rq_stream)
+        .graceful_shutdown_on(shutdown);
+    let tenancies = controller.store();
+    tokio::spawn(count_conditions(tenancies, metrics));
+    controller
+        .run(reconcile::reconcile, reconcile::error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "reconcile request failed");
+            }
+        })
+        .await;
+}
+
+/// Keeps the `commons_tenancies{condition,status}` gauge in step with the Tenancy store.
+async fn count_conditions(store: Store<Tenancy>, metrics: Metrics) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        ticker.tick().await;
+        let mut counts: BTreeMap<(String, String), i64> = BTreeMap::new();
+        for t in store.state() {
+            for c in t.status.iter().flat_map(|s| s.conditions.iter()) {
+                *counts.entry((c.type_.clone(), c.status.clone())).or_default() += 1;
+            }
+        }
+        metrics.tenancies.reset();
+        for ((condition, status), n) in counts {
+            metrics.tenancies.with_label_values(&[condition.as_str(), status.as_str()]).set(n);
+        }
+    }
+}
