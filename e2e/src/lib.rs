@@ -148,3 +148,143 @@ pub async fn create_raw<K: Resource<DynamicType = ()>>(
         other => other.to_string(),
     })
 }
+
+/// Server-side applies a raw manifest (as `kubectl apply --server-side` would) under the field
+/// manager `commons-e2e`.
+pub async fn apply_raw<K: Resource<DynamicType = ()>>(
+    client: &Client,
+    namespace: Option<&str>,
+    manifest: serde_json::Value,
+) -> Result<DynamicObject, E2eError> {
+    let name = manifest["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+    let api = dynamic_api::<K>(client, namespace);
+    let params = kube::api::PatchParams::apply("commons-e2e").force();
+    Ok(api.patch(&name, &params, &kube::api::Patch::Apply(&manifest)).await?)
+}
+
+/// Waits until Tenancy `name` has condition `type_` with `status` (and `reason`, when given).
+pub async fn wait_for_condition(
+    client: &Client,
+    name: &str,
+    type_: &str,
+    status: &str,
+    reason: Option<&str>,
+    timeout: Duration,
+) -> Result<commons_crds::Tenancy, E2eError> {
+    let api: Api<commons_crds::Tenancy> = Api::all(client.clone());
+    wait_for(&format!("Tenancy {name} {type_}={status} {reason:?}"), timeout, || {
+        let api = api.clone();
+        async move {
+            let t = api.get_opt(name).await.ok()??;
+            let c = t.status.as_ref()?.conditions.iter().find(|c| c.type_ == type_)?.clone();
+            let fresh = t.status.as_ref()?.observed_generation == t.metadata.generation;
+            (fresh && c.status == status && reason.is_none_or(|r| c.reason == r)).then_some(t)
+        }
+    })
+    .await
+}
+
+/// `kubectl auth can-i VERB RESOURCE -n NS --as USER --as-group GROUP`: whether it is allowed.
+pub fn can_i(
+    verb: &str,
+    resource: &str,
+    namespace: Option<&str>,
+    user: &str,
+    group: &str,
+) -> Result<bool, E2eError> {
+    let mut args = vec!["auth", "can-i", verb, resource, "--as", user, "--as-group", group];
+    if let Some(ns) = namespace {
+        args.extend(["-n", ns]);
+    }
+    let out = Command::new("kubectl")
+        .args(&args)
+        .output()
+        .map_err(|source| E2eError::Spawn { cmd: format!("kubectl {}", args.join(" ")), source })?;
+    let answer = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    match answer.as_str() {
+        "yes" => Ok(true),
+        "no" => Ok(false),
+        _ => Err(E2eError::Command {
+            cmd: format!("kubectl {}", args.join(" ")),
+            status: out.status.to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }),
+    }
+}
+
+/// The reasons of the Events recorded about Tenancy `name`.
+pub async fn tenancy_event_reasons(client: &Client, name: &str) -> Result<Vec<String>, E2eError> {
+    let api: Api<k8s_openapi::api::core::v1::Event> = Api::all(client.clone());
+    let list = api
+        .list(
+            &kube::api::ListParams::default()
+                .fields(&format!("involvedObject.kind=Tenancy,involvedObject.name={name}")),
+        )
+        .await?;
+    Ok(list.items.into_iter().filter_map(|e| e.reason).collect())
+}
+
+/// A pod that Pod Security Admission's restricted profile admits, with no resource requests (the
+/// tenancy's LimitRange fills them in).
+pub fn restricted_pod(name: &str) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": "e2e"}},
+        "spec": {
+            "securityContext": {"runAsNonRoot": true, "runAsUser": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{
+                "name": "app",
+                "image": "registry.example/app:1.0",
+                "securityContext": {"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}}
+            }]
+        }
+    })
+}
+
+/// Fetches the operator's metrics page (`COMMONS_LISTEN`, default 127.0.0.1:18080) and returns the
+/// value of the first sample whose line starts with `prefix`, or 0 when there is none.
+pub fn operator_metric(prefix: &str) -> Result<f64, E2eError> {
+    let listen = std::env::var("COMMONS_LISTEN").unwrap_or_else(|_| "127.0.0.1:18080".into());
+    let url = format!("http://{listen}/metrics");
+    let out = Command::new("curl")
+        .args(["-fsS", &url])
+        .output()
+        .map_err(|source| E2eError::Spawn { cmd: format!("curl {url}"), source })?;
+    if !out.status.success() {
+        return Err(E2eError::Command {
+            cmd: format!("curl {url}"),
+            status: out.status.to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        });
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(text
+        .lines()
+        .filter(|l| l.starts_with(prefix))
+        .map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0))
+        .sum())
+}
+
+/// Runs `e2e/operator.sh ACTION` (start, stop or restart the operator under test).
+pub fn operator(action: &str) -> Result<(), E2eError> {
+    let script = repo_root().join("e2e/operator.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .arg(action)
+        .output()
+        .map_err(|source| E2eError::Spawn { cmd: format!("e2e/operator.sh {action}"), source })?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(E2eError::Command {
+            cmd: format!("e2e/operator.sh {action}"),
+            status: out.status.to_string(),
+            stderr: format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        })
+    }
+}

@@ -55,6 +55,9 @@ pub enum Error {
     /// A reflector store's writer stopped (the process is shutting down).
     #[error("a watch of the cluster stopped")]
     StoreClosed,
+    /// The watches of the cluster have not delivered their first full list yet.
+    #[error("the watches of the cluster are not synced yet")]
+    StoreNotReady,
     /// A metric could not be registered.
     #[error("cannot register metric: {0}")]
     Metrics(#[from] prometheus::Error),
@@ -72,6 +75,7 @@ impl Error {
             Error::Listen { .. } => "listen",
             Error::Invalid(_) => "invalid_spec",
             Error::StoreClosed => "store_closed",
+            Error::StoreNotReady => "store_not_ready",
             Error::Metrics(_) => "metrics",
         }
     }

@@ -32,8 +32,6 @@ pub const LIMIT_RANGE_NAME: &str = "commons-defaults";
 pub const BASELINE_POLICY_NAME: &str = "commons-baseline";
 /// The name of the per-namespace RoleBinding for the tenancy's owners.
 pub const OWNERS_BINDING_NAME: &str = "commons-owners";
-/// Annotation on a ResourceQuota: the usage its hard values were planned from (JSON).
-pub const QUOTA_BASIS_ANNOTATION: &str = "commons.dev/quota-basis";
 
 /// Requests given to containers that set none when a Tenancy has no `defaults`.
 pub const FALLBACK_REQUESTS: [(&str, &str); 2] = [("cpu", "100m"), ("memory", "128Mi")];
@@ -126,16 +124,10 @@ fn label_value(s: &str) -> String {
     v.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_owned()
 }
 
-/// The ResourceQuota of one namespace with the planned hard values and the usage they came from.
-pub fn resource_quota(tenancy: &Tenancy, namespace: &str, hard: &Amounts, basis: &Amounts) -> ResourceQuota {
-    let mut m = meta(tenancy, QUOTA_NAME, Some(namespace));
-    let basis: BTreeMap<&String, String> = basis.iter().map(|(k, v)| (k, format_for(k, *v))).collect();
-    m.annotations = Some(BTreeMap::from([(
-        QUOTA_BASIS_ANNOTATION.to_owned(),
-        serde_json::to_string(&basis).unwrap_or_default(),
-    )]));
+/// The ResourceQuota of one namespace, carrying its share of the tenancy's limits.
+pub fn resource_quota(tenancy: &Tenancy, namespace: &str, hard: &Amounts) -> ResourceQuota {
     ResourceQuota {
-        metadata: m,
+        metadata: meta(tenancy, QUOTA_NAME, Some(namespace)),
         spec: Some(ResourceQuotaSpec {
             hard: Some(hard.iter().map(|(k, v)| (k.clone(), Quantity(format_for(k, *v)))).collect()),
             ..ResourceQuotaSpec::default()
@@ -458,12 +450,13 @@ mod tests {
     }
 
     #[test]
-    fn the_quota_records_its_basis() {
+    fn the_quota_carries_the_share_in_canonical_units() {
         let t = TenancyBuilder::new("x").build();
-        let hard: Amounts = [("pods".into(), Milli::units(4))].into();
-        let basis: Amounts = [("pods".into(), Milli::units(1))].into();
-        let rq = resource_quota(&t, "x-a", &hard, &basis);
-        assert_eq!(rq.spec.clone().unwrap().hard.unwrap()["pods"], Quantity("4".into()));
-        assert_eq!(rq.annotations()[QUOTA_BASIS_ANNOTATION], r#"{"pods":"1"}"#);
+        let hard: Amounts =
+            [("pods".into(), Milli::units(4)), ("requests.memory".into(), "6Gi".parse().unwrap())].into();
+        let rq = resource_quota(&t, "x-a", &hard);
+        let h = rq.spec.unwrap().hard.unwrap();
+        assert_eq!((h["pods"].0.as_str(), h["requests.memory"].0.as_str()), ("4", "6Gi"));
+        assert_eq!(rq.metadata.labels.unwrap()["commons.dev/tenancy"], "x");
     }
 }

@@ -20,9 +20,9 @@ use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
-use kube::{Api, Client, Resource};
+use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
 use crate::metrics::Metrics;
@@ -48,15 +48,29 @@ impl Stores {
     /// Waits until every store has had its first full list, so a reconcile never mistakes a
     /// store that is still filling for objects that are missing.
     pub async fn ready(&self) -> Result<(), crate::error::Error> {
-        let waited = tokio::try_join!(
-            self.namespaces.wait_until_ready(),
-            self.limit_ranges.wait_until_ready(),
-            self.network_policies.wait_until_ready(),
-            self.role_bindings.wait_until_ready(),
-            self.cluster_roles.wait_until_ready(),
-            self.cluster_role_bindings.wait_until_ready(),
-        );
-        waited.map(|_| ()).map_err(|_| crate::error::Error::StoreClosed)
+        use futures::FutureExt;
+        // Polled, not awaited: a waiter parked before the stores fill is not reliably woken.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let all = [
+                self.namespaces.wait_until_ready().now_or_never(),
+                self.limit_ranges.wait_until_ready().now_or_never(),
+                self.network_policies.wait_until_ready().now_or_never(),
+                self.role_bindings.wait_until_ready().now_or_never(),
+                self.cluster_roles.wait_until_ready().now_or_never(),
+                self.cluster_role_bindings.wait_until_ready().now_or_never(),
+            ];
+            if all.iter().any(|r| matches!(r, Some(Err(_)))) {
+                return Err(crate::error::Error::StoreClosed);
+            }
+            if all.iter().all(Option::is_some) {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(crate::error::Error::StoreNotReady);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 }
 
@@ -147,14 +161,17 @@ pub async fn run(
         metrics: metrics.clone(),
         resync,
     });
+    // Children map to their Tenancy by controller owner reference. (`owns_stream` would key a
+    // cluster-scoped owner by the child's namespace, so one Tenancy could be reconciled twice at
+    // once; the quota algorithm relies on one reconcile per Tenancy at a time.)
     let controller = Controller::new(Api::<Tenancy>::all(client.clone()), watcher::Config::default())
-        .owns_stream(ns_stream)
-        .owns_stream(lr_stream)
-        .owns_stream(np_stream)
-        .owns_stream(rb_stream)
-        .owns_stream(cr_stream)
-        .owns_stream(crb_stream)
-        .owns_stream(rq_stream)
+        .watches_stream(ns_stream, owning_tenancy)
+        .watches_stream(lr_stream, owning_tenancy)
+        .watches_stream(np_stream, owning_tenancy)
+        .watches_stream(rb_stream, owning_tenancy)
+        .watches_stream(cr_stream, owning_tenancy)
+        .watches_stream(crb_stream, owning_tenancy)
+        .watches_stream(rq_stream, owning_tenancy)
         .graceful_shutdown_on(shutdown);
     let tenancies = controller.store();
     tokio::spawn(count_conditions(tenancies, metrics));
@@ -166,6 +183,16 @@ pub async fn run(
             }
         })
         .await;
+}
+
+/// The Tenancy that controls `obj`, if any.
+fn owning_tenancy<K: Resource>(obj: K) -> Option<ObjectRef<Tenancy>> {
+    obj.owner_references()
+        .iter()
+        .find(|o| {
+            o.controller == Some(true) && o.kind == "Tenancy" && o.api_version.starts_with("commons.dev/")
+        })
+        .map(|o| ObjectRef::new(&o.name))
 }
 
 /// Keeps the `commons_tenancies{condition,status}` gauge in step with the Tenancy store.

@@ -1,12 +1,12 @@
 //! Strict tenancy-wide quota, built only on the apiserver's own ResourceQuota admission.
 //!
-//! Each namespace of a tenancy has one ResourceQuota. Its hard values are the namespace's usage
-//! plus a share of the tenancy's free headroom, so the hard values of all namespaces never sum to
-//! more than the tenancy's limit, and the apiserver's quota admission (which is serialised per
-//! ResourceQuota object) refuses anything beyond a namespace's share. As usage changes the
-//! headroom is rebalanced: shares are recomputed from current usage, decreases are written before
-//! increases, and an increase is only written when the namespaces' commitments
-//! (`max(used, hard)` of each) still fit the limit. See docs/tenancy.md for the whole algorithm.
+//! Each namespace of a tenancy has one ResourceQuota. Its hard values are shares of the
+//! tenancy's limits: they never sum to more than the limit, and the apiserver's quota admission
+//! (serialised per ResourceQuota object) refuses anything beyond a namespace's share. Shares move
+//! only when they must: when a namespace has used its whole share while headroom sits unused
+//! elsewhere (or a namespace, resource or limit is new or lowered). Then shares are recomputed
+//! from current usage, decreases are written before increases, and an increase is only written
+//! when every namespace's commitment (`max(used, hard)`) still fits the limit. See docs/tenancy.md.
 //!
 //! This module is pure: it plans hard values from what was observed; the reconciler writes them.
 
@@ -26,8 +26,6 @@ pub struct Observed {
     pub hard: Option<Amounts>,
     /// `status.used`.
     pub used: Amounts,
-    /// The usage the current hard values were planned from (recorded on the ResourceQuota).
-    pub basis: Option<Amounts>,
 }
 
 /// The smallest share of a resource worth giving: whole units for counts and bytes, one
@@ -38,9 +36,10 @@ pub fn granule(resource: &str) -> Milli {
 
 /// Plans the hard values of every namespace from the tenancy's `limits` and what was observed.
 ///
-/// Stable: when no usage has changed since the current hard values were planned, and they account
-/// for exactly the limit, the current hard values are returned unchanged, so an idle tenancy is
-/// never written to. When `suspended`, every namespace's `pods` is 0 (nothing new starts).
+/// Stable: unless a namespace is starved (it has used its whole share while another namespace
+/// holds headroom it does not use), or a share is missing, or the shares add up to more than the
+/// limit, the current hard values are returned unchanged, so an idle tenancy is never written to.
+/// When `suspended`, every namespace's `pods` is 0 (nothing new starts).
 pub fn plan(limits: &Amounts, observed: &[Observed], suspended: bool) -> BTreeMap<String, Amounts> {
     let mut out: BTreeMap<String, Amounts> =
         observed.iter().map(|o| (o.namespace.clone(), Amounts::new())).collect();
@@ -63,39 +62,55 @@ fn get(a: &Amounts, resource: &str) -> Milli {
     a.get(resource).copied().unwrap_or_default()
 }
 
-fn plan_resource(resource: &str, total: Milli, observed: &[Observed]) -> Vec<(String, Milli)> {
-    let used_sum: Milli = observed.iter().map(|o| get(&o.used, resource)).sum();
-    let hard_sum: Option<Milli> = observed
-        .iter()
-        .map(|o| o.hard.as_ref().and_then(|h| h.get(resource).copied()))
-        .sum::<Option<Milli>>();
-    let settled =
-        observed.iter().all(|o| o.basis.as_ref().is_some_and(|b| get(b, resource) == get(&o.used, resource)));
-    let target_sum = if used_sum >= total {
-        used_sum
-    } else {
-        total_in_granules(resource, total, used_sum, observed.len())
+/// Whether a namespace with some usage has used all of its share of `resource`. (A namespace with
+/// no usage gives no sign of wanting more, so it never counts: counting it would move headroom
+/// back and forth between idle namespaces.)
+fn exhausted(o: &Observed, resource: &str) -> bool {
+    let used = get(&o.used, resource);
+    used > Milli::ZERO && o.hard.as_ref().is_some_and(|h| used >= get(h, resource))
+}
+
+/// Whether the current shares of `resource` must be recomputed.
+fn must_rebalance(resource: &str, total: Milli, observed: &[Observed]) -> bool {
+    let g = granule(resource);
+    let hard = |o: &Observed| o.hard.as_ref().and_then(|h| h.get(resource).copied());
+    if observed.iter().any(|o| hard(o).is_none()) {
+        return true;
+    }
+    let hard_sum: Milli = observed.iter().filter_map(hard).sum();
+    if hard_sum > total {
+        return true;
+    }
+    let unallocated = total.saturating_sub(hard_sum);
+    let slack_elsewhere = |me: &Observed| {
+        unallocated >= g
+            || observed.iter().any(|o| {
+                o.namespace != me.namespace
+                    && hard(o).unwrap_or_default().saturating_sub(get(&o.used, resource)) >= g
+            })
     };
-    if settled && hard_sum == Some(target_sum) {
-        // Nothing moved since the last plan: keep it.
+    observed.iter().any(|o| exhausted(o, resource) && slack_elsewhere(o))
+}
+
+fn plan_resource(resource: &str, total: Milli, observed: &[Observed]) -> Vec<(String, Milli)> {
+    if !must_rebalance(resource, total, observed) {
         return observed
             .iter()
             .map(|o| (o.namespace.clone(), o.hard.as_ref().map(|h| get(h, resource)).unwrap_or_default()))
             .collect();
     }
     let g = granule(resource);
+    let used_sum: Milli = observed.iter().map(|o| get(&o.used, resource)).sum();
     let free = total.saturating_sub(used_sum);
     let n = i128::try_from(observed.len()).unwrap_or(i128::MAX).max(1);
     let units = free.0 / g.0;
     let base = units / n;
     let mut remainder = units % n;
-    // Remainder units go first to namespaces whose usage grew since the last plan (they are
-    // consuming now), then by name, so a namespace using headroom alone can take all of it.
+    // Remainder units (fewer than one per namespace) go to the namespaces using the most, then by
+    // name: a namespace using headroom alone can take all of it, and the plan depends on usage
+    // alone, so re-planning an unchanged tenancy gives the same plan and never flaps.
     let mut order: Vec<&Observed> = observed.iter().collect();
-    order.sort_by_key(|o| {
-        let grew = o.basis.as_ref().is_none_or(|b| get(&o.used, resource) > get(b, resource));
-        (!grew, o.namespace.clone())
-    });
+    order.sort_by_key(|o| (std::cmp::Reverse(get(&o.used, resource)), o.namespace.clone()));
     let mut out = Vec::with_capacity(observed.len());
     for o in order {
         let extra = if remainder > 0 {
@@ -107,13 +122,6 @@ fn plan_resource(resource: &str, total: Milli, observed: &[Observed]) -> Vec<(St
         out.push((o.namespace.clone(), get(&o.used, resource) + Milli((base + extra) * g.0)));
     }
     out
-}
-
-/// The sum of hard values a fresh plan produces: usage plus the free headroom in whole granules.
-fn total_in_granules(resource: &str, total: Milli, used_sum: Milli, _namespaces: usize) -> Milli {
-    let g = granule(resource);
-    let free = total.saturating_sub(used_sum);
-    used_sum + Milli(free.0 / g.0 * g.0)
 }
 
 /// The most `namespace` may be raised to for `resource` so that every namespace's commitment
@@ -137,12 +145,11 @@ mod tests {
         pairs.iter().map(|(k, v)| ((*k).to_owned(), Milli::units(*v))).collect()
     }
 
-    fn ns(name: &str, hard: Option<i64>, used: i64, basis: Option<i64>) -> Observed {
+    fn ns(name: &str, hard: Option<i64>, used: i64) -> Observed {
         Observed {
             namespace: name.into(),
             hard: hard.map(|h| amounts(&[("pods", h)])),
             used: amounts(&[("pods", used)]),
-            basis: basis.map(|b| amounts(&[("pods", b)])),
         }
     }
 
@@ -157,7 +164,7 @@ mod tests {
     #[test]
     fn a_new_tenancy_splits_its_limit_evenly() {
         let limits = amounts(&[("pods", 12)]);
-        let obs = [ns("t-a", None, 0, None), ns("t-b", None, 0, None), ns("t-c", None, 0, None)];
+        let obs = [ns("t-a", None, 0), ns("t-b", None, 0), ns("t-c", None, 0)];
         let p = plan(&limits, &obs, false);
         assert_eq!(pods(&p), vec![("t-a".into(), 4), ("t-b".into(), 4), ("t-c".into(), 4)]);
     }
@@ -166,8 +173,7 @@ mod tests {
     fn an_idle_tenancy_keeps_its_plan() {
         let limits = amounts(&[("pods", 12)]);
         // An uneven plan from earlier activity stays as it is while nothing changes.
-        let obs =
-            [ns("t-a", Some(1), 0, Some(0)), ns("t-b", Some(0), 0, Some(0)), ns("t-c", Some(11), 9, Some(9))];
+        let obs = [ns("t-a", Some(1), 0), ns("t-b", Some(0), 0), ns("t-c", Some(11), 9)];
         let p = plan(&limits, &obs, false);
         assert_eq!(pods(&p), vec![("t-a".into(), 1), ("t-b".into(), 0), ("t-c".into(), 11)]);
     }
@@ -175,11 +181,7 @@ mod tests {
     #[test]
     fn a_namespace_using_headroom_alone_can_take_all_of_it() {
         let limits = amounts(&[("pods", 12)]);
-        let mut obs = vec![
-            ns("t-a", Some(4), 0, Some(0)),
-            ns("t-b", Some(4), 0, Some(0)),
-            ns("t-c", Some(4), 0, Some(0)),
-        ];
+        let mut obs = vec![ns("t-a", Some(4), 0), ns("t-b", Some(4), 0), ns("t-c", Some(4), 0)];
         for _ in 0..20 {
             // t-c uses everything it was given; the others stay idle.
             let c = obs.iter_mut().find(|o| o.namespace == "t-c").unwrap();
@@ -189,7 +191,6 @@ mod tests {
             let p = plan(&limits, &obs, false);
             assert!(sum(&p) <= 12, "{p:?}");
             for o in &mut obs {
-                o.basis = Some(o.used.clone());
                 o.hard = Some(p[&o.namespace].clone());
             }
         }
@@ -198,11 +199,80 @@ mod tests {
     }
 
     #[test]
+    fn headroom_held_idle_moves_to_a_namespace_that_used_its_whole_share() {
+        let limits = amounts(&[("pods", 12)]);
+        // Settled, but t-c has used all of its 11 while t-a holds 1 it does not use.
+        let obs = [ns("t-a", Some(1), 0), ns("t-b", Some(0), 0), ns("t-c", Some(11), 11)];
+        let p = plan(&limits, &obs, false);
+        assert_eq!(pods(&p), vec![("t-a".into(), 0), ("t-b".into(), 0), ("t-c".into(), 12)]);
+        // And that plan is stable.
+        let next: Vec<Observed> =
+            obs.iter().map(|o| Observed { hard: Some(p[&o.namespace].clone()), ..o.clone() }).collect();
+        assert_eq!(plan(&limits, &next, false), p);
+    }
+
+    #[test]
+    fn the_last_units_do_not_flap_between_busy_namespaces() {
+        let limits = amounts(&[("pods", 12)]);
+        let obs = [ns("a", Some(4), 3), ns("b", Some(4), 4), ns("c", Some(4), 4)];
+        let first = plan(&limits, &obs, false);
+        assert_eq!(pods(&first), vec![("a".into(), 3), ("b".into(), 5), ("c".into(), 4)]);
+        let next: Vec<Observed> =
+            obs.iter().map(|o| Observed { hard: Some(first[&o.namespace].clone()), ..o.clone() }).collect();
+        assert_eq!(plan(&limits, &next, false), first, "re-planning the same usage changes nothing");
+    }
+
+    /// Over many generated states: a plan never exceeds the limit (unless usage already does),
+    /// never drops below usage, and re-planning with the same usage changes nothing.
+    #[test]
+    fn plans_are_bounded_and_idempotent_over_generated_states() {
+        let mut seed: u64 = 0x5eed;
+        let mut next = |m: i64| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            i64::try_from((seed >> 33) % u64::try_from(m).unwrap()).unwrap()
+        };
+        for _ in 0..5000 {
+            let total = next(30);
+            let n = 1 + next(5);
+            let obs: Vec<Observed> = (0..n)
+                .map(|i| {
+                    let hard = if next(6) == 0 { None } else { Some(next(15)) };
+                    ns(&format!("n{i}"), hard, next(10))
+                })
+                .collect();
+            let limits = amounts(&[("pods", total)]);
+            let p = plan(&limits, &obs, false);
+            let used_sum: i128 = obs.iter().map(|o| get(&o.used, "pods").0 / 1000).sum();
+            let hard_sum: i128 =
+                obs.iter().map(|o| o.hard.as_ref().map_or(0, |h| get(h, "pods").0 / 1000)).sum();
+            let changed = obs.iter().any(|o| o.hard.as_ref() != Some(&p[&o.namespace]));
+            if changed {
+                assert!(sum(&p) <= i128::from(total).max(used_sum), "{obs:?} -> {p:?}");
+                for o in &obs {
+                    assert!(get(&p[&o.namespace], "pods") >= get(&o.used, "pods"), "{obs:?} -> {p:?}");
+                }
+            } else {
+                assert!(hard_sum <= i128::from(total) || hard_sum <= used_sum, "{obs:?}");
+            }
+            let again: Vec<Observed> =
+                obs.iter().map(|o| Observed { hard: Some(p[&o.namespace].clone()), ..o.clone() }).collect();
+            assert_eq!(plan(&limits, &again, false), p, "re-planning {again:?} moved something");
+        }
+    }
+
+    #[test]
+    fn idle_namespaces_do_not_pull_headroom_back_and_forth() {
+        let limits = amounts(&[("pods", 10)]);
+        let obs = [ns("a", Some(1), 0), ns("b", Some(0), 0), ns("c", Some(9), 5)];
+        let p = plan(&limits, &obs, false);
+        assert_eq!(pods(&p), vec![("a".into(), 1), ("b".into(), 0), ("c".into(), 9)]);
+    }
+
+    #[test]
     fn a_plan_never_exceeds_the_limit_and_never_goes_below_usage() {
         let limits = amounts(&[("pods", 10)]);
         for used in [[0, 0, 0], [3, 3, 3], [10, 0, 0], [4, 0, 5], [1, 2, 3]] {
-            let obs: Vec<_> =
-                ["a", "b", "c"].iter().zip(used).map(|(n, u)| ns(n, Some(0), u, Some(0))).collect();
+            let obs: Vec<_> = ["a", "b", "c"].iter().zip(used).map(|(n, u)| ns(n, Some(0), u)).collect();
             let p = plan(&limits, &obs, false);
             assert!(sum(&p) <= 10, "{used:?} -> {p:?}");
             for o in &obs {
@@ -214,14 +284,14 @@ mod tests {
     #[test]
     fn over_the_limit_every_namespace_is_held_at_its_usage() {
         let limits = amounts(&[("pods", 4)]);
-        let obs = [ns("a", Some(5), 3, Some(0)), ns("b", Some(5), 3, Some(0))];
+        let obs = [ns("a", Some(5), 3), ns("b", Some(5), 3)];
         assert_eq!(pods(&plan(&limits, &obs, false)), vec![("a".into(), 3), ("b".into(), 3)]);
     }
 
     #[test]
     fn suspension_sets_pods_to_zero_everywhere() {
         let limits = amounts(&[("requests.cpu", 4)]);
-        let obs = [ns("a", None, 2, None), ns("b", None, 0, None)];
+        let obs = [ns("a", None, 2), ns("b", None, 0)];
         let p = plan(&limits, &obs, true);
         assert!(p.values().all(|a| a["pods"] == Milli::ZERO));
         assert!(p.values().all(|a| a.contains_key("requests.cpu")));

@@ -17,7 +17,7 @@ use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
 use super::Context;
-use super::desired::{self, QUOTA_BASIS_ANNOTATION, QUOTA_NAME};
+use super::desired::{self, QUOTA_NAME};
 use super::quota::{self, Amounts, Observed};
 use super::status::{self, Expiry, Observations};
 use crate::apply::{apply, apply_if_changed, delete};
@@ -47,8 +47,10 @@ pub async fn reconcile(tenancy: Arc<Tenancy>, ctx: Arc<Context>) -> Result<Actio
         // Owner references hand everything to the garbage collector; nothing to do here.
         return Ok(Action::await_change());
     }
+    tracing::debug!(tenancy = %tenancy.name_any(), "reconciling");
     ctx.stores.ready().await?;
     let name = tenancy.name_any();
+    tracing::debug!(tenancy = %name, "stores ready");
     let (stage, next_stage) = status::expiry(jiff::Timestamp::now(), tenancy.spec.expires_at.as_ref());
     let suspended = if stage == Expiry::Expired {
         Some("Expired")
@@ -267,17 +269,28 @@ fn observe(rq: Option<&ResourceQuota>, namespace: &str) -> Observed {
     let Some(rq) = rq else {
         return Observed { namespace: namespace.into(), ..Observed::default() };
     };
-    let basis = rq
-        .annotations()
-        .get(QUOTA_BASIS_ANNOTATION)
-        .and_then(|s| serde_json::from_str::<BTreeMap<String, String>>(s).ok())
-        .map(|m| m.into_iter().filter_map(|(k, v)| v.parse::<Milli>().ok().map(|q| (k, q))).collect());
     Observed {
         namespace: namespace.into(),
         hard: Some(parse_amounts(rq.spec.as_ref().and_then(|s| s.hard.as_ref()))),
         used: parse_amounts(rq.status.as_ref().and_then(|s| s.used.as_ref())),
-        basis,
     }
+}
+
+/// Whether the ResourceQuota already carries `hard` and Commons' labels and owner. Hard values
+/// are compared as amounts: the apiserver stores quantities in its own canonical spelling.
+fn quota_up_to_date(
+    tenancy: &Tenancy,
+    observed: Option<&ResourceQuota>,
+    namespace: &str,
+    hard: &Amounts,
+) -> bool {
+    let Some(rq) = observed else { return false };
+    let desired = desired::resource_quota(tenancy, namespace, hard);
+    let meta_ok = crate::apply::is_subset(
+        &serde_json::to_value(&desired.metadata).unwrap_or_default(),
+        &serde_json::to_value(&rq.metadata).unwrap_or_default(),
+    );
+    meta_ok && parse_amounts(rq.spec.as_ref().and_then(|s| s.hard.as_ref())) == *hard
 }
 
 /// The most a namespace may use without a further raise: `max(used, hard)` per resource.
@@ -306,18 +319,10 @@ async fn apply_quota(
         all.list(&ListParams::default().labels(&format!("{}={name}", labels::TENANCY))).await.map_err(
             |source| Error::Kube { context: format!("listing ResourceQuotas of Tenancy {name}"), source },
         )?;
-    let observed: Vec<Observed> = namespaces
-        .iter()
-        .map(|ns| {
-            observe(
-                listed
-                    .items
-                    .iter()
-                    .find(|rq| rq.namespace().as_deref() == Some(ns) && rq.name_any() == QUOTA_NAME),
-                ns,
-            )
-        })
-        .collect();
+    let found = |ns: &str| {
+        listed.items.iter().find(|rq| rq.namespace().as_deref() == Some(ns) && rq.name_any() == QUOTA_NAME)
+    };
+    let observed: Vec<Observed> = namespaces.iter().map(|ns| observe(found(ns), ns)).collect();
     let plan = quota::plan(limits, &observed, suspended.is_some());
 
     // Phase 1: lower (or create at usage) every share that goes down; learn each commitment.
@@ -334,9 +339,9 @@ async fn apply_quota(
                 (r.clone(), (*t).min(now))
             })
             .collect();
-        let used = if o.hard.as_ref() != Some(&step) || o.basis.as_ref() != Some(&o.used) {
+        let used = if !quota_up_to_date(tenancy, found(&o.namespace), &o.namespace, &step) {
             let api: Api<ResourceQuota> = Api::namespaced(ctx.client.clone(), &o.namespace);
-            let stored = apply(&api, &desired::resource_quota(tenancy, &o.namespace, &step, &o.used)).await?;
+            let stored = apply(&api, &desired::resource_quota(tenancy, &o.namespace, &step)).await?;
             parse_amounts(stored.status.as_ref().and_then(|s| s.used.as_ref()))
         } else {
             o.used.clone()
@@ -358,7 +363,7 @@ async fn apply_quota(
         }
         if &fin != step {
             let api: Api<ResourceQuota> = Api::namespaced(ctx.client.clone(), &o.namespace);
-            let stored = apply(&api, &desired::resource_quota(tenancy, &o.namespace, &fin, &o.used)).await?;
+            let stored = apply(&api, &desired::resource_quota(tenancy, &o.namespace, &fin)).await?;
             let used = parse_amounts(stored.status.as_ref().and_then(|s| s.used.as_ref()));
             commitments.insert(o.namespace.clone(), commitment(&used, &fin));
         }

@@ -1,0 +1,131 @@
+//! Behaviour across the operator's own life: idle resyncs and restarts write nothing, and a
+//! Tenancy deleted while the operator is down is still cleaned up. These tests stop and restart
+//! the operator, so they live in their own test binary and run one at a time.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use commons_crds::Tenancy;
+use commons_e2e::{apply_raw, client, install_crds, operator, operator_metric, wait_for, wait_for_condition};
+use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::rbac::v1::RoleBinding;
+use kube::api::{DeleteParams, ListParams};
+use kube::{Api, Client, ResourceExt};
+use serde_json::json;
+use tokio::sync::Mutex;
+
+/// The tests in this file take turns: they stop and start the one operator.
+static TURN: Mutex<()> = Mutex::const_new(());
+
+fn tenancy(name: &str) -> serde_json::Value {
+    json!({
+        "apiVersion": "commons.dev/v1alpha1", "kind": "Tenancy", "metadata": {"name": name},
+        "spec": {
+            "organisation": {"displayName": "Idle Council", "sector": "local-government", "costCentre": "IDLE-1", "contactEmail": "idle@example.gov.uk"},
+            "owners": [{"kind": "Group", "name": "idle-admins"}],
+            "namespaces": [{"name": "one"}, {"name": "two"}],
+            "quota": {"cpu": "4", "memory": "8Gi", "pods": 20}
+        }
+    })
+}
+
+/// Every object Commons manages for `name`, by kind/namespace/name, with its resourceVersion.
+async fn resource_versions(client: &Client, name: &str) -> BTreeMap<String, String> {
+    let selector = ListParams::default().labels(&format!("commons.dev/tenancy={name}"));
+    let mut out = BTreeMap::new();
+    let t: Api<Tenancy> = Api::all(client.clone());
+    out.insert("Tenancy".into(), t.get(name).await.unwrap().resource_version().unwrap());
+    macro_rules! collect {
+        ($kind:ty, $label:expr) => {
+            for o in Api::<$kind>::all(client.clone()).list(&selector).await.unwrap().items {
+                out.insert(
+                    format!("{}/{}/{}", $label, o.namespace().unwrap_or_default(), o.name_any()),
+                    o.resource_version().unwrap(),
+                );
+            }
+        };
+    }
+    collect!(Namespace, "Namespace");
+    collect!(ResourceQuota, "ResourceQuota");
+    collect!(LimitRange, "LimitRange");
+    collect!(NetworkPolicy, "NetworkPolicy");
+    collect!(RoleBinding, "RoleBinding");
+    out
+}
+
+fn reconciles() -> f64 {
+    operator_metric("commons_reconcile_duration_seconds_count{controller=\"tenancy\"}").unwrap()
+}
+
+fn writes() -> f64 {
+    operator_metric("commons_apiserver_writes_total").unwrap()
+}
+
+#[tokio::test]
+async fn an_idle_tenancy_is_never_written_across_resyncs_and_an_operator_restart() {
+    let _turn = TURN.lock().await;
+    let client = client().await.unwrap();
+    install_crds(&client).await.unwrap();
+    apply_raw::<Tenancy>(&client, None, tenancy("e2e-idle")).await.unwrap();
+    wait_for_condition(&client, "e2e-idle", "Ready", "True", None, Duration::from_secs(60)).await.unwrap();
+    // Let any reconcile triggered by our own writes settle.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let before = resource_versions(&client, "e2e-idle").await;
+    assert!(before.len() >= 1 + 2 * 5, "{before:?}");
+
+    // Idle resyncs (the test operator resyncs every 10 s): reconciles happen, writes do not.
+    let (reconciles_before, writes_before) = (reconciles(), writes());
+    tokio::time::sleep(Duration::from_secs(25)).await;
+    assert!(
+        reconciles() >= reconciles_before + 2.0,
+        "no resync happened: {reconciles_before} -> {}",
+        reconciles()
+    );
+    assert_eq!(writes(), writes_before, "an idle resync wrote to the apiserver");
+    assert_eq!(resource_versions(&client, "e2e-idle").await, before);
+
+    // A restart re-reads everything and reconciles every tenancy: still nothing written.
+    operator("restart").unwrap();
+    wait_for("the restarted operator reconciles", Duration::from_secs(60), || async {
+        (reconciles() >= 1.0).then_some(())
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    assert_eq!(writes(), 0.0, "the restarted operator wrote to the apiserver");
+    assert_eq!(resource_versions(&client, "e2e-idle").await, before);
+
+    Api::<Tenancy>::all(client.clone()).delete("e2e-idle", &DeleteParams::background()).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_tenancy_deleted_while_the_operator_is_down_is_cleaned_up() {
+    let _turn = TURN.lock().await;
+    let client = client().await.unwrap();
+    install_crds(&client).await.unwrap();
+    apply_raw::<Tenancy>(&client, None, tenancy("e2e-outage")).await.unwrap();
+    wait_for_condition(&client, "e2e-outage", "Ready", "True", None, Duration::from_secs(60)).await.unwrap();
+
+    operator("stop").unwrap();
+    let result = async {
+        Api::<Tenancy>::all(client.clone()).delete("e2e-outage", &DeleteParams::foreground()).await.unwrap();
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        wait_for("namespaces and tenancy gone with the operator down", Duration::from_secs(120), || {
+            let (namespaces, tenancies) = (namespaces.clone(), Api::<Tenancy>::all(client.clone()));
+            async move {
+                let left = namespaces
+                    .list(&ListParams::default().labels("commons.dev/tenancy=e2e-outage"))
+                    .await
+                    .ok()?;
+                let t = tenancies.get_opt("e2e-outage").await.ok()?;
+                (left.items.is_empty() && t.is_none()).then_some(())
+            }
+        })
+        .await
+    }
+    .await;
+    operator("start").unwrap();
+    result.unwrap();
+}
