@@ -16,6 +16,13 @@ commons_build
 commons_install_crds
 commons_start
 
+step "applying the example tenancies (docs/examples/tenancies.yaml)"
+kubectl apply --server-side --field-manager=commons-examples -f "$root/docs/examples/tenancies.yaml" >"$COMMONS_CLUSTER_DIR/logs/examples.log" 2>&1 \
+  || fail "applying the example tenancies" "$COMMONS_CLUSTER_DIR/logs/examples.log"
+kubectl wait --for=condition=Ready --timeout=120s -f "$root/docs/examples/tenancies.yaml" >>"$COMMONS_CLUSTER_DIR/logs/examples.log" 2>&1 \
+  || fail "waiting for the example tenancies to be Ready" "$COMMONS_CLUSTER_DIR/logs/examples.log"
+kubectl get tenancies | sed 's/^/   /'
+
 cat <<TXT
 
 Commons is running against the local control plane.
@@ -27,6 +34,13 @@ Try:
   kubectl get nodes                          # three simulated (kwok) nodes
   kubectl api-resources --api-group=commons.dev
   kubectl explain tenancy.spec.organisation  # the API documents itself
+  kubectl get tenancies                      # the example tenancies, Ready
+  kubectl describe tenancy northshire-council   # conditions, quota, namespaces, Events
+  kubectl get ns -l commons.dev/tenancy --show-labels
+  kubectl auth can-i create deployments -n northshire-council-revenues \
+      --as someone --as-group northshire-platform-admins     # yes: an owner
+  kubectl auth can-i update resourcequotas -n northshire-council-revenues \
+      --as someone --as-group northshire-platform-admins     # no: Commons manages it
   kubectl get commons -A                     # every Commons object
   curl -s http://$COMMONS_LISTEN/readyz      # the operator's readiness
   curl -s http://$COMMONS_LISTEN/metrics | grep ^commons_

@@ -1,0 +1,90 @@
+//! Benchmark: how long N tenancies take to become Ready on the local control plane, and how many
+//! apiserver writes the operator makes while they sit idle through resyncs.
+//!
+//! `cargo run --release -p commons-e2e --bin bench-tenancies -- [COUNT] [IDLE_SECONDS]`
+//! (defaults 100 and 30) against the control plane in KUBECONFIG with `commons` running; it reads
+//! the operator's metrics from COMMONS_LISTEN (default 127.0.0.1:18080). It deletes what it made.
+
+use std::time::{Duration, Instant};
+
+use commons_crds::Tenancy;
+use commons_e2e::{E2eError, apply_raw, client, operator_metric, wait_for};
+use kube::Api;
+use kube::api::{DeleteParams, ListParams};
+use serde_json::json;
+
+const PREFIX: &str = "bench-";
+
+#[tokio::main]
+async fn main() -> Result<(), E2eError> {
+    let mut args = std::env::args().skip(1);
+    let count: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(100);
+    let idle: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(30);
+    let client = client().await?;
+    let api: Api<Tenancy> = Api::all(client.clone());
+
+    let started = Instant::now();
+    for i in 0..count {
+        let name = format!("{PREFIX}{i:04}");
+        apply_raw::<Tenancy>(
+            &client,
+            None,
+            json!({
+                "apiVersion": "commons.dev/v1alpha1", "kind": "Tenancy", "metadata": {"name": name},
+                "spec": {
+                    "organisation": {"displayName": format!("Benchmark body {i}"), "sector": "local-government",
+                                     "costCentre": "BENCH", "contactEmail": "bench@example.gov.uk"},
+                    "owners": [{"kind": "Group", "name": format!("{name}-admins")}],
+                    "namespaces": [{"name": "app"}, {"name": "data"}],
+                    "quota": {"cpu": "8", "memory": "16Gi", "pods": 50}
+                }
+            }),
+        )
+        .await?;
+    }
+    let applied = started.elapsed();
+    let ready = |t: &Tenancy| {
+        t.status.as_ref().is_some_and(|s| {
+            s.observed_generation == t.metadata.generation
+                && s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True")
+        })
+    };
+    wait_for("every benchmark tenancy Ready", Duration::from_secs(1800), || {
+        let api = api.clone();
+        async move {
+            let list = api.list(&ListParams::default()).await.ok()?;
+            let n = list
+                .items
+                .iter()
+                .filter(|t| t.metadata.name.as_deref().is_some_and(|n| n.starts_with(PREFIX)) && ready(t))
+                .count();
+            (n == count).then_some(())
+        }
+    })
+    .await?;
+    let all_ready = started.elapsed();
+    println!("tenancies: {count} (2 namespaces each)");
+    println!("applied in: {:.1}s", applied.as_secs_f64());
+    println!(
+        "all Ready after: {:.1}s ({:.0} ms per tenancy)",
+        all_ready.as_secs_f64(),
+        all_ready.as_secs_f64() * 1000.0 / count as f64
+    );
+
+    // Let the writes the creation itself caused settle, then measure an idle period.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (reconciles, writes) = (
+        operator_metric("commons_reconcile_duration_seconds_count{controller=\"tenancy\"}")?,
+        operator_metric("commons_apiserver_writes_total")?,
+    );
+    tokio::time::sleep(Duration::from_secs(idle)).await;
+    let idle_reconciles =
+        operator_metric("commons_reconcile_duration_seconds_count{controller=\"tenancy\"}")? - reconciles;
+    let idle_writes = operator_metric("commons_apiserver_writes_total")? - writes;
+    println!("idle for {idle}s: {idle_reconciles} reconciles, {idle_writes} apiserver writes");
+
+    for i in 0..count {
+        let _ = api.delete(&format!("{PREFIX}{i:04}"), &DeleteParams::background()).await;
+    }
+    Ok(())
+}
