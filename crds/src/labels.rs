@@ -17,3 +17,15 @@ pub const MANAGER: &str = "commons";
 
 /// Label keys a tenancy may not set on its namespaces, because Commons manages them.
 pub const RESERVED_PREFIXES: [&str; 2] = ["commons.dev/", "pod-security.kubernetes.io/"];
+
+/// On pods: who may reach the pod over the network. `tenancy` (or no label): only the tenancy's
+/// own namespaces; `segment`: also members of the tenancy's network segments and their peers;
+/// `public`: also the segments' ingress ranges. HostedService pods carry it from
+/// `spec.exposure`; any pod may carry it.
+pub const EXPOSURE: &str = "commons.dev/exposure";
+/// Values of [`EXPOSURE`] that network segment paths reach.
+pub const SEGMENT_EXPOSURES: [&str; 2] = ["segment", "public"];
+/// On pods: the HostedService the pod runs (for the service-to-service reachability view).
+pub const HOSTED_SERVICE: &str = "commons.dev/hosted-service";
+/// On NetworkPolicies Commons makes for a segment: the segment's name.
+pub const SEGMENT: &str = "commons.dev/segment";

@@ -9,4 +9,6 @@ pub mod run;
 pub use error::{Error, Result};
 pub mod apply;
 pub mod quantity;
+pub mod segment;
 pub mod tenancy;
+pub mod watch;

@@ -9,7 +9,7 @@ use tokio::sync::watch;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::readiness;
-use crate::tenancy;
+use crate::{segment, tenancy};
 
 /// Settings for `commons run`.
 #[derive(Debug, Clone)]
@@ -28,6 +28,12 @@ pub async fn run(settings: Settings) -> Result<()> {
     let (tx, rx) = watch::channel(Readiness::default());
     let checker = tokio::spawn(readiness::run(client.clone(), tx, metrics.clone()));
     let (stop_tx, stop_rx) = watch::channel(false);
+    let segments = tokio::spawn(segment::run(
+        client.clone(),
+        metrics.clone(),
+        settings.resync,
+        stopped(stop_rx.clone()),
+    ));
     let tenancies =
         tokio::spawn(tenancy::run(client.clone(), metrics.clone(), settings.resync, stopped(stop_rx)));
 
@@ -47,7 +53,8 @@ pub async fn run(settings: Settings) -> Result<()> {
         .await
         .map_err(|source| Error::Listen { addr: local.to_string(), source });
     checker.abort();
-    if tokio::time::timeout(std::time::Duration::from_secs(20), tenancies).await.is_err() {
+    let controllers = futures::future::join(tenancies, segments);
+    if tokio::time::timeout(std::time::Duration::from_secs(20), controllers).await.is_err() {
         tracing::warn!("controllers did not stop within 20s");
     }
     tracing::info!("stopped");

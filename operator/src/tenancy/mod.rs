@@ -14,18 +14,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use commons_crds::labels;
+use commons_crds::network_segment::NetworkSegment;
 use commons_crds::tenancy::Tenancy;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::Store;
 use kube::runtime::{Controller, WatchStreamExt, watcher};
-use kube::{Api, Client, Resource, ResourceExt};
-use serde::de::DeserializeOwned;
+use kube::{Api, Client};
 
 use crate::metrics::Metrics;
+use crate::watch::{owned_by, reflect};
 
 /// Reflector stores of everything the controller reads.
 #[derive(Clone)]
@@ -42,6 +43,8 @@ pub struct Stores {
     pub cluster_roles: Store<ClusterRole>,
     /// Commons-managed ClusterRoleBindings.
     pub cluster_role_bindings: Store<ClusterRoleBinding>,
+    /// Every NetworkSegment (to report which segments admit the tenancy).
+    pub segments: Store<NetworkSegment>,
 }
 
 impl Stores {
@@ -59,6 +62,7 @@ impl Stores {
                 self.role_bindings.wait_until_ready().now_or_never(),
                 self.cluster_roles.wait_until_ready().now_or_never(),
                 self.cluster_role_bindings.wait_until_ready().now_or_never(),
+                self.segments.wait_until_ready().now_or_never(),
             ];
             if all.iter().any(|r| matches!(r, Some(Err(_)))) {
                 return Err(crate::error::Error::StoreClosed);
@@ -100,26 +104,6 @@ impl std::fmt::Debug for Context {
     }
 }
 
-/// A reflected watch of `K` (Commons-managed objects only, unless `all`), feeding a store and
-/// yielding every touched object so the controller can map it to its owning Tenancy.
-fn reflect<K>(
-    client: &Client,
-    all: bool,
-) -> (Store<K>, impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static)
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
-{
-    let (store, writer) = reflector::store();
-    let config = if all {
-        watcher::Config::default()
-    } else {
-        watcher::Config::default().labels(&format!("{}={}", labels::MANAGED_BY, labels::MANAGER))
-    };
-    let stream =
-        watcher(Api::<K>::all(client.clone()), config).default_backoff().reflect(writer).touched_objects();
-    (store, stream)
-}
-
 /// Runs the Tenancy controller until `shutdown` resolves.
 pub async fn run(
     client: Client,
@@ -136,6 +120,7 @@ pub async fn run(
     let (role_bindings, rb_stream) = reflect::<RoleBinding>(&client, false);
     let (cluster_roles, cr_stream) = reflect::<ClusterRole>(&client, false);
     let (cluster_role_bindings, crb_stream) = reflect::<ClusterRoleBinding>(&client, false);
+    let (segments, seg_stream) = reflect::<NetworkSegment>(&client, true);
     // ResourceQuota changes (usage moving) trigger a rebalance; the quota step reads them fresh.
     let rq_stream = watcher(
         Api::<ResourceQuota>::all(client.clone()),
@@ -153,6 +138,7 @@ pub async fn run(
             role_bindings,
             cluster_roles,
             cluster_role_bindings,
+            segments,
         },
         recorder: Recorder::new(
             client.clone(),
@@ -165,13 +151,15 @@ pub async fn run(
     // cluster-scoped owner by the child's namespace, so one Tenancy could be reconciled twice at
     // once; the quota algorithm relies on one reconcile per Tenancy at a time.)
     let controller = Controller::new(Api::<Tenancy>::all(client.clone()), watcher::Config::default())
-        .watches_stream(ns_stream, owning_tenancy)
-        .watches_stream(lr_stream, owning_tenancy)
-        .watches_stream(np_stream, owning_tenancy)
-        .watches_stream(rb_stream, owning_tenancy)
-        .watches_stream(cr_stream, owning_tenancy)
-        .watches_stream(crb_stream, owning_tenancy)
-        .watches_stream(rq_stream, owning_tenancy)
+        .watches_stream(ns_stream, owned_by::<Tenancy, _>)
+        .watches_stream(lr_stream, owned_by::<Tenancy, _>)
+        .watches_stream(np_stream, owned_by::<Tenancy, _>)
+        .watches_stream(rb_stream, owned_by::<Tenancy, _>)
+        .watches_stream(cr_stream, owned_by::<Tenancy, _>)
+        .watches_stream(crb_stream, owned_by::<Tenancy, _>)
+        .watches_stream(rq_stream, owned_by::<Tenancy, _>)
+        // A segment's admission rules decide the membership every tenancy reports.
+        .reconcile_all_on(seg_stream.filter_map(|r| futures::future::ready(r.ok().map(|_| ()))))
         .graceful_shutdown_on(shutdown);
     let tenancies = controller.store();
     tokio::spawn(count_conditions(tenancies, metrics));
@@ -183,16 +171,6 @@ pub async fn run(
             }
         })
         .await;
-}
-
-/// The Tenancy that controls `obj`, if any.
-fn owning_tenancy<K: Resource>(obj: K) -> Option<ObjectRef<Tenancy>> {
-    obj.owner_references()
-        .iter()
-        .find(|o| {
-            o.controller == Some(true) && o.kind == "Tenancy" && o.api_version.starts_with("commons.dev/")
-        })
-        .map(|o| ObjectRef::new(&o.name))
 }
 
 /// Keeps the `commons_tenancies{condition,status}` gauge in step with the Tenancy store.

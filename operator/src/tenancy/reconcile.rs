@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::segment::admission::Decision;
 use commons_crds::labels;
-use commons_crds::tenancy::{NamespaceStatus, QuotaStatus, Tenancy};
+use commons_crds::tenancy::{MembershipState, NamespaceStatus, QuotaStatus, SegmentMembership, Tenancy};
 use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding};
@@ -169,7 +170,9 @@ pub async fn reconcile(tenancy: Arc<Tenancy>, ctx: Arc<Context>) -> Result<Actio
     }
 
     // 5. Status, and the Events a person should see when things change.
+    let segments = segment_memberships(&ctx, &tenancy);
     let obs = Observations {
+        segments,
         namespaces: statuses,
         quota: quota.status,
         exhausted: quota.exhausted.clone(),
@@ -189,6 +192,37 @@ pub async fn reconcile(tenancy: Arc<Tenancy>, ctx: Arc<Context>) -> Result<Actio
         Some(d) if d < ctx.resync => Action::requeue(d + Duration::from_secs(1)),
         _ => Action::requeue(ctx.resync),
     })
+}
+
+/// Each segment the tenancy asks to join, with the segment's decision.
+fn segment_memberships(ctx: &Context, tenancy: &Tenancy) -> Vec<SegmentMembership> {
+    tenancy
+        .spec
+        .network_segments
+        .iter()
+        .map(|name| match ctx.stores.segments.get(&ObjectRef::new(name)) {
+            None => SegmentMembership {
+                name: name.clone(),
+                state: MembershipState::Pending,
+                reason: Some("SegmentNotFound".into()),
+                message: Some(format!("there is no NetworkSegment {name}")),
+            },
+            Some(seg) => match crate::segment::admission::decide(&seg, tenancy) {
+                Decision::Admitted => SegmentMembership {
+                    name: name.clone(),
+                    state: MembershipState::Joined,
+                    reason: None,
+                    message: None,
+                },
+                Decision::Refused { reason, message } => SegmentMembership {
+                    name: name.clone(),
+                    state: MembershipState::Refused,
+                    reason: Some(reason.into()),
+                    message: Some(message),
+                },
+            },
+        })
+        .collect()
 }
 
 fn was_ready(tenancy: &Tenancy, ns: &str) -> bool {
@@ -233,6 +267,16 @@ async fn announce_changes(ctx: &Context, tenancy: &Tenancy, obs: &Observations) 
                 ctx.event(tenancy, EventType::Normal, "Resumed", "the tenancy is active again").await
             }
             None => {}
+        }
+    }
+    for m in obs.segments.iter().filter(|m| m.state == MembershipState::Refused) {
+        let was_refused = before.is_some_and(|b| {
+            b.segments.iter().any(|p| p.name == m.name && p.state == MembershipState::Refused)
+        });
+        if !was_refused {
+            let note =
+                format!("segment {} refused the tenancy: {}", m.name, m.message.clone().unwrap_or_default());
+            ctx.event(tenancy, EventType::Warning, "SegmentRefused", &note).await;
         }
     }
     if let Some(stage @ (Expiry::Within7Days | Expiry::Within1Day)) = obs.expiry {

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use commons_crds::tenancy::{NamespaceStatus, QuotaStatus, Tenancy, TenancyStatus};
+use commons_crds::tenancy::{
+    MembershipState, NamespaceStatus, QuotaStatus, SegmentMembership, Tenancy, TenancyStatus,
+};
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
@@ -106,6 +108,8 @@ pub struct Observations {
     pub suspended: Option<&'static str>,
     /// The expiry stage.
     pub expiry: Option<Expiry>,
+    /// Each requested network segment: joined, refused or pending.
+    pub segments: Vec<SegmentMembership>,
 }
 
 /// The status to write for `tenancy` given what the reconciler found.
@@ -140,17 +144,31 @@ pub fn build(tenancy: &Tenancy, obs: &Observations) -> TenancyStatus {
         ),
     };
     conditions.push(quota_cond);
-    conditions.push(condition(
-        types::NETWORK_READY,
-        namespaces_ok,
-        if namespaces_ok { "BaselineApplied" } else { "NamespaceConflict" },
-        if namespaces_ok {
-            "baseline isolation applied in every namespace"
-        } else {
-            "some namespaces could not be managed"
-        },
-        generation,
-    ));
+    let refused: Vec<&str> = obs
+        .segments
+        .iter()
+        .filter(|m| m.state == MembershipState::Refused)
+        .map(|m| m.name.as_str())
+        .collect();
+    let pending: Vec<&str> = obs
+        .segments
+        .iter()
+        .filter(|m| m.state == MembershipState::Pending)
+        .map(|m| m.name.as_str())
+        .collect();
+    let joined = obs.segments.len() - refused.len() - pending.len();
+    let (net_reason, net_message) = if !namespaces_ok {
+        ("NamespaceConflict", "some namespaces could not be managed".to_owned())
+    } else if !refused.is_empty() {
+        ("SegmentsRefused", format!("baseline isolation applied; refused by: {}", refused.join(", ")))
+    } else if !pending.is_empty() {
+        ("SegmentsPending", format!("baseline isolation applied; segments not found: {}", pending.join(", ")))
+    } else if joined > 0 {
+        ("SegmentsJoined", format!("baseline isolation applied; joined {joined} segments"))
+    } else {
+        ("BaselineApplied", "baseline isolation applied in every namespace".to_owned())
+    };
+    conditions.push(condition(types::NETWORK_READY, namespaces_ok, net_reason, net_message, generation));
     let suspended_msg = match obs.suspended {
         Some("Expired") => "the tenancy passed its expiry date; nothing new starts (nothing was deleted)",
         Some(_) => "spec.suspended is true; nothing new starts (nothing was deleted)",
@@ -193,7 +211,7 @@ pub fn build(tenancy: &Tenancy, obs: &Observations) -> TenancyStatus {
         conditions,
         namespaces: obs.namespaces.clone(),
         quota: obs.quota.clone(),
-        segments: previous.segments,
+        segments: obs.segments.clone(),
     }
 }
 

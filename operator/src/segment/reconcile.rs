@@ -1,0 +1,160 @@
+//! Reconciling one NetworkSegment: membership → policies in members' namespaces → status.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use commons_crds::labels;
+use commons_crds::network_segment::{NetworkSegment, NetworkSegmentStatus};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::reflector::ObjectRef;
+use kube::{Api, Resource, ResourceExt};
+use serde_json::json;
+
+use super::Context;
+use super::desired::{self, Membership};
+use crate::apply::{apply_if_changed, count_write, delete};
+use crate::error::{Error, Result};
+use crate::tenancy::status::{carry_transition_times, condition};
+
+/// Waits until every store has had its first full list (polled; see `tenancy::Stores::ready`).
+async fn stores_ready(ctx: &Context) -> Result<()> {
+    use futures::FutureExt;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let all = [
+            ctx.tenancies.wait_until_ready().now_or_never(),
+            ctx.segments.wait_until_ready().now_or_never(),
+            ctx.namespaces.wait_until_ready().now_or_never(),
+            ctx.policies.wait_until_ready().now_or_never(),
+        ];
+        if all.iter().any(|r| matches!(r, Some(Err(_)))) {
+            return Err(Error::StoreClosed);
+        }
+        if all.iter().all(Option::is_some) {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(Error::StoreNotReady);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Reconciles one NetworkSegment.
+pub async fn reconcile(segment: Arc<NetworkSegment>, ctx: Arc<Context>) -> Result<Action> {
+    let _timer = ctx.metrics.reconcile_duration.with_label_values(&["networksegment"]).start_timer();
+    if segment.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    stores_ready(&ctx).await?;
+    let name = segment.name_any();
+    let tenancies = ctx.tenancies.state();
+    let segments = ctx.segments.state();
+    let namespace_ours = |tenancy: &str, ns: &str| {
+        ctx.namespaces.get(&ObjectRef::new(ns)).is_some_and(|n| {
+            n.metadata.deletion_timestamp.is_none()
+                && n.labels().get(labels::TENANCY).map(String::as_str) == Some(tenancy)
+        })
+    };
+    let wanted = desired::policies(&segment, &segments, &tenancies, namespace_ours);
+    for p in &wanted {
+        let ns = p.namespace().unwrap_or_default();
+        let observed = ctx.policies.get(&ObjectRef::new(&p.name_any()).within(&ns));
+        apply_if_changed(&Api::<NetworkPolicy>::namespaced(ctx.client.clone(), &ns), p, observed.as_deref())
+            .await?;
+    }
+    // Paths of members that left, or namespaces that went, are closed.
+    let uid = segment.uid();
+    for p in ctx.policies.state() {
+        let ours = p.labels().get(labels::SEGMENT) == Some(&name)
+            && p.owner_references().iter().any(|o| Some(&o.uid) == uid.as_ref());
+        let still = wanted.iter().any(|w| w.name_any() == p.name_any() && w.namespace() == p.namespace());
+        if ours && !still {
+            let ns = p.namespace().unwrap_or_default();
+            delete(&Api::<NetworkPolicy>::namespaced(ctx.client.clone(), &ns), &p.name_any()).await?;
+        }
+    }
+
+    let membership = desired::membership(&segment, &tenancies);
+    announce(&ctx, &segment, &membership).await;
+    let status = build_status(&segment, &membership, wanted.len());
+    if segment.status.as_ref() != Some(&status) {
+        count_write("NetworkSegment", "status");
+        Api::<NetworkSegment>::all(ctx.client.clone())
+            .patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({ "status": status })))
+            .await
+            .map_err(|source| Error::Kube {
+                context: format!("writing status of NetworkSegment {name}"),
+                source,
+            })?;
+    }
+    Ok(Action::requeue(ctx.resync))
+}
+
+fn build_status(segment: &NetworkSegment, m: &Membership, policies: usize) -> NetworkSegmentStatus {
+    let generation = segment.metadata.generation;
+    let mut conditions = vec![condition(
+        "Ready",
+        true,
+        "Reconciled",
+        format!("{} members, {} refused, {policies} policies applied", m.members.len(), m.refused.len()),
+        generation,
+    )];
+    if let Some(previous) = segment.status.as_ref() {
+        carry_transition_times(&mut conditions, &previous.conditions);
+    }
+    NetworkSegmentStatus {
+        observed_generation: generation,
+        conditions,
+        members: m.members.clone(),
+        member_count: i32::try_from(m.members.len()).unwrap_or(i32::MAX),
+        refused: m.refused.clone(),
+        refused_count: i32::try_from(m.refused.len()).unwrap_or(i32::MAX),
+        policies: i32::try_from(policies).unwrap_or(i32::MAX),
+    }
+}
+
+async fn announce(ctx: &Context, segment: &NetworkSegment, m: &Membership) {
+    let before = segment.status.clone().unwrap_or_default();
+    let mut events = Vec::new();
+    for t in m.members.iter().filter(|t| !before.members.contains(t)) {
+        events.push((EventType::Normal, "MemberJoined", format!("tenancy {t} joined the segment")));
+    }
+    for t in before.members.iter().filter(|t| !m.members.contains(t)) {
+        events.push((
+            EventType::Normal,
+            "MemberLeft",
+            format!("tenancy {t} left the segment; its paths are closed"),
+        ));
+    }
+    for r in m
+        .refused
+        .iter()
+        .filter(|r| !before.refused.iter().any(|b| b.tenancy == r.tenancy && b.reason == r.reason))
+    {
+        events.push((EventType::Warning, "MemberRefused", format!("tenancy {}: {}", r.tenancy, r.message)));
+    }
+    for (type_, reason, note) in events {
+        count_write("Event", "publish");
+        let ev = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(note),
+            action: "Admission".into(),
+            secondary: None,
+        };
+        if let Err(e) = ctx.recorder.publish(&ev, &segment.object_ref(&())).await {
+            tracing::warn!(error = %e, reason, "cannot publish event");
+        }
+    }
+}
+
+/// What happens after a failed reconcile: count it and try again soon.
+pub fn error_policy(segment: Arc<NetworkSegment>, error: &Error, ctx: Arc<Context>) -> Action {
+    tracing::warn!(segment = %segment.name_any(), %error, "reconcile failed");
+    ctx.metrics.reconcile_errors.with_label_values(&["networksegment", error.metric_label()]).inc();
+    Action::requeue(Duration::from_secs(5))
+}
