@@ -23,6 +23,13 @@ kubectl wait --for=condition=Ready --timeout=120s -f "$root/docs/examples/tenanc
   || fail "waiting for the example tenancies to be Ready" "$COMMONS_CLUSTER_DIR/logs/examples.log"
 kubectl get tenancies | sed 's/^/   /'
 
+step "applying the example network segments (docs/examples/network-segments.yaml)"
+kubectl apply --server-side --field-manager=commons-examples -f "$root/docs/examples/network-segments.yaml" >>"$COMMONS_CLUSTER_DIR/logs/examples.log" 2>&1 \
+  || fail "applying the example network segments" "$COMMONS_CLUSTER_DIR/logs/examples.log"
+kubectl wait --for=condition=Ready --timeout=120s -f "$root/docs/examples/network-segments.yaml" >>"$COMMONS_CLUSTER_DIR/logs/examples.log" 2>&1 \
+  || fail "waiting for the example network segments to be Ready" "$COMMONS_CLUSTER_DIR/logs/examples.log"
+kubectl get networksegments | sed 's/^/   /'
+
 cat <<TXT
 
 Commons is running against the local control plane.
@@ -41,6 +48,9 @@ Try:
       --as someone --as-group northshire-platform-admins     # yes: an owner
   kubectl auth can-i update resourcequotas -n northshire-council-revenues \
       --as someone --as-group northshire-platform-admins     # no: Commons manages it
+  kubectl get networksegments                # psn, hscn (psn peers into it), secure
+  kubectl get netpol -A -l commons.dev/segment  # the paths segments open
+  commons reachability                       # who can reach whom, from the live policies
   kubectl get commons -A                     # every Commons object
   curl -s http://$COMMONS_LISTEN/readyz      # the operator's readiness
   curl -s http://$COMMONS_LISTEN/metrics | grep ^commons_
