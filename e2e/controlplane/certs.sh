@@ -1,75 +1,118 @@
 #!/usr/bin/env bash
-# Creates the local control plane's PKI with openssl, once: a CA, serving certificates for etcd
-# and the apiserver, client certificates per component, and the service-account key pair.
-# Sourced by up.sh (uses its helpers); files already present are kept.
+# The local control plane's PKI, made with openssl; sourced by up.sh after lib.sh.
+#   ca              cluster CA: the apiserver's serving cert and every client cert of the API;
+#                   also the controller manager's signer for CertificateSigningRequests
+#   etcd-ca         etcd's own CA, so only the apiserver's etcd client cert can reach etcd
+#   front-proxy-ca  request-header CA for aggregated APIs (as kubeadm sets it up)
+#   sa.key/sa.pub   service-account token signing key pair
+# Files are kept across runs; a certificate is remade when its definition changed, it no longer
+# verifies against its CA (the CA was remade) or it expires within 30 days.
+# shellcheck disable=SC2154 # cluster_* and APISERVER_PORT come from lib.sh
 
-pki="$COMMONS_CLUSTER_DIR/pki"
+# new_ca NAME CN: a self-signed CA, unless it exists.
+new_ca() {
+  [[ -f "$cluster_pki/$1.crt" && -f "$cluster_pki/$1.key" ]] && return 0
+  echo "creating CA $1"
+  openssl req -x509 -new -newkey rsa:2048 -nodes -sha256 -days 3650 \
+    -keyout "$cluster_pki/$1.key" -out "$cluster_pki/$1.crt" -subj "/CN=$2" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature"
+}
 
-# cert NAME SUBJECT [SANS] [EXT]: a key and a CA-signed certificate, unless both exist.
+# cert NAME CA SUBJECT USAGE [SANS]: a key and a certificate signed by CA.
 cert() {
-  local name="$1" subject="$2" sans="${3:-}" usage="${4:-clientAuth}"
-  [[ -f "$pki/$name.crt" && -f "$pki/$name.key" ]] && return 0
-  local ext="$pki/$name.ext"
+  local name="$1" ca="$2" subject="$3" usage="$4" sans="${5:-}"
+  local crt="$cluster_pki/$name.crt" key="$cluster_pki/$name.key" spec
+  spec="$subject|$usage|$sans|$(sha256sum <"$cluster_pki/$ca.crt")"
+  # Kept when unchanged and still valid against its CA 30 days from now.
+  if [[ -f "$crt" && -f "$key" && "$(cat "$cluster_pki/$name.spec" 2>/dev/null)" == "$spec" ]] \
+    && openssl verify -attime "$(($(date +%s) + 2592000))" -CAfile "$cluster_pki/$ca.crt" "$crt" >/dev/null 2>&1; then
+    return 0
+  fi
+  echo "creating certificate $name ($subject)"
   {
-    echo "basicConstraints=CA:FALSE"
+    echo "basicConstraints=critical,CA:FALSE"
     echo "keyUsage=critical,digitalSignature,keyEncipherment"
     echo "extendedKeyUsage=$usage"
-    [[ -n "$sans" ]] && echo "subjectAltName=$sans"
-  } >"$ext"
-  openssl req -new -newkey rsa:2048 -nodes -keyout "$pki/$name.key" -subj "$subject" -out "$pki/$name.csr"
-  openssl x509 -req -in "$pki/$name.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial \
-    -days 3650 -sha256 -extfile "$ext" -out "$pki/$name.crt"
-  rm -f "$pki/$name.csr" "$ext"
+    if [[ -n "$sans" ]]; then echo "subjectAltName=$sans"; fi
+  } >"$cluster_pki/$name.ext"
+  openssl req -new -newkey rsa:2048 -nodes -keyout "$key" -subj "$subject" -out "$cluster_pki/$name.csr"
+  openssl x509 -req -in "$cluster_pki/$name.csr" -CA "$cluster_pki/$ca.crt" -CAkey "$cluster_pki/$ca.key" \
+    -set_serial "0x$(openssl rand -hex 16)" -days 825 -sha256 -extfile "$cluster_pki/$name.ext" -out "$crt"
+  rm -f "$cluster_pki/$name.csr" "$cluster_pki/$name.ext"
+  echo "$spec" >"$cluster_pki/$name.spec"
 }
 
+# make_pki: every CA, certificate and key the control plane needs.
 make_pki() {
-  mkdir -p "$pki"
-  chmod 700 "$pki"
-  if [[ ! -f "$pki/ca.crt" ]]; then
-    openssl req -x509 -new -newkey rsa:2048 -nodes -keyout "$pki/ca.key" -days 3650 -sha256 \
-      -subj "/CN=commons-local-ca" -addext "basicConstraints=critical,CA:TRUE" \
-      -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" -out "$pki/ca.crt"
+  mkdir -p "$cluster_pki"
+  chmod 700 "$cluster_pki"
+  local old_umask
+  old_umask="$(umask)"
+  umask 077
+  new_ca ca commons-local-ca
+  new_ca etcd-ca commons-local-etcd-ca
+  new_ca front-proxy-ca commons-local-front-proxy-ca
+
+  # etcd's gRPC gateway dials etcd itself with this certificate, so it is a client cert too.
+  cert etcd-server etcd-ca "/CN=commons-local-etcd" serverAuth,clientAuth "IP:127.0.0.1,DNS:localhost"
+  cert apiserver-etcd-client etcd-ca "/CN=kube-apiserver-etcd-client" clientAuth
+  cert apiserver ca "/CN=kube-apiserver" serverAuth \
+    "IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+  cert front-proxy-client front-proxy-ca "/CN=front-proxy-client" clientAuth
+  # Clients of the API: the user is the CN, groups are the O entries.
+  cert admin ca "/O=system:masters/CN=commons-local-admin" clientAuth
+  cert kube-controller-manager ca "/CN=system:kube-controller-manager" clientAuth
+  cert kube-scheduler ca "/CN=system:kube-scheduler" clientAuth
+  # kwok acts as the kubelet of every simulated node, so a per-node identity (system:node:NAME)
+  # does not fit; it gets its own user, bound by up.sh to kwok's upstream ClusterRole.
+  cert kwok ca "/CN=kwok-controller" clientAuth
+
+  if [[ ! -f "$cluster_pki/sa.key" || ! -f "$cluster_pki/sa.pub" ]]; then
+    echo "creating the service-account key pair"
+    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$cluster_pki/sa.key"
+    openssl pkey -in "$cluster_pki/sa.key" -pubout -out "$cluster_pki/sa.pub"
   fi
-  cert etcd-server "/CN=etcd" "IP:127.0.0.1,DNS:localhost" "serverAuth,clientAuth"
-  cert apiserver-etcd-client "/CN=kube-apiserver-etcd-client"
-  cert apiserver "/CN=kube-apiserver" \
-    "IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local" \
-    serverAuth
-  cert admin "/O=system:masters/CN=commons-local-admin"
-  cert kube-controller-manager "/CN=system:kube-controller-manager"
-  cert kube-scheduler "/CN=system:kube-scheduler"
-  # kwok plays every kubelet: it updates nodes, leases and pod status for all simulated nodes, so
-  # it needs more than one node's identity; it runs as a cluster admin on this local cluster only.
-  cert kwok "/O=system:masters/CN=kwok"
-  if [[ ! -f "$pki/sa.key" ]]; then
-    openssl genrsa -out "$pki/sa.key" 2048
-    openssl rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub"
-  fi
+  umask "$old_umask"
 }
 
-# kubeconfig NAME CERT: a kubeconfig for the apiserver that authenticates with client cert CERT.
+# write_if_changed FILE: stdin to FILE (mode 600), leaving FILE untouched when equal.
+write_if_changed() {
+  local tmp="$1.tmp.$$"
+  (umask 077 && cat >"$tmp")
+  if cmp -s "$tmp" "$1"; then rm -f "$tmp"; else mv -f "$tmp" "$1"; fi
+}
+
+# kubeconfig FILE CERT: a kubeconfig for the apiserver (context commons-local) that authenticates
+# with client certificate CERT; certificates are embedded so the file can be copied or merged.
 kubeconfig() {
-  local file="$COMMONS_CLUSTER_DIR/$1.kubeconfig" name="$2"
-  [[ "$1" == "admin" ]] && file="$COMMONS_CLUSTER_DIR/kubeconfig"
-  cat >"$file" <<KUBECONFIG
+  local b64=(base64 -w0)
+  write_if_changed "$1" <<KUBECONFIG
 apiVersion: v1
 kind: Config
 clusters:
 - name: commons-local
   cluster:
     server: https://127.0.0.1:$APISERVER_PORT
-    certificate-authority: $pki/ca.crt
+    certificate-authority-data: $("${b64[@]}" <"$cluster_pki/ca.crt")
 users:
-- name: $name
+- name: $2
   user:
-    client-certificate: $pki/$name.crt
-    client-key: $pki/$name.key
+    client-certificate-data: $("${b64[@]}" <"$cluster_pki/$2.crt")
+    client-key-data: $("${b64[@]}" <"$cluster_pki/$2.key")
 contexts:
 - name: commons-local
   context:
     cluster: commons-local
-    user: $name
+    user: $2
 current-context: commons-local
 KUBECONFIG
-  chmod 600 "$file"
+}
+
+# make_kubeconfigs: the admin kubeconfig and one per component.
+make_kubeconfigs() {
+  kubeconfig "$cluster_kubeconfig" admin
+  local c
+  for c in kube-controller-manager kube-scheduler kwok; do
+    kubeconfig "$COMMONS_CLUSTER_DIR/$c.kubeconfig" "$c"
+  done
 }

@@ -1,28 +1,41 @@
 #!/usr/bin/env bash
-# Stops the local control plane that up.sh started. `--purge` also deletes its state (etcd data,
-# certificates, logs); the built binaries stay cached.
+# Stops the local control plane that up.sh started, by its pid files: each pid is checked to be
+# our binary before it gets TERM, then KILL after 15 seconds. Safe when nothing runs.
+# Usage: down.sh          stop; the cluster's data stays for the next up.sh
+#        down.sh --purge  stop and delete $COMMONS_CLUSTER_DIR (etcd data, certificates, logs);
+#                         the built binaries stay cached
 set -euo pipefail
 # shellcheck source=e2e/controlplane/lib.sh
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
-pids="$COMMONS_CLUSTER_DIR/pids"
 
-stop() {
-  local name="$1" pid
-  [[ -f "$pids/$name.pid" ]] || return 0
-  pid="$(cat "$pids/$name.pid")"
-  if kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "/$name "; then
+purge=false
+case "${1:-}" in
+  "") ;;
+  --purge) purge=true ;;
+  -h | --help) sed -n '2,7p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' && exit 0 ;;
+  *) fail "unknown argument '$1' (see --help)" ;;
+esac
+report_errors
+
+# The apiserver's clients first, etcd last.
+stopped=0
+for name in kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
+  if pid="$(live_pid "$name")"; then
     step "stopping $name (pid $pid)"
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid" 2>/dev/null || true; fi
+    stop_process "$name"
+    stopped=$((stopped + 1))
   fi
-  rm -f "$pids/$name.pid"
-}
+  rm -f "$cluster_pids/$name.pid" "$cluster_pids/$name.inputs"
+done
+if ((stopped == 0)); then ok "nothing was running"; else ok "local control plane stopped"; fi
 
-# Reverse start order: the apiserver's clients first, etcd last.
-for name in kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do stop "$name"; done
-if [[ "${1:-}" == "--purge" ]]; then
-  step "deleting $COMMONS_CLUSTER_DIR"
-  rm -rf "$COMMONS_CLUSTER_DIR"
+if $purge && [[ -d "$COMMONS_CLUSTER_DIR" ]]; then
+  # Only a directory up.sh made (marker file, or the pki and etcd directories it creates).
+  if [[ -f "$COMMONS_CLUSTER_DIR/.commons-cluster" || (-d "$COMMONS_CLUSTER_DIR/pki" && -d "$COMMONS_CLUSTER_DIR/etcd") ]]; then
+    step "deleting $COMMONS_CLUSTER_DIR"
+    rm -rf "$COMMONS_CLUSTER_DIR"
+    ok "cluster state deleted (binaries kept in $COMMONS_CACHE/bin)"
+  else
+    fail "not deleting $COMMONS_CLUSTER_DIR: it does not look like a cluster made by up.sh"
+  fi
 fi
-ok "local control plane stopped"

@@ -1,6 +1,13 @@
 #!/usr/bin/env bash
-# Source this to use the local control plane from a shell: kubectl, helm and KUBECONFIG.
+# Source this (bash) to use the local control plane from a shell or script:
+#   source e2e/controlplane/env.sh
+# puts kubectl, helm, kwok, etcd and the control plane binaries on PATH (once) and points
+# KUBECONFIG at the cluster's admin kubeconfig. It changes no shell options: it is sourced into
+# interactive shells, where `set -e` would close the shell on the first failing command.
 # shellcheck source=e2e/controlplane/lib.sh
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
-export PATH="$controlplane_path:$PATH"
-export KUBECONFIG="$COMMONS_CLUSTER_DIR/kubeconfig"
+case ":$PATH:" in
+  *":$controlplane_path:"*) ;;
+  *) export PATH="$controlplane_path:$PATH" ;;
+esac
+export KUBECONFIG="$cluster_kubeconfig"
