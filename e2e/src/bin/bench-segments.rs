@@ -65,7 +65,9 @@ async fn main() -> Result<(), E2eError> {
     .await?;
     let elapsed = started.elapsed();
     let (reconciles, seconds) = (count()? - count0, sum()? - sum0);
-    println!("tenancies: {tenancies} (1 namespace each) in {segments} segments, each segment peered with the next");
+    println!(
+        "tenancies: {tenancies} (1 namespace each) in {segments} segments, each segment peered with the next"
+    );
     println!("segment NetworkPolicies: {want} (plus {tenancies} baseline policies)");
     println!("all paths in place after: {:.1}s", elapsed.as_secs_f64());
     println!(
