@@ -21,6 +21,9 @@ use serde_json::{Value, json};
 
 const READY: Duration = Duration::from_secs(60);
 
+/// Makes pod names unique across the phases of a test.
+static NEXT_POD: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 async fn ready_client() -> Client {
     let client = client().await.unwrap();
     install_crds(&client).await.unwrap();
@@ -281,7 +284,8 @@ async fn tenancy_quota_is_never_exceeded_under_concurrent_pod_creation() {
             let mut i = 0;
             while made < want && tokio::time::Instant::now() < deadline {
                 i += 1;
-                match create_pod(&client, &ns, &format!("p{}-{i}", std::process::id())).await {
+                let unique = NEXT_POD.fetch_add(1, Ordering::SeqCst);
+                match create_pod(&client, &ns, &format!("p{}-{unique}-{i}", std::process::id())).await {
                     Ok(_) => made += 1,
                     Err(m) => {
                         // Quota admission refuses past the namespace's share, and answers a

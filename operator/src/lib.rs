@@ -9,6 +9,8 @@ pub mod run;
 pub use error::{Error, Result};
 pub mod apply;
 pub mod quantity;
+pub mod reachability;
+pub mod reachability_cmd;
 pub mod segment;
 pub mod tenancy;
 pub mod watch;

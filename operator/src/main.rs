@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use commons_operator::{crds_cmd, run};
+use commons_operator::{crds_cmd, reachability_cmd, run};
 use tracing_subscriber::EnvFilter;
 
 /// Commons: the control plane of a shared government cloud.
@@ -27,6 +27,17 @@ enum Command {
         /// Exit non-zero, naming the files, when DIR differs from what the types generate.
         #[arg(long, value_name = "DIR")]
         check: Option<PathBuf>,
+    },
+    /// Print who can reach whom, evaluated from the NetworkPolicies, namespaces and pods in the
+    /// cluster (real NetworkPolicy semantics): tenancy to tenancy, or service to service.
+    Reachability {
+        /// Service to service (pods labelled commons.dev/hosted-service, else app) instead of
+        /// tenancy to tenancy.
+        #[arg(long)]
+        services: bool,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Run the operator and the API in one process against the cluster in KUBECONFIG (or the
     /// in-cluster service account).
@@ -55,6 +66,16 @@ fn main() -> ExitCode {
             crds_cmd::check(&dir).map(|()| println!("{} is up to date", dir.display()))
         }
         Command::Crds { .. } => crds_cmd::print().map(|yaml| print!("{yaml}")),
+        Command::Reachability { services, json } => {
+            match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt.block_on(reachability_cmd::run(services, json)).map(|out| println!("{out}")),
+                Err(source) => Err(commons_operator::Error::Io {
+                    action: "cannot start the async runtime",
+                    path: PathBuf::new(),
+                    source,
+                }),
+            }
+        }
         Command::Run { listen, resync_seconds, log_json } => {
             init_tracing(log_json);
             match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

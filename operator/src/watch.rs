@@ -43,3 +43,44 @@ where
         })
         .map(|o| ObjectRef::new(&o.name))
 }
+
+/// A reflector store that can say, without waiting, whether it has had its first full list.
+pub trait Synced {
+    /// `Some(true)` once synced, `Some(false)` while still filling, `None` if its writer is gone.
+    fn synced(&self) -> Option<bool>;
+}
+
+impl<K> Synced for Store<K>
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    fn synced(&self) -> Option<bool> {
+        use futures::FutureExt;
+        match self.wait_until_ready().now_or_never() {
+            Some(Ok(())) => Some(true),
+            Some(Err(_)) => None,
+            None => Some(false),
+        }
+    }
+}
+
+/// Waits (up to 30 s) until every store has had its first full list, so a reconcile never mistakes
+/// a store that is still filling for objects that are missing. Polled, not awaited: a waiter parked
+/// before the stores fill is not reliably woken.
+pub async fn synced(stores: &[&(dyn Synced + Sync)]) -> Result<(), crate::error::Error> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let states: Vec<Option<bool>> = stores.iter().map(|s| s.synced()).collect();
+        if states.iter().any(Option::is_none) {
+            return Err(crate::error::Error::StoreClosed);
+        }
+        if states.iter().all(|s| *s == Some(true)) {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(crate::error::Error::StoreNotReady);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

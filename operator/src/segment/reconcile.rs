@@ -19,28 +19,9 @@ use crate::apply::{apply_if_changed, count_write, delete};
 use crate::error::{Error, Result};
 use crate::tenancy::status::{carry_transition_times, condition};
 
-/// Waits until every store has had its first full list (polled; see `tenancy::Stores::ready`).
+/// Waits until every store has had its first full list.
 async fn stores_ready(ctx: &Context) -> Result<()> {
-    use futures::FutureExt;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let all = [
-            ctx.tenancies.wait_until_ready().now_or_never(),
-            ctx.segments.wait_until_ready().now_or_never(),
-            ctx.namespaces.wait_until_ready().now_or_never(),
-            ctx.policies.wait_until_ready().now_or_never(),
-        ];
-        if all.iter().any(|r| matches!(r, Some(Err(_)))) {
-            return Err(Error::StoreClosed);
-        }
-        if all.iter().all(Option::is_some) {
-            return Ok(());
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(Error::StoreNotReady);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    crate::watch::synced(&[&ctx.tenancies, &ctx.segments, &ctx.namespaces, &ctx.policies]).await
 }
 
 /// Reconciles one NetworkSegment.

@@ -51,30 +51,16 @@ impl Stores {
     /// Waits until every store has had its first full list, so a reconcile never mistakes a
     /// store that is still filling for objects that are missing.
     pub async fn ready(&self) -> Result<(), crate::error::Error> {
-        use futures::FutureExt;
-        // Polled, not awaited: a waiter parked before the stores fill is not reliably woken.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            let all = [
-                self.namespaces.wait_until_ready().now_or_never(),
-                self.limit_ranges.wait_until_ready().now_or_never(),
-                self.network_policies.wait_until_ready().now_or_never(),
-                self.role_bindings.wait_until_ready().now_or_never(),
-                self.cluster_roles.wait_until_ready().now_or_never(),
-                self.cluster_role_bindings.wait_until_ready().now_or_never(),
-                self.segments.wait_until_ready().now_or_never(),
-            ];
-            if all.iter().any(|r| matches!(r, Some(Err(_)))) {
-                return Err(crate::error::Error::StoreClosed);
-            }
-            if all.iter().all(Option::is_some) {
-                return Ok(());
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(crate::error::Error::StoreNotReady);
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        crate::watch::synced(&[
+            &self.namespaces,
+            &self.limit_ranges,
+            &self.network_policies,
+            &self.role_bindings,
+            &self.cluster_roles,
+            &self.cluster_role_bindings,
+            &self.segments,
+        ])
+        .await
     }
 }
 
