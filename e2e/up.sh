@@ -50,7 +50,7 @@ Try:
       --as someone --as-group northshire-platform-admins     # no: Commons manages it
   kubectl get networksegments                # psn, hscn (psn peers into it), secure
   kubectl get netpol -A -l commons.dev/segment  # the paths segments open
-  commons reachability                       # who can reach whom, from the live policies
+  commons reachability                       # who can reach whom (tenancies with pods), from the live policies
   kubectl get commons -A                     # every Commons object
   curl -s http://$COMMONS_LISTEN/readyz      # the operator's readiness
   curl -s http://$COMMONS_LISTEN/metrics | grep ^commons_
