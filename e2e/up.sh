@@ -44,10 +44,9 @@ Try:
   kubectl get tenancies                      # the example tenancies, Ready
   kubectl describe tenancy northshire-council   # conditions, quota, namespaces, Events
   kubectl get ns -l commons.dev/tenancy --show-labels
-  kubectl auth can-i create deployments -n northshire-council-revenues \
-      --as someone --as-group northshire-platform-admins     # yes: an owner
-  kubectl auth can-i update resourcequotas -n northshire-council-revenues \
-      --as someone --as-group northshire-platform-admins     # no: Commons manages it
+  # an owner may run workloads (yes) but not change the quota Commons manages (no):
+  kubectl auth can-i create deployments -n northshire-council-revenues --as someone --as-group northshire-platform-admins
+  kubectl auth can-i update resourcequotas -n northshire-council-revenues --as someone --as-group northshire-platform-admins
   kubectl get networksegments                # psn, hscn (psn peers into it), secure
   kubectl get netpol -A -l commons.dev/segment  # the paths segments open
   commons reachability                       # who can reach whom (tenancies with pods), from the live policies
