@@ -8,9 +8,9 @@ use commons_crds::network_segment::{NetworkSegment, NetworkSegmentStatus};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, ResourceExt};
 use serde_json::json;
 
 use super::Context;
@@ -119,17 +119,7 @@ async fn announce(ctx: &Context, segment: &NetworkSegment, m: &Membership) {
         events.push((EventType::Warning, "MemberRefused", format!("tenancy {}: {}", r.tenancy, r.message)));
     }
     for (type_, reason, note) in events {
-        count_write("Event", "publish");
-        let ev = Event {
-            type_,
-            reason: reason.into(),
-            note: Some(note),
-            action: "Admission".into(),
-            secondary: None,
-        };
-        if let Err(e) = ctx.recorder.publish(&ev, &segment.object_ref(&())).await {
-            tracing::warn!(error = %e, reason, "cannot publish event");
-        }
+        crate::events::publish(&ctx.recorder, segment, type_, reason, "Admission", note).await;
     }
 }
 

@@ -12,7 +12,7 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding};
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
@@ -452,17 +452,7 @@ pub fn error_policy(tenancy: Arc<Tenancy>, error: &Error, ctx: Arc<Context>) -> 
 impl Context {
     /// Publishes an Event about `tenancy`; failing to publish is logged, never fatal.
     pub async fn event(&self, tenancy: &Tenancy, type_: EventType, reason: &str, note: &str) {
-        let ev = Event {
-            type_,
-            reason: reason.into(),
-            note: Some(note.into()),
-            action: "Reconcile".into(),
-            secondary: None,
-        };
-        crate::apply::count_write("Event", "publish");
-        if let Err(e) = self.recorder.publish(&ev, &tenancy.object_ref(&())).await {
-            tracing::warn!(error = %e, reason, "cannot publish event");
-        }
+        crate::events::publish(&self.recorder, tenancy, type_, reason, "Reconcile", note.to_owned()).await;
     }
 }
 
