@@ -214,13 +214,14 @@ pub fn can_i(
 
 /// The reasons of the Events recorded about Tenancy `name`.
 pub async fn tenancy_event_reasons(client: &Client, name: &str) -> Result<Vec<String>, E2eError> {
+    event_reasons(client, "Tenancy", name).await
+}
+
+/// The reasons of the Events recorded about the cluster-scoped object `kind`/`name`.
+pub async fn event_reasons(client: &Client, kind: &str, name: &str) -> Result<Vec<String>, E2eError> {
     let api: Api<k8s_openapi::api::core::v1::Event> = Api::all(client.clone());
-    let list = api
-        .list(
-            &kube::api::ListParams::default()
-                .fields(&format!("involvedObject.kind=Tenancy,involvedObject.name={name}")),
-        )
-        .await?;
+    let fields = format!("involvedObject.kind={kind},involvedObject.name={name}");
+    let list = api.list(&kube::api::ListParams::default().fields(&fields)).await?;
     Ok(list.items.into_iter().filter_map(|e| e.reason).collect())
 }
 

@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use commons_crds::{NetworkSegment, Tenancy};
-use commons_e2e::{apply_raw, client, install_crds, restricted_pod, wait_for, wait_for_condition};
+use commons_e2e::{
+    apply_raw, client, event_reasons, install_crds, restricted_pod, wait_for, wait_for_condition,
+};
 use commons_operator::reachability::{Peer, Port};
 use commons_operator::reachability_cmd::{load, matrix};
 use k8s_openapi::api::core::v1::Pod;
@@ -141,6 +143,14 @@ async fn segments_admit_by_rule_and_the_live_policies_give_exactly_the_intended_
     .unwrap();
     let membership = &school.status.unwrap().segments[0];
     assert_eq!(membership.reason.as_deref(), Some("SectorNotAdmitted"));
+    // And as Events on both.
+    let on_segment = event_reasons(&client, "NetworkSegment", "e2e-psn").await.unwrap();
+    assert!(
+        on_segment.contains(&"MemberRefused".to_owned()) && on_segment.contains(&"MemberJoined".to_owned()),
+        "{on_segment:?}"
+    );
+    let on_tenancy = event_reasons(&client, "Tenancy", "seg-school").await.unwrap();
+    assert!(on_tenancy.contains(&"SegmentRefused".to_owned()), "{on_tenancy:?}");
 
     // psn members reach each other; hscn lists psn as a peer, so psn members reach the trust
     // (not the other way); the sensitive and the refused tenancies are reached by nobody.
