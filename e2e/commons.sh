@@ -6,6 +6,8 @@ root="${root:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$COMMONS_CACHE/target}"
 COMMONS_BIN="$CARGO_TARGET_DIR/debug/commons"
 export COMMONS_LISTEN="${COMMONS_LISTEN:-127.0.0.1:18080}"
+export COMMONS_WEBHOOK_LISTEN="${COMMONS_WEBHOOK_LISTEN:-127.0.0.1:18443}"
+export COMMONS_WEBHOOK_CERT_DIR="${COMMONS_WEBHOOK_CERT_DIR:-$COMMONS_CLUSTER_DIR/webhook}"
 COMMONS_PID="$COMMONS_CLUSTER_DIR/pids/commons.pid"
 COMMONS_LOG="$COMMONS_CLUSTER_DIR/logs/commons.log"
 
@@ -23,6 +25,24 @@ commons_install_crds() {
     || fail "waiting for the CRDs to be Established" "$COMMONS_CLUSTER_DIR/logs/crds.log"
 }
 
+# commons_webhook_certs: the quota webhook's serving certificate, from its own CA (the apiserver
+# trusts it through the webhook's caBundle), laid out as a kubernetes.io/tls Secret would be.
+commons_webhook_certs() {
+  # shellcheck source=e2e/controlplane/certs.sh
+  source "$root/e2e/controlplane/certs.sh"
+  local old_umask host="${COMMONS_WEBHOOK_LISTEN%:*}"
+  old_umask="$(umask)"
+  umask 077
+  mkdir -p "$cluster_pki" "$COMMONS_WEBHOOK_CERT_DIR"
+  new_ca webhook-ca commons-local-webhook-ca >/dev/null 2>&1
+  cert commons-webhook webhook-ca "/CN=commons-webhook" serverAuth "IP:$host,DNS:localhost" >/dev/null 2>&1 \
+    || { umask "$old_umask"; fail "making the webhook certificate"; }
+  cp "$cluster_pki/webhook-ca.crt" "$COMMONS_WEBHOOK_CERT_DIR/ca.crt"
+  cp "$cluster_pki/commons-webhook.crt" "$COMMONS_WEBHOOK_CERT_DIR/tls.crt"
+  cp "$cluster_pki/commons-webhook.key" "$COMMONS_WEBHOOK_CERT_DIR/tls.key"
+  umask "$old_umask"
+}
+
 commons_stop() {
   if [[ -f "$COMMONS_PID" ]]; then
     local pid
@@ -37,11 +57,13 @@ commons_stop() {
 }
 
 commons_start() {
-  step "starting commons on $COMMONS_LISTEN"
+  step "starting commons on $COMMONS_LISTEN (quota webhook on https://$COMMONS_WEBHOOK_LISTEN)"
   # Restart so the running process is always the binary just built.
   commons_stop
+  commons_webhook_certs
   mkdir -p "$(dirname "$COMMONS_PID")" "$(dirname "$COMMONS_LOG")"
-  KUBECONFIG="$KUBECONFIG" setsid nohup "$COMMONS_BIN" run --listen "$COMMONS_LISTEN" >>"$COMMONS_LOG" 2>&1 </dev/null &
+  KUBECONFIG="$KUBECONFIG" setsid nohup "$COMMONS_BIN" run --listen "$COMMONS_LISTEN" \
+    --webhook-listen "$COMMONS_WEBHOOK_LISTEN" --webhook-cert-dir "$COMMONS_WEBHOOK_CERT_DIR" >>"$COMMONS_LOG" 2>&1 </dev/null &
   echo $! >"$COMMONS_PID"
   for _ in $(seq 120); do
     if curl -fsS "http://$COMMONS_LISTEN/readyz" >/dev/null 2>&1; then

@@ -54,8 +54,9 @@ pub struct TenancySpec {
     #[schemars(length(min = 1, max = 64))]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
     pub namespaces: Vec<TenancyNamespace>,
-    /// Hard limits over all the tenancy's namespaces together, enforced as per-namespace ResourceQuota
-    /// shares that never add up to more (docs/tenancy.md describes the algorithm and its limits).
+    /// Hard limits over all the tenancy's namespaces together, never exceeded: Commons' quota
+    /// webhook checks every pod, claim and Service against the whole tenancy, with per-namespace
+    /// ResourceQuota shares that never add up to more behind it (docs/tenancy.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quota: Option<TenancyQuota>,
     /// Requests and limits given to containers that set none, so every pod is counted and metered.

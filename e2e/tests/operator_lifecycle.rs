@@ -1,5 +1,6 @@
-//! Behaviour across the operator's own life: idle resyncs and restarts write nothing, and a
-//! Tenancy deleted while the operator is down is still cleaned up. These tests stop and restart
+//! Behaviour across the operator's own life: idle resyncs and restarts write nothing, a Tenancy
+//! deleted while the operator is down is still cleaned up, and while it is down no pod enters a
+//! tenancy unchecked (the quota webhook fails closed). These tests stop and restart
 //! the operator, so they live in their own test binary and run one at a time.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
 
@@ -7,11 +8,13 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use commons_crds::Tenancy;
-use commons_e2e::{apply_raw, client, install_crds, operator, operator_metric, wait_for, wait_for_condition};
-use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota};
+use commons_e2e::{
+    apply_raw, client, install_crds, operator, operator_metric, restricted_pod, wait_for, wait_for_condition,
+};
+use k8s_openapi::api::core::v1::{LimitRange, Namespace, Pod, ResourceQuota};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::RoleBinding;
-use kube::api::{DeleteParams, ListParams};
+use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use tokio::sync::Mutex;
@@ -110,6 +113,24 @@ async fn a_tenancy_deleted_while_the_operator_is_down_is_cleaned_up() {
 
     operator("stop").unwrap();
     let result = async {
+        // With the quota webhook unreachable, pods in a tenancy are refused rather than admitted
+        // unchecked; namespaces outside tenancies are unaffected.
+        let pod: Pod = serde_json::from_value(restricted_pod("unchecked")).unwrap();
+        let refused = Api::<Pod>::namespaced(client.clone(), "e2e-outage-one")
+            .create(&PostParams::default(), &pod)
+            .await;
+        match refused {
+            Err(kube::Error::Api(s)) => {
+                assert!(s.message.contains(r#"failed calling webhook "quota.commons.dev""#), "{}", s.message)
+            }
+            other => panic!("a pod was not refused with the webhook down: {other:?}"),
+        }
+        let outside: Api<Pod> = Api::namespaced(client.clone(), "default");
+        let mut plain = pod.clone();
+        plain.metadata.name = Some(format!("e2e-outside-{}", std::process::id()));
+        outside.create(&PostParams::default(), &plain).await.unwrap();
+        outside.delete(plain.metadata.name.as_deref().unwrap(), &DeleteParams::default()).await.unwrap();
+
         Api::<Tenancy>::all(client.clone()).delete("e2e-outage", &DeleteParams::foreground()).await.unwrap();
         let namespaces: Api<Namespace> = Api::all(client.clone());
         wait_for("namespaces and tenancy gone with the operator down", Duration::from_secs(120), || {

@@ -58,6 +58,17 @@ pub enum Error {
     /// The watches of the cluster have not delivered their first full list yet.
     #[error("the watches of the cluster are not synced yet")]
     StoreNotReady,
+    /// A certificate or key file cannot be used.
+    #[error("{path}: {reason}")]
+    Certificate {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The TLS server could not be configured.
+    #[error("cannot configure TLS: {0}")]
+    Tls(String),
     /// A metric could not be registered.
     #[error("cannot register metric: {0}")]
     Metrics(#[from] prometheus::Error),
@@ -76,6 +87,8 @@ impl Error {
             Error::Invalid(_) => "invalid_spec",
             Error::StoreClosed => "store_closed",
             Error::StoreNotReady => "store_not_ready",
+            Error::Certificate { .. } => "certificate",
+            Error::Tls(_) => "tls",
             Error::Metrics(_) => "metrics",
         }
     }

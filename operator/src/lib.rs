@@ -1,5 +1,6 @@
 //! The Commons operator: controllers, metering and the runtime of the `commons` binary.
 
+pub mod admission;
 pub mod crds_cmd;
 pub mod error;
 pub mod metrics;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use commons_operator::admission::registration::Endpoint;
 use commons_operator::{crds_cmd, reachability_cmd, run};
 use tracing_subscriber::EnvFilter;
 
@@ -51,6 +52,17 @@ enum Command {
         /// Log as JSON lines instead of text.
         #[arg(long, env = "COMMONS_LOG_JSON")]
         log_json: bool,
+        /// Serve the quota admission webhook (HTTPS) on this address, and register it with the
+        /// apiserver. Without it the tenancy quota rests on ResourceQuota shares alone.
+        #[arg(long, env = "COMMONS_WEBHOOK_LISTEN", requires = "webhook_cert_dir")]
+        webhook_listen: Option<SocketAddr>,
+        /// Directory with the webhook's tls.crt, tls.key and ca.crt (a kubernetes.io/tls Secret).
+        #[arg(long, env = "COMMONS_WEBHOOK_CERT_DIR", value_name = "DIR")]
+        webhook_cert_dir: Option<PathBuf>,
+        /// How the apiserver reaches the webhook: a base URL (https://host:port) or a Service as
+        /// service:NAMESPACE/NAME:PORT. Defaults to https://<--webhook-listen>.
+        #[arg(long, env = "COMMONS_WEBHOOK_ENDPOINT", value_name = "URL|service:NS/NAME:PORT")]
+        webhook_endpoint: Option<String>,
     },
 }
 
@@ -76,12 +88,36 @@ fn main() -> ExitCode {
                 }),
             }
         }
-        Command::Run { listen, resync_seconds, log_json } => {
+        Command::Run {
+            listen,
+            resync_seconds,
+            log_json,
+            webhook_listen,
+            webhook_cert_dir,
+            webhook_endpoint,
+        } => {
             init_tracing(log_json);
+            let webhook = match (webhook_listen, webhook_cert_dir) {
+                (Some(listen), Some(cert_dir)) => {
+                    match webhook_endpoint.as_deref().map(parse_endpoint).transpose() {
+                        Ok(endpoint) => Some(run::WebhookSettings {
+                            listen,
+                            cert_dir,
+                            endpoint: endpoint.unwrap_or_else(|| Endpoint::Url(format!("https://{listen}"))),
+                        }),
+                        Err(e) => {
+                            eprintln!("commons: --webhook-endpoint: {e}");
+                            return ExitCode::from(2);
+                        }
+                    }
+                }
+                _ => None,
+            };
             match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
                 Ok(rt) => rt.block_on(run::run(run::Settings {
                     listen,
                     resync: std::time::Duration::from_secs(resync_seconds.max(1)),
+                    webhook,
                 })),
                 Err(source) => Err(commons_operator::Error::Io {
                     action: "cannot start the async runtime",
@@ -97,6 +133,26 @@ fn main() -> ExitCode {
             eprintln!("commons: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `https://...` or `service:NAMESPACE/NAME:PORT`.
+fn parse_endpoint(s: &str) -> Result<Endpoint, String> {
+    if let Some(svc) = s.strip_prefix("service:") {
+        let (namespace, rest) = svc.split_once('/').ok_or("expected service:NAMESPACE/NAME:PORT")?;
+        let (name, port) = rest.split_once(':').ok_or("expected service:NAMESPACE/NAME:PORT")?;
+        let port: i32 = port.parse().map_err(|_| format!("{port:?} is not a port number"))?;
+        if namespace.is_empty() || name.is_empty() || !(1..=65535).contains(&port) {
+            return Err("expected service:NAMESPACE/NAME:PORT with a port from 1 to 65535".into());
+        }
+        return Ok(Endpoint::Service { namespace: namespace.into(), name: name.into(), port });
+    }
+    if s.starts_with("https://") {
+        Ok(Endpoint::Url(s.to_owned()))
+    } else {
+        Err(format!(
+            "{s:?}: the apiserver calls webhooks over HTTPS only (https://...), or give service:NS/NAME:PORT"
+        ))
     }
 }
 

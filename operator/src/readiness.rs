@@ -10,8 +10,13 @@ use tokio::sync::watch;
 
 use crate::metrics::Metrics;
 
-/// How often readiness is checked.
+/// How often readiness is checked while ready.
 pub const INTERVAL: Duration = Duration::from_secs(10);
+/// How often readiness is checked while not ready.
+pub const INTERVAL_NOT_READY: Duration = Duration::from_secs(1);
+
+/// A check of something inside the process (not the apiserver): `Err(reason)` while failing.
+pub type LocalCheck = std::sync::Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 
 /// Whether a CRD is Established (its API is served).
 pub fn established(crd: &CustomResourceDefinition) -> bool {
@@ -22,7 +27,7 @@ pub fn established(crd: &CustomResourceDefinition) -> bool {
 }
 
 /// Runs every check once.
-pub async fn check(client: &Client) -> Readiness {
+pub async fn check(client: &Client, local: &[(&'static str, LocalCheck)]) -> Readiness {
     let mut readiness = Readiness::default();
     let version = client.apiserver_version().await;
     match version {
@@ -43,6 +48,12 @@ pub async fn check(client: &Client) -> Readiness {
             Err(e) => missing.push(format!("{name}: {e}")),
         }
     }
+    for (name, check) in local {
+        match check() {
+            Ok(()) => readiness.passing.push((*name).into()),
+            Err(reason) => readiness.failing.push(FailingCheck { check: (*name).into(), reason }),
+        }
+    }
     if missing.is_empty() {
         readiness.passing.push("crds".into());
     } else {
@@ -57,12 +68,17 @@ pub async fn check(client: &Client) -> Readiness {
     readiness
 }
 
-/// Checks readiness every [`INTERVAL`] and publishes each result, logging only changes.
-pub async fn run(client: Client, tx: watch::Sender<Readiness>, metrics: Metrics) {
-    let mut ticker = tokio::time::interval(INTERVAL);
+/// Checks readiness every [`INTERVAL`] (every [`INTERVAL_NOT_READY`] while not ready) and
+/// publishes each result, logging only changes.
+pub async fn run(
+    client: Client,
+    tx: watch::Sender<Readiness>,
+    metrics: Metrics,
+    local: Vec<(&'static str, LocalCheck)>,
+) {
     loop {
-        ticker.tick().await;
-        let readiness = check(&client).await;
+        let readiness = check(&client, &local).await;
+        let pause = if readiness.is_ready() { INTERVAL } else { INTERVAL_NOT_READY };
         metrics.ready.set(i64::from(readiness.is_ready()));
         tx.send_if_modified(|current| {
             if *current == readiness {
@@ -76,6 +92,7 @@ pub async fn run(client: Client, tx: watch::Sender<Readiness>, metrics: Metrics)
             *current = readiness;
             true
         });
+        tokio::time::sleep(pause).await;
     }
 }
 

@@ -9,7 +9,7 @@ use tokio::sync::watch;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::readiness;
-use crate::{segment, tenancy};
+use crate::{admission, segment, tenancy};
 
 /// Settings for `commons run`.
 #[derive(Debug, Clone)]
@@ -18,6 +18,19 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// How often unchanged objects are reconciled again.
     pub resync: std::time::Duration,
+    /// The quota admission webhook, when it is served.
+    pub webhook: Option<WebhookSettings>,
+}
+
+/// Settings for the quota admission webhook.
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    /// Where the webhook listens (HTTPS).
+    pub listen: SocketAddr,
+    /// The directory with `tls.crt`, `tls.key` and `ca.crt`.
+    pub cert_dir: std::path::PathBuf,
+    /// How the apiserver reaches the webhook.
+    pub endpoint: crate::admission::registration::Endpoint,
 }
 
 /// Connects to the cluster, starts the readiness checker and the controllers, and serves the API
@@ -25,17 +38,58 @@ pub struct Settings {
 pub async fn run(settings: Settings) -> Result<()> {
     let client = Client::try_default().await.map_err(Error::KubeConfig)?;
     let metrics = Metrics::new()?;
+    // Certificates are read before anything starts, so a bad file stops `commons` at once.
+    let webhook_certs = match &settings.webhook {
+        Some(w) => Some(admission::tls::load(&w.cert_dir)?),
+        None => None,
+    };
     let (tx, rx) = watch::channel(Readiness::default());
-    let checker = tokio::spawn(readiness::run(client.clone(), tx, metrics.clone()));
     let (stop_tx, stop_rx) = watch::channel(false);
+    let (demand, demand_triggers) = tenancy::demand::Demand::new();
+    let demand = std::sync::Arc::new(demand);
+    let admission = match settings.webhook.is_some() {
+        true => Some(admission::Admission::start(
+            client.clone(),
+            admission::Metrics::new(&metrics.registry)?,
+            demand.clone(),
+            stop_rx.clone(),
+        )),
+        false => None,
+    };
+    let mut local_checks: Vec<(&'static str, readiness::LocalCheck)> = Vec::new();
+    if let Some(adm) = &admission {
+        let adm = adm.clone();
+        local_checks.push(("admission", std::sync::Arc::new(move || adm.ready())));
+    }
+    let checker = tokio::spawn(readiness::run(client.clone(), tx, metrics.clone(), local_checks));
     let segments = tokio::spawn(segment::run(
         client.clone(),
         metrics.clone(),
         settings.resync,
         stopped(stop_rx.clone()),
     ));
-    let tenancies =
-        tokio::spawn(tenancy::run(client.clone(), metrics.clone(), settings.resync, stopped(stop_rx)));
+    let tenancies = tokio::spawn(tenancy::run(
+        client.clone(),
+        metrics.clone(),
+        settings.resync,
+        demand,
+        demand_triggers,
+        stopped(stop_rx.clone()),
+    ));
+    let webhook = match (settings.webhook, webhook_certs, admission) {
+        (Some(w), Some(certs), Some(adm)) => {
+            let stop = stop_tx.clone();
+            Some(tokio::spawn(async move {
+                if let Err(e) = admission::serve(adm, w.listen, certs, w.endpoint, stop_rx).await {
+                    // Without the webhook pods in tenancies cannot be created (it fails closed):
+                    // stop, so a supervisor restarts Commons rather than leave it half-working.
+                    tracing::error!(error = %e, "the quota admission webhook stopped; shutting down");
+                    let _ = stop.send(true);
+                }
+            }))
+        }
+        _ => None,
+    };
 
     let app = commons_api::router(AppState { readiness: rx, registry: metrics.registry.clone() });
     let listener = tokio::net::TcpListener::bind(settings.listen)
@@ -46,13 +100,22 @@ pub async fn run(settings: Settings) -> Result<()> {
         .map_err(|source| Error::Listen { addr: settings.listen.to_string(), source })?;
     tracing::info!(%local, "serving /healthz, /readyz and /metrics");
     let served = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            let _ = stop_tx.send(true);
+        .with_graceful_shutdown({
+            let mut stopping = stop_tx.subscribe();
+            async move {
+                tokio::select! {
+                    () = shutdown_signal() => {}
+                    _ = stopping.wait_for(|s| *s) => {}
+                }
+                let _ = stop_tx.send(true);
+            }
         })
         .await
         .map_err(|source| Error::Listen { addr: local.to_string(), source });
     checker.abort();
+    if let Some(w) = webhook {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), w).await;
+    }
     let controllers = futures::future::join(tenancies, segments);
     if tokio::time::timeout(std::time::Duration::from_secs(20), controllers).await.is_err() {
         tracing::warn!("controllers did not stop within 20s");
@@ -62,7 +125,7 @@ pub async fn run(settings: Settings) -> Result<()> {
 }
 
 /// Resolves once `true` is sent.
-async fn stopped(mut rx: watch::Receiver<bool>) {
+pub(crate) async fn stopped(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
 }
 

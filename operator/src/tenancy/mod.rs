@@ -1,6 +1,7 @@
 //! The Tenancy controller: an organisation's namespaces, owners' access, strict tenancy-wide
 //! quota, container defaults, baseline isolation, suspension and expiry.
 
+pub mod demand;
 pub mod desired;
 pub mod quota;
 pub mod reconcile;
@@ -82,6 +83,8 @@ pub struct Context {
     pub metrics: Metrics,
     /// How often an unchanged Tenancy is reconciled again.
     pub resync: Duration,
+    /// Refusals the quota webhook saw, which move free headroom to the refused namespace.
+    pub demand: Arc<demand::Demand>,
 }
 
 impl std::fmt::Debug for Context {
@@ -95,6 +98,8 @@ pub async fn run(
     client: Client,
     metrics: Metrics,
     resync: Duration,
+    demand: Arc<demand::Demand>,
+    demand_triggers: futures::channel::mpsc::UnboundedReceiver<kube::runtime::reflector::ObjectRef<Tenancy>>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     if let Err(e) = reconcile::install_tenant_admin_role(&client).await {
@@ -132,6 +137,7 @@ pub async fn run(
         ),
         metrics: metrics.clone(),
         resync,
+        demand,
     });
     // Children map to their Tenancy by controller owner reference. (`owns_stream` would key a
     // cluster-scoped owner by the child's namespace, so one Tenancy could be reconciled twice at
@@ -146,6 +152,8 @@ pub async fn run(
         .watches_stream(rq_stream, owned_by::<Tenancy, _>)
         // A segment's admission rules decide the membership every tenancy reports.
         .reconcile_all_on(seg_stream.filter_map(|r| futures::future::ready(r.ok().map(|_| ()))))
+        // A namespace refused by its quota share while the tenancy has headroom elsewhere.
+        .reconcile_on(demand_triggers)
         .graceful_shutdown_on(shutdown);
     let tenancies = controller.store();
     tokio::spawn(count_conditions(tenancies, metrics));

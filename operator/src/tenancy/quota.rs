@@ -26,6 +26,9 @@ pub struct Observed {
     pub hard: Option<Amounts>,
     /// `status.used`.
     pub used: Amounts,
+    /// What the namespace was recently refused by its share, beyond its usage (see `demand`): it
+    /// wants that much more even if it uses nothing yet.
+    pub wanted: Amounts,
 }
 
 /// The smallest share of a resource worth giving: whole units for counts and bytes, one
@@ -62,12 +65,17 @@ fn get(a: &Amounts, resource: &str) -> Milli {
     a.get(resource).copied().unwrap_or_default()
 }
 
-/// Whether a namespace with some usage has used all of its share of `resource`. (A namespace with
-/// no usage gives no sign of wanting more, so it never counts: counting it would move headroom
-/// back and forth between idle namespaces.)
+/// Whether a namespace is starved of `resource`: it has usage and has used all of its share, or
+/// it was recently refused more than its share leaves. (A namespace with neither gives no sign of
+/// wanting more, so it never counts: counting it would move headroom back and forth between idle
+/// namespaces.)
 fn exhausted(o: &Observed, resource: &str) -> bool {
     let used = get(&o.used, resource);
-    used > Milli::ZERO && o.hard.as_ref().is_some_and(|h| used >= get(h, resource))
+    let want = get(&o.wanted, resource);
+    o.hard.as_ref().is_some_and(|h| {
+        let hard = get(h, resource);
+        (used > Milli::ZERO && used >= hard) || (want > Milli::ZERO && used + want > hard)
+    })
 }
 
 /// Whether the current shares of `resource` must be recomputed.
@@ -101,16 +109,34 @@ fn plan_resource(resource: &str, total: Milli, observed: &[Observed]) -> Vec<(St
     }
     let g = granule(resource);
     let used_sum: Milli = observed.iter().map(|o| get(&o.used, resource)).sum();
-    let free = total.saturating_sub(used_sum);
+    let mut free = total.saturating_sub(used_sum);
+    // A namespace refused by its share first gets what it asked for, as far as headroom goes
+    // (by name), so a request larger than an equal part can still be met.
+    let mut asked: BTreeMap<&str, Milli> = BTreeMap::new();
+    for o in observed {
+        let asked_units = (get(&o.wanted, resource).0 + g.0 - 1) / g.0;
+        let want = Milli(asked_units.min(free.0 / g.0) * g.0);
+        if want > Milli::ZERO {
+            asked.insert(o.namespace.as_str(), want);
+            free = free.saturating_sub(want);
+        }
+    }
     let n = i128::try_from(observed.len()).unwrap_or(i128::MAX).max(1);
     let units = free.0 / g.0;
     let base = units / n;
     let mut remainder = units % n;
-    // Remainder units (fewer than one per namespace) go to the namespaces using the most, then by
-    // name: a namespace using headroom alone can take all of it, and the plan depends on usage
-    // alone, so re-planning an unchanged tenancy gives the same plan and never flaps.
+    // Remainder units (fewer than one per namespace) go first to namespaces that were refused
+    // more, then to those using the most, then by name: a namespace using headroom alone can take
+    // all of it, and the plan depends on usage and demand alone, so re-planning an unchanged
+    // tenancy gives the same plan and never flaps.
     let mut order: Vec<&Observed> = observed.iter().collect();
-    order.sort_by_key(|o| (std::cmp::Reverse(get(&o.used, resource)), o.namespace.clone()));
+    order.sort_by_key(|o| {
+        (
+            std::cmp::Reverse(get(&o.wanted, resource) > Milli::ZERO),
+            std::cmp::Reverse(get(&o.used, resource)),
+            o.namespace.clone(),
+        )
+    });
     let mut out = Vec::with_capacity(observed.len());
     for o in order {
         let extra = if remainder > 0 {
@@ -119,7 +145,8 @@ fn plan_resource(resource: &str, total: Milli, observed: &[Observed]) -> Vec<(St
         } else {
             0
         };
-        out.push((o.namespace.clone(), get(&o.used, resource) + Milli((base + extra) * g.0)));
+        let granted = asked.get(o.namespace.as_str()).copied().unwrap_or_default();
+        out.push((o.namespace.clone(), get(&o.used, resource) + granted + Milli((base + extra) * g.0)));
     }
     out
 }
@@ -150,7 +177,39 @@ mod tests {
             namespace: name.into(),
             hard: hard.map(|h| amounts(&[("pods", h)])),
             used: amounts(&[("pods", used)]),
+            wanted: Default::default(),
         }
+    }
+
+    #[test]
+    fn a_refused_namespace_gets_the_last_units_even_with_no_usage() {
+        // One unit, two namespaces: the first got it by name and does not use it.
+        let limits = amounts(&[("pods", 1)]);
+        let mut obs = [ns("t-a", Some(1), 0), ns("t-b", Some(0), 0)];
+        assert_eq!(pods(&plan(&limits, &obs, false)), vec![("t-a".into(), 1), ("t-b".into(), 0)]);
+        // t-b was refused by its share: the unit moves to it.
+        obs[1].wanted.insert("pods".into(), Milli::units(1));
+        let p = plan(&limits, &obs, false);
+        assert_eq!(pods(&p), vec![("t-a".into(), 0), ("t-b".into(), 1)]);
+        // Once t-b uses it, t-a's refusal cannot take it away.
+        let mut after = [ns("t-a", Some(0), 0), ns("t-b", Some(1), 1)];
+        after[0].wanted.insert("pods".into(), Milli::units(1));
+        assert_eq!(pods(&plan(&limits, &after, false)), vec![("t-a".into(), 0), ("t-b".into(), 1)]);
+    }
+
+    #[test]
+    fn a_refused_request_larger_than_an_equal_part_is_met_when_headroom_allows() {
+        // 2 units; t-a uses 1 and holds 1.5 after a split; t-b holds 0.5 and asks for 1.
+        let limits = amounts(&[("pods", 4)]);
+        let mut obs = [ns("t-a", Some(3), 2), ns("t-b", Some(1), 0)];
+        assert_eq!(pods(&plan(&limits, &obs, false)), vec![("t-a".into(), 3), ("t-b".into(), 1)]);
+        obs[1].wanted.insert("pods".into(), Milli::units(2));
+        let p = plan(&limits, &obs, false);
+        assert_eq!(pods(&p), vec![("t-a".into(), 2), ("t-b".into(), 2)]);
+        // Re-planning with the new shares and the same demand changes nothing.
+        let next: Vec<Observed> =
+            obs.iter().map(|o| Observed { hard: Some(p[&o.namespace].clone()), ..o.clone() }).collect();
+        assert_eq!(plan(&limits, &next, false), p);
     }
 
     fn pods(plan: &BTreeMap<String, Amounts>) -> Vec<(String, i128)> {

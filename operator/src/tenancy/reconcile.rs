@@ -309,14 +309,15 @@ fn parse_amounts(
         .unwrap_or_default()
 }
 
-fn observe(rq: Option<&ResourceQuota>, namespace: &str) -> Observed {
+fn observe(rq: Option<&ResourceQuota>, namespace: &str, wanted: Amounts) -> Observed {
     let Some(rq) = rq else {
-        return Observed { namespace: namespace.into(), ..Observed::default() };
+        return Observed { namespace: namespace.into(), wanted, ..Observed::default() };
     };
     Observed {
         namespace: namespace.into(),
         hard: Some(parse_amounts(rq.spec.as_ref().and_then(|s| s.hard.as_ref()))),
         used: parse_amounts(rq.status.as_ref().and_then(|s| s.used.as_ref())),
+        wanted,
     }
 }
 
@@ -366,7 +367,8 @@ async fn apply_quota(
     let found = |ns: &str| {
         listed.items.iter().find(|rq| rq.namespace().as_deref() == Some(ns) && rq.name_any() == QUOTA_NAME)
     };
-    let observed: Vec<Observed> = namespaces.iter().map(|ns| observe(found(ns), ns)).collect();
+    let observed: Vec<Observed> =
+        namespaces.iter().map(|ns| observe(found(ns), ns, ctx.demand.wanted(ns))).collect();
     let plan = quota::plan(limits, &observed, suspended.is_some());
 
     // Phase 1: lower (or create at usage) every share that goes down; learn each commitment.

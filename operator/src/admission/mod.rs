@@ -1,0 +1,585 @@
+//! The quota admission webhook: a strict tenancy-wide limit, checked before anything is stored.
+//!
+//! The per-namespace ResourceQuota shares (see [`crate::tenancy::quota`]) are the second line:
+//! the controller manager's recount of a ResourceQuota, made from a lagging cache, can briefly
+//! lower its `used` and let the apiserver admit past a share. This webhook counts the whole
+//! tenancy itself — every pod, claim and load balancer its namespaces hold, plus every admission
+//! still in flight ([`ledger`]) — and decides one request of a tenancy at a time.
+
+pub mod ledger;
+pub mod registration;
+pub mod tls;
+pub mod usage;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::routing::post;
+use axum::{Json, Router};
+use commons_crds::labels;
+use commons_crds::tenancy::Tenancy;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Pod, ResourceQuota, Service};
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
+use kube::core::{DynamicObject, Status};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts};
+use serde::de::DeserializeOwned;
+
+use crate::error::Result;
+use crate::quantity::Milli;
+use crate::tenancy::quota::Amounts;
+use crate::tenancy::{desired, status};
+use crate::watch::Synced;
+use ledger::{Charged, Kind, Ledger, Observed, Refusal, Request, Share};
+
+/// How often reservations are checked.
+const SWEEP: Duration = Duration::from_secs(5);
+
+/// The webhook's metrics.
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    /// Decisions, by kind and outcome (`admitted`, `refused`, `unavailable`).
+    pub decisions: IntCounterVec,
+    /// How long a decision takes.
+    pub duration: HistogramVec,
+    /// Reservations held now.
+    pub reservations: IntGauge,
+    /// Reservations ended, by how (`observed`, `absent`).
+    pub settled: IntCounterVec,
+}
+
+impl Metrics {
+    /// Creates the metrics and registers them in `registry`.
+    pub fn new(registry: &prometheus::Registry) -> Result<Self> {
+        let decisions = IntCounterVec::new(
+            Opts::new("admission_decisions_total", "Quota admission decisions, by kind and outcome."),
+            &["kind", "outcome"],
+        )?;
+        let duration = HistogramVec::new(
+            HistogramOpts::new("admission_duration_seconds", "How long a quota admission decision takes.")
+                .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0]),
+            &["kind"],
+        )?;
+        let reservations =
+            IntGauge::new("admission_reservations", "Admissions not yet seen in the watches.")?;
+        let settled = IntCounterVec::new(
+            Opts::new("admission_reservations_settled_total", "Reservations ended, by how."),
+            &["how"],
+        )?;
+        registry.register(Box::new(decisions.clone()))?;
+        registry.register(Box::new(duration.clone()))?;
+        registry.register(Box::new(reservations.clone()))?;
+        registry.register(Box::new(settled.clone()))?;
+        Ok(Metrics { decisions, duration, reservations, settled })
+    }
+}
+
+/// The watches the quota check counts from.
+#[derive(Clone)]
+struct Stores {
+    tenancies: Store<Tenancy>,
+    namespaces: Store<Namespace>,
+    pods: Store<Pod>,
+    claims: Store<PersistentVolumeClaim>,
+    services: Store<Service>,
+    quotas: Store<ResourceQuota>,
+}
+
+impl Stores {
+    fn synced(&self) -> bool {
+        [
+            self.tenancies.synced(),
+            self.namespaces.synced(),
+            self.pods.synced(),
+            self.claims.synced(),
+            self.services.synced(),
+            self.quotas.synced(),
+        ]
+        .iter()
+        .all(|s| *s == Some(true))
+    }
+}
+
+/// The webhook's shared state.
+pub struct Admission {
+    client: Client,
+    stores: Stores,
+    ledgers: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<Ledger>>>>,
+    started: Instant,
+    metrics: Metrics,
+    demand: Arc<crate::tenancy::demand::Demand>,
+}
+
+impl std::fmt::Debug for Admission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admission").finish_non_exhaustive()
+    }
+}
+
+/// Starts the watches the quota check needs, each until `shutdown`; the stores fill in the
+/// background (the check refuses, asking to retry, until they have).
+fn start_watch<K>(
+    client: &Client,
+    config: watcher::Config,
+    strip: fn(&mut K),
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Store<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
+    let (store, writer) = reflector::store();
+    let stream = watcher(Api::<K>::all(client.clone()), config)
+        .default_backoff()
+        .modify(strip)
+        .reflect(writer)
+        .take_until(crate::run::stopped(stop));
+    tokio::spawn(async move {
+        stream
+            .for_each(|r| async move {
+                if let Err(e) = r {
+                    tracing::debug!(error = %e, "admission watch error");
+                }
+            })
+            .await;
+    });
+    store
+}
+
+/// Keeps only what counting needs: the pods of a large cluster are held in memory.
+fn strip_pod(pod: &mut Pod) {
+    pod.metadata.managed_fields = None;
+    pod.metadata.annotations = None;
+    pod.metadata.labels = None;
+    pod.metadata.owner_references = None;
+    if let Some(spec) = pod.spec.as_mut() {
+        for c in spec.containers.iter_mut().chain(spec.init_containers.iter_mut().flatten()) {
+            c.env = None;
+            c.env_from = None;
+            c.args = None;
+            c.command = None;
+            c.volume_mounts = None;
+            c.ports = None;
+            c.liveness_probe = None;
+            c.readiness_probe = None;
+            c.startup_probe = None;
+        }
+        spec.volumes = None;
+        spec.affinity = None;
+        spec.tolerations = None;
+    }
+    if let Some(status) = pod.status.as_mut() {
+        let phase = status.phase.take();
+        *status = Default::default();
+        status.phase = phase;
+    }
+}
+
+fn strip_meta<K: Resource>(obj: &mut K) {
+    let meta = obj.meta_mut();
+    meta.managed_fields = None;
+    meta.annotations = None;
+}
+
+impl Admission {
+    /// Starts the watches and the reservation sweeper.
+    pub fn start(
+        client: Client,
+        metrics: Metrics,
+        demand: Arc<crate::tenancy::demand::Demand>,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Arc<Admission> {
+        let managed =
+            watcher::Config::default().labels(&format!("{}={}", labels::MANAGED_BY, labels::MANAGER));
+        let stores = Stores {
+            tenancies: start_watch(&client, watcher::Config::default(), strip_meta::<Tenancy>, stop.clone()),
+            namespaces: start_watch(&client, managed.clone(), strip_meta::<Namespace>, stop.clone()),
+            pods: start_watch(&client, watcher::Config::default(), strip_pod, stop.clone()),
+            claims: start_watch(
+                &client,
+                watcher::Config::default(),
+                strip_meta::<PersistentVolumeClaim>,
+                stop.clone(),
+            ),
+            services: start_watch(&client, watcher::Config::default(), strip_meta::<Service>, stop.clone()),
+            quotas: start_watch(&client, managed, strip_meta::<ResourceQuota>, stop.clone()),
+        };
+        let admission = Arc::new(Admission {
+            client,
+            stores,
+            ledgers: std::sync::Mutex::default(),
+            started: Instant::now(),
+            metrics,
+            demand,
+        });
+        let sweeper = admission.clone();
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(SWEEP);
+            let stopped = crate::run::stopped(stop);
+            tokio::pin!(stopped);
+            loop {
+                tokio::select! {
+                    _ = ticker.tick() => sweeper.sweep().await,
+                    () = &mut stopped => return,
+                }
+            }
+        });
+        admission
+    }
+
+    /// `Ok` once every watch the check counts from has had its first full list.
+    pub fn ready(&self) -> std::result::Result<(), String> {
+        if self.stores.synced() {
+            Ok(())
+        } else {
+            Err("the quota webhook's watches (tenancies, namespaces, pods, claims, services, quotas) are still filling".into())
+        }
+    }
+
+    /// The axum router serving [`registration::PATH`].
+    pub fn router(self: &Arc<Self>) -> Router {
+        Router::new().route(registration::PATH, post(handle)).with_state(self.clone())
+    }
+
+    fn now(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+
+    fn ledger(&self, tenancy: &str) -> Arc<tokio::sync::Mutex<Ledger>> {
+        let mut ledgers = self.ledgers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        ledgers.entry(tenancy.to_owned()).or_default().clone()
+    }
+
+    /// The tenancy a namespace belongs to: from the watch, or read afresh for a namespace made a
+    /// moment ago.
+    async fn tenancy_of(&self, namespace: &str) -> std::result::Result<Option<String>, kube::Error> {
+        let from = |ns: &Namespace| ns.labels().get(labels::TENANCY).cloned();
+        if let Some(ns) = self.stores.namespaces.get(&ObjectRef::new(namespace)) {
+            return Ok(from(&ns));
+        }
+        Ok(Api::<Namespace>::all(self.client.clone()).get_opt(namespace).await?.as_ref().and_then(from))
+    }
+
+    async fn tenancy(&self, name: &str) -> std::result::Result<Option<Arc<Tenancy>>, kube::Error> {
+        if let Some(t) = self.stores.tenancies.get(&ObjectRef::new(name)) {
+            return Ok(Some(t));
+        }
+        Ok(Api::<Tenancy>::all(self.client.clone()).get_opt(name).await?.map(Arc::new))
+    }
+
+    /// Everything the tenancy's namespaces hold that counts, by uid, from the watches.
+    fn observed(&self, tenancy: &str) -> Observed {
+        let namespaces: BTreeSet<String> = self
+            .stores
+            .namespaces
+            .state()
+            .iter()
+            .filter(|ns| ns.labels().get(labels::TENANCY).is_some_and(|t| t == tenancy))
+            .map(|ns| ns.name_any())
+            .collect();
+        let now = jiff::Timestamp::now().as_second();
+        let mut out = Observed::new();
+        let mut put = |uid: Option<String>, namespace: Option<String>, usage: Amounts| {
+            if let (Some(uid), Some(namespace)) = (uid, namespace)
+                && namespaces.contains(&namespace)
+            {
+                out.insert(uid, Charged { namespace, usage });
+            }
+        };
+        for p in self.stores.pods.state() {
+            let charged = if usage::pod_is_charged(&p, now) { usage::pod(&p) } else { Amounts::new() };
+            put(p.metadata.uid.clone(), p.metadata.namespace.clone(), charged);
+        }
+        for c in self.stores.claims.state() {
+            put(c.metadata.uid.clone(), c.metadata.namespace.clone(), usage::persistent_volume_claim(&c));
+        }
+        for s in self.stores.services.state() {
+            put(s.metadata.uid.clone(), s.metadata.namespace.clone(), usage::service(&s));
+        }
+        out
+    }
+
+    fn share(&self, namespace: &str) -> Option<Share> {
+        let rq = self.stores.quotas.get(&ObjectRef::new(desired::QUOTA_NAME).within(namespace))?;
+        let parse = |m: Option<
+            &std::collections::BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
+        >|
+         -> Amounts {
+            m.into_iter()
+                .flatten()
+                .filter_map(|(k, v)| Some((k.clone(), v.0.parse::<Milli>().ok()?)))
+                .collect()
+        };
+        Some(Share {
+            hard: parse(rq.spec.as_ref().and_then(|s| s.hard.as_ref())),
+            used: parse(rq.status.as_ref().and_then(|s| s.used.as_ref())),
+        })
+    }
+
+    /// Decides one admission request.
+    pub async fn review(&self, req: &AdmissionRequest<DynamicObject>) -> AdmissionResponse {
+        let allow = AdmissionResponse::from(req);
+        let Some(kind) = kind_of(req) else {
+            return allow;
+        };
+        let timer = self.metrics.duration.with_label_values(&[kind.as_str()]).start_timer();
+        let outcome = self.decide(req, kind).await;
+        timer.observe_duration();
+        let (label, response) = match outcome {
+            Ok(None) => ("admitted", allow),
+            Ok(Some(refusal)) => ("refused", refuse(allow, 403, "Forbidden", &refusal)),
+            Err(unavailable) => ("unavailable", refuse(allow, 503, "ServiceUnavailable", &unavailable)),
+        };
+        self.metrics.decisions.with_label_values(&[kind.as_str(), label]).inc();
+        response
+    }
+
+    /// `Ok(None)` to admit, `Ok(Some(why))` to refuse, `Err(why)` when the check cannot be made
+    /// now (refused too: admitting unchecked could break the limit).
+    async fn decide(
+        &self,
+        req: &AdmissionRequest<DynamicObject>,
+        kind: Kind,
+    ) -> std::result::Result<Option<String>, String> {
+        let namespace = req.namespace.clone().unwrap_or_default();
+        let unavailable =
+            |e: kube::Error| format!("Commons cannot check the tenancy quota right now ({e}); try again");
+        let Some(tenancy_name) = self.tenancy_of(&namespace).await.map_err(unavailable)? else {
+            return Ok(None);
+        };
+        let Some(tenancy) = self.tenancy(&tenancy_name).await.map_err(unavailable)? else {
+            // The tenancy is gone and its namespaces are being deleted: nothing to charge to.
+            return Ok(None);
+        };
+        let (stage, _) = status::expiry(jiff::Timestamp::now(), tenancy.spec.expires_at.as_ref());
+        if kind == Kind::Pod && req.operation == Operation::Create {
+            if stage == status::Expiry::Expired {
+                return Ok(Some(format!(
+                    "tenancy {tenancy_name:?} passed its expiry date (spec.expiresAt) and is suspended: no new pods start"
+                )));
+            }
+            if tenancy.spec.suspended {
+                return Ok(Some(format!(
+                    "tenancy {tenancy_name:?} is suspended (spec.suspended): no new pods start"
+                )));
+            }
+        }
+        let limits = desired::quota_limits(&tenancy)
+            .map_err(|e| format!("tenancy {tenancy_name:?} spec.quota: {e}"))?;
+        let request =
+            request_of(req, kind, &namespace).map_err(|e| format!("cannot read the object: {e}"))?;
+        if !request.increase().keys().any(|r| limits.contains_key(r)) {
+            return Ok(None);
+        }
+        if !self.stores.synced() {
+            return Err("Commons is starting and has not counted the tenancy's usage yet; try again".into());
+        }
+        let ledger = self.ledger(&tenancy_name);
+        let mut ledger = ledger.lock().await;
+        let observed = self.observed(&tenancy_name);
+        let settled = ledger.settle_observed(&observed);
+        self.count_settled(settled, "observed");
+        match ledger.decide(&request, &limits, self.share(&namespace).as_ref(), &observed) {
+            Ok(()) => {
+                if !req.dry_run {
+                    ledger.reserve(&request, self.now());
+                    self.metrics.reservations.inc();
+                }
+                Ok(None)
+            }
+            Err(refusal) => {
+                if let Refusal::Share { resource, requested, .. } = &refusal {
+                    // The tenancy has headroom, this namespace's share has not: move it here.
+                    self.demand.record(&tenancy_name, &namespace, resource, *requested);
+                }
+                Ok(Some(message(&tenancy_name, &namespace, kind, &refusal)))
+            }
+        }
+    }
+
+    fn count_settled(&self, n: usize, how: &str) {
+        if n > 0 {
+            let n = i64::try_from(n).unwrap_or(i64::MAX);
+            self.metrics.reservations.sub(n);
+            self.metrics.settled.with_label_values(&[how]).inc_by(n.unsigned_abs());
+        }
+    }
+
+    /// Ends reservations the watches now show, and those held past [`ledger::SETTLE`] whose
+    /// object a fresh read finds absent (its creation failed after the webhook).
+    async fn sweep(&self) {
+        let tenancies: Vec<(String, Arc<tokio::sync::Mutex<Ledger>>)> = {
+            let ledgers = self.ledgers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            ledgers.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        };
+        for (tenancy, shared) in tenancies {
+            let mut ledger = shared.lock().await;
+            if ledger.reservations().is_empty()
+                && self.stores.tenancies.get(&ObjectRef::new(&tenancy)).is_none()
+            {
+                // The tenancy is gone: forget its (empty) ledger.
+                let mut ledgers = self.ledgers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if ledgers.get(&tenancy).is_some_and(|l| Arc::ptr_eq(l, &shared)) {
+                    ledgers.remove(&tenancy);
+                }
+                continue;
+            }
+            let observed = self.observed(&tenancy);
+            let settled = ledger.settle_observed(&observed);
+            self.count_settled(settled, "observed");
+            for r in ledger.unsettled(self.now()) {
+                match self.fresh_usage(&r).await {
+                    Ok(Some(usage)) => {
+                        // Stored but not yet in the watches: keep counting what it counts now.
+                        let again = Request {
+                            uid: r.uid.clone(),
+                            kind: r.kind,
+                            namespace: r.namespace.clone(),
+                            name: r.name.clone(),
+                            usage,
+                            previous: Amounts::new(),
+                        };
+                        ledger.reserve(&again, self.now());
+                    }
+                    Ok(None) => {
+                        if ledger.release(&r.uid) {
+                            tracing::info!(
+                                tenancy,
+                                kind = r.kind.as_str(),
+                                namespace = r.namespace,
+                                name = r.name,
+                                "released the quota held for an admitted object that was never stored"
+                            );
+                            self.count_settled(1, "absent");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read an admitted object; its reservation stays")
+                    }
+                }
+            }
+        }
+    }
+
+    /// What the object of a reservation counts now, read afresh; `None` when it does not exist
+    /// (or is another object of the same name).
+    async fn fresh_usage(
+        &self,
+        r: &ledger::Reservation,
+    ) -> std::result::Result<Option<Amounts>, kube::Error> {
+        let ns = &r.namespace;
+        let same = |uid: &Option<String>| uid.as_deref() == Some(r.uid.as_str());
+        Ok(match r.kind {
+            Kind::Pod => Api::<Pod>::namespaced(self.client.clone(), ns)
+                .get_opt(&r.name)
+                .await?
+                .filter(|p| same(&p.metadata.uid))
+                .map(|p| {
+                    if usage::pod_is_charged(&p, jiff::Timestamp::now().as_second()) {
+                        usage::pod(&p)
+                    } else {
+                        Amounts::new()
+                    }
+                }),
+            Kind::PersistentVolumeClaim => Api::<PersistentVolumeClaim>::namespaced(self.client.clone(), ns)
+                .get_opt(&r.name)
+                .await?
+                .filter(|c| same(&c.metadata.uid))
+                .map(|c| usage::persistent_volume_claim(&c)),
+            Kind::Service => Api::<Service>::namespaced(self.client.clone(), ns)
+                .get_opt(&r.name)
+                .await?
+                .filter(|s| same(&s.metadata.uid))
+                .map(|s| usage::service(&s)),
+        })
+    }
+}
+
+fn kind_of(req: &AdmissionRequest<DynamicObject>) -> Option<Kind> {
+    if !req.kind.group.is_empty() {
+        return None;
+    }
+    match (req.kind.kind.as_str(), &req.operation, req.sub_resource.as_deref()) {
+        ("Pod", Operation::Create, None) | ("Pod", Operation::Update, Some("resize")) => Some(Kind::Pod),
+        ("PersistentVolumeClaim", Operation::Create | Operation::Update, None) => {
+            Some(Kind::PersistentVolumeClaim)
+        }
+        ("Service", Operation::Create | Operation::Update, None) => Some(Kind::Service),
+        _ => None,
+    }
+}
+
+fn convert<K: DeserializeOwned>(obj: &DynamicObject) -> std::result::Result<K, serde_json::Error> {
+    serde_json::from_value(serde_json::to_value(obj)?)
+}
+
+fn usage_of(kind: Kind, obj: &DynamicObject) -> std::result::Result<Amounts, serde_json::Error> {
+    Ok(match kind {
+        Kind::Pod => usage::pod(&convert::<Pod>(obj)?),
+        Kind::PersistentVolumeClaim => usage::persistent_volume_claim(&convert(obj)?),
+        Kind::Service => usage::service(&convert(obj)?),
+    })
+}
+
+fn request_of(
+    req: &AdmissionRequest<DynamicObject>,
+    kind: Kind,
+    namespace: &str,
+) -> std::result::Result<Request, String> {
+    let obj = req.object.as_ref().ok_or("the request has no object")?;
+    let usage = usage_of(kind, obj).map_err(|e| e.to_string())?;
+    let previous = match &req.old_object {
+        Some(old) if req.operation == Operation::Update => usage_of(kind, old).map_err(|e| e.to_string())?,
+        _ => Amounts::new(),
+    };
+    Ok(Request {
+        uid: obj.metadata.uid.clone().unwrap_or_else(|| format!("{}/{}", namespace, req.name)),
+        kind,
+        namespace: namespace.to_owned(),
+        name: obj.metadata.name.clone().unwrap_or_else(|| req.name.clone()),
+        usage,
+        previous,
+    })
+}
+
+fn message(tenancy: &str, namespace: &str, kind: Kind, refusal: &Refusal) -> String {
+    format!("{} in namespace {namespace:?} of tenancy {tenancy:?} {refusal}", kind.as_str())
+}
+
+fn refuse(response: AdmissionResponse, code: u16, reason: &str, message: &str) -> AdmissionResponse {
+    let mut response = response.deny(message);
+    response.result = Status::failure(message, reason).with_code(code);
+    response
+}
+
+async fn handle(
+    State(admission): State<Arc<Admission>>,
+    Json(review): Json<AdmissionReview<DynamicObject>>,
+) -> Json<AdmissionReview<DynamicObject>> {
+    let response = match review.try_into() {
+        Ok(req) => {
+            let req: AdmissionRequest<DynamicObject> = req;
+            admission.review(&req).await
+        }
+        Err(_) => AdmissionResponse::invalid("the AdmissionReview has no request"),
+    };
+    Json(response.into_review())
+}
+
+/// Applies the webhook configuration and serves the webhook over TLS until `stop`.
+pub async fn serve(
+    admission: Arc<Admission>,
+    listen: std::net::SocketAddr,
+    certs: tls::Certificates,
+    endpoint: registration::Endpoint,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<()> {
+    let listener = tls::bind(listen).await?;
+    // Listening before registering, so the apiserver never calls a webhook that is not there.
+    registration::install(&admission.client, &endpoint, &certs.ca_pem).await?;
+    tls::serve(listener, &certs, admission.router(), crate::run::stopped(stop)).await
+}
