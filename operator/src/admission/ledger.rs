@@ -123,6 +123,8 @@ pub enum Refusal {
         requested: Milli,
         /// What the tenancy uses (including admissions in flight).
         used: Milli,
+        /// The part of `used` admitted but not yet seen stored.
+        in_flight: Milli,
         /// The tenancy's limit.
         limit: Milli,
     },
@@ -151,13 +153,24 @@ impl Refusal {
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Refusal::Tenancy { resource, requested, used, limit } => write!(
-                f,
-                "exceeds the tenancy quota: {resource} requested {}, the tenancy's namespaces use {} of its limit of {}",
-                format_for(resource, *requested),
-                format_for(resource, *used),
-                format_for(resource, *limit)
-            ),
+            Refusal::Tenancy { resource, requested, used, in_flight, limit } => {
+                write!(
+                    f,
+                    "exceeds the tenancy quota: {resource} requested {}, the tenancy's namespaces use {} of its limit of {}",
+                    format_for(resource, *requested),
+                    format_for(resource, *used),
+                    format_for(resource, *limit)
+                )?;
+                if *in_flight > Milli::ZERO {
+                    write!(
+                        f,
+                        " (of which {} was admitted moments ago and is not yet seen stored; it is held until it is, or for at most {} s if it never is)",
+                        format_for(resource, *in_flight),
+                        SETTLE.as_secs() + 10
+                    )?;
+                }
+                Ok(())
+            }
             Refusal::Share { resource, requested, used, share } => write!(
                 f,
                 "exceeds the namespace's current share of the tenancy quota: {resource} requested {}, used {} of a share of {}; Commons moves any free headroom of the tenancy to this namespace within seconds, so try again shortly",
@@ -221,6 +234,22 @@ impl Ledger {
         self.reservations.iter().filter(|r| now - r.at >= SETTLE.as_secs_f64()).cloned().collect()
     }
 
+    /// What reservations add beyond what the watches show, by resource.
+    pub fn in_flight(&self, observed: &Observed) -> Amounts {
+        let mut out = Amounts::new();
+        for r in &self.reservations {
+            let seen = observed.get(&r.uid).map(|c| &c.usage);
+            for (k, v) in &r.usage {
+                let beyond = v.saturating_sub(seen.and_then(|u| u.get(k)).copied().unwrap_or_default());
+                if beyond > Milli::ZERO {
+                    let e = out.entry(k.clone()).or_default();
+                    *e = *e + beyond;
+                }
+            }
+        }
+        out
+    }
+
     /// What the tenancy uses, in total and by namespace: for each object the larger of what the
     /// watches show and what was reserved for it.
     pub fn usage(&self, observed: &Observed) -> (Amounts, BTreeMap<String, Amounts>) {
@@ -260,10 +289,12 @@ impl Ledger {
             let already = self.counted(request, observed, resource);
             let will = request.usage.get(resource).copied().unwrap_or_default();
             if used.saturating_sub(already) + already.max(will) > *limit {
+                let in_flight = self.in_flight(observed).get(resource).copied().unwrap_or_default();
                 return Err(Refusal::Tenancy {
                     resource: resource.clone(),
                     requested: *requested,
                     used,
+                    in_flight,
                     limit: *limit,
                 });
             }
@@ -362,13 +393,14 @@ mod tests {
                 resource: "pods".into(),
                 requested: Milli::units(1),
                 used: Milli::units(2),
+                in_flight: Milli::units(2),
                 limit: Milli::units(2)
             }
         );
         assert!(
-            refusal
-                .to_string()
-                .contains("pods requested 1, the tenancy's namespaces use 2 of its limit of 2")
+            refusal.to_string().contains(
+                "pods requested 1, the tenancy's namespaces use 2 of its limit of 2 (of which 2 was admitted moments ago"
+            )
         );
         // The watches catch up: the reservations end and the object is counted once, not twice.
         let observed = seen(&[("p1", "t-a", a(&[("pods", 1)])), ("p2", "t-a", a(&[("pods", 1)]))]);
