@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Starts, stops or restarts the `commons` process on the local control plane (used by the e2e
-# tests that prove behaviour across an operator outage or restart).
+# Starts, stops or restarts the `commons` process on the local control plane, or restarts the
+# kube-apiserver under it (used by the e2e tests that prove behaviour across an operator outage or
+# restart, and across an apiserver restart).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=e2e/controlplane/lib.sh
@@ -11,5 +12,16 @@ case "${1:-}" in
   start) commons_start ;;
   stop) commons_stop ;;
   restart) commons_stop; commons_start ;;
-  *) echo "usage: $0 start|stop|restart" >&2; exit 2 ;;
+  restart-apiserver)
+    pid_file="$COMMONS_CLUSTER_DIR/pids/kube-apiserver.pid"
+    if [[ -f "$pid_file" ]]; then
+      pid="$(cat "$pid_file")"
+      kill "$pid" 2>/dev/null || true
+      for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    fi
+    # Starts whatever is not running (here: the apiserver) and waits until it is healthy.
+    "$here/controlplane/up.sh" >"$COMMONS_CLUSTER_DIR/logs/restart-apiserver.log" 2>&1 \
+      || fail "restarting the kube-apiserver" "$COMMONS_CLUSTER_DIR/logs/restart-apiserver.log"
+    ;;
+  *) echo "usage: $0 start|stop|restart|restart-apiserver" >&2; exit 2 ;;
 esac

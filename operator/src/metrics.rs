@@ -42,6 +42,7 @@ impl Metrics {
         registry.register(Box::new(ready.clone()))?;
         registry.register(Box::new(tenancies.clone()))?;
         registry.register(Box::new(crate::apply::WRITES.clone()))?;
+        registry.register(Box::new(crate::watch::RESTARTS.clone()))?;
         let process = prometheus::process_collector::ProcessCollector::for_self();
         let _ = registry.register(Box::new(process));
         Ok(Metrics { registry, reconcile_duration, reconcile_errors, ready, tenancies })

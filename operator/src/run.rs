@@ -37,6 +37,7 @@ pub struct WebhookSettings {
 /// until SIGINT or SIGTERM, then lets in-flight reconciles finish.
 pub async fn run(settings: Settings) -> Result<()> {
     let client = Client::try_default().await.map_err(Error::KubeConfig)?;
+    let watches = crate::watch::Watches::start(client.clone());
     let metrics = Metrics::new()?;
     // Certificates are read before anything starts, so a bad file stops `commons` at once.
     let webhook_certs = match &settings.webhook {
@@ -49,7 +50,7 @@ pub async fn run(settings: Settings) -> Result<()> {
     let demand = std::sync::Arc::new(demand);
     let admission = match settings.webhook.is_some() {
         true => Some(admission::Admission::start(
-            client.clone(),
+            &watches,
             admission::Metrics::new(&metrics.registry)?,
             demand.clone(),
             stop_rx.clone(),
@@ -63,13 +64,13 @@ pub async fn run(settings: Settings) -> Result<()> {
     }
     let checker = tokio::spawn(readiness::run(client.clone(), tx, metrics.clone(), local_checks));
     let segments = tokio::spawn(segment::run(
-        client.clone(),
+        watches.clone(),
         metrics.clone(),
         settings.resync,
         stopped(stop_rx.clone()),
     ));
     let tenancies = tokio::spawn(tenancy::run(
-        client.clone(),
+        watches.clone(),
         metrics.clone(),
         settings.resync,
         demand,

@@ -6,24 +6,205 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
-/// A reflected watch of `K` (only what Commons manages, unless `all`), feeding a store and
-/// yielding every touched object so a controller can map it to the object that owns it.
-pub fn reflect<K>(
-    client: &Client,
-    all: bool,
-) -> (Store<K>, impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static)
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
-{
-    let (store, writer) = reflector::store();
-    let config = if all {
+/// Every watch of the process, restarted from a fresh list when the apiserver comes back from a
+/// restart.
+///
+/// A watch opened while a restarting apiserver is still starting can be accepted and then deliver
+/// nothing for half a minute or more (seen on the local control plane: a Tenancy created just after
+/// a restart waited 25–30 s); resuming from the last resourceVersion does not help. So any watch
+/// error raises a suspicion; the monitor then waits until the apiserver has answered `/readyz` for
+/// [`SETTLED`] and, if it was unreachable or not ready meanwhile, restarts every watch (each
+/// re-lists, the stores are replaced, and every object is reconciled once; nothing is written
+/// unless something changed).
+#[derive(Clone)]
+pub struct Watches {
+    client: Client,
+    epoch: tokio::sync::watch::Receiver<u64>,
+    suspect: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl std::fmt::Debug for Watches {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watches").field("epoch", &*self.epoch.borrow()).finish_non_exhaustive()
+    }
+}
+
+/// Times every watch was restarted after the apiserver came back (registered by `Metrics::new`).
+#[allow(clippy::expect_used)] // Static, valid options: construction cannot fail.
+pub static RESTARTS: std::sync::LazyLock<prometheus::IntCounter> = std::sync::LazyLock::new(|| {
+    prometheus::IntCounter::new(
+        "watch_restarts_total",
+        "Times every watch was restarted from a fresh list after the apiserver came back.",
+    )
+    .expect("static metric options are valid")
+});
+
+/// How long the apiserver must have been ready before watches restart.
+pub const SETTLED: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl Watches {
+    /// Starts the restart monitor.
+    pub fn start(client: Client) -> Watches {
+        let (tx, epoch) = tokio::sync::watch::channel(0);
+        let suspect = std::sync::Arc::new(tokio::sync::Notify::new());
+        tokio::spawn(monitor(client.clone(), tx, suspect.clone()));
+        Watches { client, epoch, suspect }
+    }
+
+    /// The client the watches use.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// A watch of `K` with `config`: retried with [`QuickBackoff`], and started afresh (a new
+    /// list) after the apiserver restarts.
+    pub fn events<K>(
+        &self,
+        config: watcher::Config,
+    ) -> impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    {
+        use futures::StreamExt;
+        let api = Api::<K>::all(self.client.clone());
+        let (epoch, suspect) = (self.epoch.clone(), self.suspect.clone());
+        futures::stream::unfold(epoch, move |mut epoch| {
+            let (api, config, suspect) = (api.clone(), config.clone(), suspect.clone());
+            async move {
+                epoch.mark_unchanged();
+                let mut next = epoch.clone();
+                let restarted = async move {
+                    let _ = next.changed().await;
+                };
+                let stream = watcher(api, config)
+                    .inspect(move |r| {
+                        if r.is_err() {
+                            suspect.notify_one();
+                        }
+                    })
+                    .take_until(restarted);
+                Some((stream, epoch))
+            }
+        })
+        .flatten()
+        .backoff(QuickBackoff::default())
+    }
+
+    /// A reflected watch of `K` (only what Commons manages, unless `all`), feeding a store and
+    /// yielding every touched object so a controller can map it to the object that owns it.
+    pub fn reflect<K>(
+        &self,
+        all: bool,
+    ) -> (Store<K>, impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static)
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    {
+        let (store, writer) = reflector::store();
+        let stream = self.events::<K>(managed_or_all(all)).reflect(writer).touched_objects();
+        (store, stream)
+    }
+}
+
+/// Only what Commons manages, unless `all`.
+pub fn managed_or_all(all: bool) -> watcher::Config {
+    if all {
         watcher::Config::default()
     } else {
         watcher::Config::default().labels(&format!("{}={}", labels::MANAGED_BY, labels::MANAGER))
-    };
-    let stream =
-        watcher(Api::<K>::all(client.clone()), config).default_backoff().reflect(writer).touched_objects();
-    (store, stream)
+    }
+}
+
+async fn apiserver_ready(client: &Client) -> bool {
+    let Ok(req) = http::Request::get("/readyz").body(Vec::new()) else { return false };
+    client.request_text(req).await.is_ok_and(|body| body.trim() == "ok")
+}
+
+async fn monitor(
+    client: Client,
+    epoch: tokio::sync::watch::Sender<u64>,
+    suspect: std::sync::Arc<tokio::sync::Notify>,
+) {
+    let poll = std::time::Duration::from_millis(500);
+    loop {
+        suspect.notified().await;
+        let mut was_down = false;
+        let mut ready_since: Option<tokio::time::Instant> = None;
+        let give_up = tokio::time::Instant::now() + std::time::Duration::from_secs(600);
+        loop {
+            if apiserver_ready(&client).await {
+                let since = *ready_since.get_or_insert_with(tokio::time::Instant::now);
+                if since.elapsed() >= SETTLED {
+                    break;
+                }
+            } else {
+                was_down = true;
+                ready_since = None;
+            }
+            if tokio::time::Instant::now() >= give_up {
+                break;
+            }
+            tokio::time::sleep(poll).await;
+        }
+        if was_down {
+            tracing::info!(
+                "the apiserver is back after a restart or outage: restarting every watch from a fresh list"
+            );
+            epoch.send_modify(|e| *e += 1);
+            RESTARTS.inc();
+        }
+        // Errors raised while waiting belong to the same episode.
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let _ = tokio::time::timeout(std::time::Duration::ZERO, suspect.notified()).await;
+    }
+}
+
+/// Retry delays for watches: 250 ms doubling to at most 5 s, with jitter, starting again after a
+/// success. kube-runtime's default grows to 30 s, so after the apiserver restarts (or a network
+/// blip) every watch and the controllers' shared trigger stream could sit idle for up to 30 s
+/// more; with this a Tenancy made just after a restart is reconciled within seconds.
+#[derive(Debug, Clone)]
+pub struct QuickBackoff {
+    next: std::time::Duration,
+    seed: u64,
+}
+
+impl QuickBackoff {
+    /// The first delay.
+    pub const MIN: std::time::Duration = std::time::Duration::from_millis(250);
+    /// The longest delay.
+    pub const MAX: std::time::Duration = std::time::Duration::from_secs(5);
+}
+
+impl Default for QuickBackoff {
+    fn default() -> Self {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| u64::from(d.subsec_nanos()))
+            .unwrap_or(1)
+            | 1;
+        QuickBackoff { next: Self::MIN, seed }
+    }
+}
+
+impl Iterator for QuickBackoff {
+    type Item = std::time::Duration;
+
+    fn next(&mut self) -> Option<std::time::Duration> {
+        let base = self.next;
+        self.next = (self.next * 2).min(Self::MAX);
+        // xorshift: up to 25% less than the base delay, so many watches do not retry in step.
+        self.seed ^= self.seed << 13;
+        self.seed ^= self.seed >> 7;
+        self.seed ^= self.seed << 17;
+        let cut = base.mul_f64((self.seed % 1000) as f64 / 4000.0);
+        Some(base.saturating_sub(cut))
+    }
+}
+
+impl kube::runtime::utils::Backoff for QuickBackoff {
+    fn reset(&mut self) {
+        self.next = Self::MIN;
+    }
 }
 
 /// The `Owner` that controls `obj`, if any. Cluster-scoped owners are keyed without a namespace
@@ -82,5 +263,23 @@ pub async fn synced(stores: &[&(dyn Synced + Sync)]) -> Result<(), crate::error:
             return Err(crate::error::Error::StoreNotReady);
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::runtime::utils::Backoff;
+
+    #[test]
+    fn quick_backoff_doubles_to_five_seconds_with_jitter_and_resets() {
+        let mut b = QuickBackoff::default();
+        let delays: Vec<std::time::Duration> = b.by_ref().take(8).collect();
+        for (d, base_ms) in delays.iter().zip([250u64, 500, 1000, 2000, 4000, 5000, 5000, 5000]) {
+            let base = std::time::Duration::from_millis(base_ms);
+            assert!(*d <= base && *d >= base.mul_f64(0.75), "{d:?} for a base of {base:?}");
+        }
+        b.reset();
+        assert!(b.next().unwrap() <= QuickBackoff::MIN);
     }
 }

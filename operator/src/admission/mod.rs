@@ -124,7 +124,7 @@ impl std::fmt::Debug for Admission {
 /// Starts the watches the quota check needs, each until `shutdown`; the stores fill in the
 /// background (the check refuses, asking to retry, until they have).
 fn start_watch<K>(
-    client: &Client,
+    watches: &crate::watch::Watches,
     config: watcher::Config,
     strip: fn(&mut K),
     stop: tokio::sync::watch::Receiver<bool>,
@@ -133,11 +133,8 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
 {
     let (store, writer) = reflector::store();
-    let stream = watcher(Api::<K>::all(client.clone()), config)
-        .default_backoff()
-        .modify(strip)
-        .reflect(writer)
-        .take_until(crate::run::stopped(stop));
+    let stream =
+        watches.events::<K>(config).modify(strip).reflect(writer).take_until(crate::run::stopped(stop));
     tokio::spawn(async move {
         stream
             .for_each(|r| async move {
@@ -188,25 +185,25 @@ fn strip_meta<K: Resource>(obj: &mut K) {
 impl Admission {
     /// Starts the watches and the reservation sweeper.
     pub fn start(
-        client: Client,
+        watches: &crate::watch::Watches,
         metrics: Metrics,
         demand: Arc<crate::tenancy::demand::Demand>,
         stop: tokio::sync::watch::Receiver<bool>,
     ) -> Arc<Admission> {
-        let managed =
-            watcher::Config::default().labels(&format!("{}={}", labels::MANAGED_BY, labels::MANAGER));
+        let client = watches.client().clone();
+        let managed = crate::watch::managed_or_all(false);
         let stores = Stores {
-            tenancies: start_watch(&client, watcher::Config::default(), strip_meta::<Tenancy>, stop.clone()),
-            namespaces: start_watch(&client, managed.clone(), strip_meta::<Namespace>, stop.clone()),
-            pods: start_watch(&client, watcher::Config::default(), strip_pod, stop.clone()),
+            tenancies: start_watch(watches, watcher::Config::default(), strip_meta::<Tenancy>, stop.clone()),
+            namespaces: start_watch(watches, managed.clone(), strip_meta::<Namespace>, stop.clone()),
+            pods: start_watch(watches, watcher::Config::default(), strip_pod, stop.clone()),
             claims: start_watch(
-                &client,
+                watches,
                 watcher::Config::default(),
                 strip_meta::<PersistentVolumeClaim>,
                 stop.clone(),
             ),
-            services: start_watch(&client, watcher::Config::default(), strip_meta::<Service>, stop.clone()),
-            quotas: start_watch(&client, managed, strip_meta::<ResourceQuota>, stop.clone()),
+            services: start_watch(watches, watcher::Config::default(), strip_meta::<Service>, stop.clone()),
+            quotas: start_watch(watches, managed, strip_meta::<ResourceQuota>, stop.clone()),
         };
         let admission = Arc::new(Admission {
             client,

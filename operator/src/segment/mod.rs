@@ -16,13 +16,14 @@ use commons_crds::tenancy::Tenancy;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::Client;
+use kube::runtime::WatchStreamExt;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::Store;
 use kube::runtime::{Controller, watcher};
-use kube::{Api, Client};
 
 use crate::metrics::Metrics;
-use crate::watch::{owned_by, reflect};
+use crate::watch::owned_by;
 
 /// What every segment reconcile can reach.
 pub struct Context {
@@ -56,15 +57,16 @@ fn ok_unit<T>(r: Result<T, watcher::Error>) -> futures::future::Ready<Option<()>
 
 /// Runs the NetworkSegment controller until `shutdown` resolves.
 pub async fn run(
-    client: Client,
+    watches: crate::watch::Watches,
     metrics: Metrics,
     resync: Duration,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let (tenancies, t_stream) = reflect::<Tenancy>(&client, true);
-    let (segments, s_stream) = reflect::<NetworkSegment>(&client, true);
-    let (namespaces, ns_stream) = reflect::<Namespace>(&client, true);
-    let (policies, np_stream) = reflect::<NetworkPolicy>(&client, false);
+    let client = watches.client().clone();
+    let (tenancies, t_stream) = watches.reflect::<Tenancy>(true);
+    let (segments, s_stream) = watches.reflect::<NetworkSegment>(true);
+    let (namespaces, ns_stream) = watches.reflect::<Namespace>(true);
+    let (policies, np_stream) = watches.reflect::<NetworkPolicy>(false);
     let ctx = Arc::new(Context {
         client: client.clone(),
         tenancies,
@@ -81,11 +83,14 @@ pub async fn run(
     // A segment's paths depend on every tenancy (membership), every other segment (peers) and
     // which namespaces exist, so a change to any of them re-evaluates every segment; a segment
     // whose outcome did not change writes nothing.
-    Controller::new(Api::<NetworkSegment>::all(client.clone()), watcher::Config::default())
+    let (reader, writer) = kube::runtime::reflector::store();
+    let main = watches.events::<NetworkSegment>(watcher::Config::default()).reflect(writer).applied_objects();
+    Controller::for_stream(main, reader)
         .watches_stream(np_stream, owned_by::<NetworkSegment, _>)
         .reconcile_all_on(t_stream.filter_map(ok_unit))
         .reconcile_all_on(s_stream.filter_map(ok_unit))
         .reconcile_all_on(ns_stream.filter_map(ok_unit))
+        .trigger_backoff(crate::watch::QuickBackoff::default())
         .graceful_shutdown_on(shutdown)
         .run(reconcile::reconcile, reconcile::error_policy, ctx)
         .for_each(|result| async move {

@@ -14,20 +14,19 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use commons_crds::labels;
 use commons_crds::network_segment::NetworkSegment;
 use commons_crds::tenancy::Tenancy;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding};
+use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::Store;
 use kube::runtime::{Controller, WatchStreamExt, watcher};
-use kube::{Api, Client};
 
 use crate::metrics::Metrics;
-use crate::watch::{owned_by, reflect};
+use crate::watch::owned_by;
 
 /// Reflector stores of everything the controller reads.
 #[derive(Clone)]
@@ -95,30 +94,26 @@ impl std::fmt::Debug for Context {
 
 /// Runs the Tenancy controller until `shutdown` resolves.
 pub async fn run(
-    client: Client,
+    watches: crate::watch::Watches,
     metrics: Metrics,
     resync: Duration,
     demand: Arc<demand::Demand>,
     demand_triggers: futures::channel::mpsc::UnboundedReceiver<kube::runtime::reflector::ObjectRef<Tenancy>>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
+    let client = watches.client().clone();
     if let Err(e) = reconcile::install_tenant_admin_role(&client).await {
         tracing::error!(error = %e, "cannot install the tenant-admin ClusterRole; owners will have no access until it is");
     }
-    let (namespaces, ns_stream) = reflect::<Namespace>(&client, true);
-    let (limit_ranges, lr_stream) = reflect::<LimitRange>(&client, false);
-    let (network_policies, np_stream) = reflect::<NetworkPolicy>(&client, false);
-    let (role_bindings, rb_stream) = reflect::<RoleBinding>(&client, false);
-    let (cluster_roles, cr_stream) = reflect::<ClusterRole>(&client, false);
-    let (cluster_role_bindings, crb_stream) = reflect::<ClusterRoleBinding>(&client, false);
-    let (segments, seg_stream) = reflect::<NetworkSegment>(&client, true);
+    let (namespaces, ns_stream) = watches.reflect::<Namespace>(true);
+    let (limit_ranges, lr_stream) = watches.reflect::<LimitRange>(false);
+    let (network_policies, np_stream) = watches.reflect::<NetworkPolicy>(false);
+    let (role_bindings, rb_stream) = watches.reflect::<RoleBinding>(false);
+    let (cluster_roles, cr_stream) = watches.reflect::<ClusterRole>(false);
+    let (cluster_role_bindings, crb_stream) = watches.reflect::<ClusterRoleBinding>(false);
+    let (segments, seg_stream) = watches.reflect::<NetworkSegment>(true);
     // ResourceQuota changes (usage moving) trigger a rebalance; the quota step reads them fresh.
-    let rq_stream = watcher(
-        Api::<ResourceQuota>::all(client.clone()),
-        watcher::Config::default().labels(&format!("{}={}", labels::MANAGED_BY, labels::MANAGER)),
-    )
-    .default_backoff()
-    .touched_objects();
+    let rq_stream = watches.events::<ResourceQuota>(crate::watch::managed_or_all(false)).touched_objects();
 
     let ctx = Arc::new(Context {
         client: client.clone(),
@@ -142,7 +137,9 @@ pub async fn run(
     // Children map to their Tenancy by controller owner reference. (`owns_stream` would key a
     // cluster-scoped owner by the child's namespace, so one Tenancy could be reconciled twice at
     // once; the quota algorithm relies on one reconcile per Tenancy at a time.)
-    let controller = Controller::new(Api::<Tenancy>::all(client.clone()), watcher::Config::default())
+    let (reader, writer) = kube::runtime::reflector::store();
+    let main = watches.events::<Tenancy>(watcher::Config::default()).reflect(writer).applied_objects();
+    let controller = Controller::for_stream(main, reader)
         .watches_stream(ns_stream, owned_by::<Tenancy, _>)
         .watches_stream(lr_stream, owned_by::<Tenancy, _>)
         .watches_stream(np_stream, owned_by::<Tenancy, _>)
@@ -154,6 +151,7 @@ pub async fn run(
         .reconcile_all_on(seg_stream.filter_map(|r| futures::future::ready(r.ok().map(|_| ()))))
         // A namespace refused by its quota share while the tenancy has headroom elsewhere.
         .reconcile_on(demand_triggers)
+        .trigger_backoff(crate::watch::QuickBackoff::default())
         .graceful_shutdown_on(shutdown);
     let tenancies = controller.store();
     tokio::spawn(count_conditions(tenancies, metrics));
