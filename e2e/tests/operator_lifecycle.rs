@@ -180,5 +180,13 @@ async fn a_tenancy_created_right_after_an_apiserver_restart_is_ready_within_seco
     })
     .await
     .unwrap();
-    Api::<Tenancy>::all(client.clone()).delete(&name, &DeleteParams::background()).await.unwrap();
+    // Gone before the next test takes its turn, so its cleanup cannot be mistaken for idle writes.
+    let tenancies = Api::<Tenancy>::all(client.clone());
+    tenancies.delete(&name, &DeleteParams::foreground()).await.unwrap();
+    wait_for("the tenancy is gone", Duration::from_secs(120), || {
+        let (tenancies, name) = (tenancies.clone(), name.clone());
+        async move { tenancies.get_opt(&name).await.ok()?.is_none().then_some(()) }
+    })
+    .await
+    .unwrap();
 }

@@ -227,6 +227,18 @@ async fn segments_admit_by_rule_and_the_live_policies_give_exactly_the_intended_
         .unwrap();
     segment_policies(&client, "e2e-psn", 2).await;
     expect_matrix(&client, &["seg-council-a->seg-trust"]).await;
+    // Both statuses say so: the segment lists one member, and the tenancy, asking for no segment
+    // now, lists none (a list that became empty is cleared, not left behind).
+    wait_for("statuses show the tenancy left", Duration::from_secs(30), || {
+        let client = client.clone();
+        async move {
+            let psn = Api::<NetworkSegment>::all(client.clone()).get("e2e-psn").await.ok()?.status?;
+            let t = Api::<Tenancy>::all(client.clone()).get("seg-council-b").await.ok()?.status?;
+            (psn.members == ["seg-council-a"] && t.segments.is_empty()).then_some(())
+        }
+    })
+    .await
+    .unwrap();
 
     // Deleting a segment removes its paths: everyone is back at the baseline.
     for s in ["e2e-psn", "e2e-hscn", "e2e-secure"] {

@@ -28,6 +28,24 @@ pub fn count_write(kind: &str, verb: &str) {
     WRITES.with_label_values(&[kind, verb]).inc();
 }
 
+/// A JSON merge patch `{"status": new}` that also clears every top-level status field `observed`
+/// has and `new` leaves out. Status types skip empty lists and absent values when serialised, and a
+/// merge patch leaves out-of-patch fields untouched, so without the explicit `null` a list that
+/// became empty (the last member of a segment left) would never be cleared and the status would be
+/// rewritten on every reconcile.
+pub fn status_patch<S: Serialize>(observed: Option<&S>, new: &S) -> Value {
+    let mut patch = serde_json::to_value(new).unwrap_or(Value::Null);
+    let before = observed.and_then(|o| serde_json::to_value(o).ok());
+    if let (Some(Value::Object(before)), Value::Object(after)) = (before, &mut patch) {
+        for key in before.keys() {
+            if !after.contains_key(key) {
+                after.insert(key.clone(), Value::Null);
+            }
+        }
+    }
+    serde_json::json!({ "status": patch })
+}
+
 /// Whether every field `desired` sets has the same value in `observed`. Maps may hold more keys
 /// in `observed` (labels others set, defaults the apiserver fills); lists must match exactly.
 pub fn is_subset(desired: &Value, observed: &Value) -> bool {
@@ -159,5 +177,21 @@ mod tests {
         for (d, o, want) in cases {
             assert_eq!(is_subset(&d, &o), want, "{d} ⊆ {o}");
         }
+    }
+
+    #[test]
+    fn a_status_patch_clears_fields_that_became_empty() {
+        #[derive(serde::Serialize)]
+        struct St {
+            #[serde(skip_serializing_if = "Vec::is_empty")]
+            members: Vec<String>,
+            count: i32,
+        }
+        let before = St { members: vec!["gone".into()], count: 1 };
+        let after = St { members: vec![], count: 0 };
+        assert_eq!(status_patch(Some(&before), &after), json!({"status": {"members": null, "count": 0}}));
+        assert_eq!(status_patch(None, &after), json!({"status": {"count": 0}}));
+        let still = St { members: vec!["here".into()], count: 1 };
+        assert_eq!(status_patch(Some(&before), &still), json!({"status": {"members": ["here"], "count": 1}}));
     }
 }

@@ -11,7 +11,6 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
-use serde_json::json;
 
 use super::Context;
 use super::desired::{self, Membership};
@@ -65,7 +64,11 @@ pub async fn reconcile(segment: Arc<NetworkSegment>, ctx: Arc<Context>) -> Resul
     if segment.status.as_ref() != Some(&status) {
         count_write("NetworkSegment", "status");
         Api::<NetworkSegment>::all(ctx.client.clone())
-            .patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({ "status": status })))
+            .patch_status(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(crate::apply::status_patch(segment.status.as_ref(), &status)),
+            )
             .await
             .map_err(|source| Error::Kube {
                 context: format!("writing status of NetworkSegment {name}"),

@@ -15,7 +15,6 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Resource, ResourceExt};
-use serde_json::json;
 
 use super::Context;
 use super::desired::{self, QUOTA_NAME};
@@ -184,7 +183,8 @@ pub async fn reconcile(tenancy: Arc<Tenancy>, ctx: Arc<Context>) -> Result<Actio
     if tenancy.status.as_ref() != Some(&new_status) {
         let api: Api<Tenancy> = Api::all(client);
         crate::apply::count_write("Tenancy", "status");
-        api.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({ "status": new_status })))
+        let patch = crate::apply::status_patch(tenancy.status.as_ref(), &new_status);
+        api.patch_status(&name, &PatchParams::default(), &Patch::Merge(patch))
             .await
             .map_err(|source| Error::Kube { context: format!("writing status of Tenancy {name}"), source })?;
     }
