@@ -105,11 +105,18 @@ impl Stores {
     }
 }
 
+/// The outcome of one attempt at a decision.
+enum Decision {
+    Done(std::result::Result<(), Refusal>),
+    /// Decide again at this instant, when a raised share has settled.
+    WaitUntil(std::time::Instant),
+}
+
 /// The webhook's shared state.
 pub struct Admission {
     client: Client,
     stores: Stores,
-    ledgers: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<Ledger>>>>,
+    ledgers: std::sync::Mutex<HashMap<String, Arc<std::sync::Mutex<Ledger>>>>,
     started: Instant,
     metrics: Metrics,
     demand: Arc<crate::tenancy::demand::Demand>,
@@ -213,6 +220,10 @@ impl Admission {
             metrics,
             demand,
         });
+        let weak = Arc::downgrade(&admission);
+        admission.demand.count_with(Box::new(move |tenancy| {
+            weak.upgrade().map(|a| a.namespace_usage(tenancy)).unwrap_or_default()
+        }));
         let sweeper = admission.clone();
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(SWEEP);
@@ -246,7 +257,7 @@ impl Admission {
         self.started.elapsed().as_secs_f64()
     }
 
-    fn ledger(&self, tenancy: &str) -> Arc<tokio::sync::Mutex<Ledger>> {
+    fn ledger(&self, tenancy: &str) -> Arc<std::sync::Mutex<Ledger>> {
         let mut ledgers = self.ledgers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         ledgers.entry(tenancy.to_owned()).or_default().clone()
     }
@@ -375,27 +386,70 @@ impl Admission {
         if !self.stores.synced() {
             return Err("Commons is starting and has not counted the tenancy's usage yet; try again".into());
         }
-        let ledger = self.ledger(&tenancy_name);
-        let mut ledger = ledger.lock().await;
-        let observed = self.observed(&tenancy_name);
-        let settled = ledger.settle_observed(&observed);
-        self.count_settled(settled, "observed");
-        match ledger.decide(&request, &limits, self.share(&namespace).as_ref(), &observed) {
-            Ok(()) => {
-                if !req.dry_run {
-                    ledger.reserve(&request, self.now());
-                    self.metrics.reservations.inc();
+        // A share raised moments ago is waited for, once, rather than refused (a refused client
+        // retries, and meanwhile another namespace's demand could take the headroom back).
+        let mut waited = false;
+        loop {
+            // One decision per tenancy at a time, and none while the planner lowers its shares.
+            let tenancy_lock = self.demand.tenancy_lock(&tenancy_name);
+            let turn = tenancy_lock.lock().await;
+            match self.decide_now(&tenancy_name, &namespace, &request, &limits, req.dry_run, waited) {
+                Decision::Done(Ok(())) => return Ok(None),
+                Decision::Done(Err(refusal)) => {
+                    if let Refusal::Share { resource, requested, .. } = &refusal {
+                        // The tenancy has headroom, this namespace's share has not: move it here.
+                        self.demand.record(&tenancy_name, &namespace, resource, *requested);
+                    }
+                    return Ok(Some(message(&tenancy_name, &namespace, kind, &refusal)));
                 }
-                Ok(None)
-            }
-            Err(refusal) => {
-                if let Refusal::Share { resource, requested, .. } = &refusal {
-                    // The tenancy has headroom, this namespace's share has not: move it here.
-                    self.demand.record(&tenancy_name, &namespace, resource, *requested);
+                Decision::WaitUntil(settled) => {
+                    drop(turn);
+                    tokio::time::sleep_until(settled.into()).await;
+                    waited = true;
                 }
-                Ok(Some(message(&tenancy_name, &namespace, kind, &refusal)))
             }
         }
+    }
+
+    /// Decides `request` now (call with the tenancy lock held), or says until when to wait: when
+    /// only a share raised moments ago refuses it and it has not `waited` already.
+    fn decide_now(
+        &self,
+        tenancy: &str,
+        namespace: &str,
+        request: &Request,
+        limits: &Amounts,
+        dry_run: bool,
+        waited: bool,
+    ) -> Decision {
+        let ledger = self.ledger(tenancy);
+        let mut ledger = ledger.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let observed = self.observed(tenancy);
+        let settled = ledger.settle_observed(&observed);
+        self.count_settled(settled, "observed");
+        let watched = self.share(namespace);
+        // A share being lowered counts at once, before the watch shows it; a share raised moments
+        // ago counts once the apiserver's own quota admission surely sees it too.
+        let pins = self.demand.pinned(namespace);
+        let share = watched.clone().map(|mut share| {
+            for (resource, pin) in &pins.hard {
+                if let Some(hard) = share.hard.get_mut(resource) {
+                    *hard = (*hard).min(*pin);
+                }
+            }
+            share
+        });
+        let decision = ledger.decide(request, limits, share.as_ref(), &observed);
+        if let (Err(Refusal::Share { .. }), Some(settles), false) = (&decision, pins.raise_settles, waited)
+            && ledger.decide(request, limits, watched.as_ref(), &observed).is_ok()
+        {
+            return Decision::WaitUntil(settles);
+        }
+        if decision.is_ok() && !dry_run {
+            ledger.reserve(request, self.now());
+            self.metrics.reservations.inc();
+        }
+        Decision::Done(decision)
     }
 
     fn count_settled(&self, n: usize, how: &str) {
@@ -409,27 +463,36 @@ impl Admission {
     /// Ends reservations the watches now show, and those held past [`ledger::SETTLE`] whose
     /// object a fresh read finds absent (its creation failed after the webhook).
     async fn sweep(&self) {
-        let tenancies: Vec<(String, Arc<tokio::sync::Mutex<Ledger>>)> = {
+        let tenancies: Vec<(String, Arc<std::sync::Mutex<Ledger>>)> = {
             let ledgers = self.ledgers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             ledgers.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
         };
         for (tenancy, shared) in tenancies {
-            let mut ledger = shared.lock().await;
-            if ledger.reservations().is_empty()
-                && self.stores.tenancies.get(&ObjectRef::new(&tenancy)).is_none()
-            {
-                // The tenancy is gone: forget its (empty) ledger.
-                let mut ledgers = self.ledgers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                if ledgers.get(&tenancy).is_some_and(|l| Arc::ptr_eq(l, &shared)) {
-                    ledgers.remove(&tenancy);
+            let unsettled = {
+                let mut ledger = shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if ledger.reservations().is_empty()
+                    && self.stores.tenancies.get(&ObjectRef::new(&tenancy)).is_none()
+                {
+                    // The tenancy is gone: forget its (empty) ledger, unless a decision is under way.
+                    let lock = self.demand.tenancy_lock(&tenancy);
+                    if let Ok(_turn) = lock.try_lock() {
+                        let mut ledgers =
+                            self.ledgers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                        if ledgers.get(&tenancy).is_some_and(|l| Arc::ptr_eq(l, &shared)) {
+                            ledgers.remove(&tenancy);
+                        }
+                    }
+                    continue;
                 }
-                continue;
-            }
-            let observed = self.observed(&tenancy);
-            let settled = ledger.settle_observed(&observed);
-            self.count_settled(settled, "observed");
-            for r in ledger.unsettled(self.now()) {
-                match self.fresh_usage(&r).await {
+                let observed = self.observed(&tenancy);
+                let settled = ledger.settle_observed(&observed);
+                self.count_settled(settled, "observed");
+                ledger.unsettled(self.now())
+            };
+            for r in unsettled {
+                let fresh = self.fresh_usage(&r).await;
+                let mut ledger = shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                match fresh {
                     Ok(Some(usage)) => {
                         // Stored but not yet in the watches: keep counting what it counts now.
                         let again = Request {
@@ -460,6 +523,14 @@ impl Admission {
                 }
             }
         }
+    }
+
+    /// What each namespace of `tenancy` uses as the webhook counts it: the watches plus every
+    /// admission in flight.
+    pub fn namespace_usage(&self, tenancy: &str) -> std::collections::BTreeMap<String, Amounts> {
+        let ledger = self.ledger(tenancy);
+        let ledger = ledger.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        ledger.usage(&self.observed(tenancy)).1
     }
 
     /// What the object of a reservation counts now, read afresh; `None` when it does not exist

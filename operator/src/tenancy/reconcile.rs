@@ -371,7 +371,13 @@ async fn apply_quota(
         namespaces.iter().map(|ns| observe(found(ns), ns, ctx.demand.wanted(ns))).collect();
     let plan = quota::plan(limits, &observed, suspended.is_some());
 
-    // Phase 1: lower (or create at usage) every share that goes down; learn each commitment.
+    // Phase 1: lower (or create at usage) every share that goes down; learn each commitment. The
+    // webhook decides nothing for this tenancy meanwhile, and learns each lowered share first.
+    let lock = ctx.demand.tenancy_lock(&name);
+    let phase1 = lock.lock().await;
+    // Never below what the webhook has already admitted there (some of it may not have reached the
+    // ResourceQuota yet, which would then refuse it).
+    let admitted = ctx.demand.webhook_usage(&name);
     let mut commitments: BTreeMap<String, Amounts> = BTreeMap::new();
     let mut first: BTreeMap<String, Amounts> = BTreeMap::new();
     for o in &observed {
@@ -382,10 +388,19 @@ async fn apply_quota(
             .map(|(r, t)| {
                 let now =
                     current.get(r).copied().unwrap_or_else(|| o.used.get(r).copied().unwrap_or_default());
-                (r.clone(), (*t).min(now))
+                let floor = admitted.get(&o.namespace).and_then(|a| a.get(r)).copied().unwrap_or_default();
+                (r.clone(), (*t).min(now).max(floor.min(now)))
             })
             .collect();
         let used = if !quota_up_to_date(tenancy, found(&o.namespace), &o.namespace, &step) {
+            let lower: Amounts = step
+                .iter()
+                .filter(|(r, v)| current.get(*r).is_some_and(|c| *v < c))
+                .map(|(r, v)| (r.clone(), *v))
+                .collect();
+            if !lower.is_empty() {
+                ctx.demand.lowering(&o.namespace, &lower);
+            }
             let api: Api<ResourceQuota> = Api::namespaced(ctx.client.clone(), &o.namespace);
             let stored = apply(&api, &desired::resource_quota(tenancy, &o.namespace, &step)).await?;
             parse_amounts(stored.status.as_ref().and_then(|s| s.used.as_ref()))
@@ -395,6 +410,7 @@ async fn apply_quota(
         commitments.insert(o.namespace.clone(), commitment(&used, &step));
         first.insert(o.namespace.clone(), step);
     }
+    drop(phase1);
     // Phase 2: raise shares that go up, each only as far as every commitment still fits.
     for o in &observed {
         let target = &plan[&o.namespace];
@@ -407,9 +423,26 @@ async fn apply_quota(
                 fin.insert(r.clone(), s.max((*t).min(ceiling)));
             }
         }
+        // A refusal the new share now meets is no longer demand (else an idle namespace that was
+        // refused a minute ago would keep drawing headroom from one that asks now).
+        for (r, want) in &o.wanted {
+            let used = o.used.get(r).copied().unwrap_or_default();
+            if fin.get(r).is_some_and(|h| used + *want <= *h) {
+                ctx.demand.satisfied(&o.namespace, r);
+            }
+        }
         if &fin != step {
+            // Until the apiserver's quota admission surely sees the raise, the webhook keeps to
+            // the share it raises from.
+            let before: Amounts = step
+                .iter()
+                .filter(|(r, v)| fin.get(*r).is_some_and(|f| f > *v))
+                .map(|(r, v)| (r.clone(), *v))
+                .collect();
+            ctx.demand.raising(&o.namespace, &before);
             let api: Api<ResourceQuota> = Api::namespaced(ctx.client.clone(), &o.namespace);
             let stored = apply(&api, &desired::resource_quota(tenancy, &o.namespace, &fin)).await?;
+            ctx.demand.raised(&o.namespace);
             let used = parse_amounts(stored.status.as_ref().and_then(|s| s.used.as_ref()));
             commitments.insert(o.namespace.clone(), commitment(&used, &fin));
         }
