@@ -41,6 +41,9 @@ pub enum E2eError {
     /// An API call failed.
     #[error("{0}")]
     Kube(#[from] kube::Error),
+    /// A test object did not deserialize into its type.
+    #[error("test object: {0}")]
+    Object(#[from] serde_json::Error),
 }
 
 /// A client for the local control plane, from `KUBECONFIG`.

@@ -6,6 +6,7 @@
 //! tenancy itself — every pod, claim and load balancer its namespaces hold, plus every admission
 //! still in flight ([`ledger`]) — and decides one request of a tenancy at a time.
 
+pub mod index;
 pub mod ledger;
 pub mod registration;
 pub mod tls;
@@ -35,6 +36,7 @@ use crate::quantity::Milli;
 use crate::tenancy::quota::Amounts;
 use crate::tenancy::{desired, status};
 use crate::watch::Synced;
+use index::ByNamespace;
 use ledger::{Charged, Kind, Ledger, Observed, Refusal, Request, Share};
 
 /// How often reservations are checked.
@@ -84,9 +86,9 @@ impl Metrics {
 struct Stores {
     tenancies: Store<Tenancy>,
     namespaces: Store<Namespace>,
-    pods: Store<Pod>,
-    claims: Store<PersistentVolumeClaim>,
-    services: Store<Service>,
+    pods: ByNamespace<Pod>,
+    claims: ByNamespace<PersistentVolumeClaim>,
+    services: ByNamespace<Service>,
     quotas: Store<ResourceQuota>,
 }
 
@@ -95,9 +97,9 @@ impl Stores {
         [
             self.tenancies.synced(),
             self.namespaces.synced(),
-            self.pods.synced(),
-            self.claims.synced(),
-            self.services.synced(),
+            Some(self.pods.synced()),
+            Some(self.claims.synced()),
+            Some(self.services.synced()),
             self.quotas.synced(),
         ]
         .iter()
@@ -154,6 +156,33 @@ where
     store
 }
 
+/// Starts a watch that keeps its objects by namespace, until `shutdown`.
+fn start_indexed_watch<K>(
+    watches: &crate::watch::Watches,
+    strip: fn(&mut K),
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> ByNamespace<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
+    let index = ByNamespace::default();
+    let stream =
+        watches.events::<K>(watcher::Config::default()).modify(strip).take_until(crate::run::stopped(stop));
+    let writer = index.clone();
+    tokio::spawn(async move {
+        stream
+            .for_each(|r| {
+                match r {
+                    Ok(event) => writer.apply(&event),
+                    Err(e) => tracing::debug!(error = %e, "admission watch error"),
+                }
+                std::future::ready(())
+            })
+            .await;
+    });
+    index
+}
+
 /// Keeps only what counting needs: the pods of a large cluster are held in memory.
 fn strip_pod(pod: &mut Pod) {
     pod.metadata.managed_fields = None;
@@ -202,14 +231,9 @@ impl Admission {
         let stores = Stores {
             tenancies: start_watch(watches, watcher::Config::default(), strip_meta::<Tenancy>, stop.clone()),
             namespaces: start_watch(watches, managed.clone(), strip_meta::<Namespace>, stop.clone()),
-            pods: start_watch(watches, watcher::Config::default(), strip_pod, stop.clone()),
-            claims: start_watch(
-                watches,
-                watcher::Config::default(),
-                strip_meta::<PersistentVolumeClaim>,
-                stop.clone(),
-            ),
-            services: start_watch(watches, watcher::Config::default(), strip_meta::<Service>, stop.clone()),
+            pods: start_indexed_watch(watches, strip_pod, stop.clone()),
+            claims: start_indexed_watch(watches, strip_meta::<PersistentVolumeClaim>, stop.clone()),
+            services: start_indexed_watch(watches, strip_meta::<Service>, stop.clone()),
             quotas: start_watch(watches, managed, strip_meta::<ResourceQuota>, stop.clone()),
         };
         let admission = Arc::new(Admission {
@@ -292,20 +316,18 @@ impl Admission {
         let now = jiff::Timestamp::now().as_second();
         let mut out = Observed::new();
         let mut put = |uid: Option<String>, namespace: Option<String>, usage: Amounts| {
-            if let (Some(uid), Some(namespace)) = (uid, namespace)
-                && namespaces.contains(&namespace)
-            {
+            if let (Some(uid), Some(namespace)) = (uid, namespace) {
                 out.insert(uid, Charged { namespace, usage });
             }
         };
-        for p in self.stores.pods.state() {
+        for p in self.stores.pods.in_namespaces(&namespaces) {
             let charged = if usage::pod_is_charged(&p, now) { usage::pod(&p) } else { Amounts::new() };
             put(p.metadata.uid.clone(), p.metadata.namespace.clone(), charged);
         }
-        for c in self.stores.claims.state() {
+        for c in self.stores.claims.in_namespaces(&namespaces) {
             put(c.metadata.uid.clone(), c.metadata.namespace.clone(), usage::persistent_volume_claim(&c));
         }
-        for s in self.stores.services.state() {
+        for s in self.stores.services.in_namespaces(&namespaces) {
             put(s.metadata.uid.clone(), s.metadata.namespace.clone(), usage::service(&s));
         }
         out
