@@ -43,6 +43,16 @@ commons_webhook_certs() {
   umask "$old_umask"
 }
 
+# commons_rotate_webhook_certs: a new CA and serving certificate written over the files the
+# running webhook serves, as a certificate manager renewing them would (the files change one by one).
+commons_rotate_webhook_certs() {
+  # shellcheck source=e2e/controlplane/certs.sh
+  source "$root/e2e/controlplane/certs.sh"
+  rm -f "$cluster_pki/webhook-ca.crt" "$cluster_pki/webhook-ca.key" \
+    "$cluster_pki/commons-webhook.crt" "$cluster_pki/commons-webhook.key" "$cluster_pki/commons-webhook.spec"
+  commons_webhook_certs
+}
+
 commons_stop() {
   if [[ -f "$COMMONS_PID" ]]; then
     local pid

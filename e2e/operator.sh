@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts, stops or restarts the `commons` process on the local control plane, or restarts the
 # kube-apiserver under it (used by the e2e tests that prove behaviour across an operator outage or
-# restart, and across an apiserver restart).
+# restart, and across an apiserver restart), or rotates the quota webhook's certificate under it.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=e2e/controlplane/lib.sh
@@ -23,5 +23,7 @@ case "${1:-}" in
     "$here/controlplane/up.sh" >"$COMMONS_CLUSTER_DIR/logs/restart-apiserver.log" 2>&1 \
       || fail "restarting the kube-apiserver" "$COMMONS_CLUSTER_DIR/logs/restart-apiserver.log"
     ;;
-  *) echo "usage: $0 start|stop|restart|restart-apiserver" >&2; exit 2 ;;
+  rotate-webhook-certs) commons_rotate_webhook_certs ;;
+  webhook-cert-dir) echo "$COMMONS_WEBHOOK_CERT_DIR" ;;
+  *) echo "usage: $0 start|stop|restart|restart-apiserver|rotate-webhook-certs|webhook-cert-dir" >&2; exit 2 ;;
 esac

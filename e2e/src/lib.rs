@@ -270,8 +270,9 @@ pub fn operator_metric(prefix: &str) -> Result<f64, E2eError> {
         .sum())
 }
 
-/// Runs `e2e/operator.sh ACTION` (start, stop or restart the operator under test).
-pub fn operator(action: &str) -> Result<(), E2eError> {
+/// Runs `e2e/operator.sh ACTION` (start, stop or restart the operator under test, ...) and
+/// returns what it printed.
+pub fn operator(action: &str) -> Result<String, E2eError> {
     let script = repo_root().join("e2e/operator.sh");
     let out = Command::new("bash")
         .arg(&script)
@@ -279,7 +280,7 @@ pub fn operator(action: &str) -> Result<(), E2eError> {
         .output()
         .map_err(|source| E2eError::Spawn { cmd: format!("e2e/operator.sh {action}"), source })?;
     if out.status.success() {
-        Ok(())
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
         Err(E2eError::Command {
             cmd: format!("e2e/operator.sh {action}"),

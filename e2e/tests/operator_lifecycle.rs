@@ -1,7 +1,8 @@
 //! Behaviour across the operator's own life: idle resyncs and restarts write nothing, a Tenancy
 //! deleted while the operator is down is still cleaned up, and while it is down no pod enters a
 //! tenancy unchecked (the quota webhook fails closed); after the apiserver restarts, a new Tenancy
-//! is served within seconds. These tests stop and restart
+//! is served within seconds; a rotated webhook certificate is served without a restart. These
+//! tests stop and restart
 //! the operator, so they live in their own test binary and run one at a time.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
 
@@ -189,4 +190,88 @@ async fn a_tenancy_created_right_after_an_apiserver_restart_is_ready_within_seco
     })
     .await
     .unwrap();
+}
+
+/// What `sh` prints, trimmed; panics if it fails.
+fn shell(sh: &str) -> String {
+    let out = std::process::Command::new("bash").args(["-c", sh]).output().unwrap();
+    assert!(out.status.success(), "{sh}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// The SHA-256 fingerprint of the certificate the quota webhook serves now.
+fn served_fingerprint() -> String {
+    let listen = std::env::var("COMMONS_WEBHOOK_LISTEN").unwrap_or_else(|_| "127.0.0.1:18443".into());
+    shell(&format!(
+        "openssl s_client -connect {listen} -servername localhost </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256"
+    ))
+}
+
+fn file_fingerprint(path: &std::path::Path) -> String {
+    shell(&format!("openssl x509 -noout -fingerprint -sha256 -in '{}'", path.display()))
+}
+
+/// The quota webhook takes up a rotated certificate without a restart: the apiserver is told to
+/// trust the new CA before the new certificate is served, and pods are still admitted. A
+/// certificate whose key is not (yet) there is never served.
+#[tokio::test]
+async fn a_rotated_webhook_certificate_is_served_without_a_restart() {
+    use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+    let _turn = TURN.lock().await;
+    let client = client().await.unwrap();
+    install_crds(&client).await.unwrap();
+    apply_raw::<Tenancy>(&client, None, tenancy("e2e-rotate")).await.unwrap();
+    wait_for_condition(&client, "e2e-rotate", "Ready", "True", None, Duration::from_secs(60)).await.unwrap();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "e2e-rotate-one");
+    let create = |name: &str| {
+        let (pods, pod) = (pods.clone(), serde_json::from_value::<Pod>(restricted_pod(name)).unwrap());
+        async move { pods.create(&PostParams::default(), &pod).await.map(|_| ()) }
+    };
+    let dir = std::path::PathBuf::from(operator("webhook-cert-dir").unwrap().trim());
+    let before = served_fingerprint();
+    assert_eq!(before, file_fingerprint(&dir.join("tls.crt")));
+    let old_ca = std::fs::read_to_string(dir.join("ca.crt")).unwrap();
+    let metric = |outcome: &str| {
+        operator_metric(&format!("commons_webhook_certificate_reloads_total{{outcome=\"{outcome}\"}}"))
+            .unwrap()
+    };
+    let refused = metric("refused");
+
+    // Half-written: a certificate for a key that is not there is refused, the old one still served.
+    let good = std::fs::read(dir.join("tls.crt")).unwrap();
+    shell(&format!(
+        "openssl req -x509 -newkey rsa:2048 -nodes -keyout /dev/null -subj /CN=stranger -days 1 -out '{}' 2>/dev/null",
+        dir.join("tls.crt").display()
+    ));
+    wait_for("the mismatched certificate refused", Duration::from_secs(30), || async {
+        (metric("refused") > refused).then_some(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(served_fingerprint(), before, "a certificate without its key must not be served");
+    create("e2e-rotate-during").await.unwrap();
+    std::fs::write(dir.join("tls.crt"), good).unwrap();
+
+    // A whole new CA and certificate, written file by file over the served ones.
+    let reloaded = metric("reloaded");
+    operator("rotate-webhook-certs").unwrap();
+    let after = file_fingerprint(&dir.join("tls.crt"));
+    assert_ne!(after, before, "the rotation made a new certificate");
+    wait_for("the rotated certificate served", Duration::from_secs(30), || {
+        let after = after.clone();
+        async move { (served_fingerprint() == after).then_some(()) }
+    })
+    .await
+    .unwrap();
+    assert!(metric("reloaded") > reloaded);
+    let new_ca = std::fs::read_to_string(dir.join("ca.crt")).unwrap();
+    assert_ne!(new_ca, old_ca);
+    let hook =
+        Api::<ValidatingWebhookConfiguration>::all(client.clone()).get("quota.commons.dev").await.unwrap();
+    let bundle =
+        String::from_utf8(hook.webhooks.unwrap()[0].client_config.ca_bundle.clone().unwrap().0).unwrap();
+    assert!(bundle.contains(new_ca.trim()) && bundle.contains(old_ca.trim()), "caBundle trusts both CAs");
+    // The apiserver reaches the webhook over the new certificate: the pod is checked and admitted.
+    create("e2e-rotate-after").await.unwrap();
+    Api::<Tenancy>::all(client.clone()).delete("e2e-rotate", &DeleteParams::background()).await.unwrap();
 }

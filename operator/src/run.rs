@@ -81,7 +81,8 @@ pub async fn run(settings: Settings) -> Result<()> {
         (Some(w), Some(certs), Some(adm)) => {
             let stop = stop_tx.clone();
             Some(tokio::spawn(async move {
-                if let Err(e) = admission::serve(adm, w.listen, certs, w.endpoint, stop_rx).await {
+                let serve = admission::serve(adm, w.listen, w.cert_dir, certs, w.endpoint, stop_rx);
+                if let Err(e) = serve.await {
                     // Without the webhook pods in tenancies cannot be created (it fails closed):
                     // stop, so a supervisor restarts Commons rather than leave it half-working.
                     tracing::error!(error = %e, "the quota admission webhook stopped; shutting down");

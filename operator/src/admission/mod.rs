@@ -53,6 +53,8 @@ pub struct Metrics {
     pub reservations: IntGauge,
     /// Reservations ended, by how (`observed`, `absent`).
     pub settled: IntCounterVec,
+    /// Changed certificate files taken up (`reloaded`) or not (`refused`).
+    pub certificates: IntCounterVec,
 }
 
 impl Metrics {
@@ -76,8 +78,16 @@ impl Metrics {
         registry.register(Box::new(decisions.clone()))?;
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(reservations.clone()))?;
+        let certificates = IntCounterVec::new(
+            Opts::new(
+                "webhook_certificate_reloads_total",
+                "Changed webhook certificate files, taken up (reloaded) or not (refused).",
+            ),
+            &["outcome"],
+        )?;
         registry.register(Box::new(settled.clone()))?;
-        Ok(Metrics { decisions, duration, reservations, settled })
+        registry.register(Box::new(certificates.clone()))?;
+        Ok(Metrics { decisions, duration, reservations, settled, certificates })
     }
 }
 
@@ -660,16 +670,77 @@ async fn handle(
     Json(response.into_review())
 }
 
-/// Applies the webhook configuration and serves the webhook over TLS until `stop`.
+/// Applies the webhook configuration and serves the webhook over TLS until `stop`, taking up a
+/// rotated certificate from `cert_dir` as it appears.
 pub async fn serve(
     admission: Arc<Admission>,
     listen: std::net::SocketAddr,
+    cert_dir: std::path::PathBuf,
     certs: tls::Certificates,
     endpoint: registration::Endpoint,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<()> {
+    let serving = Arc::new(tls::Serving::new(&certs)?);
     let listener = tls::bind(listen).await?;
     // Listening before registering, so the apiserver never calls a webhook that is not there.
     registration::install(&admission.client, &endpoint, &certs.ca_pem).await?;
-    tls::serve(listener, &certs, admission.router(), crate::run::stopped(stop)).await
+    let rotation = {
+        let (admission, serving) = (admission.clone(), serving.clone());
+        async move {
+            let mut ticker = tokio::time::interval(tls::RELOAD_EVERY);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut current = certs;
+            let mut refused: Option<String> = None;
+            loop {
+                ticker.tick().await;
+                if !current.changed_in(&cert_dir) {
+                    continue;
+                }
+                match rotate(&admission.client, &endpoint, &serving, &current, &cert_dir).await {
+                    Ok(next) => {
+                        admission.metrics.certificates.with_label_values(&["reloaded"]).inc();
+                        tracing::info!(dir = %cert_dir.display(), "serving the rotated webhook certificate");
+                        current = next;
+                        refused = None;
+                    }
+                    Err(e) => {
+                        admission.metrics.certificates.with_label_values(&["refused"]).inc();
+                        // Once per distinct problem: a half-written set is normal for a moment.
+                        let why = e.to_string();
+                        if refused.as_ref() != Some(&why) {
+                            tracing::warn!(dir = %cert_dir.display(), error = %why, "keeping the current webhook certificate");
+                            refused = Some(why);
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let rotation = tokio::spawn(rotation);
+    let served = tls::serve(listener, serving, admission.router(), crate::run::stopped(stop)).await;
+    rotation.abort();
+    served
+}
+
+/// Takes up the certificate files in `dir`: when their CA changed the apiserver is told to trust
+/// it (alongside the previous CA, which signed what is served until now) before the new
+/// certificate is served.
+async fn rotate(
+    client: &kube::Client,
+    endpoint: &registration::Endpoint,
+    serving: &tls::Serving,
+    current: &tls::Certificates,
+    dir: &std::path::Path,
+) -> Result<tls::Certificates> {
+    let next = tls::load(dir)?;
+    if next.ca_pem != current.ca_pem {
+        let mut bundle = next.ca_pem.clone();
+        if !bundle.ends_with(b"\n") {
+            bundle.push(b'\n');
+        }
+        bundle.extend_from_slice(&current.ca_pem);
+        registration::install(client, endpoint, &bundle).await?;
+    }
+    serving.swap(&next)?;
+    Ok(next)
 }

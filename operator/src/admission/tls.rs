@@ -3,19 +3,30 @@
 //! The certificate directory has the layout of a `kubernetes.io/tls` Secret as cert-manager
 //! writes it: `tls.crt` (the serving chain), `tls.key` and `ca.crt` (the CA the apiserver must
 //! trust, put into the webhook's `caBundle`).
+//!
+//! The files are read again every [`RELOAD_EVERY`]: a rotated certificate (cert-manager renews
+//! before expiry, and a mounted Secret changes in place) is served from the next handshake on,
+//! without a restart. A half-written set (a certificate whose key is not there yet) is not
+//! served; the previous one stays until the set is whole.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use crate::error::{Error, Result};
+
+/// How often the certificate directory is read again.
+pub const RELOAD_EVERY: Duration = Duration::from_secs(10);
 
 /// The serving certificate, its key and the CA bundle, read from a directory.
 #[derive(Clone)]
@@ -26,6 +37,59 @@ pub struct Certificates {
     pub key: Arc<PrivateKeyDer<'static>>,
     /// The CA bundle (PEM) the apiserver trusts the chain with.
     pub ca_pem: Vec<u8>,
+    /// The three files as read, to tell when they change.
+    files: Vec<Vec<u8>>,
+}
+
+impl Certificates {
+    /// Whether the files in `dir` differ from these (or cannot be read).
+    pub fn changed_in(&self, dir: &Path) -> bool {
+        FILES.iter().map(|f| std::fs::read(dir.join(f)).ok()).ne(self.files.iter().map(|f| Some(f.clone())))
+    }
+
+    fn certified(&self) -> Result<CertifiedKey> {
+        CertifiedKey::from_der(self.chain.clone(), self.key.clone_key(), &provider())
+            .map_err(|e| Error::Tls(format!("the key does not belong to the certificate ({e})")))
+    }
+}
+
+const FILES: [&str; 3] = ["tls.crt", "tls.key", "ca.crt"];
+
+fn provider() -> rustls::crypto::CryptoProvider {
+    rustls::crypto::ring::default_provider()
+}
+
+/// The certificate served now; [`Serving::swap`] replaces it for the handshakes that follow.
+#[derive(Debug)]
+pub struct Serving {
+    current: RwLock<Arc<CertifiedKey>>,
+}
+
+impl Serving {
+    /// Serves `certs`, if the key belongs to the certificate.
+    pub fn new(certs: &Certificates) -> Result<Serving> {
+        Ok(Serving { current: RwLock::new(Arc::new(certs.certified()?)) })
+    }
+
+    /// Serves `certs` from now on, if the key belongs to the certificate; otherwise keeps the
+    /// current one and says why.
+    pub fn swap(&self, certs: &Certificates) -> Result<()> {
+        let next = Arc::new(certs.certified()?);
+        *self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner) = next;
+        Ok(())
+    }
+
+    /// The end-entity certificate served now.
+    pub fn served(&self) -> Option<CertificateDer<'static>> {
+        let current = self.current.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        current.cert.first().cloned()
+    }
+}
+
+impl ResolvesServerCert for Serving {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone())
+    }
 }
 
 impl std::fmt::Debug for Certificates {
@@ -42,24 +106,34 @@ fn bad(path: &Path, why: String) -> Error {
     Error::Certificate { path: path.to_path_buf(), reason: why }
 }
 
-/// Reads `tls.crt`, `tls.key` and `ca.crt` from `dir`.
+/// Reads `tls.crt`, `tls.key` and `ca.crt` from `dir`, and checks that the key belongs to the
+/// certificate.
 pub fn load(dir: &Path) -> Result<Certificates> {
     let crt = dir.join("tls.crt");
-    let chain = CertificateDer::pem_slice_iter(&read(crt.clone())?)
+    let crt_pem = read(crt.clone())?;
+    let chain = CertificateDer::pem_slice_iter(&crt_pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| bad(&crt, e.to_string()))?;
     if chain.is_empty() {
         return Err(bad(&crt, "no PEM certificate in the file".into()));
     }
     let key_path = dir.join("tls.key");
-    let key =
-        PrivateKeyDer::from_pem_slice(&read(key_path.clone())?).map_err(|e| bad(&key_path, e.to_string()))?;
+    let key_pem = read(key_path.clone())?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| bad(&key_path, e.to_string()))?;
     let ca_path = dir.join("ca.crt");
     let ca_pem = read(ca_path.clone())?;
     if CertificateDer::pem_slice_iter(&ca_pem).next().is_none() {
         return Err(bad(&ca_path, "no PEM certificate in the file".into()));
     }
-    Ok(Certificates { chain, key: Arc::new(key), ca_pem })
+    let certs = Certificates {
+        chain,
+        key: Arc::new(key),
+        ca_pem: ca_pem.clone(),
+        files: vec![crt_pem, key_pem, ca_pem],
+    };
+    CertifiedKey::from_der(certs.chain.clone(), certs.key.clone_key(), &provider())
+        .map_err(|e| bad(&key_path, format!("not the key of tls.crt ({e})")))?;
+    Ok(certs)
 }
 
 /// Binds `addr` for [`serve`].
@@ -67,20 +141,19 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
     TcpListener::bind(addr).await.map_err(|source| Error::Listen { addr: addr.to_string(), source })
 }
 
-/// Serves `app` over TLS on `listener` until `shutdown` resolves.
+/// Serves `app` over TLS on `listener`, with the certificate `serving` holds at each handshake,
+/// until `shutdown` resolves.
 pub async fn serve(
     listener: TcpListener,
-    certs: &Certificates,
+    serving: Arc<Serving>,
     app: axum::Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(provider()))
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::Tls(e.to_string()))?
         .with_no_client_auth()
-        .with_single_cert(certs.chain.clone(), certs.key.clone_key())
-        .map_err(|e| Error::Tls(e.to_string()))?;
+        .with_cert_resolver(serving);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let acceptor = TlsAcceptor::from(Arc::new(config));
     if let Ok(addr) = listener.local_addr() {
