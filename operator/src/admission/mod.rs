@@ -216,10 +216,39 @@ fn strip_pod(pod: &mut Pod) {
         spec.tolerations = None;
     }
     if let Some(status) = pod.status.as_mut() {
-        let phase = status.phase.take();
-        *status = Default::default();
-        status.phase = phase;
+        // What counting reads: the phase, and what an in-place resize under way has allocated and
+        // runs (usage::pod).
+        let kept = k8s_openapi::api::core::v1::PodStatus {
+            phase: status.phase.take(),
+            conditions: status
+                .conditions
+                .take()
+                .map(|cs| cs.into_iter().filter(|c| c.type_ == "PodResizePending").collect::<Vec<_>>())
+                .filter(|cs| !cs.is_empty()),
+            container_statuses: status.container_statuses.take().map(strip_container_statuses),
+            init_container_statuses: status.init_container_statuses.take().map(strip_container_statuses),
+            ..Default::default()
+        };
+        *status = kept;
     }
+}
+
+fn strip_container_statuses(
+    statuses: Vec<k8s_openapi::api::core::v1::ContainerStatus>,
+) -> Vec<k8s_openapi::api::core::v1::ContainerStatus> {
+    statuses
+        .into_iter()
+        .filter(|cs| cs.resources.is_some() || cs.allocated_resources.is_some())
+        .map(|cs| k8s_openapi::api::core::v1::ContainerStatus {
+            name: cs.name,
+            allocated_resources: cs.allocated_resources,
+            resources: cs.resources.map(|r| k8s_openapi::api::core::v1::ResourceRequirements {
+                requests: r.requests,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .collect()
 }
 
 fn strip_meta<K: Resource>(obj: &mut K) {

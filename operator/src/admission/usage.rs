@@ -5,7 +5,7 @@
 //! `services.loadbalancers` for Services. Where Kubernetes' rule could count more than this
 //! module does, this module errs on the larger side, so the tenancy check is never the looser one.
 
-use k8s_openapi::api::core::v1::{Container, PersistentVolumeClaim, Pod, Service};
+use k8s_openapi::api::core::v1::{Container, ContainerStatus, PersistentVolumeClaim, Pod, Service};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use std::collections::BTreeMap;
 
@@ -41,28 +41,31 @@ pub fn pod_is_charged(pod: &Pod, now_seconds: i64) -> bool {
 
 /// What a pod counts: one pod, and its effective CPU and memory requests (Kubernetes'
 /// `PodRequests`: containers and sidecars summed, the largest init step if larger, pod-level
-/// requests where set, plus overhead).
+/// requests where set, plus overhead). While an in-place resize is under way a container or
+/// sidecar counts the largest of what its spec asks, what the node has allocated and what runs
+/// now (only the latter two when the resize is infeasible), from its status.
 pub fn pod(pod: &Pod) -> Amounts {
     let mut out = Amounts::new();
     out.insert(resources::PODS.into(), Milli::units(1));
     let Some(spec) = &pod.spec else {
         return out;
     };
+    let status = Statuses::of(pod);
     let mut total = Requests::default();
     for c in &spec.containers {
-        total.add(&container_requests(c));
+        total.add(&status.effective(c));
     }
     let mut sidecars = Requests::default();
     let mut init_peak = Requests::default();
     for c in spec.init_containers.iter().flatten() {
-        let own = container_requests(c);
         if c.restart_policy.as_deref() == Some("Always") {
+            let own = status.effective(c);
             // A sidecar runs alongside everything after it.
             total.add(&own);
             sidecars.add(&own);
             init_peak.max(&sidecars);
         } else {
-            let mut step = own;
+            let mut step = container_requests(c);
             step.add(&sidecars);
             init_peak.max(&step);
         }
@@ -119,6 +122,45 @@ fn quantity(q: &Quantity) -> Milli {
 
 fn container_requests(c: &Container) -> Requests {
     c.resources.as_ref().and_then(|r| r.requests.as_ref()).map(Requests::from_map).unwrap_or_default()
+}
+
+/// What a pod's status says of its containers' resources (Kubernetes'
+/// `determineEffectiveRequests`).
+struct Statuses<'a> {
+    by_name: BTreeMap<&'a str, &'a ContainerStatus>,
+    infeasible: bool,
+}
+
+impl<'a> Statuses<'a> {
+    fn of(pod: &'a Pod) -> Self {
+        let status = pod.status.as_ref();
+        let by_name = status
+            .into_iter()
+            .flat_map(|s| {
+                s.container_statuses.iter().flatten().chain(s.init_container_statuses.iter().flatten())
+            })
+            .map(|cs| (cs.name.as_str(), cs))
+            .collect();
+        let infeasible = status
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|cs| cs.iter().find(|c| c.type_ == "PodResizePending"))
+            .is_some_and(|c| c.reason.as_deref() == Some("Infeasible"));
+        Statuses { by_name, infeasible }
+    }
+
+    /// A running container's effective requests: its spec's unless its status reports resources.
+    fn effective(&self, c: &Container) -> Requests {
+        let Some(cs) = self.by_name.get(c.name.as_str()) else {
+            return container_requests(c);
+        };
+        let Some(actuated) = &cs.resources else {
+            return container_requests(c);
+        };
+        let mut out = if self.infeasible { Requests::default() } else { container_requests(c) };
+        out.max(&actuated.requests.as_ref().map(Requests::from_map).unwrap_or_default());
+        out.max(&cs.allocated_resources.as_ref().map(Requests::from_map).unwrap_or_default());
+        out
+    }
 }
 
 /// CPU and memory requests of one container or step.
@@ -202,6 +244,45 @@ mod tests {
             let p = pod_from(spec.clone());
             assert_eq!(amounts(&p), ("1".into(), cpu.into(), memory.into()), "{spec}");
         }
+    }
+
+    #[test]
+    fn a_pod_being_resized_counts_the_largest_of_spec_allocated_and_running() {
+        let spec = json!({
+            "initContainers": [
+                {"name": "s", "image": "x", "restartPolicy": "Always", "resources": {"requests": {"cpu": "100m"}}},
+                c("i", "50m", "1Mi")],
+            "containers": [c("a", "1", "2Mi")]
+        });
+        let status = |conditions: serde_json::Value| {
+            json!({
+                "phase": "Running",
+                "conditions": conditions,
+                // Container a is being resized down from 2 CPUs and up from 1Mi; the sidecar up to 300m.
+                "containerStatuses": [{"name": "a", "image": "x", "imageID": "", "ready": true, "restartCount": 0,
+                    "allocatedResources": {"cpu": "2", "memory": "1Mi"},
+                    "resources": {"requests": {"cpu": "2", "memory": "1Mi"}}}],
+                "initContainerStatuses": [
+                    {"name": "s", "image": "x", "imageID": "", "ready": true, "restartCount": 0,
+                     "allocatedResources": {"cpu": "100m"}, "resources": {"requests": {"cpu": "100m"}}},
+                    // A finished init container's status never counts, only its spec's step.
+                    {"name": "i", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
+                     "resources": {"requests": {"cpu": "5"}}}]
+            })
+        };
+        let mut p = pod_from(spec.clone());
+        assert_eq!(amounts(&p), ("1".into(), "1100m".into(), "2097152".into()), "spec alone");
+        p.status = Some(serde_json::from_value(status(json!([]))).unwrap());
+        // a: max(1, 2) CPU and max(2Mi, 1Mi); s: 100m. The init step i (50m + 100m) stays below.
+        assert_eq!(amounts(&p), ("1".into(), "2100m".into(), "2097152".into()), "resize under way");
+        p.status = Some(
+            serde_json::from_value(status(
+                json!([{"type": "PodResizePending", "status": "True", "reason": "Infeasible"}]),
+            ))
+            .unwrap(),
+        );
+        // Infeasible: the spec no longer counts, only what is allocated and running.
+        assert_eq!(amounts(&p), ("1".into(), "2100m".into(), "1048576".into()), "resize infeasible");
     }
 
     #[test]
