@@ -257,20 +257,40 @@ async fn a_rotated_webhook_certificate_is_served_without_a_restart() {
     operator("rotate-webhook-certs").unwrap();
     let after = file_fingerprint(&dir.join("tls.crt"));
     assert_ne!(after, before, "the rotation made a new certificate");
-    wait_for("the rotated certificate served", Duration::from_secs(30), || {
-        let after = after.clone();
-        async move { (served_fingerprint() == after).then_some(()) }
-    })
-    .await
-    .unwrap();
-    assert!(metric("reloaded") > reloaded);
     let new_ca = std::fs::read_to_string(dir.join("ca.crt")).unwrap();
     assert_ne!(new_ca, old_ca);
-    let hook =
-        Api::<ValidatingWebhookConfiguration>::all(client.clone()).get("quota.commons.dev").await.unwrap();
-    let bundle =
-        String::from_utf8(hook.webhooks.unwrap()[0].client_config.ca_bundle.clone().unwrap().0).unwrap();
-    assert!(bundle.contains(new_ca.trim()) && bundle.contains(old_ca.trim()), "caBundle trusts both CAs");
+    let hooks = Api::<ValidatingWebhookConfiguration>::all(client.clone());
+    let bundle = || {
+        let hooks = hooks.clone();
+        async move {
+            let hook = hooks.get("quota.commons.dev").await.unwrap();
+            String::from_utf8(hook.webhooks.unwrap()[0].client_config.ca_bundle.clone().unwrap().0).unwrap()
+        }
+    };
+    // Trust comes first: whenever the new certificate is served, the apiserver already trusts its
+    // CA; for a while both CAs are trusted; in the end only the new one.
+    let mut saw_both = false;
+    let mut served_new = false;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let serving_new = served_fingerprint() == after;
+        let trusted = bundle().await;
+        if serving_new {
+            assert!(
+                trusted.contains(new_ca.trim()),
+                "the new certificate was served before its CA was trusted"
+            );
+            served_new = true;
+        }
+        saw_both |= trusted.contains(new_ca.trim()) && trusted.contains(old_ca.trim());
+        if served_new && trusted.trim() == new_ca.trim() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "rotation not complete: served new {served_new}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(saw_both, "both CAs are trusted while the certificate changes");
+    assert!(metric("reloaded") > reloaded);
     // The apiserver reaches the webhook over the new certificate: the pod is checked and admitted.
     create("e2e-rotate-after").await.unwrap();
     Api::<Tenancy>::all(client.clone()).delete("e2e-rotate", &DeleteParams::background()).await.unwrap();

@@ -751,9 +751,13 @@ pub async fn serve(
     served
 }
 
-/// Takes up the certificate files in `dir`: when their CA changed the apiserver is told to trust
-/// it (alongside the previous CA, which signed what is served until now) before the new
-/// certificate is served.
+/// How long the apiserver is given to take up a new `caBundle` before the certificate it must
+/// verify is served.
+const CA_TAKES_EFFECT: Duration = Duration::from_secs(2);
+
+/// Takes up the certificate files in `dir`. When their CA changed, the apiserver is first told
+/// to trust it alongside the previous CA (which signed what is served until now), the new
+/// certificate is served once that has taken effect, and then the previous CA is dropped.
 async fn rotate(
     client: &kube::Client,
     endpoint: &registration::Endpoint,
@@ -769,7 +773,11 @@ async fn rotate(
         }
         bundle.extend_from_slice(&current.ca_pem);
         registration::install(client, endpoint, &bundle).await?;
+        tokio::time::sleep(CA_TAKES_EFFECT).await;
+        serving.swap(&next)?;
+        registration::install(client, endpoint, &next.ca_pem).await?;
+    } else {
+        serving.swap(&next)?;
     }
-    serving.swap(&next)?;
     Ok(next)
 }
