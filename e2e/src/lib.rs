@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{DynamicObject, PostParams};
+use kube::api::{DynamicObject, ListParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Api, Client, Resource};
 
@@ -292,4 +292,54 @@ pub fn operator(action: &str) -> Result<String, E2eError> {
             ),
         })
     }
+}
+
+/// A Tenancy for the benchmarks: body number `i`, one owner group, the given namespaces and quota.
+pub fn bench_tenancy(
+    name: &str,
+    i: usize,
+    namespaces: &[&str],
+    quota: serde_json::Value,
+) -> serde_json::Value {
+    let namespaces: Vec<serde_json::Value> =
+        namespaces.iter().map(|n| serde_json::json!({"name": n})).collect();
+    serde_json::json!({
+        "apiVersion": "commons.dev/v1alpha1", "kind": "Tenancy", "metadata": {"name": name},
+        "spec": {
+            "organisation": {"displayName": format!("Benchmark body {i}"), "sector": "local-government",
+                             "costCentre": "BENCH", "contactEmail": "bench@example.gov.uk"},
+            "owners": [{"kind": "Group", "name": format!("{name}-admins")}],
+            "namespaces": namespaces,
+            "quota": quota
+        }
+    })
+}
+
+/// Waits until `count` Tenancies named `prefix...` are Ready for their latest generation.
+pub async fn wait_all_ready(
+    client: &Client,
+    prefix: &str,
+    count: usize,
+    timeout: Duration,
+) -> Result<(), E2eError> {
+    let api: Api<commons_crds::Tenancy> = Api::all(client.clone());
+    wait_for(&format!("{count} tenancies {prefix}* Ready"), timeout, || {
+        let api = api.clone();
+        async move {
+            let list = api.list(&ListParams::default()).await.ok()?;
+            let ready = list
+                .items
+                .iter()
+                .filter(|t| t.metadata.name.as_deref().is_some_and(|n| n.starts_with(prefix)))
+                .filter(|t| {
+                    t.status.as_ref().is_some_and(|s| {
+                        s.observed_generation == t.metadata.generation
+                            && s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True")
+                    })
+                })
+                .count();
+            (ready == count).then_some(())
+        }
+    })
+    .await
 }

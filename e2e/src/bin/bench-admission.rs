@@ -11,10 +11,12 @@
 use std::time::{Duration, Instant};
 
 use commons_crds::Tenancy;
-use commons_e2e::{E2eError, apply_raw, client, operator_metric, restricted_pod, wait_for};
+use commons_e2e::{
+    E2eError, apply_raw, bench_tenancy, client, operator_metric, restricted_pod, wait_all_ready,
+};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
-use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::api::{DeleteParams, PostParams};
 use kube::{Api, Client};
 use serde_json::json;
 
@@ -78,41 +80,10 @@ async fn main() -> Result<(), E2eError> {
 
     for i in 0..tenancies {
         let name = format!("{PREFIX}{i:03}");
-        apply_raw::<Tenancy>(
-            &client,
-            None,
-            json!({
-                "apiVersion": "commons.dev/v1alpha1", "kind": "Tenancy", "metadata": {"name": name},
-                "spec": {
-                    "organisation": {"displayName": format!("Benchmark body {i}"), "sector": "local-government",
-                                     "costCentre": "BENCH", "contactEmail": "bench@example.gov.uk"},
-                    "owners": [{"kind": "Group", "name": format!("{name}-admins")}],
-                    "namespaces": [{"name": "app"}],
-                    "quota": {"pods": per_tenancy}
-                }
-            }),
-        )
-        .await?;
+        apply_raw::<Tenancy>(&client, None, bench_tenancy(&name, i, &["app"], json!({"pods": per_tenancy})))
+            .await?;
     }
-    wait_for("every benchmark tenancy Ready", Duration::from_secs(600), || {
-        let api = api.clone();
-        async move {
-            let list = api.list(&ListParams::default()).await.ok()?;
-            let ready = list
-                .items
-                .iter()
-                .filter(|t| t.metadata.name.as_deref().is_some_and(|n| n.starts_with(PREFIX)))
-                .filter(|t| {
-                    t.status.as_ref().is_some_and(|s| {
-                        s.observed_generation == t.metadata.generation
-                            && s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True")
-                    })
-                })
-                .count();
-            (ready == tenancies).then_some(())
-        }
-    })
-    .await?;
+    wait_all_ready(&client, PREFIX, tenancies, Duration::from_secs(600)).await?;
 
     // A new namespace's share is raised from 0 as the tenancy becomes Ready, and the webhook keeps
     // to the old share for 1 s after a raise (docs/tenancy.md): measure from after that.

@@ -8,9 +8,9 @@
 use std::time::{Duration, Instant};
 
 use commons_crds::Tenancy;
-use commons_e2e::{E2eError, apply_raw, client, operator_metric, wait_for};
+use commons_e2e::{E2eError, apply_raw, bench_tenancy, client, operator_metric, wait_all_ready};
 use kube::Api;
-use kube::api::{DeleteParams, ListParams};
+use kube::api::DeleteParams;
 use serde_json::json;
 
 const PREFIX: &str = "bench-";
@@ -26,42 +26,11 @@ async fn main() -> Result<(), E2eError> {
     let started = Instant::now();
     for i in 0..count {
         let name = format!("{PREFIX}{i:04}");
-        apply_raw::<Tenancy>(
-            &client,
-            None,
-            json!({
-                "apiVersion": "commons.dev/v1alpha1", "kind": "Tenancy", "metadata": {"name": name},
-                "spec": {
-                    "organisation": {"displayName": format!("Benchmark body {i}"), "sector": "local-government",
-                                     "costCentre": "BENCH", "contactEmail": "bench@example.gov.uk"},
-                    "owners": [{"kind": "Group", "name": format!("{name}-admins")}],
-                    "namespaces": [{"name": "app"}, {"name": "data"}],
-                    "quota": {"cpu": "8", "memory": "16Gi", "pods": 50}
-                }
-            }),
-        )
-        .await?;
+        let quota = json!({"cpu": "8", "memory": "16Gi", "pods": 50});
+        apply_raw::<Tenancy>(&client, None, bench_tenancy(&name, i, &["app", "data"], quota)).await?;
     }
     let applied = started.elapsed();
-    let ready = |t: &Tenancy| {
-        t.status.as_ref().is_some_and(|s| {
-            s.observed_generation == t.metadata.generation
-                && s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True")
-        })
-    };
-    wait_for("every benchmark tenancy Ready", Duration::from_secs(1800), || {
-        let api = api.clone();
-        async move {
-            let list = api.list(&ListParams::default()).await.ok()?;
-            let n = list
-                .items
-                .iter()
-                .filter(|t| t.metadata.name.as_deref().is_some_and(|n| n.starts_with(PREFIX)) && ready(t))
-                .count();
-            (n == count).then_some(())
-        }
-    })
-    .await?;
+    wait_all_ready(&client, PREFIX, count, Duration::from_secs(1800)).await?;
     let all_ready = started.elapsed();
     println!("tenancies: {count} (2 namespaces each)");
     println!("applied in: {:.1}s", applied.as_secs_f64());
