@@ -543,6 +543,8 @@ impl Admission {
                             ledgers.remove(&tenancy);
                         }
                     }
+                    drop(lock);
+                    self.demand.forget(&tenancy);
                     continue;
                 }
                 let observed = self.observed(&tenancy);

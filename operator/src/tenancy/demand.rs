@@ -135,6 +135,14 @@ impl Demand {
         locks.entry(tenancy.to_owned()).or_default().clone()
     }
 
+    /// Forgets the lock of a tenancy that is gone, unless someone holds or waits for it.
+    pub fn forget(&self, tenancy: &str) {
+        let mut locks = self.locks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if locks.get(tenancy).is_some_and(|l| Arc::strong_count(l) == 1) {
+            locks.remove(tenancy);
+        }
+    }
+
     /// Records that `namespace`'s shares are about to become `hard` (call with the tenancy lock
     /// held, before the write).
     pub fn lowering(&self, namespace: &str, hard: &Amounts) {
@@ -249,5 +257,12 @@ mod tests {
         assert_eq!(demand.pinned("t-a").hard, three, "a lowered share stays pinned");
         assert!(Arc::ptr_eq(&demand.tenancy_lock("t"), &demand.tenancy_lock("t")));
         assert!(!Arc::ptr_eq(&demand.tenancy_lock("t"), &demand.tenancy_lock("u")));
+        // A gone tenancy's lock is forgotten, but never while someone holds it.
+        let held = demand.tenancy_lock("t");
+        demand.forget("t");
+        assert!(Arc::ptr_eq(&held, &demand.tenancy_lock("t")));
+        drop(held);
+        demand.forget("t");
+        assert_eq!(demand.locks.lock().unwrap().len(), 1, "only u's lock is left");
     }
 }
