@@ -223,7 +223,7 @@ fn strip_pod(pod: &mut Pod) {
             conditions: status
                 .conditions
                 .take()
-                .map(|cs| cs.into_iter().filter(|c| c.type_ == "PodResizePending").collect::<Vec<_>>())
+                .map(|cs| cs.into_iter().filter(|c| c.type_ == usage::RESIZE_PENDING).collect::<Vec<_>>())
                 .filter(|cs| !cs.is_empty()),
             container_statuses: status.container_statuses.take().map(strip_container_statuses),
             init_container_statuses: status.init_container_statuses.take().map(strip_container_statuses),

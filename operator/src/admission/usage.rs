@@ -124,6 +124,10 @@ fn container_requests(c: &Container) -> Requests {
     c.resources.as_ref().and_then(|r| r.requests.as_ref()).map(Requests::from_map).unwrap_or_default()
 }
 
+/// The pod condition that says an in-place resize waits (its reason `Infeasible` when it never
+/// can be done).
+pub const RESIZE_PENDING: &str = "PodResizePending";
+
 /// What a pod's status says of its containers' resources (Kubernetes'
 /// `determineEffectiveRequests`).
 struct Statuses<'a> {
@@ -143,7 +147,7 @@ impl<'a> Statuses<'a> {
             .collect();
         let infeasible = status
             .and_then(|s| s.conditions.as_ref())
-            .and_then(|cs| cs.iter().find(|c| c.type_ == "PodResizePending"))
+            .and_then(|cs| cs.iter().find(|c| c.type_ == RESIZE_PENDING))
             .is_some_and(|c| c.reason.as_deref() == Some("Infeasible"));
         Statuses { by_name, infeasible }
     }
