@@ -321,6 +321,15 @@ fn observe(rq: Option<&ResourceQuota>, namespace: &str, wanted: Amounts) -> Obse
     }
 }
 
+/// `observed` with its usage raised to `counted` where that is larger.
+fn at_least(mut observed: Observed, counted: Option<&Amounts>) -> Observed {
+    for (resource, amount) in counted.into_iter().flatten() {
+        let used = observed.used.entry(resource.clone()).or_default();
+        *used = (*used).max(*amount);
+    }
+    observed
+}
+
 /// Whether the ResourceQuota already carries `hard` and Commons' labels and owner. Hard values
 /// are compared as amounts: the apiserver stores quantities in its own canonical spelling.
 fn quota_up_to_date(
@@ -367,8 +376,14 @@ async fn apply_quota(
     let found = |ns: &str| {
         listed.items.iter().find(|rq| rq.namespace().as_deref() == Some(ns) && rq.name_any() == QUOTA_NAME)
     };
-    let observed: Vec<Observed> =
-        namespaces.iter().map(|ns| observe(found(ns), ns, ctx.demand.wanted(ns))).collect();
+    // Usage as the webhook counts it too: a ResourceQuota's `used` can lag its namespace's pods
+    // for minutes (seen: 2 used with 3 running), and a namespace refused by its share would then
+    // never look starved.
+    let counted = ctx.demand.webhook_usage(&name);
+    let observed: Vec<Observed> = namespaces
+        .iter()
+        .map(|ns| at_least(observe(found(ns), ns, ctx.demand.wanted(ns)), counted.get(ns)))
+        .collect();
     let plan = quota::plan(limits, &observed, suspended.is_some());
 
     // Phase 1: lower (or create at usage) every share that goes down; learn each commitment. The
@@ -501,4 +516,38 @@ pub async fn install_tenant_admin_role(client: &kube::Client) -> Result<()> {
         .map_err(|source| Error::Kube { context: "reading the tenant-admin ClusterRole".into(), source })?;
     apply_if_changed(&api, &role, existing.as_ref()).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quantity::Milli;
+
+    fn pods(n: i64) -> Amounts {
+        [("pods".to_owned(), Milli::units(n))].into()
+    }
+
+    fn ns(name: &str, hard: i64, used: i64, wanted: i64) -> Observed {
+        let wanted = if wanted > 0 { pods(wanted) } else { Amounts::new() };
+        Observed { namespace: name.into(), hard: Some(pods(hard)), used: pods(used), wanted }
+    }
+
+    /// A ResourceQuota whose `used` lags (2 while 3 pods run) must not hide a namespace that was
+    /// refused by its share while the others hold idle headroom.
+    #[test]
+    fn a_lagging_quota_usage_does_not_hide_a_starved_namespace() {
+        let limits = pods(12);
+        let lagging = vec![ns("t-a", 3, 0, 0), ns("t-b", 6, 0, 0), ns("t-c", 3, 2, 1)];
+        let stuck = quota::plan(&limits, &lagging, false);
+        assert_eq!(stuck["t-c"], pods(3), "with the lagging count alone, nothing moves");
+
+        let counted: BTreeMap<String, Amounts> = [("t-c".to_owned(), pods(3))].into();
+        let observed: Vec<Observed> =
+            lagging.into_iter().map(|o| at_least(o.clone(), counted.get(&o.namespace))).collect();
+        assert_eq!(observed[2].used, pods(3));
+        assert_eq!(observed[0].used, pods(0), "a namespace the webhook counts nothing in keeps its usage");
+        let plan = quota::plan(&limits, &observed, false);
+        assert!(plan["t-c"]["pods"] > Milli::units(3), "headroom moves to the refused namespace: {plan:?}");
+        assert!(plan.values().map(|a| a["pods"]).sum::<Milli>() <= Milli::units(12));
+    }
 }
