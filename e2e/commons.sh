@@ -8,12 +8,22 @@ COMMONS_BIN="$CARGO_TARGET_DIR/debug/commons"
 export COMMONS_LISTEN="${COMMONS_LISTEN:-127.0.0.1:18080}"
 export COMMONS_WEBHOOK_LISTEN="${COMMONS_WEBHOOK_LISTEN:-127.0.0.1:18443}"
 export COMMONS_WEBHOOK_CERT_DIR="${COMMONS_WEBHOOK_CERT_DIR:-$COMMONS_CLUSTER_DIR/webhook}"
+# The CA of the one client certificate the webhook accepts: the apiserver's (see
+# e2e/controlplane/certs.sh, make_admission_config).
+export COMMONS_WEBHOOK_CLIENT_CA="${COMMONS_WEBHOOK_CLIENT_CA:-$COMMONS_CLUSTER_DIR/pki/webhook-client-ca.crt}"
+# A short resync, so idle resyncs can be watched happening (the production default is 300 s).
+export COMMONS_RESYNC_SECONDS="${COMMONS_RESYNC_SECONDS:-10}"
+# Commons' own PKI (the webhook's serving CA), apart from the control plane's pki/: the control
+# plane restarts a component whose certificates changed, and Commons' must not count as such.
+commons_pki="$COMMONS_CLUSTER_DIR/commons-pki"
 COMMONS_PID="$COMMONS_CLUSTER_DIR/pids/commons.pid"
+COMMONS_INPUTS="$COMMONS_CLUSTER_DIR/pids/commons.inputs"
 COMMONS_LOG="$COMMONS_CLUSTER_DIR/logs/commons.log"
 
 commons_build() {
   step "building commons (cargo; the first build takes a few minutes)"
-  (cd "$root" && cargo build --quiet -p commons-operator --bin commons) >"$COMMONS_CACHE/logs/build-commons.log" 2>&1 \
+  # The same flags as e2e/test.sh, so its build is reused rather than redone.
+  (cd "$root" && RUSTFLAGS="${RUSTFLAGS:-} -D warnings" cargo build --quiet -p commons-operator --bin commons) >"$COMMONS_CACHE/logs/build-commons.log" 2>&1 \
     || fail "building commons" "$COMMONS_CACHE/logs/build-commons.log"
 }
 
@@ -30,7 +40,7 @@ commons_install_crds() {
 commons_webhook_certs() {
   # shellcheck source=e2e/controlplane/certs.sh
   source "$root/e2e/controlplane/certs.sh"
-  local old_umask host="${COMMONS_WEBHOOK_LISTEN%:*}"
+  local old_umask host="${COMMONS_WEBHOOK_LISTEN%:*}" cluster_pki="$commons_pki"
   old_umask="$(umask)"
   umask 077
   mkdir -p "$cluster_pki" "$COMMONS_WEBHOOK_CERT_DIR"
@@ -48,8 +58,8 @@ commons_webhook_certs() {
 commons_rotate_webhook_certs() {
   # shellcheck source=e2e/controlplane/certs.sh
   source "$root/e2e/controlplane/certs.sh"
-  rm -f "$cluster_pki/webhook-ca.crt" "$cluster_pki/webhook-ca.key" \
-    "$cluster_pki/commons-webhook.crt" "$cluster_pki/commons-webhook.key" "$cluster_pki/commons-webhook.spec"
+  rm -f "$commons_pki/webhook-ca.crt" "$commons_pki/webhook-ca.key" \
+    "$commons_pki/commons-webhook.crt" "$commons_pki/commons-webhook.key" "$commons_pki/commons-webhook.spec"
   commons_webhook_certs
 }
 
@@ -66,15 +76,47 @@ commons_stop() {
   fi
 }
 
+# commons_command: the command line commons runs with.
+commons_command() {
+  commons_cmd=("$COMMONS_BIN" run --listen "$COMMONS_LISTEN" --resync-seconds "$COMMONS_RESYNC_SECONDS"
+    --webhook-listen "$COMMONS_WEBHOOK_LISTEN" --webhook-cert-dir "$COMMONS_WEBHOOK_CERT_DIR"
+    --webhook-client-ca "$COMMONS_WEBHOOK_CLIENT_CA")
+}
+
+# commons_inputs: a hash of what commons runs from: the binary, its command line, its kubeconfig
+# and the certificates it reads at start.
+commons_inputs() {
+  commons_command
+  {
+    printf '%s\n' "${commons_cmd[@]}"
+    cat "$COMMONS_BIN" "$KUBECONFIG" "$COMMONS_WEBHOOK_CLIENT_CA" "$COMMONS_WEBHOOK_CERT_DIR"/*
+  } 2>/dev/null | sha256sum | cut -d' ' -f1
+}
+
+# commons_current: commons runs (pid file, our binary) from exactly the inputs it would get now.
+commons_current() {
+  local pid
+  pid="$(cat "$COMMONS_PID" 2>/dev/null)" || return 1
+  kill -0 "$pid" 2>/dev/null && grep -q "commons" "/proc/$pid/cmdline" 2>/dev/null || return 1
+  [[ "$(cat "$COMMONS_INPUTS" 2>/dev/null)" == "$(commons_inputs)" ]] \
+    && curl -fsS "http://$COMMONS_LISTEN/readyz" >/dev/null 2>&1
+}
+
 commons_start() {
   step "starting commons on $COMMONS_LISTEN (quota webhook on https://$COMMONS_WEBHOOK_LISTEN)"
-  # Restart so the running process is always the binary just built.
-  commons_stop
   commons_webhook_certs
+  # The running process is always the binary just built, with these settings; one that already
+  # is, and is ready, is left alone.
+  if commons_current; then
+    ok "commons is already running (pid $(cat "$COMMONS_PID"), log $COMMONS_LOG)"
+    return 0
+  fi
+  commons_stop
   mkdir -p "$(dirname "$COMMONS_PID")" "$(dirname "$COMMONS_LOG")"
-  KUBECONFIG="$KUBECONFIG" setsid nohup "$COMMONS_BIN" run --listen "$COMMONS_LISTEN" \
-    --webhook-listen "$COMMONS_WEBHOOK_LISTEN" --webhook-cert-dir "$COMMONS_WEBHOOK_CERT_DIR" >>"$COMMONS_LOG" 2>&1 </dev/null &
+  commons_command
+  KUBECONFIG="$KUBECONFIG" setsid nohup "${commons_cmd[@]}" >>"$COMMONS_LOG" 2>&1 </dev/null &
   echo $! >"$COMMONS_PID"
+  commons_inputs >"$COMMONS_INPUTS"
   for _ in $(seq 120); do
     if curl -fsS "http://$COMMONS_LISTEN/readyz" >/dev/null 2>&1; then
       ok "commons is ready (pid $(cat "$COMMONS_PID"), log $COMMONS_LOG)"

@@ -36,12 +36,23 @@ tail -n 4 "$COMMONS_CACHE/logs/test-controlplane-up.log"
 # shellcheck source=e2e/controlplane/env.sh
 source "$here/controlplane/env.sh"
 
-# The operator under test: the binary just built, with a short resync so the tests can watch
-# idle resyncs happen.
-export COMMONS_RESYNC_SECONDS="${COMMONS_RESYNC_SECONDS:-10}"
+# The operator under test: the binary just built (e2e/commons.sh sets a short resync, so the tests
+# can watch idle resyncs happen).
 commons_build
 commons_install_crds
 commons_start
+
+# The README's first command, run now (as after the second on a fresh machine), restarts nothing:
+# every component and commons keep their process.
+step "the README's first command run again restarts nothing (e2e/up.sh)"
+pids_before="$(cat "$COMMONS_CLUSTER_DIR"/pids/*.pid)"
+"$here/up.sh" >"$COMMONS_CACHE/logs/test-up-again.log" 2>&1 \
+  || fail "running e2e/up.sh again" "$COMMONS_CACHE/logs/test-up-again.log"
+if [[ "$(cat "$COMMONS_CLUSTER_DIR"/pids/*.pid)" != "$pids_before" ]] \
+  || grep -E "restarting|starting (etcd|kube-|kwok)" "$COMMONS_CACHE/logs/test-up-again.log"; then
+  fail "e2e/up.sh restarted what was running" "$COMMONS_CACHE/logs/test-up-again.log"
+fi
+ok "nothing restarted ($(wc -l <<<"$pids_before") processes kept their pid)"
 
 step "end-to-end tests against the real control plane"
 RUSTFLAGS="${RUSTFLAGS:-} -D warnings" cargo test -p commons-e2e -- --test-threads=4

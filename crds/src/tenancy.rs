@@ -111,8 +111,10 @@ pub struct Organisation {
 pub struct Owner {
     /// The kind of subject, as in an RBAC RoleBinding.
     pub kind: OwnerKind,
-    /// The user, group or service account name.
+    /// The user, group or service account name. Never a `system:` user or group: those are the
+    /// cluster's own identities (`system:authenticated` would make every signed-in user an owner).
     #[schemars(length(min = 1, max = 253))]
+    #[x_kube(validation = Rule::new("!self.startsWith('system:')").message("system: users and groups are the cluster's own identities and cannot own a tenancy"))]
     pub name: String,
     /// The service account's namespace; only for kind ServiceAccount.
     #[serde(default, skip_serializing_if = "Option::is_none")]

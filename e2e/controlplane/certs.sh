@@ -4,6 +4,8 @@
 #                   also the controller manager's signer for CertificateSigningRequests
 #   etcd-ca         etcd's own CA, so only the apiserver's etcd client cert can reach etcd
 #   front-proxy-ca  request-header CA for aggregated APIs (as kubeadm sets it up)
+#   webhook-client-ca  signs only the client certificate the apiserver presents to admission
+#                   webhooks (admission.yaml), so a webhook that trusts it trusts the apiserver alone
 #   sa.key/sa.pub   service-account token signing key pair
 # Files are kept across runs; a certificate is remade when its definition changed, it no longer
 # verifies against its CA (the CA was remade) or it expires within 30 days.
@@ -59,6 +61,8 @@ make_pki() {
   cert apiserver ca "/CN=kube-apiserver" serverAuth \
     "IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
   cert front-proxy-client front-proxy-ca "/CN=front-proxy-client" clientAuth
+  new_ca webhook-client-ca commons-local-webhook-client-ca
+  cert apiserver-webhook-client webhook-client-ca "/CN=kube-apiserver-webhook-client" clientAuth
   # Clients of the API: the user is the CN, groups are the O entries.
   cert admin ca "/O=system:masters/CN=commons-local-admin" clientAuth
   cert kube-controller-manager ca "/CN=system:kube-controller-manager" clientAuth
@@ -115,4 +119,35 @@ make_kubeconfigs() {
   for c in kube-controller-manager kube-scheduler kwok; do
     kubeconfig "$COMMONS_CLUSTER_DIR/$c.kubeconfig" "$c"
   done
+}
+
+# make_admission_config: the apiserver's admission configuration. Admission webhooks are called
+# with the client certificate apiserver-webhook-client, as a production cluster would, so a webhook
+# can refuse every other client. The user entry `*` matches every webhook host; a cluster with
+# webhooks of other parties names each host:port instead.
+make_admission_config() {
+  local b64=(base64 -w0) plugin
+  write_if_changed "$COMMONS_CLUSTER_DIR/admission-webhooks.kubeconfig" <<KUBECONFIG
+apiVersion: v1
+kind: Config
+users:
+- name: '*'
+  user:
+    client-certificate-data: $("${b64[@]}" <"$cluster_pki/apiserver-webhook-client.crt")
+    client-key-data: $("${b64[@]}" <"$cluster_pki/apiserver-webhook-client.key")
+KUBECONFIG
+  {
+    echo "apiVersion: apiserver.config.k8s.io/v1"
+    echo "kind: AdmissionConfiguration"
+    echo "plugins:"
+    for plugin in ValidatingAdmissionWebhook MutatingAdmissionWebhook; do
+      cat <<YAML
+- name: $plugin
+  configuration:
+    apiVersion: apiserver.config.k8s.io/v1
+    kind: WebhookAdmissionConfiguration
+    kubeConfigFile: $COMMONS_CLUSTER_DIR/admission-webhooks.kubeconfig
+YAML
+    done
+  } | write_if_changed "$COMMONS_CLUSTER_DIR/admission.yaml"
 }

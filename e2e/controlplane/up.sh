@@ -46,6 +46,7 @@ export KUBECONFIG="$cluster_kubeconfig"
 step "certificates and kubeconfigs ($cluster_pki)" "$cluster_logs/pki.log"
 make_pki >>"$cluster_logs/pki.log" 2>&1
 make_kubeconfigs
+make_admission_config
 
 pki="$cluster_pki"
 service_cidr=10.96.0.0/16
@@ -74,6 +75,7 @@ command_for() {
         --tls-cert-file="$pki/apiserver.crt" --tls-private-key-file="$pki/apiserver.key"
         --client-ca-file="$pki/ca.crt"
         --authorization-mode=Node,RBAC --enable-admission-plugins=NodeRestriction --allow-privileged=true
+        --admission-control-config-file="$COMMONS_CLUSTER_DIR/admission.yaml"
         --service-account-issuer=https://kubernetes.default.svc.cluster.local
         --service-account-key-file="$pki/sa.pub" --service-account-signing-key-file="$pki/sa.key"
         --service-cluster-ip-range="$service_cidr"
@@ -135,13 +137,15 @@ healthy() {
 }
 
 # inputs_hash NAME: hash of what NAME was started from: its command line, the certificates and
-# kubeconfigs, kwok's stages and the build stamps (a rebuild or a new certificate means a restart).
+# kubeconfigs, the admission configuration, kwok's stages and the build stamps (a rebuild or a new
+# certificate means a restart). Only the control plane's own files count: what Commons writes lives
+# elsewhere (e2e/commons.sh), so starting Commons never restarts the control plane.
 inputs_hash() {
   command_for "$1"
   {
     printf '%s\n' "${cmd[@]}"
     cat "$pki"/*.crt "$pki"/*.key "$pki/sa.pub" "$COMMONS_CLUSTER_DIR"/*kubeconfig \
-      "$kwok_bin_dir/stages.yaml" "$COMMONS_CACHE"/bin/*/.complete
+      "$COMMONS_CLUSTER_DIR/admission.yaml" "$kwok_bin_dir/stages.yaml" "$COMMONS_CACHE"/bin/*/.complete
   } | sha256sum | cut -d' ' -f1
 }
 

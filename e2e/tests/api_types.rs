@@ -176,6 +176,22 @@ async fn invalid_tenancies_are_rejected_naming_the_field() {
             "namespace is required",
         ),
         (
+            tenancy(
+                "e2e-system-owner",
+                json!({"owners": [{"kind": "Group", "name": "system:authenticated"}]}),
+            ),
+            "spec.owners[0].name",
+            "system: users and groups are the cluster's own identities",
+        ),
+        (
+            tenancy(
+                "e2e-system-user",
+                json!({"owners": [{"kind": "User", "name": "system:kube-scheduler"}]}),
+            ),
+            "spec.owners[0].name",
+            "cannot own a tenancy",
+        ),
+        (
             tenancy("e2e-bad-quota", json!({"quota": {"cpu": "lots"}})),
             "spec.quota.cpu",
             "must be a non-negative Kubernetes quantity",

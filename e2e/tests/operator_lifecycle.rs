@@ -13,7 +13,8 @@ use commons_crds::Tenancy;
 use commons_e2e::{
     apply_raw, client, install_crds, operator, operator_metric, restricted_pod, wait_for, wait_for_condition,
 };
-use k8s_openapi::api::core::v1::{LimitRange, Namespace, Pod, ResourceQuota};
+use futures::FutureExt;
+use k8s_openapi::api::core::v1::{LimitRange, Namespace, Pod, ResourceQuota, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{DeleteParams, ListParams, PostParams};
@@ -112,9 +113,19 @@ async fn a_tenancy_deleted_while_the_operator_is_down_is_cleaned_up() {
     install_crds(&client).await.unwrap();
     apply_raw::<Tenancy>(&client, None, tenancy("e2e-outage")).await.unwrap();
     wait_for_condition(&client, "e2e-outage", "Ready", "True", None, Duration::from_secs(60)).await.unwrap();
+    // A pod is refused without its ServiceAccount before any webhook is asked: wait for the
+    // controller manager to make it.
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), "e2e-outage-one");
+    wait_for("the default ServiceAccount", Duration::from_secs(60), || {
+        let accounts = accounts.clone();
+        async move { accounts.get_opt("default").await.ok()?.map(|_| ()) }
+    })
+    .await
+    .unwrap();
 
     operator("stop").unwrap();
-    let result = async {
+    // Whatever happens, the operator is started again for the tests that follow.
+    let result = std::panic::AssertUnwindSafe(async {
         // With the quota webhook unreachable, pods in a tenancy are refused rather than admitted
         // unchecked; namespaces outside tenancies are unaffected.
         let pod: Pod = serde_json::from_value(restricted_pod("unchecked")).unwrap();
@@ -147,10 +158,14 @@ async fn a_tenancy_deleted_while_the_operator_is_down_is_cleaned_up() {
             }
         })
         .await
-    }
+    })
+    .catch_unwind()
     .await;
     operator("start").unwrap();
-    result.unwrap();
+    match result {
+        Ok(done) => done.unwrap(),
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
 }
 
 /// After the kube-apiserver restarts, Commons notices, restarts its watches from a fresh list, and

@@ -12,7 +12,7 @@ use commons_e2e::{
     apply_raw, can_i, client, install_crds, operator_metric, restricted_pod, tenancy_event_reasons, wait_for,
     wait_for_condition,
 };
-use k8s_openapi::api::core::v1::{LimitRange, Namespace, Pod, ResourceQuota};
+use k8s_openapi::api::core::v1::{LimitRange, Namespace, Pod, ResourceQuota, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -224,6 +224,9 @@ async fn owners_run_workloads_but_cannot_change_what_commons_manages_or_touch_ot
         ("create", "pods", other),
         ("get", "secrets", other),
         ("list", "pods", Some("default")),
+        ("create", "endpoints", own),
+        ("update", "endpoints", own),
+        ("create", "endpointslices.discovery.k8s.io", own),
     ];
     for (verb, resource, ns) in denied {
         assert!(
@@ -713,4 +716,100 @@ async fn deleting_a_tenancy_removes_everything_commons_made() {
     })
     .await
     .unwrap();
+}
+
+async fn pod_share(client: &Client, namespace: &str) -> Option<String> {
+    let quotas: Api<ResourceQuota> = Api::namespaced(client.clone(), namespace);
+    Some(quotas.get_opt("commons-quota").await.ok()??.spec?.hard?.get("pods")?.0.clone())
+}
+
+/// A dry run refused by its namespace's share asks for nothing: the shares stay where they are.
+/// A real refusal then moves the headroom, so the first half can fail.
+#[tokio::test]
+async fn a_dry_run_refused_by_its_share_moves_no_quota() {
+    let client = ready_client().await;
+    // One pod for two namespaces: the first by name holds the unit, unused.
+    fresh_tenancy(&client, "e2e-dry", &["a", "b"], json!({"quota": {"pods": 1}})).await;
+    let shares = || {
+        let client = client.clone();
+        async move { (pod_share(&client, "e2e-dry-a").await, pod_share(&client, "e2e-dry-b").await) }
+    };
+    let start = (Some("1".to_owned()), Some("0".to_owned()));
+    assert_eq!(shares().await, start, "the unit starts in the first namespace");
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), "e2e-dry-b");
+    wait_for("the default ServiceAccount", Duration::from_secs(60), || {
+        let accounts = accounts.clone();
+        async move { accounts.get_opt("default").await.ok()?.map(|_| ()) }
+    })
+    .await
+    .unwrap();
+    for i in 0..5 {
+        let refused = create_json::<Pod>(&client, "e2e-dry-b", restricted_pod(&format!("dry{i}")), true)
+            .await
+            .unwrap_err();
+        assert!(refused.contains("e2e-dry-b"), "{refused}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // Past the planner's reaction time (a refusal moves the unit within seconds): nothing moved.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(shares().await, start, "dry runs moved quota");
+
+    let refused = create_pod(&client, "e2e-dry-b", "real").await.unwrap_err();
+    assert!(refused.contains("e2e-dry-b"), "{refused}");
+    wait_for("a real refusal moves the unit", Duration::from_secs(30), || {
+        let shares = shares();
+        async move { (shares.await == (Some("0".into()), Some("1".into()))).then_some(()) }
+    })
+    .await
+    .unwrap();
+    delete_tenancy(&client, "e2e-dry").await;
+}
+
+/// A namespace outside the tenancy that labels itself `commons.dev/tenancy=<tenancy>` (anyone who
+/// may label a namespace can) gains no path into the tenancy: the baseline policy chooses its
+/// peers by their immutable names. Checked on the live policies with the reachability evaluator.
+#[tokio::test]
+async fn a_namespace_labelled_as_a_tenancy_cannot_reach_it() {
+    use commons_operator::reachability::service_matrix;
+    use commons_operator::reachability_cmd::load;
+    let client = ready_client().await;
+    fresh_tenancy(&client, "e2e-forge", &["app"], json!({})).await;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let _ = namespaces.delete("e2e-forger", &DeleteParams::default()).await;
+    wait_for("the forger namespace gone", Duration::from_secs(120), || {
+        let namespaces = namespaces.clone();
+        async move { namespaces.get_opt("e2e-forger").await.ok()?.is_none().then_some(()) }
+    })
+    .await
+    .unwrap();
+    let forged = json!({"metadata": {"name": "e2e-forger", "labels": {"commons.dev/tenancy": "e2e-forge"}}});
+    namespaces.create(&PostParams::default(), &serde_json::from_value(forged).unwrap()).await.unwrap();
+    for (ns, app) in [("e2e-forge-app", "e2e-forge-victim"), ("e2e-forger", "e2e-forge-forger")] {
+        let mut pod = restricted_pod(app);
+        pod["metadata"]["labels"] = json!({"app": app});
+        wait_for(&format!("pod {app}"), Duration::from_secs(30), || {
+            let (client, pod) = (client.clone(), pod.clone());
+            async move { create_json::<Pod>(&client, ns, pod, false).await.ok() }
+        })
+        .await
+        .unwrap();
+    }
+    // Once kwok runs both pods, the matrix has them.
+    let (names, reach) = wait_for("both pods running", Duration::from_secs(60), || {
+        let client = client.clone();
+        async move {
+            let (names, reach) = service_matrix(&load(&client).await.ok()?, "app");
+            let both = ["e2e-forge-victim", "e2e-forge-forger"].iter().all(|a| names.iter().any(|n| n == a));
+            both.then_some((names, reach))
+        }
+    })
+    .await
+    .unwrap();
+    let at = |app: &str| names.iter().position(|n| n == app).unwrap();
+    let (victim, forger) = (at("e2e-forge-victim"), at("e2e-forge-forger"));
+    assert!(reach[victim][victim] && reach[forger][forger], "each reaches itself");
+    assert!(!reach[forger][victim], "a relabelled namespace reaches the tenancy's pods");
+    assert!(!reach[victim][forger], "the tenancy's pods reach a relabelled namespace");
+    namespaces.delete("e2e-forger", &DeleteParams::default()).await.unwrap();
+    delete_tenancy(&client, "e2e-forge").await;
 }

@@ -10,6 +10,7 @@ pub mod run;
 pub use error::{Error, Result};
 pub mod apply;
 pub mod events;
+pub mod keeper;
 pub mod quantity;
 pub mod reachability;
 pub mod reachability_cmd;

@@ -63,6 +63,16 @@ enum Command {
         /// service:NAMESPACE/NAME:PORT. Defaults to https://<--webhook-listen>.
         #[arg(long, env = "COMMONS_WEBHOOK_ENDPOINT", value_name = "URL|service:NS/NAME:PORT")]
         webhook_endpoint: Option<String>,
+        /// The CA (PEM) of the client certificate the apiserver presents to admission webhooks:
+        /// the webhook serves no other client. Use a CA that signs nothing else (see
+        /// docs/tenancy.md, "Only the apiserver calls the webhook").
+        #[arg(long, env = "COMMONS_WEBHOOK_CLIENT_CA", value_name = "FILE")]
+        webhook_client_ca: Option<PathBuf>,
+        /// Serve the webhook to any client, without a client certificate: only where the
+        /// apiserver cannot be configured to present one, and its port is reachable from the
+        /// control plane alone.
+        #[arg(long, env = "COMMONS_WEBHOOK_INSECURE_ANY_CLIENT", conflicts_with = "webhook_client_ca")]
+        webhook_insecure_any_client: bool,
     },
 }
 
@@ -95,15 +105,24 @@ fn main() -> ExitCode {
             webhook_listen,
             webhook_cert_dir,
             webhook_endpoint,
+            webhook_client_ca,
+            webhook_insecure_any_client,
         } => {
             init_tracing(log_json);
             let webhook = match (webhook_listen, webhook_cert_dir) {
+                (Some(_), Some(_)) if webhook_client_ca.is_none() && !webhook_insecure_any_client => {
+                    eprintln!(
+                        "commons: --webhook-client-ca is required with --webhook-listen: the CA of the client certificate the apiserver presents to webhooks (or --webhook-insecure-any-client, see docs/tenancy.md)"
+                    );
+                    return ExitCode::from(2);
+                }
                 (Some(listen), Some(cert_dir)) => {
                     match webhook_endpoint.as_deref().map(parse_endpoint).transpose() {
                         Ok(endpoint) => Some(run::WebhookSettings {
                             listen,
                             cert_dir,
                             endpoint: endpoint.unwrap_or_else(|| Endpoint::Url(format!("https://{listen}"))),
+                            client_ca: webhook_client_ca,
                         }),
                         Err(e) => {
                             eprintln!("commons: --webhook-endpoint: {e}");

@@ -17,6 +17,8 @@ pub struct Metrics {
     pub ready: IntGauge,
     /// Tenancies by condition type and status.
     pub tenancies: IntGaugeVec,
+    /// Objects Commons keeps by name (see `keeper`) put back after an edit or a deletion, by kind.
+    pub repairs: IntCounterVec,
 }
 
 impl Metrics {
@@ -41,10 +43,18 @@ impl Metrics {
         )?;
         registry.register(Box::new(ready.clone()))?;
         registry.register(Box::new(tenancies.clone()))?;
+        let repairs = IntCounterVec::new(
+            Opts::new(
+                "kept_object_repairs_total",
+                "Objects Commons keeps put back after an edit or a deletion.",
+            ),
+            &["kind"],
+        )?;
+        registry.register(Box::new(repairs.clone()))?;
         registry.register(Box::new(crate::apply::WRITES.clone()))?;
         registry.register(Box::new(crate::watch::RESTARTS.clone()))?;
         let process = prometheus::process_collector::ProcessCollector::for_self();
         let _ = registry.register(Box::new(process));
-        Ok(Metrics { registry, reconcile_duration, reconcile_errors, ready, tenancies })
+        Ok(Metrics { registry, reconcile_duration, reconcile_errors, ready, tenancies, repairs })
     }
 }

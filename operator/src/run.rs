@@ -31,6 +31,8 @@ pub struct WebhookSettings {
     pub cert_dir: std::path::PathBuf,
     /// How the apiserver reaches the webhook.
     pub endpoint: crate::admission::registration::Endpoint,
+    /// The CA of the client certificate the apiserver presents; `None` serves any client.
+    pub client_ca: Option<std::path::PathBuf>,
 }
 
 /// Connects to the cluster, starts the readiness checker and the controllers, and serves the API
@@ -41,7 +43,13 @@ pub async fn run(settings: Settings) -> Result<()> {
     let metrics = Metrics::new()?;
     // Certificates are read before anything starts, so a bad file stops `commons` at once.
     let webhook_certs = match &settings.webhook {
-        Some(w) => Some(admission::tls::load(&w.cert_dir)?),
+        Some(w) => Some((
+            admission::tls::load(&w.cert_dir)?,
+            match &w.client_ca {
+                Some(path) => admission::tls::Clients::signed_by(path)?,
+                None => admission::tls::Clients::Anyone,
+            },
+        )),
         None => None,
     };
     let (tx, rx) = watch::channel(Readiness::default());
@@ -62,6 +70,14 @@ pub async fn run(settings: Settings) -> Result<()> {
         let adm = adm.clone();
         local_checks.push(("admission", std::sync::Arc::new(move || adm.ready())));
     }
+    // The ClusterRole every owner is bound to has no owner object: kept by name.
+    crate::keeper::keep(
+        &watches,
+        std::sync::Arc::new(crate::tenancy::desired::tenant_admin_role),
+        |role| role.clone(),
+        metrics.repairs.clone(),
+        stop_rx.clone(),
+    );
     let checker = tokio::spawn(readiness::run(client.clone(), tx, metrics.clone(), local_checks));
     let segments = tokio::spawn(segment::run(
         watches.clone(),
@@ -78,10 +94,17 @@ pub async fn run(settings: Settings) -> Result<()> {
         stopped(stop_rx.clone()),
     ));
     let webhook = match (settings.webhook, webhook_certs, admission) {
-        (Some(w), Some(certs), Some(adm)) => {
+        (Some(w), Some((certs, clients)), Some(adm)) => {
             let stop = stop_tx.clone();
+            let settings = admission::Serve {
+                listen: w.listen,
+                cert_dir: w.cert_dir,
+                endpoint: w.endpoint,
+                clients,
+                repairs: metrics.repairs.clone(),
+            };
             Some(tokio::spawn(async move {
-                let serve = admission::serve(adm, w.listen, w.cert_dir, certs, w.endpoint, stop_rx);
+                let serve = admission::serve(adm, settings, certs, stop_rx);
                 if let Err(e) = serve.await {
                     // Without the webhook pods in tenancies cannot be created (it fails closed):
                     // stop, so a supervisor restarts Commons rather than leave it half-working.

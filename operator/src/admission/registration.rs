@@ -96,25 +96,63 @@ pub fn desired(endpoint: &Endpoint, ca_bundle: &[u8]) -> ValidatingWebhookConfig
     }
 }
 
-/// Applies the configuration (server-side apply, field manager `commons`).
-pub async fn install(client: &Client, endpoint: &Endpoint, ca_bundle: &[u8]) -> Result<()> {
-    let api: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
-    let desired = desired(endpoint, ca_bundle);
-    if let Some(found) = api.get_opt(NAME).await.map_err(|source| Error::Kube {
-        context: format!("reading ValidatingWebhookConfiguration {NAME}"),
-        source,
-    })? {
-        let want = serde_json::to_value(&desired).unwrap_or_default();
-        let have = serde_json::to_value(&found).unwrap_or_default();
-        if crate::apply::is_subset(&want, &have) {
+/// The part of a stored configuration Commons keeps: its labels and its own webhook (another
+/// party's webhook added to the same object is left alone, and not compared).
+pub fn ours(found: &ValidatingWebhookConfiguration) -> ValidatingWebhookConfiguration {
+    let mut view = found.clone();
+    if let Some(hooks) = view.webhooks.as_mut() {
+        hooks.retain(|h| h.name == NAME);
+    }
+    view
+}
+
+/// The webhook's registration: where the apiserver reaches it and the CAs it trusts it with now.
+pub struct Registration {
+    client: Client,
+    endpoint: Endpoint,
+    ca_bundle: std::sync::Mutex<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Registration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registration").field("endpoint", &self.endpoint).finish_non_exhaustive()
+    }
+}
+
+impl Registration {
+    /// A registration not yet installed.
+    pub fn new(client: Client, endpoint: Endpoint) -> std::sync::Arc<Registration> {
+        std::sync::Arc::new(Registration { client, endpoint, ca_bundle: std::sync::Mutex::default() })
+    }
+
+    /// The configuration as it must be now.
+    pub fn desired(&self) -> ValidatingWebhookConfiguration {
+        let bundle = self.ca_bundle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        desired(&self.endpoint, &bundle)
+    }
+
+    /// Trusts the webhook with `ca_bundle` from now on, and applies the configuration
+    /// (server-side apply, field manager `commons`) unless it is already so.
+    pub async fn install(&self, ca_bundle: &[u8]) -> Result<()> {
+        *self.ca_bundle.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = ca_bundle.to_vec();
+        let api: Api<ValidatingWebhookConfiguration> = Api::all(self.client.clone());
+        let desired = self.desired();
+        let found = api.get_opt(NAME).await.map_err(|source| Error::Kube {
+            context: format!("reading ValidatingWebhookConfiguration {NAME}"),
+            source,
+        })?;
+        if crate::apply::up_to_date(&desired, found.as_ref().map(ours).as_ref()) {
             return Ok(());
         }
+        count_write("ValidatingWebhookConfiguration", "apply");
+        api.patch(NAME, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&desired)).await.map_err(
+            |source| Error::Kube {
+                context: format!("applying ValidatingWebhookConfiguration {NAME}"),
+                source,
+            },
+        )?;
+        Ok(())
     }
-    count_write("ValidatingWebhookConfiguration", "apply");
-    api.patch(NAME, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&desired)).await.map_err(
-        |source| Error::Kube { context: format!("applying ValidatingWebhookConfiguration {NAME}"), source },
-    )?;
-    Ok(())
 }
 
 #[cfg(test)]

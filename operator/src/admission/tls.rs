@@ -8,13 +8,18 @@
 //! before expiry, and a mounted Secret changes in place) is served from the next handshake on,
 //! without a restart. A half-written set (a certificate whose key is not there yet) is not
 //! served; the previous one stays until the set is whole.
+//!
+//! Only the apiserver may call the webhook: a client must present a certificate signed by the CA
+//! given with `--webhook-client-ca` (the apiserver presents one when its admission configuration
+//! names it, see docs/tenancy.md). Anyone else is refused during the TLS handshake, before a
+//! request is read. A handshake, a request's headers and its body each have [`READ_TIMEOUT`].
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -27,6 +32,52 @@ use crate::error::{Error, Result};
 
 /// How often the certificate directory is read again.
 pub const RELOAD_EVERY: Duration = Duration::from_secs(10);
+
+/// How long a client has to complete the TLS handshake, to send a request's headers, and to
+/// send its body (the apiserver's own webhook timeout is 10 s).
+pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Which clients the webhook serves.
+#[derive(Clone)]
+pub enum Clients {
+    /// Only those presenting a certificate signed by one of these CAs (read from `path`).
+    SignedBy {
+        /// The file the CAs were read from.
+        path: PathBuf,
+        /// The CAs.
+        roots: Arc<rustls::RootCertStore>,
+    },
+    /// Any client: only where the apiserver cannot be given a client certificate (some managed
+    /// clusters); the port must then be reachable from the control plane alone.
+    Anyone,
+}
+
+impl std::fmt::Debug for Clients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Clients::SignedBy { path, roots } => {
+                write!(f, "SignedBy({}, {} CAs)", path.display(), roots.len())
+            }
+            Clients::Anyone => f.write_str("Anyone"),
+        }
+    }
+}
+
+impl Clients {
+    /// Clients with a certificate signed by a CA in the PEM file `path`.
+    pub fn signed_by(path: &Path) -> Result<Clients> {
+        let pem = read(path.to_path_buf())?;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(&pem) {
+            let cert = cert.map_err(|e| bad(path, e.to_string()))?;
+            roots.add(cert).map_err(|e| bad(path, format!("not a usable CA certificate ({e})")))?;
+        }
+        if roots.is_empty() {
+            return Err(bad(path, "no PEM certificate in the file".into()));
+        }
+        Ok(Clients::SignedBy { path: path.to_path_buf(), roots: Arc::new(roots) })
+    }
+}
 
 /// The serving certificate, its key and the CA bundle, read from a directory.
 #[derive(Clone)]
@@ -141,21 +192,45 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
     TcpListener::bind(addr).await.map_err(|source| Error::Listen { addr: addr.to_string(), source })
 }
 
-/// Serves `app` over TLS on `listener`, with the certificate `serving` holds at each handshake,
-/// until `shutdown` resolves.
+/// The TLS configuration: the certificate `serving` holds at each handshake, and a client
+/// certificate required when `clients` says so.
+pub fn server_config(serving: Arc<Serving>, clients: &Clients) -> Result<rustls::ServerConfig> {
+    let builder = rustls::ServerConfig::builder_with_provider(Arc::new(provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Tls(e.to_string()))?;
+    let builder = match clients {
+        Clients::SignedBy { roots, .. } => {
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                roots.clone(),
+                Arc::new(provider()),
+            )
+            .build()
+            .map_err(|e| Error::Tls(format!("the client CA cannot verify certificates ({e})")))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        Clients::Anyone => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_cert_resolver(serving);
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// Serves `app` over TLS on `listener` with `config`, until `shutdown` resolves.
 pub async fn serve(
     listener: TcpListener,
-    serving: Arc<Serving>,
+    config: rustls::ServerConfig,
     app: axum::Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Tls(e.to_string()))?
-        .with_no_client_auth()
-        .with_cert_resolver(serving);
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let acceptor = TlsAcceptor::from(Arc::new(config));
+    let mut http = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    http.http1().timer(TokioTimer::new()).header_read_timeout(READ_TIMEOUT);
+    // A connection whose peer stopped answering is closed rather than held.
+    http.http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(READ_TIMEOUT);
+    let http = Arc::new(http);
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "serving the quota admission webhook over TLS");
     }
@@ -173,19 +248,21 @@ pub async fn serve(
         };
         let acceptor = acceptor.clone();
         let app = app.clone();
+        let http = http.clone();
         tokio::spawn(async move {
-            let tls = match acceptor.accept(stream).await {
-                Ok(tls) => tls,
-                Err(e) => {
+            let tls = match tokio::time::timeout(READ_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
                     tracing::debug!(%peer, error = %e, "webhook: TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "webhook: TLS handshake timed out");
                     return;
                 }
             };
             let service = TowerToHyperService::new(app);
-            if let Err(e) = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(tls), service)
-                .await
-            {
+            if let Err(e) = http.serve_connection(TokioIo::new(tls), service).await {
                 tracing::debug!(%peer, error = %e, "webhook: connection ended with an error");
             }
         });

@@ -15,7 +15,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
 
 use super::admission::{self, Decision};
-use crate::tenancy::desired::namespace_name;
+use crate::tenancy::desired::{namespace_name, namespaces_named};
 
 /// Who is in a segment and who was refused.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -149,8 +149,22 @@ pub fn policies(
 ) -> Vec<NetworkPolicy> {
     let seg = segment.name_any();
     let members = membership(segment, tenancies).members;
-    let inbound = reach_in(segment, segments, tenancies);
-    let outbound = reach_out(segment, segments, tenancies);
+    // Peers by namespace name (a label anyone allowed to label a namespace could forge is never
+    // trusted), and only namespaces that exist and belong to their tenancy.
+    let namespaces_of = |chosen: &BTreeSet<String>| -> Vec<String> {
+        tenancies
+            .iter()
+            .filter(|t| chosen.contains(&t.name_any()))
+            .flat_map(|t| {
+                let tenancy = t.name_any();
+                t.spec.namespaces.iter().map(move |n| (tenancy.clone(), namespace_name(&tenancy, &n.name)))
+            })
+            .filter(|(tenancy, ns)| namespace_exists(tenancy, ns))
+            .map(|(_, ns)| ns)
+            .collect()
+    };
+    let inbound = namespaces_of(&reach_in(segment, segments, tenancies));
+    let outbound = namespaces_of(&reach_out(segment, segments, tenancies));
     let mut out = Vec::new();
     for t in tenancies.iter().filter(|t| members.contains(&t.name_any())) {
         let tenancy = t.name_any();
@@ -160,7 +174,7 @@ pub fn policies(
             }
             let mut ingress = vec![NetworkPolicyIngressRule {
                 from: Some(vec![NetworkPolicyPeer {
-                    namespace_selector: Some(selector(labels::TENANCY, inbound.iter().cloned())),
+                    namespace_selector: Some(namespaces_named(inbound.iter().cloned())),
                     ..NetworkPolicyPeer::default()
                 }]),
                 ports: None,
@@ -180,7 +194,7 @@ pub fn policies(
             });
             let mut egress = vec![NetworkPolicyEgressRule {
                 to: Some(vec![NetworkPolicyPeer {
-                    namespace_selector: Some(selector(labels::TENANCY, outbound.iter().cloned())),
+                    namespace_selector: Some(namespaces_named(outbound.iter().cloned())),
                     pod_selector: Some(exposed()),
                     ..NetworkPolicyPeer::default()
                 }]),
@@ -260,9 +274,15 @@ mod tests {
             ["segment", "public"]
         );
         let from = spec.ingress.unwrap()[0].from.clone().unwrap();
+        let by = from[0].namespace_selector.clone().unwrap().match_expressions.unwrap()[0].clone();
+        assert_eq!(by.key, "kubernetes.io/metadata.name", "peers by immutable name, never by a label");
+        assert_eq!(by.values.unwrap(), ["council-a-main", "council-b-main"]);
+        // A member's namespace that is not (yet) its own is no peer.
+        let ps = policies(&psn, &segments, &tenancies, |_, ns| ns != "council-b-main");
+        let from = ps[0].spec.clone().unwrap().ingress.unwrap()[0].from.clone().unwrap();
         assert_eq!(
             from[0].namespace_selector.clone().unwrap().match_expressions.unwrap()[0].values.clone().unwrap(),
-            ["council-a", "council-b"]
+            ["council-a-main"]
         );
         assert_eq!(ingress.owner_references()[0].kind, "NetworkSegment");
         // Namespaces that do not exist get nothing.

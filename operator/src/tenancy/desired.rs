@@ -15,7 +15,9 @@ use k8s_openapi::api::rbac::v1::{
     ClusterRole, ClusterRoleBinding, PolicyRule, RoleBinding, RoleRef, Subject,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+    LabelSelector, LabelSelectorRequirement, ObjectMeta, OwnerReference,
+};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
 
@@ -169,14 +171,36 @@ pub fn limit_range(tenancy: &Tenancy, namespace: &str) -> LimitRange {
     }
 }
 
-/// Baseline isolation: the tenancy's namespaces reach each other and DNS; nothing else reaches
-/// them and they reach nothing else (network segments open paths on top).
-pub fn baseline_policy(tenancy: &Tenancy, namespace: &str) -> NetworkPolicy {
+/// The label every namespace carries with its own name; the apiserver sets it and nobody can
+/// change it, so a peer chosen by it cannot be impersonated by relabelling a namespace.
+pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+
+/// Selects exactly the namespaces `names` by their immutable name label (none when empty).
+pub fn namespaces_named(names: impl IntoIterator<Item = String>) -> LabelSelector {
+    let mut values: Vec<String> = names.into_iter().collect();
+    values.sort();
+    values.dedup();
+    if values.is_empty() {
+        // `In` needs a value; this one is no namespace's name (names never start with '-').
+        values.push("-none".into());
+    }
+    LabelSelector {
+        match_expressions: Some(vec![LabelSelectorRequirement {
+            key: NAMESPACE_NAME_LABEL.to_owned(),
+            operator: "In".into(),
+            values: Some(values),
+        }]),
+        ..LabelSelector::default()
+    }
+}
+
+/// Baseline isolation: the tenancy's namespaces (`own`: those that exist and belong to it) reach
+/// each other and DNS; nothing else reaches them and they reach nothing else (network segments
+/// open paths on top). Peers are chosen by namespace name, never by the `commons.dev/tenancy`
+/// label, which anyone allowed to label a namespace could set.
+pub fn baseline_policy(tenancy: &Tenancy, namespace: &str, own: &[String]) -> NetworkPolicy {
     let same_tenancy = NetworkPolicyPeer {
-        namespace_selector: Some(LabelSelector {
-            match_labels: Some(BTreeMap::from([(labels::TENANCY.to_owned(), tenancy.name_any())])),
-            ..LabelSelector::default()
-        }),
+        namespace_selector: Some(namespaces_named(own.iter().cloned())),
         ..NetworkPolicyPeer::default()
     };
     let dns = NetworkPolicyEgressRule {
@@ -314,7 +338,9 @@ pub fn tenant_admin_role() -> ClusterRole {
                     "pods/portforward",
                     "pods/attach",
                     "services",
-                    "endpoints",
+                    // Not endpoints (nor EndpointSlices): hand-written endpoints can point a
+                    // Service at any address (CVE-2021-25740, why Kubernetes' own admin and edit
+                    // roles dropped them).
                     "configmaps",
                     "secrets",
                     "persistentvolumeclaims",
@@ -406,13 +432,17 @@ mod tests {
     #[test]
     fn baseline_policy_admits_only_the_same_tenancy_and_dns() {
         let t = TenancyBuilder::new("leeds").build();
-        let p = baseline_policy(&t, "leeds-prod").spec.unwrap();
+        let own = ["leeds-prod".to_owned(), "leeds-dev".to_owned()];
+        let p = baseline_policy(&t, "leeds-prod", &own).spec.unwrap();
         assert_eq!(p.policy_types.unwrap(), ["Ingress", "Egress"]);
         let from = p.ingress.unwrap()[0].from.clone().unwrap();
-        assert_eq!(
-            from[0].namespace_selector.as_ref().unwrap().match_labels.as_ref().unwrap()["commons.dev/tenancy"],
-            "leeds"
-        );
+        let sel = from[0].namespace_selector.clone().unwrap();
+        assert!(sel.match_labels.is_none(), "never by a label a namespace's editor can set");
+        let req = &sel.match_expressions.unwrap()[0];
+        assert_eq!((req.key.as_str(), req.operator.as_str()), ("kubernetes.io/metadata.name", "In"));
+        assert_eq!(req.values.clone().unwrap(), ["leeds-dev", "leeds-prod"]);
+        let none = namespaces_named(Vec::new()).match_expressions.unwrap()[0].values.clone().unwrap();
+        assert_eq!(none, ["-none"], "an empty In is invalid; a name no namespace can have instead");
         let egress = p.egress.unwrap();
         assert_eq!(egress.len(), 2);
         assert_eq!(egress[1].ports.as_ref().unwrap()[0].port, Some(IntOrString::Int(53)));

@@ -102,9 +102,6 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let client = watches.client().clone();
-    if let Err(e) = reconcile::install_tenant_admin_role(&client).await {
-        tracing::error!(error = %e, "cannot install the tenant-admin ClusterRole; owners will have no access until it is");
-    }
     let (namespaces, ns_stream) = watches.reflect::<Namespace>(true);
     let (limit_ranges, lr_stream) = watches.reflect::<LimitRange>(false);
     let (network_policies, np_stream) = watches.reflect::<NetworkPolicy>(false);

@@ -164,9 +164,51 @@ pub fn safe_ceiling(
     total.saturating_sub(others)
 }
 
+/// The first of the two steps that move a namespace's share to `target`: each resource goes down
+/// to `target` now, or stays where it is (`hard`, else `used` for a quota not yet made) when the
+/// target is higher; never below what the webhook has already `admitted` there (it may not have
+/// reached the ResourceQuota yet, which would then refuse it). Raises follow once every lowered
+/// share is stored, each only as far as [`safe_ceiling`] allows.
+pub fn lowered(target: &Amounts, hard: Option<&Amounts>, used: &Amounts, admitted: &Amounts) -> Amounts {
+    target
+        .iter()
+        .map(|(r, t)| {
+            let now = hard.and_then(|h| h.get(r)).copied().unwrap_or_else(|| get(used, r));
+            let floor = get(admitted, r).min(now);
+            (r.clone(), (*t).min(now).max(floor))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_first_step_lowers_only_and_never_below_what_was_admitted() {
+        // (target, hard, used, admitted) → step, for pods.
+        let cases: [(i64, Option<i64>, i64, i64, i64); 6] = [
+            (2, Some(5), 1, 0, 2), // lowered to the target
+            (8, Some(5), 1, 0, 5), // a raise waits for the second step
+            (2, Some(5), 1, 4, 4), // not below what the webhook admitted
+            (2, Some(3), 1, 9, 3), // nor above where it was
+            (4, None, 2, 0, 2),    // a new quota starts at what is used
+            (0, Some(5), 0, 0, 0), // suspended: down to nothing
+        ];
+        for (target, hard, used, admitted, want) in cases {
+            let step = lowered(
+                &amounts(&[("pods", target)]),
+                hard.map(|h| amounts(&[("pods", h)])).as_ref(),
+                &amounts(&[("pods", used)]),
+                &amounts(&[("pods", admitted)]),
+            );
+            assert_eq!(
+                step,
+                amounts(&[("pods", want)]),
+                "target {target}, hard {hard:?}, used {used}, admitted {admitted}"
+            );
+        }
+    }
 
     fn amounts(pairs: &[(&str, i64)]) -> Amounts {
         pairs.iter().map(|(k, v)| ((*k).to_owned(), Milli::units(*v))).collect()

@@ -119,7 +119,7 @@ pub async fn reconcile(tenancy: Arc<Tenancy>, ctx: Arc<Context>) -> Result<Actio
             lookup(&ctx.stores.limit_ranges, desired::LIMIT_RANGE_NAME, Some(ns)).as_deref(),
         )
         .await?;
-        let np = desired::baseline_policy(&tenancy, ns);
+        let np = desired::baseline_policy(&tenancy, ns, &ours);
         apply_if_changed(
             &Api::<NetworkPolicy>::namespaced(client.clone(), ns),
             &np,
@@ -396,18 +396,14 @@ async fn apply_quota(
     let mut commitments: BTreeMap<String, Amounts> = BTreeMap::new();
     let mut first: BTreeMap<String, Amounts> = BTreeMap::new();
     for o in &observed {
-        let target = &plan[&o.namespace];
-        let current = o.hard.clone().unwrap_or_default();
-        let step: Amounts = target
-            .iter()
-            .map(|(r, t)| {
-                let now =
-                    current.get(r).copied().unwrap_or_else(|| o.used.get(r).copied().unwrap_or_default());
-                let floor = admitted.get(&o.namespace).and_then(|a| a.get(r)).copied().unwrap_or_default();
-                (r.clone(), (*t).min(now).max(floor.min(now)))
-            })
-            .collect();
+        let step = quota::lowered(
+            &plan[&o.namespace],
+            o.hard.as_ref(),
+            &o.used,
+            admitted.get(&o.namespace).unwrap_or(&Amounts::new()),
+        );
         let used = if !quota_up_to_date(tenancy, found(&o.namespace), &o.namespace, &step) {
+            let current = o.hard.clone().unwrap_or_default();
             let lower: Amounts = step
                 .iter()
                 .filter(|(r, v)| current.get(*r).is_some_and(|c| *v < c))
@@ -504,18 +500,6 @@ impl Context {
     pub async fn event(&self, tenancy: &Tenancy, type_: EventType, reason: &str, note: &str) {
         crate::events::publish(&self.recorder, tenancy, type_, reason, "Reconcile", note.to_owned()).await;
     }
-}
-
-/// Applies the ClusterRole every tenancy's owners are bound to.
-pub async fn install_tenant_admin_role(client: &kube::Client) -> Result<()> {
-    let api: Api<ClusterRole> = Api::all(client.clone());
-    let role = desired::tenant_admin_role();
-    let existing = api
-        .get_opt(desired::TENANT_ADMIN_ROLE)
-        .await
-        .map_err(|source| Error::Kube { context: "reading the tenant-admin ClusterRole".into(), source })?;
-    apply_if_changed(&api, &role, existing.as_ref()).await?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,0 +1,54 @@
+//! The quota webhook's metrics.
+
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts};
+
+use crate::error::Result;
+
+/// The webhook's metrics.
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    /// Decisions, by kind and outcome (`admitted`, `refused`, `unavailable`).
+    pub decisions: IntCounterVec,
+    /// How long a decision takes.
+    pub duration: HistogramVec,
+    /// Reservations held now.
+    pub reservations: IntGauge,
+    /// Reservations ended, by how (`observed`, `absent`).
+    pub settled: IntCounterVec,
+    /// Changed certificate files taken up (`reloaded`) or not (`refused`).
+    pub certificates: IntCounterVec,
+}
+
+impl Metrics {
+    /// Creates the metrics and registers them in `registry`.
+    pub fn new(registry: &prometheus::Registry) -> Result<Self> {
+        let decisions = IntCounterVec::new(
+            Opts::new("admission_decisions_total", "Quota admission decisions, by kind and outcome."),
+            &["kind", "outcome"],
+        )?;
+        let duration = HistogramVec::new(
+            HistogramOpts::new("admission_duration_seconds", "How long a quota admission decision takes.")
+                .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0]),
+            &["kind"],
+        )?;
+        let reservations =
+            IntGauge::new("admission_reservations", "Admissions not yet seen in the watches.")?;
+        let settled = IntCounterVec::new(
+            Opts::new("admission_reservations_settled_total", "Reservations ended, by how."),
+            &["how"],
+        )?;
+        registry.register(Box::new(decisions.clone()))?;
+        registry.register(Box::new(duration.clone()))?;
+        registry.register(Box::new(reservations.clone()))?;
+        let certificates = IntCounterVec::new(
+            Opts::new(
+                "webhook_certificate_reloads_total",
+                "Changed webhook certificate files, taken up (reloaded) or not (refused).",
+            ),
+            &["outcome"],
+        )?;
+        registry.register(Box::new(settled.clone()))?;
+        registry.register(Box::new(certificates.clone()))?;
+        Ok(Metrics { decisions, duration, reservations, settled, certificates })
+    }
+}

@@ -1,0 +1,172 @@
+//! The watches the quota check counts from, each stripped to what counting reads.
+
+use commons_crds::tenancy::Tenancy;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Pod, ResourceQuota, Service};
+use kube::Resource;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use serde::de::DeserializeOwned;
+
+use super::index::ByNamespace;
+use super::usage;
+use crate::watch::Synced;
+
+/// The watches the quota check counts from.
+#[derive(Clone)]
+pub(super) struct Stores {
+    pub(super) tenancies: Store<Tenancy>,
+    pub(super) namespaces: Store<Namespace>,
+    pub(super) pods: ByNamespace<Pod>,
+    pub(super) claims: ByNamespace<PersistentVolumeClaim>,
+    pub(super) services: ByNamespace<Service>,
+    pub(super) quotas: Store<ResourceQuota>,
+}
+
+impl Stores {
+    /// Starts every watch, each until `stop`.
+    pub(super) fn start(
+        watches: &crate::watch::Watches,
+        stop: &tokio::sync::watch::Receiver<bool>,
+    ) -> Stores {
+        let managed = crate::watch::managed_or_all(false);
+        Stores {
+            tenancies: start_watch(watches, watcher::Config::default(), strip_meta::<Tenancy>, stop.clone()),
+            namespaces: start_watch(watches, managed.clone(), strip_meta::<Namespace>, stop.clone()),
+            pods: start_indexed_watch(watches, strip_pod, stop.clone()),
+            claims: start_indexed_watch(watches, strip_meta::<PersistentVolumeClaim>, stop.clone()),
+            services: start_indexed_watch(watches, strip_meta::<Service>, stop.clone()),
+            quotas: start_watch(watches, managed, strip_meta::<ResourceQuota>, stop.clone()),
+        }
+    }
+
+    pub(super) fn synced(&self) -> bool {
+        [
+            self.tenancies.synced(),
+            self.namespaces.synced(),
+            Some(self.pods.synced()),
+            Some(self.claims.synced()),
+            Some(self.services.synced()),
+            self.quotas.synced(),
+        ]
+        .iter()
+        .all(|s| *s == Some(true))
+    }
+}
+
+/// Starts the watches the quota check needs, each until `shutdown`; the stores fill in the
+/// background (the check refuses, asking to retry, until they have).
+fn start_watch<K>(
+    watches: &crate::watch::Watches,
+    config: watcher::Config,
+    strip: fn(&mut K),
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Store<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
+    let (store, writer) = reflector::store();
+    let stream =
+        watches.events::<K>(config).modify(strip).reflect(writer).take_until(crate::run::stopped(stop));
+    tokio::spawn(async move {
+        stream
+            .for_each(|r| async move {
+                if let Err(e) = r {
+                    tracing::debug!(error = %e, "admission watch error");
+                }
+            })
+            .await;
+    });
+    store
+}
+
+/// Starts a watch that keeps its objects by namespace, until `shutdown`.
+fn start_indexed_watch<K>(
+    watches: &crate::watch::Watches,
+    strip: fn(&mut K),
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> ByNamespace<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
+    let index = ByNamespace::default();
+    let stream =
+        watches.events::<K>(watcher::Config::default()).modify(strip).take_until(crate::run::stopped(stop));
+    let writer = index.clone();
+    tokio::spawn(async move {
+        stream
+            .for_each(|r| {
+                match r {
+                    Ok(event) => writer.apply(&event),
+                    Err(e) => tracing::debug!(error = %e, "admission watch error"),
+                }
+                std::future::ready(())
+            })
+            .await;
+    });
+    index
+}
+
+/// Keeps only what counting needs: the pods of a large cluster are held in memory.
+fn strip_pod(pod: &mut Pod) {
+    pod.metadata.managed_fields = None;
+    pod.metadata.annotations = None;
+    pod.metadata.labels = None;
+    pod.metadata.owner_references = None;
+    if let Some(spec) = pod.spec.as_mut() {
+        for c in spec.containers.iter_mut().chain(spec.init_containers.iter_mut().flatten()) {
+            c.env = None;
+            c.env_from = None;
+            c.args = None;
+            c.command = None;
+            c.volume_mounts = None;
+            c.ports = None;
+            c.liveness_probe = None;
+            c.readiness_probe = None;
+            c.startup_probe = None;
+        }
+        spec.volumes = None;
+        spec.affinity = None;
+        spec.tolerations = None;
+    }
+    if let Some(status) = pod.status.as_mut() {
+        // What counting reads: the phase, and what an in-place resize under way has allocated and
+        // runs (usage::pod).
+        let kept = k8s_openapi::api::core::v1::PodStatus {
+            phase: status.phase.take(),
+            conditions: status
+                .conditions
+                .take()
+                .map(|cs| cs.into_iter().filter(|c| c.type_ == usage::RESIZE_PENDING).collect::<Vec<_>>())
+                .filter(|cs| !cs.is_empty()),
+            container_statuses: status.container_statuses.take().map(strip_container_statuses),
+            init_container_statuses: status.init_container_statuses.take().map(strip_container_statuses),
+            ..Default::default()
+        };
+        *status = kept;
+    }
+}
+
+fn strip_container_statuses(
+    statuses: Vec<k8s_openapi::api::core::v1::ContainerStatus>,
+) -> Vec<k8s_openapi::api::core::v1::ContainerStatus> {
+    statuses
+        .into_iter()
+        .filter(|cs| cs.resources.is_some() || cs.allocated_resources.is_some())
+        .map(|cs| k8s_openapi::api::core::v1::ContainerStatus {
+            name: cs.name,
+            allocated_resources: cs.allocated_resources,
+            resources: cs.resources.map(|r| k8s_openapi::api::core::v1::ResourceRequirements {
+                requests: r.requests,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .collect()
+}
+
+fn strip_meta<K: Resource>(obj: &mut K) {
+    let meta = obj.meta_mut();
+    meta.managed_fields = None;
+    meta.annotations = None;
+}

@@ -1,0 +1,122 @@
+//! Reservations end: when the watches show the admitted object, or when a fresh read finds it was
+//! never stored.
+
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service};
+use kube::Api;
+use kube::runtime::reflector::ObjectRef;
+
+use super::ledger::{self, Kind, Ledger, Request};
+use super::{Admission, usage};
+use crate::tenancy::quota::Amounts;
+
+impl Admission {
+    pub(super) fn count_settled(&self, n: usize, how: &str) {
+        if n > 0 {
+            let n = i64::try_from(n).unwrap_or(i64::MAX);
+            self.metrics.reservations.sub(n);
+            self.metrics.settled.with_label_values(&[how]).inc_by(n.unsigned_abs());
+        }
+    }
+
+    /// Ends reservations the watches now show, and those held past [`ledger::SETTLE`] whose
+    /// object a fresh read finds absent (its creation failed after the webhook).
+    pub(super) async fn sweep(&self) {
+        let tenancies: Vec<(String, Arc<std::sync::Mutex<Ledger>>)> = {
+            let ledgers = self.ledgers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            ledgers.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        };
+        for (tenancy, shared) in tenancies {
+            let unsettled = {
+                let mut ledger = shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if ledger.reservations().is_empty()
+                    && self.stores.tenancies.get(&ObjectRef::new(&tenancy)).is_none()
+                {
+                    // The tenancy is gone: forget its (empty) ledger, unless a decision is under way.
+                    let lock = self.demand.tenancy_lock(&tenancy);
+                    if let Ok(_turn) = lock.try_lock() {
+                        let mut ledgers =
+                            self.ledgers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                        if ledgers.get(&tenancy).is_some_and(|l| Arc::ptr_eq(l, &shared)) {
+                            ledgers.remove(&tenancy);
+                        }
+                    }
+                    drop(lock);
+                    self.demand.forget(&tenancy);
+                    continue;
+                }
+                let observed = self.observed(&tenancy);
+                let settled = ledger.settle_observed(&observed);
+                self.count_settled(settled, "observed");
+                ledger.unsettled(self.now())
+            };
+            for r in unsettled {
+                let fresh = self.fresh_usage(&r).await;
+                let mut ledger = shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                match fresh {
+                    Ok(Some(usage)) => {
+                        // Stored but not yet in the watches: keep counting what it counts now.
+                        let again = Request {
+                            uid: r.uid.clone(),
+                            kind: r.kind,
+                            namespace: r.namespace.clone(),
+                            name: r.name.clone(),
+                            usage,
+                            previous: Amounts::new(),
+                        };
+                        ledger.reserve(&again, self.now());
+                    }
+                    Ok(None) => {
+                        if ledger.release(&r.uid) {
+                            tracing::info!(
+                                tenancy,
+                                kind = r.kind.as_str(),
+                                namespace = r.namespace,
+                                name = r.name,
+                                "released the quota held for an admitted object that was never stored"
+                            );
+                            self.count_settled(1, "absent");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read an admitted object; its reservation stays")
+                    }
+                }
+            }
+        }
+    }
+
+    /// What the object of a reservation counts now, read afresh; `None` when it does not exist
+    /// (or is another object of the same name).
+    async fn fresh_usage(
+        &self,
+        r: &ledger::Reservation,
+    ) -> std::result::Result<Option<Amounts>, kube::Error> {
+        let ns = &r.namespace;
+        let same = |uid: &Option<String>| uid.as_deref() == Some(r.uid.as_str());
+        Ok(match r.kind {
+            Kind::Pod => Api::<Pod>::namespaced(self.client.clone(), ns)
+                .get_opt(&r.name)
+                .await?
+                .filter(|p| same(&p.metadata.uid))
+                .map(|p| {
+                    if usage::pod_is_charged(&p, jiff::Timestamp::now().as_second()) {
+                        usage::pod(&p)
+                    } else {
+                        Amounts::new()
+                    }
+                }),
+            Kind::PersistentVolumeClaim => Api::<PersistentVolumeClaim>::namespaced(self.client.clone(), ns)
+                .get_opt(&r.name)
+                .await?
+                .filter(|c| same(&c.metadata.uid))
+                .map(|c| usage::persistent_volume_claim(&c)),
+            Kind::Service => Api::<Service>::namespaced(self.client.clone(), ns)
+                .get_opt(&r.name)
+                .await?
+                .filter(|s| same(&s.metadata.uid))
+                .map(|s| usage::service(&s)),
+        })
+    }
+}
