@@ -15,6 +15,11 @@ pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 /// The value of [`MANAGED_BY`], and Commons' server-side apply field manager.
 pub const MANAGER: &str = "commons";
 
+/// `kubernetes.io/metadata.name`: the apiserver sets it on every namespace to the namespace's own
+/// name and nobody can change it, so network peers are chosen by it rather than by a label a
+/// namespace's editor could set.
+pub const NAMESPACE_NAME: &str = "kubernetes.io/metadata.name";
+
 /// Label keys a tenancy may not set on its namespaces, because Commons manages them.
 pub const RESERVED_PREFIXES: [&str; 2] = ["commons.dev/", "pod-security.kubernetes.io/"];
 

@@ -94,6 +94,19 @@ where
     }
 }
 
+/// Waits until `namespace` has its `default` ServiceAccount: the apiserver refuses a pod without
+/// it before any admission webhook is asked, and the controller manager makes it a moment after the
+/// namespace.
+pub async fn wait_for_default_service_account(client: &Client, namespace: &str) -> Result<(), E2eError> {
+    let accounts: kube::Api<k8s_openapi::api::core::v1::ServiceAccount> =
+        kube::Api::namespaced(client.clone(), namespace);
+    wait_for(&format!("the default ServiceAccount of {namespace}"), Duration::from_secs(60), || {
+        let accounts = accounts.clone();
+        async move { accounts.get_opt("default").await.ok()?.map(|_| ()) }
+    })
+    .await
+}
+
 /// Installs the committed CRDs (`crds/yaml/`) with kubectl, as a platform team would, and waits
 /// until every one is Established.
 pub async fn install_crds(client: &Client) -> Result<(), E2eError> {

@@ -12,9 +12,10 @@ use std::time::Duration;
 use commons_crds::Tenancy;
 use commons_e2e::{
     apply_raw, client, install_crds, operator, operator_metric, restricted_pod, wait_for, wait_for_condition,
+    wait_for_default_service_account,
 };
 use futures::FutureExt;
-use k8s_openapi::api::core::v1::{LimitRange, Namespace, Pod, ResourceQuota, ServiceAccount};
+use k8s_openapi::api::core::v1::{LimitRange, Namespace, Pod, ResourceQuota};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{DeleteParams, ListParams, PostParams};
@@ -115,13 +116,7 @@ async fn a_tenancy_deleted_while_the_operator_is_down_is_cleaned_up() {
     wait_for_condition(&client, "e2e-outage", "Ready", "True", None, Duration::from_secs(60)).await.unwrap();
     // A pod is refused without its ServiceAccount before any webhook is asked: wait for the
     // controller manager to make it.
-    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), "e2e-outage-one");
-    wait_for("the default ServiceAccount", Duration::from_secs(60), || {
-        let accounts = accounts.clone();
-        async move { accounts.get_opt("default").await.ok()?.map(|_| ()) }
-    })
-    .await
-    .unwrap();
+    wait_for_default_service_account(&client, "e2e-outage-one").await.unwrap();
 
     operator("stop").unwrap();
     // Whatever happens, the operator is started again for the tests that follow.

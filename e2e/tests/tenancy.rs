@@ -10,9 +10,9 @@ use std::time::Duration;
 use commons_crds::Tenancy;
 use commons_e2e::{
     apply_raw, can_i, client, install_crds, operator_metric, restricted_pod, tenancy_event_reasons, wait_for,
-    wait_for_condition,
+    wait_for_condition, wait_for_default_service_account,
 };
-use k8s_openapi::api::core::v1::{LimitRange, Namespace, Pod, ResourceQuota, ServiceAccount};
+use k8s_openapi::api::core::v1::{LimitRange, Namespace, Pod, ResourceQuota};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -736,13 +736,7 @@ async fn a_dry_run_refused_by_its_share_moves_no_quota() {
     };
     let start = (Some("1".to_owned()), Some("0".to_owned()));
     assert_eq!(shares().await, start, "the unit starts in the first namespace");
-    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), "e2e-dry-b");
-    wait_for("the default ServiceAccount", Duration::from_secs(60), || {
-        let accounts = accounts.clone();
-        async move { accounts.get_opt("default").await.ok()?.map(|_| ()) }
-    })
-    .await
-    .unwrap();
+    wait_for_default_service_account(&client, "e2e-dry-b").await.unwrap();
     for i in 0..5 {
         let refused = create_json::<Pod>(&client, "e2e-dry-b", restricted_pod(&format!("dry{i}")), true)
             .await

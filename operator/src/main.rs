@@ -109,28 +109,18 @@ fn main() -> ExitCode {
             webhook_insecure_any_client,
         } => {
             init_tracing(log_json);
-            let webhook = match (webhook_listen, webhook_cert_dir) {
-                (Some(_), Some(_)) if webhook_client_ca.is_none() && !webhook_insecure_any_client => {
-                    eprintln!(
-                        "commons: --webhook-client-ca is required with --webhook-listen: the CA of the client certificate the apiserver presents to webhooks (or --webhook-insecure-any-client, see docs/tenancy.md)"
-                    );
+            let webhook = match webhook_settings(
+                webhook_listen,
+                webhook_cert_dir,
+                webhook_endpoint.as_deref(),
+                webhook_client_ca,
+                webhook_insecure_any_client,
+            ) {
+                Ok(webhook) => webhook,
+                Err(e) => {
+                    eprintln!("commons: {e}");
                     return ExitCode::from(2);
                 }
-                (Some(listen), Some(cert_dir)) => {
-                    match webhook_endpoint.as_deref().map(parse_endpoint).transpose() {
-                        Ok(endpoint) => Some(run::WebhookSettings {
-                            listen,
-                            cert_dir,
-                            endpoint: endpoint.unwrap_or_else(|| Endpoint::Url(format!("https://{listen}"))),
-                            client_ca: webhook_client_ca,
-                        }),
-                        Err(e) => {
-                            eprintln!("commons: --webhook-endpoint: {e}");
-                            return ExitCode::from(2);
-                        }
-                    }
-                }
-                _ => None,
             };
             match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
                 Ok(rt) => rt.block_on(run::run(run::Settings {
@@ -153,6 +143,31 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The webhook's settings from `commons run`'s flags: none without `--webhook-listen`; a client CA
+/// (or the explicit `--webhook-insecure-any-client`) required with it.
+fn webhook_settings(
+    listen: Option<SocketAddr>,
+    cert_dir: Option<PathBuf>,
+    endpoint: Option<&str>,
+    client_ca: Option<PathBuf>,
+    any_client: bool,
+) -> Result<Option<run::WebhookSettings>, String> {
+    let (Some(listen), Some(cert_dir)) = (listen, cert_dir) else {
+        return Ok(None);
+    };
+    if client_ca.is_none() && !any_client {
+        return Err("--webhook-client-ca is required with --webhook-listen: the CA of the client certificate the apiserver presents to webhooks (or --webhook-insecure-any-client, see docs/tenancy.md)".into());
+    }
+    let endpoint =
+        endpoint.map(parse_endpoint).transpose().map_err(|e| format!("--webhook-endpoint: {e}"))?;
+    Ok(Some(run::WebhookSettings {
+        listen,
+        cert_dir,
+        endpoint: endpoint.unwrap_or_else(|| Endpoint::Url(format!("https://{listen}"))),
+        client_ca,
+    }))
 }
 
 /// `https://...` or `service:NAMESPACE/NAME:PORT`.
@@ -182,5 +197,38 @@ fn init_tracing(json: bool) {
         builder.json().init();
     } else {
         builder.init();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_webhook_serves_only_the_apiserver_unless_told_otherwise() {
+        let listen: SocketAddr = "127.0.0.1:18443".parse().unwrap();
+        let dir = || Some(PathBuf::from("/certs"));
+        // Served with neither a client CA nor the explicit opt-out: refused, naming the flag.
+        let refused = webhook_settings(Some(listen), dir(), None, None, false).unwrap_err();
+        assert!(refused.contains("--webhook-client-ca is required"), "{refused}");
+        let ca = webhook_settings(Some(listen), dir(), None, Some("/ca.crt".into()), false).unwrap().unwrap();
+        assert_eq!(ca.client_ca, Some(PathBuf::from("/ca.crt")));
+        assert_eq!(ca.endpoint, Endpoint::Url("https://127.0.0.1:18443".into()));
+        let anyone = webhook_settings(Some(listen), dir(), None, None, true).unwrap().unwrap();
+        assert_eq!(anyone.client_ca, None);
+        // No webhook, no requirement.
+        assert!(webhook_settings(None, None, None, None, false).unwrap().is_none());
+        let bad = webhook_settings(Some(listen), dir(), Some("http://x"), Some("/ca.crt".into()), false);
+        assert!(bad.unwrap_err().starts_with("--webhook-endpoint:"));
+        // Both at once is a contradiction the command line refuses.
+        let both = Cli::try_parse_from([
+            "commons",
+            "run",
+            "--webhook-client-ca",
+            "/ca.crt",
+            "--webhook-insecure-any-client",
+        ]);
+        assert!(both.unwrap_err().to_string().contains("cannot be used with"));
     }
 }

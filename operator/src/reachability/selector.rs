@@ -5,8 +5,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 
-/// The label the apiserver sets on every namespace, whose value is the namespace's name.
-pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+use commons_crds::labels::NAMESPACE_NAME;
 
 /// The namespace assumed for an object whose `metadata.namespace` is unset.
 pub const DEFAULT_NAMESPACE: &str = "default";
@@ -56,14 +55,14 @@ pub fn matches_pod(selector: &LabelSelector, pod: &Pod) -> bool {
 pub fn matches_namespace(selector: &LabelSelector, namespaces: &[Namespace], name: &str) -> bool {
     let labels = find_namespace(namespaces, name).and_then(|ns| ns.metadata.labels.as_ref());
     matches(selector, |k| {
-        if k == NAMESPACE_NAME_LABEL { Some(name) } else { labels.and_then(|l| l.get(k)).map(String::as_str) }
+        if k == NAMESPACE_NAME { Some(name) } else { labels.and_then(|l| l.get(k)).map(String::as_str) }
     })
 }
 
 /// The value of `key` on the namespace called `name` (with the implicit
 /// `kubernetes.io/metadata.name` label), if any.
 pub fn namespace_label<'a>(namespaces: &'a [Namespace], name: &'a str, key: &str) -> Option<&'a str> {
-    if key == NAMESPACE_NAME_LABEL {
+    if key == NAMESPACE_NAME {
         return Some(name);
     }
     find_namespace(namespaces, name)?.metadata.labels.as_ref()?.get(key).map(String::as_str)
@@ -199,13 +198,13 @@ mod tests {
         }))
         .unwrap();
         let namespaces = [ns];
-        let by_name = selector(serde_json::json!({"matchLabels": {NAMESPACE_NAME_LABEL: "shop"}}));
+        let by_name = selector(serde_json::json!({"matchLabels": {NAMESPACE_NAME: "shop"}}));
         assert!(matches_namespace(&by_name, &namespaces, "shop"));
         assert!(!matches_namespace(&by_name, &namespaces, "other"));
         let by_team = selector(serde_json::json!({"matchLabels": {"team": "red"}}));
         assert!(matches_namespace(&by_team, &namespaces, "shop"));
         assert!(!matches_namespace(&by_team, &namespaces, "missing"));
-        assert_eq!(namespace_label(&namespaces, "missing", NAMESPACE_NAME_LABEL), Some("missing"));
+        assert_eq!(namespace_label(&namespaces, "missing", NAMESPACE_NAME), Some("missing"));
         assert_eq!(namespace_label(&namespaces, "shop", "team"), Some("red"));
     }
 }

@@ -171,10 +171,6 @@ pub fn limit_range(tenancy: &Tenancy, namespace: &str) -> LimitRange {
     }
 }
 
-/// The label every namespace carries with its own name; the apiserver sets it and nobody can
-/// change it, so a peer chosen by it cannot be impersonated by relabelling a namespace.
-pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
-
 /// Selects exactly the namespaces `names` by their immutable name label (none when empty).
 pub fn namespaces_named(names: impl IntoIterator<Item = String>) -> LabelSelector {
     let mut values: Vec<String> = names.into_iter().collect();
@@ -186,7 +182,7 @@ pub fn namespaces_named(names: impl IntoIterator<Item = String>) -> LabelSelecto
     }
     LabelSelector {
         match_expressions: Some(vec![LabelSelectorRequirement {
-            key: NAMESPACE_NAME_LABEL.to_owned(),
+            key: labels::NAMESPACE_NAME.to_owned(),
             operator: "In".into(),
             values: Some(values),
         }]),
@@ -207,7 +203,7 @@ pub fn baseline_policy(tenancy: &Tenancy, namespace: &str, own: &[String]) -> Ne
         to: Some(vec![NetworkPolicyPeer {
             namespace_selector: Some(LabelSelector {
                 match_labels: Some(BTreeMap::from([(
-                    "kubernetes.io/metadata.name".to_owned(),
+                    labels::NAMESPACE_NAME.to_owned(),
                     "kube-system".to_owned(),
                 )])),
                 ..LabelSelector::default()
