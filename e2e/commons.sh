@@ -13,6 +13,8 @@ export COMMONS_WEBHOOK_CERT_DIR="${COMMONS_WEBHOOK_CERT_DIR:-$COMMONS_CLUSTER_DI
 export COMMONS_WEBHOOK_CLIENT_CA="${COMMONS_WEBHOOK_CLIENT_CA:-$COMMONS_CLUSTER_DIR/pki/webhook-client-ca.crt}"
 # A short resync, so idle resyncs can be watched happening (the production default is 300 s).
 export COMMONS_RESYNC_SECONDS="${COMMONS_RESYNC_SECONDS:-10}"
+# The registries images may come from in tenancies that list none (the local cloud's own).
+export COMMONS_ALLOWED_REGISTRIES="${COMMONS_ALLOWED_REGISTRIES:-registry.example,registry.example.gov.uk,registry.k8s.io}"
 # Commons' own PKI (the webhook's serving CA), apart from the control plane's pki/: the control
 # plane restarts a component whose certificates changed, and Commons' must not count as such.
 commons_pki="$COMMONS_CLUSTER_DIR/commons-pki"
@@ -80,7 +82,7 @@ commons_stop() {
 commons_command() {
   commons_cmd=("$COMMONS_BIN" run --listen "$COMMONS_LISTEN" --resync-seconds "$COMMONS_RESYNC_SECONDS"
     --webhook-listen "$COMMONS_WEBHOOK_LISTEN" --webhook-cert-dir "$COMMONS_WEBHOOK_CERT_DIR"
-    --webhook-client-ca "$COMMONS_WEBHOOK_CLIENT_CA")
+    --webhook-client-ca "$COMMONS_WEBHOOK_CLIENT_CA" --allowed-registries "$COMMONS_ALLOWED_REGISTRIES")
 }
 
 # commons_inputs: a hash of what commons runs from: the binary, its command line, its kubeconfig

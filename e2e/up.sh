@@ -47,7 +47,8 @@ Try:
   # an owner may run workloads (yes) but not change the quota Commons manages (no):
   kubectl auth can-i create deployments -n northshire-council-revenues --as someone --as-group northshire-platform-admins
   kubectl auth can-i update resourcequotas -n northshire-council-revenues --as someone --as-group northshire-platform-admins
-  kubectl get validatingwebhookconfiguration quota.commons.dev   # the tenancy-wide quota check, served by commons
+  kubectl get validatingwebhookconfiguration quota.commons.dev   # the tenancy-wide quota and policy checks, served by commons
+  kubectl delete tenancy northshire-council --dry-run=server    # refused: deletion protection, and how to lift it
   curl -s http://$COMMONS_LISTEN/metrics | grep ^commons_admission   # its decisions and held reservations
   kubectl get networksegments                # psn, hscn (psn peers into it), secure
   kubectl get netpol -A -l commons.dev/segment  # the paths segments open

@@ -8,6 +8,7 @@
 // `printcolumn(name = .., type_ = ..)` entries repeat their keys by design; the lint misreads them.
 #![allow(clippy::duplicated_attributes)]
 
+pub mod allowed;
 pub mod common;
 pub mod generate;
 pub mod hosted_service;

@@ -7,6 +7,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::allowed::Allowed;
 use crate::common::{Amount, Classification, ResourceRequirements, Sector};
 
 /// The longest a Tenancy name may be, so that `<tenancy>-<namespace>` still fits a DNS label.
@@ -74,6 +75,10 @@ pub struct TenancySpec {
     /// Monthly budget; Commons raises BudgetExceeded and Events as spend crosses each threshold.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget: Option<Budget>,
+    /// What the tenancy's workloads may use beyond the safe defaults: NodePort Services,
+    /// PriorityClasses, tolerations, image registries and StorageClasses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed: Option<Allowed>,
     /// Pod Security Admission level enforced in the tenancy's namespaces.
     #[serde(default)]
     pub pod_security: PodSecurityLevel,
@@ -81,10 +86,23 @@ pub struct TenancySpec {
     /// is deleted; setting it back to false restores them.
     #[serde(default)]
     pub suspended: bool,
+    /// Refuse the deletion of this Tenancy (which deletes all its namespaces and everything in
+    /// them). When absent: on, unless the tenancy is a sandbox (has spec.expiresAt). To delete a
+    /// protected tenancy, set this to false first. Enforced by Commons' admission webhook.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_protection: Option<bool>,
     /// For sandbox tenancies: when the tenancy expires. Commons warns 7 days and 1 day before and
     /// suspends the tenancy at this time; it never deletes anything by itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<Time>,
+}
+
+impl TenancySpec {
+    /// Whether deleting the Tenancy is refused: `spec.deletionProtection`, by default on for
+    /// every tenancy that is not a sandbox (one with `spec.expiresAt`).
+    pub fn deletion_protected(&self) -> bool {
+        self.deletion_protection.unwrap_or(self.expires_at.is_none())
+    }
 }
 
 /// The organisation a tenancy belongs to.

@@ -53,6 +53,36 @@ pub async fn client() -> Result<Client, E2eError> {
     Ok(client)
 }
 
+/// A client for the local control plane that acts as `user` in `groups` (impersonation, as
+/// `kubectl --as --as-group`): what a tenancy owner may do, tried for real.
+pub async fn client_as(user: &str, groups: &[&str]) -> Result<Client, E2eError> {
+    let mut config =
+        kube::Config::infer().await.map_err(|e| E2eError::NoCluster(kube::Error::InferConfig(e)))?;
+    config.auth_info.impersonate = Some(user.to_owned());
+    config.auth_info.impersonate_groups = Some(groups.iter().map(|g| (*g).to_owned()).collect());
+    Client::try_from(config).map_err(E2eError::NoCluster)
+}
+
+/// A Tenancy manifest for tests: owned by the group `<name>-admins`, with `namespaces`, not
+/// protected from deletion (tests delete what they make), and `extra` merged into its spec.
+pub fn tenancy_manifest(name: &str, namespaces: &[&str], extra: serde_json::Value) -> serde_json::Value {
+    let mut spec = serde_json::json!({
+        "organisation": {
+            "displayName": format!("{name} organisation"),
+            "sector": "local-government",
+            "costCentre": "E2E-01",
+            "contactEmail": "e2e@example.gov.uk"
+        },
+        "owners": [{"kind": "Group", "name": format!("{name}-admins")}],
+        "deletionProtection": false,
+        "namespaces": namespaces.iter().map(|n| serde_json::json!({"name": n})).collect::<Vec<_>>()
+    });
+    if let (serde_json::Value::Object(s), serde_json::Value::Object(e)) = (&mut spec, extra) {
+        s.extend(e);
+    }
+    serde_json::json!({"apiVersion": "commons.dev/v1alpha1", "kind": "Tenancy", "metadata": {"name": name}, "spec": spec})
+}
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().map(PathBuf::from).unwrap_or_default()
@@ -322,6 +352,7 @@ pub fn bench_tenancy(
             "organisation": {"displayName": format!("Benchmark body {i}"), "sector": "local-government",
                              "costCentre": "BENCH", "contactEmail": "bench@example.gov.uk"},
             "owners": [{"kind": "Group", "name": format!("{name}-admins")}],
+            "deletionProtection": false,
             "namespaces": namespaces,
             "quota": quota
         }

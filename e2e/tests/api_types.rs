@@ -32,6 +32,7 @@ fn tenancy(name: &str, spec_patch: Value) -> Value {
             "contactEmail": "it@example.gov.uk"
         },
         "owners": [{"kind": "Group", "name": "example-admins"}],
+        "deletionProtection": false,
         "namespaces": [{"name": "prod"}]
     });
     merge(&mut spec, spec_patch);
@@ -226,6 +227,21 @@ async fn invalid_tenancies_are_rejected_naming_the_field() {
             tenancy("e2e-bad-email", json!({"organisation": {"contactEmail": "not-an-email"}})),
             "spec.organisation.contactEmail",
             "should match",
+        ),
+        (
+            tenancy("e2e-bad-registry", json!({"allowed": {"registries": ["https://ghcr.io"]}})),
+            "spec.allowed.registries[0]",
+            "should match",
+        ),
+        (
+            tenancy("e2e-bad-toleration", json!({"allowed": {"tolerations": [{"key": ""}]}})),
+            "spec.allowed.tolerations[0].key",
+            "should be at least 1 chars long",
+        ),
+        (
+            tenancy("e2e-bad-effect", json!({"allowed": {"tolerations": [{"key": "k", "effect": "Evict"}]}})),
+            "spec.allowed.tolerations[0].effect",
+            "Unsupported value",
         ),
     ];
     for (manifest, field, why) in cases {

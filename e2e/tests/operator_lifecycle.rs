@@ -32,6 +32,7 @@ fn tenancy(name: &str) -> serde_json::Value {
         "spec": {
             "organisation": {"displayName": "Idle Council", "sector": "local-government", "costCentre": "IDLE-1", "contactEmail": "idle@example.gov.uk"},
             "owners": [{"kind": "Group", "name": "idle-admins"}],
+            "deletionProtection": false,
             "namespaces": [{"name": "one"}, {"name": "two"}],
             "quota": {"cpu": "4", "memory": "8Gi", "pods": 20}
         }

@@ -31,6 +31,7 @@ fn tenancy(name: &str, sector: &str, classification: &str, segments: &[&str]) ->
             "organisation": {"displayName": name, "sector": sector, "costCentre": "SEG", "contactEmail": "seg@example.gov.uk"},
             "classification": classification,
             "owners": [{"kind": "Group", "name": format!("{name}-admins")}],
+            "deletionProtection": false,
             "namespaces": [{"name": "app"}],
             "networkSegments": segments
         }

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use commons_crds::Tenancy;
 use commons_e2e::{
-    apply_raw, can_i, client, install_crds, operator_metric, restricted_pod, tenancy_event_reasons, wait_for,
-    wait_for_condition, wait_for_default_service_account,
+    apply_raw, can_i, client, install_crds, operator_metric, restricted_pod, tenancy_event_reasons,
+    tenancy_manifest, wait_for, wait_for_condition, wait_for_default_service_account,
 };
 use k8s_openapi::api::core::v1::{LimitRange, Namespace, Pod, ResourceQuota};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
@@ -31,20 +31,7 @@ async fn ready_client() -> Client {
 }
 
 fn tenancy(name: &str, namespaces: &[&str], extra: Value) -> Value {
-    let mut spec = json!({
-        "organisation": {
-            "displayName": format!("{name} organisation"),
-            "sector": "local-government",
-            "costCentre": "E2E-01",
-            "contactEmail": "e2e@example.gov.uk"
-        },
-        "owners": [{"kind": "Group", "name": format!("{name}-admins")}],
-        "namespaces": namespaces.iter().map(|n| json!({"name": n})).collect::<Vec<_>>()
-    });
-    if let (Value::Object(s), Value::Object(e)) = (&mut spec, extra) {
-        s.extend(e);
-    }
-    json!({"apiVersion": "commons.dev/v1alpha1", "kind": "Tenancy", "metadata": {"name": name}, "spec": spec})
+    tenancy_manifest(name, namespaces, extra)
 }
 
 async fn fresh_tenancy(client: &Client, name: &str, namespaces: &[&str], extra: Value) -> Tenancy {

@@ -11,6 +11,7 @@ pub use error::{Error, Result};
 pub mod apply;
 pub mod events;
 pub mod keeper;
+pub mod policy;
 pub mod quantity;
 pub mod reachability;
 pub mod reachability_cmd;

@@ -73,6 +73,11 @@ enum Command {
         /// control plane alone.
         #[arg(long, env = "COMMONS_WEBHOOK_INSECURE_ANY_CLIENT", conflicts_with = "webhook_client_ca")]
         webhook_insecure_any_client: bool,
+        /// Registries (optionally with a path, comma-separated) container images may come from in
+        /// tenancies whose spec.allowed.registries is absent, for example
+        /// `registry.k8s.io,ghcr.io/our-org`. Without it, any registry. Enforced by the webhook.
+        #[arg(long, env = "COMMONS_ALLOWED_REGISTRIES", value_delimiter = ',', value_parser = registry)]
+        allowed_registries: Option<Vec<String>>,
     },
 }
 
@@ -107,6 +112,7 @@ fn main() -> ExitCode {
             webhook_endpoint,
             webhook_client_ca,
             webhook_insecure_any_client,
+            allowed_registries,
         } => {
             init_tracing(log_json);
             let webhook = match webhook_settings(
@@ -127,6 +133,7 @@ fn main() -> ExitCode {
                     listen,
                     resync: std::time::Duration::from_secs(resync_seconds.max(1)),
                     webhook,
+                    policy: commons_operator::admission::Settings { default_registries: allowed_registries },
                 })),
                 Err(source) => Err(commons_operator::Error::Io {
                     action: "cannot start the async runtime",
@@ -168,6 +175,11 @@ fn webhook_settings(
         endpoint: endpoint.unwrap_or_else(|| Endpoint::Url(format!("https://{listen}"))),
         client_ca,
     }))
+}
+
+/// One `--allowed-registries` entry: a registry host, optionally with a port and a path.
+fn registry(s: &str) -> Result<String, String> {
+    commons_operator::policy::image::valid_registry(s.trim()).map(str::to_owned)
 }
 
 /// `https://...` or `service:NAMESPACE/NAME:PORT`.

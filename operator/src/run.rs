@@ -20,6 +20,8 @@ pub struct Settings {
     pub resync: std::time::Duration,
     /// The quota admission webhook, when it is served.
     pub webhook: Option<WebhookSettings>,
+    /// What applies to every tenancy's policy (the webhook enforces it).
+    pub policy: admission::Settings,
 }
 
 /// Settings for the quota admission webhook.
@@ -61,6 +63,7 @@ pub async fn run(settings: Settings) -> Result<()> {
             &watches,
             admission::Metrics::new(&metrics.registry)?,
             demand.clone(),
+            settings.policy.clone(),
             stop_rx.clone(),
         )),
         false => None,

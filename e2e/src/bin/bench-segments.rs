@@ -41,7 +41,7 @@ async fn main() -> Result<(), E2eError> {
             None,
             json!({"apiVersion": "commons.dev/v1alpha1", "kind": "Tenancy", "metadata": {"name": format!("bench-seg-t{i:04}")},
                    "spec": {"organisation": {"displayName": format!("Body {i}"), "sector": "local-government", "costCentre": "BENCH", "contactEmail": "bench@example.gov.uk"},
-                            "owners": [{"kind": "Group", "name": "bench"}], "namespaces": [{"name": "app"}],
+                            "owners": [{"kind": "Group", "name": "bench"}], "namespaces": [{"name": "app"}], "deletionProtection": false,
                             "networkSegments": [format!("bench-seg-{}", i % segments)]}}),
         )
         .await?;

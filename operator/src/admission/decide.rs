@@ -6,7 +6,7 @@ use kube::core::{DynamicObject, Status};
 use serde::de::DeserializeOwned;
 
 use super::ledger::{Kind, Refusal, Request};
-use super::{Admission, Decision, usage};
+use super::{Admission, Decision, protection, usage};
 use crate::tenancy::quota::Amounts;
 use crate::tenancy::{desired, status};
 
@@ -14,6 +14,26 @@ impl Admission {
     /// Decides one admission request.
     pub async fn review(&self, req: &AdmissionRequest<DynamicObject>) -> AdmissionResponse {
         let allow = AdmissionResponse::from(req);
+        if protection::deletes_a_tenancy(req) {
+            let (label, response) = match protection::check(req) {
+                Ok(None) => ("admitted", allow),
+                Ok(Some(refusal)) => ("refused", refuse(allow, 403, "Forbidden", &refusal)),
+                Err(unreadable) => ("unavailable", refuse(allow, 400, "BadRequest", &unreadable)),
+            };
+            self.metrics.decisions.with_label_values(&["Tenancy", label]).inc();
+            return response;
+        }
+        match self.check_policy(req).await {
+            Ok(None) => {}
+            Ok(Some(refusal)) => {
+                self.metrics.decisions.with_label_values(&[req.kind.kind.as_str(), "refused"]).inc();
+                return refuse(allow, 403, "Forbidden", &refusal);
+            }
+            Err(unavailable) => {
+                self.metrics.decisions.with_label_values(&[req.kind.kind.as_str(), "unavailable"]).inc();
+                return refuse(allow, 503, "ServiceUnavailable", &unavailable);
+            }
+        }
         let Some(kind) = kind_of(req) else {
             return allow;
         };
@@ -151,7 +171,7 @@ fn kind_of(req: &AdmissionRequest<DynamicObject>) -> Option<Kind> {
     }
 }
 
-fn convert<K: DeserializeOwned>(obj: &DynamicObject) -> std::result::Result<K, serde_json::Error> {
+pub(super) fn convert<K: DeserializeOwned>(obj: &DynamicObject) -> std::result::Result<K, serde_json::Error> {
     serde_json::from_value(serde_json::to_value(obj)?)
 }
 

@@ -15,6 +15,8 @@ pub struct Metrics {
     pub reservations: IntGauge,
     /// Reservations ended, by how (`observed`, `absent`).
     pub settled: IntCounterVec,
+    /// Refusals by the tenancy policy (`spec.allowed`), by rule.
+    pub policy_refusals: IntCounterVec,
     /// Changed certificate files taken up (`reloaded`) or not (`refused`).
     pub certificates: IntCounterVec,
 }
@@ -47,8 +49,16 @@ impl Metrics {
             ),
             &["outcome"],
         )?;
+        let policy_refusals = IntCounterVec::new(
+            Opts::new(
+                "admission_policy_violations_total",
+                "What the tenancy policy (spec.allowed) refused, by rule.",
+            ),
+            &["rule"],
+        )?;
+        registry.register(Box::new(policy_refusals.clone()))?;
         registry.register(Box::new(settled.clone()))?;
         registry.register(Box::new(certificates.clone()))?;
-        Ok(Metrics { decisions, duration, reservations, settled, certificates })
+        Ok(Metrics { decisions, duration, reservations, settled, policy_refusals, certificates })
     }
 }

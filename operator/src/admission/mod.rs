@@ -10,6 +10,8 @@ mod decide;
 pub mod index;
 pub mod ledger;
 mod metrics;
+mod policy;
+pub mod protection;
 pub mod registration;
 mod server;
 mod stores;
@@ -57,6 +59,15 @@ pub struct Admission {
     started: Instant,
     metrics: Metrics,
     demand: Arc<crate::tenancy::demand::Demand>,
+    settings: Settings,
+}
+
+/// What the operator sets for every tenancy's policy.
+#[derive(Clone, Debug, Default)]
+pub struct Settings {
+    /// The registries images may come from in tenancies that list none (`--allowed-registries`);
+    /// `None` for any.
+    pub default_registries: Option<Vec<String>>,
 }
 
 impl std::fmt::Debug for Admission {
@@ -71,6 +82,7 @@ impl Admission {
         watches: &crate::watch::Watches,
         metrics: Metrics,
         demand: Arc<crate::tenancy::demand::Demand>,
+        settings: Settings,
         stop: tokio::sync::watch::Receiver<bool>,
     ) -> Arc<Admission> {
         let client = watches.client().clone();
@@ -83,6 +95,7 @@ impl Admission {
             started: Instant::now(),
             metrics,
             demand,
+            settings,
         });
         let weak = Arc::downgrade(&admission);
         admission.demand.count_with(Box::new(move |tenancy| {
@@ -108,7 +121,7 @@ impl Admission {
         if self.stores.synced() {
             Ok(())
         } else {
-            Err("the quota webhook's watches (tenancies, namespaces, pods, claims, services, quotas) are still filling".into())
+            Err("the quota webhook's watches (tenancies, namespaces, pods, claims, services, quotas, priority classes) are still filling".into())
         }
     }
 

@@ -35,8 +35,9 @@ pub enum Endpoint {
     },
 }
 
-/// The configuration: pods created (and resized), PersistentVolumeClaims and Services created or
-/// updated, in namespaces that belong to a tenancy, are checked; if Commons cannot be reached the
+/// The configuration: pods, PersistentVolumeClaims and Services created or updated (and pods
+/// resized or given ephemeral containers), in namespaces that belong to a tenancy, are checked
+/// against the tenancy's quota and policy; if Commons cannot be reached the
 /// request is refused (`failurePolicy: Fail`), since admitting it unchecked could break the limit.
 pub fn desired(endpoint: &Endpoint, ca_bundle: &[u8]) -> ValidatingWebhookConfiguration {
     let client_config = match endpoint {
@@ -84,9 +85,17 @@ pub fn desired(endpoint: &Endpoint, ca_bundle: &[u8]) -> ValidatingWebhookConfig
                 match_labels: Some([(labels::MANAGED_BY.to_owned(), labels::MANAGER.to_owned())].into()),
             }),
             rules: Some(vec![
-                rule(&["CREATE"], &["pods"]),
-                rule(&["UPDATE"], &["pods/resize"]),
+                rule(&["CREATE", "UPDATE"], &["pods"]),
+                rule(&["UPDATE"], &["pods/resize", "pods/ephemeralcontainers"]),
                 rule(&["CREATE", "UPDATE"], &["persistentvolumeclaims", "services"]),
+                // Deletion protection (cluster-scoped: the namespace selector does not apply).
+                RuleWithOperations {
+                    api_groups: Some(vec![commons_crds::GROUP.into()]),
+                    api_versions: Some(vec!["*".into()]),
+                    operations: Some(vec!["DELETE".into()]),
+                    resources: Some(vec!["tenancies".into()]),
+                    scope: Some("Cluster".into()),
+                },
             ]),
             // Reservations are kept only for requests that are not dry runs.
             side_effects: "NoneOnDryRun".into(),
@@ -176,9 +185,16 @@ mod tests {
             .flatten()
             .map(|r| (r.operations.clone().unwrap(), r.resources.clone().unwrap()))
             .collect();
-        assert_eq!(rules[0], (vec!["CREATE".to_owned()], vec!["pods".to_owned()]));
-        assert_eq!(rules[1], (vec!["UPDATE".to_owned()], vec!["pods/resize".to_owned()]));
+        assert_eq!(rules[0], (vec!["CREATE".to_owned(), "UPDATE".to_owned()], vec!["pods".to_owned()]));
+        assert_eq!(
+            rules[1],
+            (
+                vec!["UPDATE".to_owned()],
+                vec!["pods/resize".to_owned(), "pods/ephemeralcontainers".to_owned()]
+            )
+        );
         assert!(rules[2].1.contains(&"persistentvolumeclaims".to_owned()));
+        assert_eq!(rules[3], (vec!["DELETE".to_owned()], vec!["tenancies".to_owned()]));
 
         let svc = desired(
             &Endpoint::Service { namespace: "commons".into(), name: "commons".into(), port: 443 },

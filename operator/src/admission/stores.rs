@@ -3,6 +3,7 @@
 use commons_crds::tenancy::Tenancy;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Pod, ResourceQuota, Service};
+use k8s_openapi::api::scheduling::v1::PriorityClass;
 use kube::Resource;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -21,6 +22,8 @@ pub(super) struct Stores {
     pub(super) claims: ByNamespace<PersistentVolumeClaim>,
     pub(super) services: ByNamespace<Service>,
     pub(super) quotas: Store<ResourceQuota>,
+    /// For the cluster's global default class, which pods get when they name none.
+    pub(super) priority_classes: Store<PriorityClass>,
 }
 
 impl Stores {
@@ -37,6 +40,12 @@ impl Stores {
             claims: start_indexed_watch(watches, strip_meta::<PersistentVolumeClaim>, stop.clone()),
             services: start_indexed_watch(watches, strip_meta::<Service>, stop.clone()),
             quotas: start_watch(watches, managed, strip_meta::<ResourceQuota>, stop.clone()),
+            priority_classes: start_watch(
+                watches,
+                watcher::Config::default(),
+                strip_meta::<PriorityClass>,
+                stop.clone(),
+            ),
         }
     }
 
@@ -48,6 +57,7 @@ impl Stores {
             Some(self.claims.synced()),
             Some(self.services.synced()),
             self.quotas.synced(),
+            self.priority_classes.synced(),
         ]
         .iter()
         .all(|s| *s == Some(true))

@@ -29,6 +29,8 @@ impl TenancyBuilder {
             defaults: None,
             network_segments: vec![],
             budget: None,
+            allowed: None,
+            deletion_protection: None,
             pod_security: PodSecurityLevel::Restricted,
             suspended: false,
             expires_at: None,
@@ -102,6 +104,11 @@ impl TenancyBuilder {
 
     pub fn expires_at(mut self, at: jiff::Timestamp) -> Self {
         self.tenancy.spec.expires_at = Some(Time(at));
+        self
+    }
+
+    pub fn deletion_protection(mut self, on: bool) -> Self {
+        self.tenancy.spec.deletion_protection = Some(on);
         self
     }
 
