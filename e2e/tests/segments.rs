@@ -250,3 +250,73 @@ async fn segments_admit_by_rule_and_the_live_policies_give_exactly_the_intended_
         Api::<Tenancy>::all(client.clone()).delete(name, &DeleteParams::background()).await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn outside_ranges_covering_the_cluster_networks_are_cut_out_and_reported() {
+    let client = client().await.unwrap();
+    install_crds(&client).await.unwrap();
+    // The local cloud's operator knows its pod and service networks (e2e/commons.sh):
+    // 10.0.0.0/16 and 10.96.0.0/16.
+    let wide = json!({"description": "too wide", "admission": {"tenancies": ["seg-wide"]},
+        "egress": [{"cidr": "0.0.0.0/0"}, {"cidr": "10.0.5.0/24", "ports": [{"port": 443}]}],
+        "ingress": [{"cidr": "51.0.0.0/8"}]});
+    apply_raw::<NetworkSegment>(&client, None, segment("e2e-wide", wide)).await.unwrap();
+    apply_raw::<Tenancy>(&client, None, tenancy("seg-wide", "local-government", "official", &["e2e-wide"]))
+        .await
+        .unwrap();
+    wait_for_condition(&client, "seg-wide", "Ready", "True", None, Duration::from_secs(60)).await.unwrap();
+    segment_policies(&client, "e2e-wide", 2).await;
+
+    let ranges = |client: Client| async move {
+        let s = Api::<NetworkSegment>::all(client).get("e2e-wide").await.ok()?;
+        let st = s.status?;
+        (st.observed_generation == s.metadata.generation)
+            .then(|| st.conditions.into_iter().find(|c| c.type_ == "RangesOutsideCluster"))?
+    };
+    let found = wait_for("RangesOutsideCluster=False", Duration::from_secs(30), || {
+        let client = client.clone();
+        async move { ranges(client).await.filter(|c| c.status == "False") }
+    })
+    .await
+    .unwrap();
+    assert_eq!(found.reason, "ClusterNetworkExcluded");
+    assert!(
+        found
+            .message
+            .contains("spec.egress[0].cidr 0.0.0.0/0 covers the cluster network 10.0.0.0/16, 10.96.0.0/16"),
+        "{}",
+        found.message
+    );
+    assert!(
+        found.message.contains("spec.egress[1].cidr 10.0.5.0/24 lies inside the cluster network 10.0.0.0/16")
+    );
+    assert!(
+        event_reasons(&client, "NetworkSegment", "e2e-wide")
+            .await
+            .unwrap()
+            .contains(&"ClusterNetworkExcluded".to_owned())
+    );
+
+    // What is applied: everything outside the cluster, and nothing inside it.
+    let np: Api<k8s_openapi::api::networking::v1::NetworkPolicy> =
+        Api::namespaced(client.clone(), "seg-wide-app");
+    let egress = np.get("commons-segment-e2e-wide-egress").await.unwrap().spec.unwrap().egress.unwrap();
+    let blocks: Vec<_> =
+        egress.iter().flat_map(|r| r.to.iter().flatten()).filter_map(|p| p.ip_block.clone()).collect();
+    assert_eq!(blocks.len(), 1, "{blocks:?}");
+    assert_eq!(blocks[0].cidr, "0.0.0.0/0");
+    assert_eq!(blocks[0].except.as_deref(), Some(&["10.0.0.0/16".to_owned(), "10.96.0.0/16".to_owned()][..]));
+
+    // Narrowed to the outside: reported as applied as written.
+    let narrow = json!({"description": "outside only", "admission": {"tenancies": ["seg-wide"]},
+        "egress": [{"cidr": "51.0.0.0/8"}]});
+    apply_raw::<NetworkSegment>(&client, None, segment("e2e-wide", narrow)).await.unwrap();
+    wait_for("RangesOutsideCluster=True", Duration::from_secs(30), || {
+        let client = client.clone();
+        async move { ranges(client).await.filter(|c| c.status == "True") }
+    })
+    .await
+    .unwrap();
+    Api::<NetworkSegment>::all(client.clone()).delete("e2e-wide", &DeleteParams::foreground()).await.unwrap();
+    Api::<Tenancy>::all(client.clone()).delete("seg-wide", &DeleteParams::background()).await.unwrap();
+}

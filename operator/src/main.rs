@@ -78,6 +78,12 @@ enum Command {
         /// `registry.k8s.io,ghcr.io/our-org`. Without it, any registry. Enforced by the webhook.
         #[arg(long, env = "COMMONS_ALLOWED_REGISTRIES", value_delimiter = ',', value_parser = registry)]
         allowed_registries: Option<Vec<String>>,
+        /// The cluster's pod and service networks (CIDRs, comma-separated), for example
+        /// `10.244.0.0/16,10.96.0.0/12`: NetworkSegments' egress and ingress ranges that cover
+        /// one have it cut out (and a range inside one is not applied), since on CNIs that apply
+        /// ipBlock to pod addresses `0.0.0.0/0` would open every pod. Reported on the segment.
+        #[arg(long, env = "COMMONS_CLUSTER_NETWORKS", value_delimiter = ',', value_parser = cluster_network)]
+        cluster_networks: Vec<commons_operator::reachability::Cidr>,
     },
 }
 
@@ -113,6 +119,7 @@ fn main() -> ExitCode {
             webhook_client_ca,
             webhook_insecure_any_client,
             allowed_registries,
+            cluster_networks,
         } => {
             init_tracing(log_json);
             let webhook = match webhook_settings(
@@ -134,6 +141,7 @@ fn main() -> ExitCode {
                     resync: std::time::Duration::from_secs(resync_seconds.max(1)),
                     webhook,
                     policy: commons_operator::admission::Settings { default_registries: allowed_registries },
+                    cluster_networks,
                 })),
                 Err(source) => Err(commons_operator::Error::Io {
                     action: "cannot start the async runtime",
@@ -180,6 +188,12 @@ fn webhook_settings(
 /// One `--allowed-registries` entry: a registry host, optionally with a port and a path.
 fn registry(s: &str) -> Result<String, String> {
     commons_operator::policy::image::valid_registry(s.trim()).map(str::to_owned)
+}
+
+/// One `--cluster-networks` entry: a CIDR.
+fn cluster_network(s: &str) -> Result<commons_operator::reachability::Cidr, String> {
+    commons_operator::reachability::Cidr::parse(s.trim())
+        .ok_or_else(|| format!("{s:?} is not a CIDR (for example 10.244.0.0/16)"))
 }
 
 /// `https://...` or `service:NAMESPACE/NAME:PORT`.

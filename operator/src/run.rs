@@ -22,6 +22,8 @@ pub struct Settings {
     pub webhook: Option<WebhookSettings>,
     /// What applies to every tenancy's policy (the webhook enforces it).
     pub policy: admission::Settings,
+    /// The cluster's pod and service networks (`--cluster-networks`).
+    pub cluster_networks: Vec<crate::reachability::Cidr>,
 }
 
 /// Settings for the quota admission webhook.
@@ -86,6 +88,7 @@ pub async fn run(settings: Settings) -> Result<()> {
         watches.clone(),
         metrics.clone(),
         settings.resync,
+        settings.cluster_networks.clone(),
         stopped(stop_rx.clone()),
     ));
     let tenancies = tokio::spawn(tenancy::run(

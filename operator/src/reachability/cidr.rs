@@ -55,6 +55,19 @@ impl Cidr {
             (IpAddr::V4(_), IpAddr::V6(_)) => false,
         }
     }
+
+    /// Whether every address of `other` lies in this block.
+    pub fn covers(&self, other: &Cidr) -> bool {
+        self.network.is_ipv4() == other.network.is_ipv4()
+            && self.prefix <= other.prefix
+            && self.contains(other.network)
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.network, self.prefix)
+    }
 }
 
 fn mask_u32(prefix: u8) -> u32 {

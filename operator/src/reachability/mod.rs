@@ -22,12 +22,13 @@
 //!
 //! # Simplifications
 //!
-//! - `ipBlock` matches external addresses ([`Peer::External`]) only. A pod is matched by
-//!   selectors only, even when its `status.podIP` lies inside an `ipBlock`: whether cluster
-//!   traffic is subject to `ipBlock` is implementation-defined (some network plugins match pod
-//!   IPs, others do not), so on a plugin that does, an `ipBlock` covering pod addresses may allow
-//!   more than reported here. An external address that happens to be a pod IP is still treated
-//!   as external.
+//! - `ipBlock` matches external addresses ([`Peer::External`]), and also a pod whose
+//!   `status.podIP` (or any of `status.podIPs`) lies inside it: whether cluster traffic is
+//!   subject to `ipBlock` is implementation-defined (some network plugins match pod IPs, others
+//!   do not), and counting it never under-reports, so a segment's `0.0.0.0/0` on a cluster whose
+//!   pod network it covers shows as reaching every pod. A pod without an address yet is matched
+//!   by selectors only. An external address that happens to be a pod IP is still treated as
+//!   external.
 //! - A pod always reaches itself (loopback traffic is never subject to policy).
 //! - `Succeeded` and `Failed` pods are not endpoints: they belong to no matrix group and any
 //!   traffic to or from one is not allowed. `Pending` pods, scheduled or not, count.

@@ -72,10 +72,11 @@ pub fn peers_admit(
 
 /// Whether one peer entry matches `peer`.
 ///
-/// - A pod is matched by the selectors only: `podSelector` alone selects pods in the policy's
+/// - A pod is matched by the selectors: `podSelector` alone selects pods in the policy's
 ///   namespace, `namespaceSelector` alone every pod of the matching namespaces, both together the
-///   pods matching `podSelector` inside the namespaces matching `namespaceSelector`. An entry
-///   with neither selector matches no pod, even when it has an `ipBlock` covering the pod's IP.
+///   pods matching `podSelector` inside the namespaces matching `namespaceSelector`; or by an
+///   `ipBlock` covering one of its addresses (network plugins differ on whether that applies to
+///   pods: counting it never under-reports).
 /// - An external address is matched by `ipBlock` only.
 /// - An entry with nothing set (rejected by the apiserver) matches nothing.
 pub fn peer_matches(
@@ -87,6 +88,9 @@ pub fn peer_matches(
     match peer {
         Peer::External(ip) => entry.ip_block.as_ref().is_some_and(|b| ip_block_contains(b, ip)),
         Peer::Pod(pod) => {
+            if let Some(block) = &entry.ip_block {
+                return pod_ips(pod).any(|ip| ip_block_contains(block, ip));
+            }
             if entry.pod_selector.is_none() && entry.namespace_selector.is_none() {
                 return false;
             }
@@ -98,4 +102,12 @@ pub fn peer_matches(
             namespace_ok && entry.pod_selector.as_ref().is_none_or(|sel| matches_pod(sel, pod))
         }
     }
+}
+
+/// The addresses a pod has (`status.podIP` and `status.podIPs`); none before it is given one.
+fn pod_ips(pod: &Pod) -> impl Iterator<Item = std::net::IpAddr> + '_ {
+    let status = pod.status.as_ref();
+    let single = status.and_then(|s| s.pod_ip.as_deref());
+    let listed = status.and_then(|s| s.pod_ips.as_ref()).into_iter().flatten().map(|p| p.ip.as_str());
+    single.into_iter().chain(listed).filter_map(|ip| ip.parse().ok())
 }

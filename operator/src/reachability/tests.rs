@@ -299,7 +299,16 @@ fn empty_versus_missing_selectors() {
         ("podSelector {}", json!([{"podSelector": {}}]), true, false, false),
         ("both {}", json!([{"podSelector": {}, "namespaceSelector": {}}]), true, true, false),
         ("peer with nothing set", json!([{}]), false, false, false),
-        ("ipBlock everything", json!([{"ipBlock": {"cidr": "0.0.0.0/0"}}]), false, false, true),
+        // Pods have addresses in 10.244.0.0/16: a block covering them is counted as reaching them.
+        ("ipBlock everything", json!([{"ipBlock": {"cidr": "0.0.0.0/0"}}]), true, true, true),
+        (
+            "ipBlock everything but the pod network",
+            json!([{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.244.0.0/16"]}}]),
+            false,
+            false,
+            true,
+        ),
+        ("ipBlock elsewhere", json!([{"ipBlock": {"cidr": "198.51.100.0/24"}}]), false, false, true),
     ];
     for (title, from, same, other, external) in cases {
         let s = with(from.clone());
@@ -674,12 +683,14 @@ fn ipv6_cidr() {
 }
 
 #[test]
-fn ip_block_does_not_match_pods_and_malformed_cidr_matches_nothing() {
+fn ip_block_counts_pods_it_covers_and_malformed_cidr_matches_nothing() {
     let s = Snapshot {
         namespaces: vec![ns("app", json!({}))],
         pods: vec![
             pod_full("app", "a", json!({"role": "a"}), json!([]), "Running", "10.244.0.1"),
             pod_full("app", "b", json!({"role": "b"}), json!([]), "Running", "10.244.0.2"),
+            pod_full("app", "c", json!({"role": "c"}), json!([]), "Running", "10.245.0.3"),
+            pod_full("app", "unaddressed", json!({"role": "d"}), json!([]), "Pending", ""),
         ],
         policies: vec![netpol(
             "app",
@@ -695,7 +706,10 @@ fn ip_block_does_not_match_pods_and_malformed_cidr_matches_nothing() {
         &s,
         "ipBlock",
         &[
-            ("app/b", "app/a", Port::tcp(80), false),
+            // Covered by the block: counted (plugins that apply ipBlock to pods let it through).
+            ("app/b", "app/a", Port::tcp(80), true),
+            ("app/c", "app/a", Port::tcp(80), false),
+            ("app/unaddressed", "app/a", Port::tcp(80), false),
             ("10.244.9.9", "app/a", Port::tcp(80), true),
             ("192.0.2.1", "app/a", Port::tcp(80), false),
         ],

@@ -7,14 +7,16 @@ use commons_crds::labels;
 use commons_crds::network_segment::{ExternalRule, NetworkSegment, RefusedMember};
 use commons_crds::tenancy::Tenancy;
 use k8s_openapi::api::networking::v1::{
-    IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
-    NetworkPolicyPort, NetworkPolicySpec,
+    NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
+    NetworkPolicySpec,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
 
 use super::admission::{self, Decision};
+use super::ranges;
+use crate::reachability::Cidr;
 use crate::tenancy::desired::{namespace_name, namespaces_named};
 
 /// Who is in a segment and who was refused.
@@ -89,12 +91,15 @@ fn exposed() -> LabelSelector {
     selector(labels::EXPOSURE, labels::SEGMENT_EXPOSURES.iter().map(|s| (*s).to_owned()))
 }
 
-fn external(rule: &ExternalRule) -> (Vec<NetworkPolicyPeer>, Option<Vec<NetworkPolicyPort>>) {
+/// What a segment's outside rule in `field` becomes, with the `cluster` networks cut out; `None`
+/// when its whole range lies inside one (see [`ranges`]).
+fn external(
+    rule: &ExternalRule,
+    field: &str,
+    cluster: &[Cidr],
+) -> Option<(Vec<NetworkPolicyPeer>, Option<Vec<NetworkPolicyPort>>)> {
     let peer = NetworkPolicyPeer {
-        ip_block: Some(IPBlock {
-            cidr: rule.cidr.clone(),
-            except: (!rule.except.is_empty()).then(|| rule.except.clone()),
-        }),
+        ip_block: Some(ranges::guard(rule, field, cluster).block?),
         ..NetworkPolicyPeer::default()
     };
     let ports = (!rule.ports.is_empty()).then(|| {
@@ -112,7 +117,16 @@ fn external(rule: &ExternalRule) -> (Vec<NetworkPolicyPeer>, Option<Vec<NetworkP
             })
             .collect()
     });
-    (vec![peer], ports)
+    Some((vec![peer], ports))
+}
+
+/// What was changed in `segment`'s outside ranges to keep them outside the `cluster` networks,
+/// one line per rule changed.
+pub fn range_findings(segment: &NetworkSegment, cluster: &[Cidr]) -> Vec<String> {
+    let rules = segment.spec.egress.iter().enumerate().map(|(i, r)| (format!("spec.egress[{i}]"), r));
+    let rules =
+        rules.chain(segment.spec.ingress.iter().enumerate().map(|(i, r)| (format!("spec.ingress[{i}]"), r)));
+    rules.filter_map(|(field, r)| ranges::guard(r, &field, cluster).finding).collect()
 }
 
 /// The name of the policy admitting traffic into a member namespace for `segment`.
@@ -140,12 +154,14 @@ fn meta(segment: &NetworkSegment, tenancy: &str, name: String, namespace: &str) 
 }
 
 /// Every NetworkPolicy `segment` needs: two in each namespace of each member (`namespaces` says
-/// which namespaces exist and belong to their tenancy).
+/// which namespaces exist and belong to their tenancy), its outside ranges kept out of the
+/// `cluster` networks.
 pub fn policies(
     segment: &NetworkSegment,
     segments: &[Arc<NetworkSegment>],
     tenancies: &[Arc<Tenancy>],
     namespace_exists: impl Fn(&str, &str) -> bool,
+    cluster: &[Cidr],
 ) -> Vec<NetworkPolicy> {
     let seg = segment.name_any();
     let members = membership(segment, tenancies).members;
@@ -179,9 +195,9 @@ pub fn policies(
                 }]),
                 ports: None,
             }];
-            ingress.extend(segment.spec.ingress.iter().map(|r| {
-                let (from, ports) = external(r);
-                NetworkPolicyIngressRule { from: Some(from), ports }
+            ingress.extend(segment.spec.ingress.iter().enumerate().filter_map(|(i, r)| {
+                let (from, ports) = external(r, &format!("spec.ingress[{i}]"), cluster)?;
+                Some(NetworkPolicyIngressRule { from: Some(from), ports })
             }));
             out.push(NetworkPolicy {
                 metadata: meta(segment, &tenancy, ingress_name(&seg), &ns),
@@ -200,9 +216,9 @@ pub fn policies(
                 }]),
                 ports: None,
             }];
-            egress.extend(segment.spec.egress.iter().map(|r| {
-                let (to, ports) = external(r);
-                NetworkPolicyEgressRule { to: Some(to), ports }
+            egress.extend(segment.spec.egress.iter().enumerate().filter_map(|(i, r)| {
+                let (to, ports) = external(r, &format!("spec.egress[{i}]"), cluster)?;
+                Some(NetworkPolicyEgressRule { to: Some(to), ports })
             }));
             out.push(NetworkPolicy {
                 metadata: meta(segment, &tenancy, egress_name(&seg), &ns),
@@ -259,7 +275,7 @@ mod tests {
         );
         assert_eq!(reach_out(&hscn, &segments, &tenancies).into_iter().collect::<Vec<_>>(), ["trust"]);
 
-        let ps = policies(&psn, &segments, &tenancies, |_, _| true);
+        let ps = policies(&psn, &segments, &tenancies, |_, _| true, &[]);
         assert_eq!(ps.len(), 4, "two policies in the one namespace of each of two members");
         let ingress = ps
             .iter()
@@ -278,7 +294,7 @@ mod tests {
         assert_eq!(by.key, "kubernetes.io/metadata.name", "peers by immutable name, never by a label");
         assert_eq!(by.values.unwrap(), ["council-a-main", "council-b-main"]);
         // A member's namespace that is not (yet) its own is no peer.
-        let ps = policies(&psn, &segments, &tenancies, |_, ns| ns != "council-b-main");
+        let ps = policies(&psn, &segments, &tenancies, |_, ns| ns != "council-b-main", &[]);
         let from = ps[0].spec.clone().unwrap().ingress.unwrap()[0].from.clone().unwrap();
         assert_eq!(
             from[0].namespace_selector.clone().unwrap().match_expressions.unwrap()[0].values.clone().unwrap(),
@@ -286,7 +302,7 @@ mod tests {
         );
         assert_eq!(ingress.owner_references()[0].kind, "NetworkSegment");
         // Namespaces that do not exist get nothing.
-        assert!(policies(&psn, &segments, &tenancies, |_, _| false).is_empty());
+        assert!(policies(&psn, &segments, &tenancies, |_, _| false, &[]).is_empty());
     }
 
     #[test]
@@ -294,7 +310,7 @@ mod tests {
         let mut psn = segment("psn", Classification::Official, &[], &[], &[]);
         psn.spec.egress = vec![serde_json::from_value(serde_json::json!({"cidr": "51.0.0.0/8", "except": ["51.1.0.0/16"], "ports": [{"port": 443}, {"protocol": "UDP", "port": 5000, "endPort": 5010}]})).unwrap()];
         let tenancies = vec![requesting("council", &["psn"], Sector::LocalGovernment)];
-        let ps = policies(&psn, &[Arc::new(psn.clone())], &tenancies, |_, _| true);
+        let ps = policies(&psn, &[Arc::new(psn.clone())], &tenancies, |_, _| true, &[]);
         let egress = ps
             .iter()
             .find(|p| p.name_any().ends_with("-egress"))

@@ -3,6 +3,7 @@
 
 pub mod admission;
 pub mod desired;
+pub mod ranges;
 pub mod reconcile;
 
 #[cfg(test)]
@@ -43,6 +44,8 @@ pub struct Context {
     pub metrics: Metrics,
     /// How often an unchanged segment is reconciled again.
     pub resync: Duration,
+    /// The cluster's pod and service networks, kept out of segments' outside ranges.
+    pub cluster_networks: Vec<crate::reachability::Cidr>,
 }
 
 impl std::fmt::Debug for Context {
@@ -60,6 +63,7 @@ pub async fn run(
     watches: crate::watch::Watches,
     metrics: Metrics,
     resync: Duration,
+    cluster_networks: Vec<crate::reachability::Cidr>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let client = watches.client().clone();
@@ -79,6 +83,7 @@ pub async fn run(
         ),
         metrics,
         resync,
+        cluster_networks,
     });
     // A segment's paths depend on every tenancy (membership), every other segment (peers) and
     // which namespaces exist, so a change to any of them re-evaluates every segment; a segment

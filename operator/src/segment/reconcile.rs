@@ -39,7 +39,7 @@ pub async fn reconcile(segment: Arc<NetworkSegment>, ctx: Arc<Context>) -> Resul
                 && n.labels().get(labels::TENANCY).map(String::as_str) == Some(tenancy)
         })
     };
-    let wanted = desired::policies(&segment, &segments, &tenancies, namespace_ours);
+    let wanted = desired::policies(&segment, &segments, &tenancies, namespace_ours, &ctx.cluster_networks);
     for p in &wanted {
         let ns = p.namespace().unwrap_or_default();
         let observed = ctx.policies.get(&ObjectRef::new(&p.name_any()).within(&ns));
@@ -59,8 +59,9 @@ pub async fn reconcile(segment: Arc<NetworkSegment>, ctx: Arc<Context>) -> Resul
     }
 
     let membership = desired::membership(&segment, &tenancies);
-    announce(&ctx, &segment, &membership).await;
-    let status = build_status(&segment, &membership, wanted.len());
+    let findings = desired::range_findings(&segment, &ctx.cluster_networks);
+    let status = build_status(&segment, &membership, wanted.len(), &findings);
+    announce(&ctx, &segment, &membership, &status).await;
     if segment.status.as_ref() != Some(&status) {
         count_write("NetworkSegment", "status");
         Api::<NetworkSegment>::all(ctx.client.clone())
@@ -78,15 +79,37 @@ pub async fn reconcile(segment: Arc<NetworkSegment>, ctx: Arc<Context>) -> Resul
     Ok(Action::requeue(ctx.resync))
 }
 
-fn build_status(segment: &NetworkSegment, m: &Membership, policies: usize) -> NetworkSegmentStatus {
+/// The condition saying whether the segment's outside ranges stay outside the cluster.
+pub const RANGES: &str = "RangesOutsideCluster";
+/// Its reason when a range had to be changed.
+pub const CLUSTER_NETWORK_EXCLUDED: &str = "ClusterNetworkExcluded";
+
+fn build_status(
+    segment: &NetworkSegment,
+    m: &Membership,
+    policies: usize,
+    findings: &[String],
+) -> NetworkSegmentStatus {
     let generation = segment.metadata.generation;
-    let mut conditions = vec![condition(
-        "Ready",
-        true,
-        "Reconciled",
-        format!("{} members, {} refused, {policies} policies applied", m.members.len(), m.refused.len()),
-        generation,
-    )];
+    let mut conditions = vec![
+        condition(
+            "Ready",
+            true,
+            "Reconciled",
+            format!("{} members, {} refused, {policies} policies applied", m.members.len(), m.refused.len()),
+            generation,
+        ),
+        match findings {
+            [] => condition(
+                RANGES,
+                true,
+                "OutsideClusterNetworks",
+                "every outside range is applied as written",
+                generation,
+            ),
+            _ => condition(RANGES, false, CLUSTER_NETWORK_EXCLUDED, findings.join("; "), generation),
+        },
+    ];
     if let Some(previous) = segment.status.as_ref() {
         carry_transition_times(&mut conditions, &previous.conditions);
     }
@@ -101,9 +124,15 @@ fn build_status(segment: &NetworkSegment, m: &Membership, policies: usize) -> Ne
     }
 }
 
-async fn announce(ctx: &Context, segment: &NetworkSegment, m: &Membership) {
+async fn announce(ctx: &Context, segment: &NetworkSegment, m: &Membership, status: &NetworkSegmentStatus) {
     let before = segment.status.clone().unwrap_or_default();
     let mut events = Vec::new();
+    let ranges = |s: &NetworkSegmentStatus| {
+        s.conditions.iter().find(|c| c.type_ == RANGES && c.status == "False").map(|c| c.message.clone())
+    };
+    if let Some(message) = ranges(status).filter(|now| ranges(&before).as_ref() != Some(now)) {
+        events.push((EventType::Warning, CLUSTER_NETWORK_EXCLUDED, message));
+    }
     for t in m.members.iter().filter(|t| !before.members.contains(t)) {
         events.push((EventType::Normal, "MemberJoined", format!("tenancy {t} joined the segment")));
     }
