@@ -1,6 +1,6 @@
-//! What a tenancy's workloads may use (`spec.allowed`) and deletion protection, against the real
-//! control plane with the real operator: each refusal tried for real, as the tenancy's owner
-//! where an owner could try it.
+//! What a tenancy's workloads may use (`spec.allowed`, enforced by Commons' webhook) and deletion
+//! protection (a ValidatingAdmissionPolicy Commons keeps), against the real control plane with the
+//! real operator: each refusal tried for real, as the tenancy's owner where an owner could try it.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
 
 use std::time::Duration;
@@ -240,4 +240,11 @@ async fn a_protected_tenancy_is_not_deleted_until_the_protection_is_lifted() {
     })
     .await
     .unwrap();
+
+    // A sandbox (spec.expiresAt) is not protected unless it asks to be.
+    let mut sandbox =
+        tenancy_manifest("e2e-sandbox-gone", &["lab"], json!({"expiresAt": "2099-01-01T00:00:00Z"}));
+    sandbox["spec"].as_object_mut().unwrap().remove("deletionProtection");
+    fresh(&client, sandbox).await;
+    api.delete("e2e-sandbox-gone", &DeleteParams::background()).await.unwrap();
 }

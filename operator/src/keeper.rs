@@ -26,6 +26,32 @@ pub type Desired<K> = Arc<dyn Fn() -> K + Send + Sync>;
 /// Commons' own entry of a list others may add to); the identity by default.
 pub type View<K> = fn(&K) -> K;
 
+/// Applies `want`; when server-side apply cannot restore it (a set-type list keeps an entry
+/// another field manager added, such as `Warn` beside `Deny`, so the result still differs or is
+/// invalid), replaces the fields Commons sets with a JSON merge patch, which replaces lists whole.
+async fn put_back<K>(api: &Api<K>, want: &K, view: View<K>) -> crate::error::Result<()>
+where
+    K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + Debug,
+{
+    if let Ok(stored) = crate::apply::apply(api, want).await
+        && crate::apply::difference(want, Some(&view(&stored))).is_none()
+    {
+        return Ok(());
+    }
+    let name = want.name_any();
+    crate::apply::count_write(&K::kind(&()), "merge");
+    let mut patch = serde_json::to_value(want).map_err(|e| {
+        crate::error::Error::Invalid(format!("cannot serialise {} {name}: {e}", K::kind(&())))
+    })?;
+    if let Some(meta) = patch.get_mut("metadata").and_then(serde_json::Value::as_object_mut) {
+        meta.retain(|k, _| k == "labels" || k == "annotations");
+    }
+    api.patch(&name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await.map_err(
+        |source| crate::error::Error::Kube { context: format!("replacing {} {name}", K::kind(&())), source },
+    )?;
+    Ok(())
+}
+
 /// Keeps the object that `desired` names as `desired` says, until `stop`: every change to it (and
 /// its deletion) is compared with `desired()` through `view`, and what differs is applied again.
 pub fn keep<K>(
@@ -85,7 +111,7 @@ pub fn keep<K>(
             } else {
                 tracing::info!(%kind, %name, difference = %why, "applying an object Commons keeps");
             }
-            if let Err(e) = crate::apply::apply(&api, &want).await {
+            if let Err(e) = put_back(&api, &want, view).await {
                 tracing::warn!(%kind, %name, error = %e, "cannot put back an object Commons keeps; trying again");
                 retry_at = Some(tokio::time::Instant::now() + RETRY);
             }

@@ -83,6 +83,21 @@ pub async fn run(settings: Settings) -> Result<()> {
         metrics.repairs.clone(),
         stop_rx.clone(),
     );
+    // Deletion protection is enforced by the apiserver itself (CEL), Commons running or not.
+    crate::keeper::keep(
+        &watches,
+        std::sync::Arc::new(crate::tenancy::protection::policy),
+        |policy| policy.clone(),
+        metrics.repairs.clone(),
+        stop_rx.clone(),
+    );
+    crate::keeper::keep(
+        &watches,
+        std::sync::Arc::new(crate::tenancy::protection::binding),
+        |binding| binding.clone(),
+        metrics.repairs.clone(),
+        stop_rx.clone(),
+    );
     let checker = tokio::spawn(readiness::run(client.clone(), tx, metrics.clone(), local_checks));
     let segments = tokio::spawn(segment::run(
         watches.clone(),

@@ -6,7 +6,7 @@ use kube::core::{DynamicObject, Status};
 use serde::de::DeserializeOwned;
 
 use super::ledger::{Kind, Refusal, Request};
-use super::{Admission, Decision, protection, usage};
+use super::{Admission, Decision, usage};
 use crate::tenancy::quota::Amounts;
 use crate::tenancy::{desired, status};
 
@@ -14,15 +14,6 @@ impl Admission {
     /// Decides one admission request.
     pub async fn review(&self, req: &AdmissionRequest<DynamicObject>) -> AdmissionResponse {
         let allow = AdmissionResponse::from(req);
-        if protection::deletes_a_tenancy(req) {
-            let (label, response) = match protection::check(req) {
-                Ok(None) => ("admitted", allow),
-                Ok(Some(refusal)) => ("refused", refuse(allow, 403, "Forbidden", &refusal)),
-                Err(unreadable) => ("unavailable", refuse(allow, 400, "BadRequest", &unreadable)),
-            };
-            self.metrics.decisions.with_label_values(&["Tenancy", label]).inc();
-            return response;
-        }
         match self.check_policy(req).await {
             Ok(None) => {}
             Ok(Some(refusal)) => {

@@ -11,7 +11,6 @@ pub mod index;
 pub mod ledger;
 mod metrics;
 mod policy;
-pub mod protection;
 pub mod registration;
 mod server;
 mod stores;

@@ -88,14 +88,6 @@ pub fn desired(endpoint: &Endpoint, ca_bundle: &[u8]) -> ValidatingWebhookConfig
                 rule(&["CREATE", "UPDATE"], &["pods"]),
                 rule(&["UPDATE"], &["pods/resize", "pods/ephemeralcontainers"]),
                 rule(&["CREATE", "UPDATE"], &["persistentvolumeclaims", "services"]),
-                // Deletion protection (cluster-scoped: the namespace selector does not apply).
-                RuleWithOperations {
-                    api_groups: Some(vec![commons_crds::GROUP.into()]),
-                    api_versions: Some(vec!["*".into()]),
-                    operations: Some(vec!["DELETE".into()]),
-                    resources: Some(vec!["tenancies".into()]),
-                    scope: Some("Cluster".into()),
-                },
             ]),
             // Reservations are kept only for requests that are not dry runs.
             side_effects: "NoneOnDryRun".into(),
@@ -194,7 +186,6 @@ mod tests {
             )
         );
         assert!(rules[2].1.contains(&"persistentvolumeclaims".to_owned()));
-        assert_eq!(rules[3], (vec!["DELETE".to_owned()], vec!["tenancies".to_owned()]));
 
         let svc = desired(
             &Endpoint::Service { namespace: "commons".into(), name: "commons".into(), port: 443 },

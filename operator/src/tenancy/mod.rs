@@ -3,6 +3,7 @@
 
 pub mod demand;
 pub mod desired;
+pub mod protection;
 pub mod quota;
 pub mod reconcile;
 pub mod status;
