@@ -566,6 +566,20 @@ async fn suspension_stops_new_pods_without_deleting_anything_and_resumes() {
     assert!(t.status.unwrap().namespaces[0].ready);
     let refused = create_pod(&client, "e2e-suspend-app", "during").await.unwrap_err();
     assert!(refused.contains(r#"tenancy "e2e-suspend" is suspended (spec.suspended)"#), "{refused}");
+    // What is written: the namespace's pod share is lowered to the one pod it runs, so the
+    // apiserver's own quota admission refuses new pods too (docs/tenancy.md, "suspended").
+    wait_for("the pod share lowered to the running pod", READY, || {
+        let client = client.clone();
+        async move {
+            let rq = Api::<ResourceQuota>::namespaced(client, "e2e-suspend-app")
+                .get("commons-quota")
+                .await
+                .ok()?;
+            (rq.spec?.hard?.get("pods")?.0 == "1").then_some(())
+        }
+    })
+    .await
+    .unwrap();
     assert!(
         Api::<Pod>::namespaced(client.clone(), "e2e-suspend-app").get_opt("before").await.unwrap().is_some()
     );

@@ -6,6 +6,8 @@ pub mod desired;
 pub mod protection;
 pub mod quota;
 pub mod reconcile;
+pub mod removal;
+mod shares;
 pub mod status;
 
 #[cfg(test)]

@@ -37,6 +37,19 @@ pub fn granule(resource: &str) -> Milli {
     if resource.ends_with("cpu") { Milli(1) } else { Milli(1000) }
 }
 
+/// What of `limits` is left for the namespaces that stay once `held` is set aside: what each
+/// namespace that is leaving (removed but kept, or terminating) still holds until it is gone.
+/// Never below zero.
+pub fn left_after(limits: &Amounts, held: &[Amounts]) -> Amounts {
+    limits
+        .iter()
+        .map(|(resource, total)| {
+            let taken: Milli = held.iter().filter_map(|h| h.get(resource).copied()).sum();
+            (resource.clone(), total.saturating_sub(taken))
+        })
+        .collect()
+}
+
 /// Plans the hard values of every namespace from the tenancy's `limits` and what was observed.
 ///
 /// Stable: unless a namespace is starved (it has used its whole share while another namespace
@@ -178,6 +191,29 @@ pub fn lowered(target: &Amounts, hard: Option<&Amounts>, used: &Amounts, admitte
             (r.clone(), (*t).min(now).max(floor))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod left_after_tests {
+    use super::*;
+
+    #[test]
+    fn leaving_namespaces_keep_what_they_hold() {
+        let a = |pairs: &[(&str, i64)]| -> Amounts {
+            pairs.iter().map(|(r, n)| ((*r).to_owned(), Milli::units(*n))).collect()
+        };
+        let limits = a(&[("pods", 10), ("requests.memory", 8)]);
+        assert_eq!(left_after(&limits, &[]), limits);
+        assert_eq!(
+            left_after(&limits, &[a(&[("pods", 3)]), a(&[("pods", 2), ("requests.memory", 1)])]),
+            a(&[("pods", 5), ("requests.memory", 7)])
+        );
+        assert_eq!(
+            left_after(&limits, &[a(&[("pods", 12)])]),
+            a(&[("pods", 0), ("requests.memory", 8)]),
+            "never below zero"
+        );
+    }
 }
 
 #[cfg(test)]

@@ -20,6 +20,9 @@ pub mod types {
     pub const SUSPENDED: &str = "Suspended";
     /// The tenancy expires within 7 days, or has expired.
     pub const EXPIRING: &str = "Expiring";
+    /// A namespace removed from the spec still holds claims or pods, and is kept until its
+    /// deletion is confirmed.
+    pub const NAMESPACE_DELETION_PENDING: &str = "NamespaceDeletionPending";
 }
 
 /// Where a tenancy stands against its expiry date.
@@ -110,6 +113,8 @@ pub struct Observations {
     pub expiry: Option<Expiry>,
     /// Each requested network segment: joined, refused or pending.
     pub segments: Vec<SegmentMembership>,
+    /// Namespaces removed from the spec but kept until their deletion is confirmed, with why.
+    pub held: Vec<NamespaceStatus>,
 }
 
 /// The status to write for `tenancy` given what the reconciler found.
@@ -203,13 +208,32 @@ pub fn build(tenancy: &Tenancy, obs: &Observations) -> TenancyStatus {
     } else {
         (true, "Reconciled", format!("{} namespaces ready", obs.namespaces.len()))
     };
+    conditions.push(match obs.held.as_slice() {
+        [] => condition(
+            types::NAMESPACE_DELETION_PENDING,
+            false,
+            "NothingHeld",
+            "no removed namespace is waiting for confirmation",
+            generation,
+        ),
+        held => condition(
+            types::NAMESPACE_DELETION_PENDING,
+            true,
+            "AwaitingConfirmation",
+            held.iter()
+                .map(|n| format!("{}: {}", n.name, n.message.clone().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join("; "),
+            generation,
+        ),
+    });
     conditions.insert(0, condition(types::READY, ready, reason, message, generation));
     carry_transition_times(&mut conditions, &previous.conditions);
 
     TenancyStatus {
         observed_generation: generation,
         conditions,
-        namespaces: obs.namespaces.clone(),
+        namespaces: obs.namespaces.iter().chain(&obs.held).cloned().collect(),
         quota: obs.quota.clone(),
         segments: obs.segments.clone(),
     }
@@ -279,6 +303,30 @@ mod tests {
         assert_eq!(s.conditions[0].status, "False");
         assert_eq!(s.conditions[0].reason, "NamespaceConflict");
         assert!(s.conditions[0].message.contains("x-main: belongs to something else"));
+    }
+
+    #[test]
+    fn a_held_namespace_is_listed_and_pending_without_making_it_not_ready() {
+        let t = TenancyBuilder::new("x").build();
+        let ok = NamespaceStatus { name: "x-main".into(), ready: true, message: None };
+        let held = NamespaceStatus {
+            name: "x-old".into(),
+            ready: false,
+            message: Some("still holds 1 PersistentVolumeClaim".into()),
+        };
+        let quiet = build(&t, &Observations { namespaces: vec![ok.clone()], ..Default::default() });
+        let pending = find(Some(&quiet), types::NAMESPACE_DELETION_PENDING).unwrap();
+        assert_eq!((pending.status.as_str(), pending.reason.as_str()), ("False", "NothingHeld"));
+        let s = build(&t, &Observations { namespaces: vec![ok], held: vec![held], ..Default::default() });
+        assert_eq!(s.namespaces.iter().map(|n| n.name.as_str()).collect::<Vec<_>>(), ["x-main", "x-old"]);
+        assert_eq!(find(Some(&s), types::READY).unwrap().status, "True");
+        let pending = find(Some(&s), types::NAMESPACE_DELETION_PENDING).unwrap();
+        assert_eq!((pending.status.as_str(), pending.reason.as_str()), ("True", "AwaitingConfirmation"));
+        assert!(
+            pending.message.contains("x-old: still holds 1 PersistentVolumeClaim"),
+            "{}",
+            pending.message
+        );
     }
 
     #[test]
