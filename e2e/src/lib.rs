@@ -1,6 +1,8 @@
 //! Helpers for the end-to-end tests. They talk to the real local control plane that
 //! `e2e/controlplane/up.sh` starts (its kubeconfig is in `KUBECONFIG`); nothing here is mocked.
 
+pub mod churn;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
@@ -311,6 +313,28 @@ pub fn operator_metric(prefix: &str) -> Result<f64, E2eError> {
         .filter(|l| l.starts_with(prefix))
         .map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0))
         .sum())
+}
+
+/// The operator's resident memory now and at its peak since it started, in MiB (`VmRSS` and
+/// `VmHWM` of the `commons` process the local scripts run, from /proc).
+pub fn operator_memory_mib() -> Result<(f64, f64), E2eError> {
+    let cluster = std::env::var("COMMONS_CLUSTER_DIR").map(PathBuf::from).unwrap_or_else(|_| {
+        PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/commons/cluster")
+    });
+    let read = |path: PathBuf| {
+        std::fs::read_to_string(&path)
+            .map_err(|source| E2eError::Spawn { cmd: format!("read {}", path.display()), source })
+    };
+    let pid = read(cluster.join("pids/commons.pid"))?;
+    let status = read(PathBuf::from(format!("/proc/{}/status", pid.trim())))?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map_or(0.0, |kib| kib / 1024.0)
+    };
+    Ok((field("VmRSS:"), field("VmHWM:")))
 }
 
 /// Runs `e2e/operator.sh ACTION` (start, stop or restart the operator under test, ...) and

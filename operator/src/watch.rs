@@ -207,6 +207,30 @@ impl kube::runtime::utils::Backoff for QuickBackoff {
     }
 }
 
+/// How many reconciles of one controller run at once.
+pub const CONCURRENCY: u16 = 16;
+
+/// A predicate (for `predicate_filter`) that lets an object through when what a controller reads
+/// of it may have changed: its spec (`generation`), its annotations, or its deletion starting —
+/// not a status write by Commons itself. Keyed with the uid, so a recreated object passes.
+pub fn spec_changed<K: Resource>(obj: &K) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let meta = obj.meta();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (&meta.uid, meta.generation, meta.deletion_timestamp.is_some(), &meta.annotations).hash(&mut h);
+    Some(h.finish())
+}
+
+/// A predicate that lets an object through when its labels change or its deletion starts (what
+/// the controllers read of a Namespace).
+pub fn labels_or_deletion<K: Resource>(obj: &K) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let meta = obj.meta();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (&meta.uid, &meta.labels, meta.deletion_timestamp.is_some()).hash(&mut h);
+    Some(h.finish())
+}
+
 /// The `Owner` that controls `obj`, if any. Cluster-scoped owners are keyed without a namespace
 /// (kube-runtime's `owns` would key them by the child's namespace, so one owner could be
 /// reconciled twice at once).

@@ -8,7 +8,10 @@
 use std::time::{Duration, Instant};
 
 use commons_crds::Tenancy;
-use commons_e2e::{E2eError, apply_raw, bench_tenancy, client, operator_metric, wait_all_ready};
+use commons_e2e::churn::pod_churn;
+use commons_e2e::{
+    E2eError, apply_raw, bench_tenancy, client, operator_memory_mib, operator_metric, wait_all_ready,
+};
 use kube::Api;
 use kube::api::DeleteParams;
 use serde_json::json;
@@ -51,6 +54,16 @@ async fn main() -> Result<(), E2eError> {
         operator_metric("commons_reconcile_duration_seconds_count{controller=\"tenancy\"}")? - reconciles;
     let idle_writes = operator_metric("commons_apiserver_writes_total")? - writes;
     println!("idle for {idle}s: {idle_reconciles} reconciles, {idle_writes} apiserver writes");
+    let (rss, peak) = operator_memory_mib()?;
+    println!(
+        "operator memory with {count} tenancies: {rss:.1} MiB resident, {peak:.1} MiB peak since it started"
+    );
+
+    // What pods cost: 1,000 creations over the first 100 tenancies (10 each, in their app namespace).
+    let churned = count.min(100);
+    let namespaces: Vec<String> = (0..churned).map(|i| format!("{PREFIX}{i:04}-app")).collect();
+    let churn = pod_churn(&client, &namespaces, churned * 10).await?;
+    println!("pods across {churned} tenancies: {churn}");
 
     for i in 0..count {
         let _ = api.delete(&format!("{PREFIX}{i:04}"), &DeleteParams::background()).await;

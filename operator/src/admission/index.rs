@@ -11,24 +11,40 @@ use std::sync::{Arc, RwLock};
 use kube::Resource;
 use kube::runtime::watcher::Event;
 
+/// Objects by group, then by their `namespace/name`.
 type Objects<K> = HashMap<String, HashMap<String, Arc<K>>>;
 
-/// Objects by namespace, then by name.
+/// Objects grouped by a key of theirs: their namespace ([`ByNamespace::default`]), or any key
+/// read from the object ([`ByNamespace::grouped_by`]), such as a namespace's tenancy label. An
+/// object whose key changes moves to its new group.
 pub struct ByNamespace<K> {
     inner: Arc<RwLock<Inner<K>>>,
+    group: fn(&K) -> Option<String>,
 }
 
 struct Inner<K> {
-    live: Objects<K>,
-    relist: Option<Objects<K>>,
+    live: Groups<K>,
+    relist: Option<Groups<K>>,
     synced: bool,
+}
+
+/// The objects by group, and the group each object is in.
+struct Groups<K> {
+    objects: Objects<K>,
+    located: HashMap<String, String>,
+}
+
+impl<K> Default for Groups<K> {
+    fn default() -> Self {
+        Groups { objects: HashMap::new(), located: HashMap::new() }
+    }
 }
 
 impl<K> std::fmt::Debug for ByNamespace<K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let inner = self.inner.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         f.debug_struct("ByNamespace")
-            .field("namespaces", &inner.live.len())
+            .field("groups", &inner.live.objects.len())
             .field("synced", &inner.synced)
             .finish_non_exhaustive()
     }
@@ -36,49 +52,62 @@ impl<K> std::fmt::Debug for ByNamespace<K> {
 
 impl<K> Clone for ByNamespace<K> {
     fn clone(&self) -> Self {
-        ByNamespace { inner: self.inner.clone() }
+        ByNamespace { inner: self.inner.clone(), group: self.group }
     }
 }
 
-impl<K> Default for ByNamespace<K> {
+impl<K: Resource + Clone> Default for ByNamespace<K> {
     fn default() -> Self {
-        ByNamespace {
-            inner: Arc::new(RwLock::new(Inner { live: HashMap::new(), relist: None, synced: false })),
+        ByNamespace::grouped_by(|obj| obj.meta().namespace.clone())
+    }
+}
+
+fn key<K: Resource>(obj: &K) -> Option<String> {
+    let meta = obj.meta();
+    Some(format!("{}/{}", meta.namespace.as_deref().unwrap_or_default(), meta.name.as_deref()?))
+}
+
+impl<K: Resource + Clone> Groups<K> {
+    fn insert(&mut self, obj: &K, group: Option<String>) {
+        self.remove(obj);
+        if let (Some(key), Some(group)) = (key(obj), group) {
+            self.objects.entry(group.clone()).or_default().insert(key.clone(), Arc::new(obj.clone()));
+            self.located.insert(key, group);
         }
     }
-}
 
-fn key<K: Resource>(obj: &K) -> Option<(String, String)> {
-    let meta = obj.meta();
-    Some((meta.namespace.clone()?, meta.name.clone()?))
-}
-
-fn insert<K: Resource + Clone>(objects: &mut Objects<K>, obj: &K) {
-    if let Some((namespace, name)) = key(obj) {
-        objects.entry(namespace).or_default().insert(name, Arc::new(obj.clone()));
-    }
-}
-
-fn remove<K: Resource>(objects: &mut Objects<K>, obj: &K) {
-    if let Some((namespace, name)) = key(obj)
-        && let Some(in_namespace) = objects.get_mut(&namespace)
-    {
-        in_namespace.remove(&name);
-        if in_namespace.is_empty() {
-            objects.remove(&namespace);
+    fn remove(&mut self, obj: &K) {
+        let Some(key) = key(obj) else { return };
+        if let Some(group) = self.located.remove(&key)
+            && let Some(members) = self.objects.get_mut(&group)
+        {
+            members.remove(&key);
+            if members.is_empty() {
+                self.objects.remove(&group);
+            }
         }
     }
 }
 
 impl<K: Resource + Clone> ByNamespace<K> {
+    /// An index grouping objects by `group` (objects it gives no group are not kept).
+    pub fn grouped_by(group: fn(&K) -> Option<String>) -> Self {
+        ByNamespace {
+            inner: Arc::new(RwLock::new(Inner { live: Groups::default(), relist: None, synced: false })),
+            group,
+        }
+    }
+
     /// Follows one watch event.
     pub fn apply(&self, event: &Event<K>) {
         let mut inner = self.inner.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         match event {
-            Event::Apply(obj) => insert(&mut inner.live, obj),
-            Event::Delete(obj) => remove(&mut inner.live, obj),
-            Event::Init => inner.relist = Some(HashMap::new()),
-            Event::InitApply(obj) => insert(inner.relist.get_or_insert_with(HashMap::new), obj),
+            Event::Apply(obj) => inner.live.insert(obj, (self.group)(obj)),
+            Event::Delete(obj) => inner.live.remove(obj),
+            Event::Init => inner.relist = Some(Groups::default()),
+            Event::InitApply(obj) => {
+                inner.relist.get_or_insert_with(Groups::default).insert(obj, (self.group)(obj))
+            }
             Event::InitDone => {
                 if let Some(listed) = inner.relist.take() {
                     inner.live = listed;
@@ -93,14 +122,20 @@ impl<K: Resource + Clone> ByNamespace<K> {
         self.inner.read().unwrap_or_else(std::sync::PoisonError::into_inner).synced
     }
 
-    /// Every object in the given namespaces.
-    pub fn in_namespaces<'a>(&self, namespaces: impl IntoIterator<Item = &'a String>) -> Vec<Arc<K>> {
+    /// Every object in the given groups (namespaces, for the default grouping).
+    pub fn in_namespaces<'a>(&self, groups: impl IntoIterator<Item = &'a String>) -> Vec<Arc<K>> {
         let inner = self.inner.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        namespaces
+        groups
             .into_iter()
-            .filter_map(|ns| inner.live.get(ns))
+            .filter_map(|g| inner.live.objects.get(g))
             .flat_map(|objs| objs.values().cloned())
             .collect()
+    }
+
+    /// Every object in `group`.
+    pub fn in_group(&self, group: &str) -> Vec<Arc<K>> {
+        let inner = self.inner.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        inner.live.objects.get(group).map(|objs| objs.values().cloned().collect()).unwrap_or_default()
     }
 }
 
@@ -158,5 +193,22 @@ mod tests {
         index.apply(&Event::InitDone);
         assert_eq!(uids(&index, &["a", "b"]), ["2"]);
         assert!(index.synced());
+    }
+
+    #[test]
+    fn an_object_whose_key_changes_moves_to_its_new_group() {
+        let by_label = ByNamespace::<Pod>::grouped_by(|p| p.metadata.labels.as_ref()?.get("t").cloned());
+        let labelled = |t: Option<&str>| {
+            let mut p = pod("ns", "p", "1");
+            p.metadata.labels = t.map(|t| [("t".to_owned(), t.to_owned())].into());
+            p
+        };
+        by_label.apply(&Event::Apply(labelled(Some("a"))));
+        assert_eq!(by_label.in_group("a").len(), 1);
+        by_label.apply(&Event::Apply(labelled(Some("b"))));
+        assert!(by_label.in_group("a").is_empty(), "moved out of its old group");
+        assert_eq!(by_label.in_group("b").len(), 1);
+        by_label.apply(&Event::Apply(labelled(None)));
+        assert!(by_label.in_group("b").is_empty(), "without a key it is not kept");
     }
 }

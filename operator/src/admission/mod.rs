@@ -157,14 +157,8 @@ impl Admission {
 
     /// Everything the tenancy's namespaces hold that counts, by uid, from the watches.
     fn observed(&self, tenancy: &str) -> Observed {
-        let namespaces: BTreeSet<String> = self
-            .stores
-            .namespaces
-            .state()
-            .iter()
-            .filter(|ns| ns.labels().get(labels::TENANCY).is_some_and(|t| t == tenancy))
-            .map(|ns| ns.name_any())
-            .collect();
+        let namespaces: BTreeSet<String> =
+            self.stores.by_tenancy.in_group(tenancy).iter().map(|ns| ns.name_any()).collect();
         let now = jiff::Timestamp::now().as_second();
         let mut out = Observed::new();
         let mut put = |uid: Option<String>, namespace: Option<String>, usage: Amounts| {

@@ -1,5 +1,6 @@
 //! The watches the quota check counts from, each stripped to what counting reads.
 
+use commons_crds::labels;
 use commons_crds::tenancy::Tenancy;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Pod, ResourceQuota, Service};
@@ -18,6 +19,8 @@ use crate::watch::Synced;
 pub(super) struct Stores {
     pub(super) tenancies: Store<Tenancy>,
     pub(super) namespaces: Store<Namespace>,
+    /// The same namespaces by their tenancy label, so a decision reads only its tenancy's.
+    pub(super) by_tenancy: ByNamespace<Namespace>,
     pub(super) pods: ByNamespace<Pod>,
     pub(super) claims: ByNamespace<PersistentVolumeClaim>,
     pub(super) services: ByNamespace<Service>,
@@ -33,17 +36,34 @@ impl Stores {
         stop: &tokio::sync::watch::Receiver<bool>,
     ) -> Stores {
         let managed = crate::watch::managed_or_all(false);
+        let by_tenancy = ByNamespace::grouped_by(|ns: &Namespace| {
+            ns.metadata.labels.as_ref()?.get(labels::TENANCY).cloned()
+        });
         Stores {
-            tenancies: start_watch(watches, watcher::Config::default(), strip_meta::<Tenancy>, stop.clone()),
-            namespaces: start_watch(watches, managed.clone(), strip_meta::<Namespace>, stop.clone()),
+            tenancies: start_watch(
+                watches,
+                watcher::Config::default(),
+                strip_meta::<Tenancy>,
+                None,
+                stop.clone(),
+            ),
+            namespaces: start_watch(
+                watches,
+                managed.clone(),
+                strip_meta::<Namespace>,
+                Some(by_tenancy.clone()),
+                stop.clone(),
+            ),
+            by_tenancy,
             pods: start_indexed_watch(watches, strip_pod, stop.clone()),
             claims: start_indexed_watch(watches, strip_meta::<PersistentVolumeClaim>, stop.clone()),
             services: start_indexed_watch(watches, strip_meta::<Service>, stop.clone()),
-            quotas: start_watch(watches, managed, strip_meta::<ResourceQuota>, stop.clone()),
+            quotas: start_watch(watches, managed, strip_meta::<ResourceQuota>, None, stop.clone()),
             priority_classes: start_watch(
                 watches,
                 watcher::Config::default(),
                 strip_meta::<PriorityClass>,
+                None,
                 stop.clone(),
             ),
         }
@@ -65,11 +85,13 @@ impl Stores {
 }
 
 /// Starts the watches the quota check needs, each until `shutdown`; the stores fill in the
-/// background (the check refuses, asking to retry, until they have).
+/// background (the check refuses, asking to retry, until they have). `index`, when given, follows
+/// the same watch.
 fn start_watch<K>(
     watches: &crate::watch::Watches,
     config: watcher::Config,
     strip: fn(&mut K),
+    index: Option<ByNamespace<K>>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Store<K>
 where
@@ -80,10 +102,13 @@ where
         watches.events::<K>(config).modify(strip).reflect(writer).take_until(crate::run::stopped(stop));
     tokio::spawn(async move {
         stream
-            .for_each(|r| async move {
-                if let Err(e) = r {
-                    tracing::debug!(error = %e, "admission watch error");
+            .for_each(|r| {
+                match (r, &index) {
+                    (Ok(event), Some(index)) => index.apply(&event),
+                    (Ok(_), None) => {}
+                    (Err(e), _) => tracing::debug!(error = %e, "admission watch error"),
                 }
+                std::future::ready(())
             })
             .await;
     });

@@ -2,6 +2,7 @@
 //! segment's paths in its members' namespaces.
 
 pub mod admission;
+pub mod affected;
 pub mod desired;
 pub mod ranges;
 pub mod reconcile;
@@ -12,15 +13,17 @@ pub mod fixtures;
 use std::sync::Arc;
 use std::time::Duration;
 
+use commons_crds::labels;
 use commons_crds::network_segment::NetworkSegment;
 use commons_crds::tenancy::Tenancy;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::Client;
+use kube::ResourceExt;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, watcher};
 
 use crate::metrics::Metrics;
@@ -85,16 +88,51 @@ pub async fn run(
         resync,
         cluster_networks,
     });
-    // A segment's paths depend on every tenancy (membership), every other segment (peers) and
-    // which namespaces exist, so a change to any of them re-evaluates every segment; a segment
-    // whose outcome did not change writes nothing.
+    // A segment's paths depend on the tenancies that ask to join it and on its peers' members, and
+    // on which of their namespaces exist: a change to a tenancy's spec, or to one of its
+    // namespaces, re-evaluates only the segments it can affect (`affected`). Status writes change
+    // nothing a segment reads, so they trigger nothing (the predicates); a change to a segment's
+    // spec re-evaluates every segment (peering is by name, and the peers it had are not known).
     let (reader, writer) = kube::runtime::reflector::store();
-    let main = watches.events::<NetworkSegment>(watcher::Config::default()).reflect(writer).applied_objects();
+    let main = watches
+        .events::<NetworkSegment>(watcher::Config::default())
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(crate::watch::spec_changed, Default::default());
+    let by_tenancy = {
+        let segments = ctx.segments.clone();
+        move |t: Tenancy| {
+            affected::by_tenancy_object(&t, &segments.state())
+                .into_iter()
+                .map(|s| ObjectRef::new(&s))
+                .collect::<Vec<_>>()
+        }
+    };
+    let by_namespace = {
+        let (segments, tenancies) = (ctx.segments.clone(), ctx.tenancies.clone());
+        move |ns: Namespace| {
+            let Some(tenancy) = ns.labels().get(labels::TENANCY).cloned() else { return Vec::new() };
+            let requested = tenancies
+                .get(&ObjectRef::new(&tenancy))
+                .map(|t| t.spec.network_segments.clone())
+                .unwrap_or_default();
+            affected::by_tenancy(&tenancy, &requested, &segments.state())
+                .into_iter()
+                .map(|s| ObjectRef::new(&s))
+                .collect::<Vec<_>>()
+        }
+    };
     Controller::for_stream(main, reader)
+        .with_config(kube::runtime::controller::Config::default().concurrency(crate::watch::CONCURRENCY))
         .watches_stream(np_stream, owned_by::<NetworkSegment, _>)
-        .reconcile_all_on(t_stream.filter_map(ok_unit))
-        .reconcile_all_on(s_stream.filter_map(ok_unit))
-        .reconcile_all_on(ns_stream.filter_map(ok_unit))
+        .watches_stream(t_stream.predicate_filter(crate::watch::spec_changed, Default::default()), by_tenancy)
+        .reconcile_all_on(
+            s_stream.predicate_filter(crate::watch::spec_changed, Default::default()).filter_map(ok_unit),
+        )
+        .watches_stream(
+            ns_stream.predicate_filter(crate::watch::labels_or_deletion, Default::default()),
+            by_namespace,
+        )
         .trigger_backoff(crate::watch::QuickBackoff::default())
         .graceful_shutdown_on(shutdown)
         .run(reconcile::reconcile, reconcile::error_policy, ctx)

@@ -24,8 +24,9 @@ use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding};
 use kube::Client;
+use kube::ResourceExt;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 
 use crate::metrics::Metrics;
@@ -137,9 +138,29 @@ pub async fn run(
     // Children map to their Tenancy by controller owner reference. (`owns_stream` would key a
     // cluster-scoped owner by the child's namespace, so one Tenancy could be reconciled twice at
     // once; the quota algorithm relies on one reconcile per Tenancy at a time.)
+    // A Tenancy is reconciled when what it asks for changes (not on Commons' own status writes),
+    // when one of its children changes, when a segment it asks to join changes its spec, and when
+    // its webhook saw demand.
     let (reader, writer) = kube::runtime::reflector::store();
-    let main = watches.events::<Tenancy>(watcher::Config::default()).reflect(writer).applied_objects();
+    let main = watches
+        .events::<Tenancy>(watcher::Config::default())
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(crate::watch::spec_changed, Default::default());
+    let requesting = {
+        let tenancies = reader.clone();
+        move |segment: NetworkSegment| {
+            let name = segment.name_any();
+            tenancies
+                .state()
+                .iter()
+                .filter(|t| t.spec.network_segments.contains(&name))
+                .map(|t| ObjectRef::new(&t.name_any()))
+                .collect::<Vec<_>>()
+        }
+    };
     let controller = Controller::for_stream(main, reader)
+        .with_config(kube::runtime::controller::Config::default().concurrency(crate::watch::CONCURRENCY))
         .watches_stream(ns_stream, owned_by::<Tenancy, _>)
         .watches_stream(lr_stream, owned_by::<Tenancy, _>)
         .watches_stream(np_stream, owned_by::<Tenancy, _>)
@@ -147,8 +168,11 @@ pub async fn run(
         .watches_stream(cr_stream, owned_by::<Tenancy, _>)
         .watches_stream(crb_stream, owned_by::<Tenancy, _>)
         .watches_stream(rq_stream, owned_by::<Tenancy, _>)
-        // A segment's admission rules decide the membership every tenancy reports.
-        .reconcile_all_on(seg_stream.filter_map(|r| futures::future::ready(r.ok().map(|_| ()))))
+        // A segment's admission rules decide the membership the tenancies asking to join it report.
+        .watches_stream(
+            seg_stream.predicate_filter(crate::watch::spec_changed, Default::default()),
+            requesting,
+        )
         // A namespace refused by its quota share while the tenancy has headroom elsewhere.
         .reconcile_on(demand_triggers)
         .trigger_backoff(crate::watch::QuickBackoff::default())
