@@ -2,6 +2,7 @@
 //! `e2e/controlplane/up.sh` starts (its kubeconfig is in `KUBECONFIG`); nothing here is mocked.
 
 pub mod churn;
+pub mod floor;
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -56,8 +56,8 @@ impl Watches {
         &self.client
     }
 
-    /// A watch of `K` with `config`: retried with [`QuickBackoff`], and started afresh (a new
-    /// list) after the apiserver restarts.
+    /// A watch of `K` with `config`: retried with [`QuickBackoff`], started afresh (a new list)
+    /// after the apiserver restarts, and without `managedFields`.
     pub fn events<K>(
         &self,
         config: watcher::Config,
@@ -88,6 +88,8 @@ impl Watches {
         })
         .flatten()
         .backoff(QuickBackoff::default())
+        // No controller reads managedFields, and they are often the largest part of an object.
+        .modify(|obj: &mut K| obj.meta_mut().managed_fields = None)
     }
 
     /// A reflected watch of `K` (only what Commons manages, unless `all`), feeding a store and
