@@ -68,7 +68,7 @@ pub fn keep<K>(
     let api: Api<K> = Api::all(watches.client().clone());
     let events = watches
         .events::<K>(watcher::Config::default().fields(&format!("metadata.name={name}")))
-        .take_until(crate::run::stopped(stop));
+        .take_until(crate::shutdown::stopped(stop));
     tokio::spawn(async move {
         tokio::pin!(events);
         // What the watch shows now; `None` until its first list, `Some(None)` when absent.

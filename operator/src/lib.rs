@@ -9,12 +9,16 @@ pub mod run;
 
 pub use error::{Error, Result};
 pub mod apply;
+pub mod conditions;
 pub mod events;
 pub mod keeper;
+pub mod membership;
+pub mod naming;
 pub mod policy;
 pub mod quantity;
 pub mod reachability;
 pub mod reachability_cmd;
 pub mod segment;
+pub mod shutdown;
 pub mod tenancy;
 pub mod watch;

@@ -104,7 +104,7 @@ pub async fn run(settings: Settings) -> Result<()> {
         metrics.clone(),
         settings.resync,
         settings.cluster_networks.clone(),
-        stopped(stop_rx.clone()),
+        crate::shutdown::stopped(stop_rx.clone()),
     ));
     let tenancies = tokio::spawn(tenancy::run(
         watches.clone(),
@@ -112,7 +112,7 @@ pub async fn run(settings: Settings) -> Result<()> {
         settings.resync,
         demand,
         demand_triggers,
-        stopped(stop_rx.clone()),
+        crate::shutdown::stopped(stop_rx.clone()),
     ));
     let webhook = match (settings.webhook, webhook_certs, admission) {
         (Some(w), Some((certs, clients)), Some(adm)) => {
@@ -168,11 +168,6 @@ pub async fn run(settings: Settings) -> Result<()> {
     }
     tracing::info!("stopped");
     served
-}
-
-/// Resolves once `true` is sent.
-pub(crate) async fn stopped(mut rx: watch::Receiver<bool>) {
-    let _ = rx.wait_for(|stop| *stop).await;
 }
 
 async fn shutdown_signal() {

@@ -101,8 +101,21 @@ impl Watches {
     where
         K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
     {
+        self.reflect_stripped(all, |_| {})
+    }
+
+    /// [`Watches::reflect`], keeping of each object only what `strip` leaves (what the controller
+    /// reads), so the store holds no more than it needs.
+    pub fn reflect_stripped<K>(
+        &self,
+        all: bool,
+        strip: fn(&mut K),
+    ) -> (Store<K>, impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static)
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    {
         let (store, writer) = reflector::store();
-        let stream = self.events::<K>(managed_or_all(all)).reflect(writer).touched_objects();
+        let stream = self.events::<K>(managed_or_all(all)).modify(strip).reflect(writer).touched_objects();
         (store, stream)
     }
 }

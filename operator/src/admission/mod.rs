@@ -103,7 +103,7 @@ impl Admission {
         let sweeper = admission.clone();
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(SWEEP);
-            let stopped = crate::run::stopped(stop);
+            let stopped = crate::shutdown::stopped(stop);
             tokio::pin!(stopped);
             loop {
                 tokio::select! {

@@ -127,7 +127,7 @@ pub async fn serve(
         }
     };
     let rotation = tokio::spawn(rotation);
-    let served = tls::serve(listener, config, admission.router(), crate::run::stopped(stop)).await;
+    let served = tls::serve(listener, config, admission.router(), crate::shutdown::stopped(stop)).await;
     rotation.abort();
     served
 }

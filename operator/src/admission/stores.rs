@@ -40,13 +40,7 @@ impl Stores {
             ns.metadata.labels.as_ref()?.get(labels::TENANCY).cloned()
         });
         Stores {
-            tenancies: start_watch(
-                watches,
-                watcher::Config::default(),
-                strip_meta::<Tenancy>,
-                None,
-                stop.clone(),
-            ),
+            tenancies: start_watch(watches, watcher::Config::default(), strip_tenancy, None, stop.clone()),
             namespaces: start_watch(
                 watches,
                 managed.clone(),
@@ -99,7 +93,7 @@ where
 {
     let (store, writer) = reflector::store();
     let stream =
-        watches.events::<K>(config).modify(strip).reflect(writer).take_until(crate::run::stopped(stop));
+        watches.events::<K>(config).modify(strip).reflect(writer).take_until(crate::shutdown::stopped(stop));
     tokio::spawn(async move {
         stream
             .for_each(|r| {
@@ -125,8 +119,10 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
 {
     let index = ByNamespace::default();
-    let stream =
-        watches.events::<K>(watcher::Config::default()).modify(strip).take_until(crate::run::stopped(stop));
+    let stream = watches
+        .events::<K>(watcher::Config::default())
+        .modify(strip)
+        .take_until(crate::shutdown::stopped(stop));
     let writer = index.clone();
     tokio::spawn(async move {
         stream
@@ -198,6 +194,12 @@ fn strip_container_statuses(
             ..Default::default()
         })
         .collect()
+}
+
+/// The webhook reads a tenancy's spec only.
+fn strip_tenancy(tenancy: &mut Tenancy) {
+    strip_meta(tenancy);
+    tenancy.status = None;
 }
 
 fn strip_meta<K: Resource>(obj: &mut K) {

@@ -14,10 +14,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelecto
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
 
-use super::admission::{self, Decision};
 use super::ranges;
+use crate::membership::{self as admission, Decision};
+use crate::naming::{namespace_name, namespaces_named};
 use crate::reachability::Cidr;
-use crate::tenancy::desired::{namespace_name, namespaces_named};
 
 /// Who is in a segment and who was refused.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -1,7 +1,6 @@
 //! The NetworkSegment controller: admission of tenancies, and the NetworkPolicies that open a
 //! segment's paths in its members' namespaces.
 
-pub mod admission;
 pub mod affected;
 pub mod desired;
 pub mod ranges;
@@ -70,9 +69,16 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let client = watches.client().clone();
-    let (tenancies, t_stream) = watches.reflect::<Tenancy>(true);
+    // Of tenancies the segments read the spec; of namespaces (only Commons' own) the name, labels
+    // and whether they are terminating.
+    let (tenancies, t_stream) = watches.reflect_stripped::<Tenancy>(true, |t| t.status = None);
     let (segments, s_stream) = watches.reflect::<NetworkSegment>(true);
-    let (namespaces, ns_stream) = watches.reflect::<Namespace>(true);
+    let (namespaces, ns_stream) = watches.reflect_stripped::<Namespace>(false, |ns| {
+        ns.spec = None;
+        ns.status = None;
+        ns.metadata.annotations = None;
+        ns.metadata.owner_references = None;
+    });
     let (policies, np_stream) = watches.reflect::<NetworkPolicy>(false);
     let ctx = Arc::new(Context {
         client: client.clone(),

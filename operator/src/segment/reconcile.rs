@@ -15,8 +15,8 @@ use kube::{Api, ResourceExt};
 use super::Context;
 use super::desired::{self, Membership};
 use crate::apply::{apply_if_changed, count_write, delete};
+use crate::conditions::{carry_transition_times, condition};
 use crate::error::{Error, Result};
-use crate::tenancy::status::{carry_transition_times, condition};
 
 /// Waits until every store has had its first full list.
 async fn stores_ready(ctx: &Context) -> Result<()> {

@@ -1,5 +1,6 @@
 //! The objects a Tenancy should have, computed from its spec alone (no client, no I/O).
 
+pub use crate::naming::{namespace_name, namespaces_named};
 use std::collections::BTreeMap;
 
 use commons_crds::labels;
@@ -15,9 +16,7 @@ use k8s_openapi::api::rbac::v1::{
     ClusterRole, ClusterRoleBinding, PolicyRule, RoleBinding, RoleRef, Subject,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
-    LabelSelector, LabelSelectorRequirement, ObjectMeta, OwnerReference,
-};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
 
@@ -37,11 +36,6 @@ pub const OWNERS_BINDING_NAME: &str = "commons-owners";
 
 /// Requests given to containers that set none when a Tenancy has no `defaults`.
 pub const FALLBACK_REQUESTS: [(&str, &str); 2] = [("cpu", "100m"), ("memory", "128Mi")];
-
-/// The namespace name of a tenancy namespace entry.
-pub fn namespace_name(tenancy: &str, short: &str) -> String {
-    format!("{tenancy}-{short}")
-}
 
 /// The tenancy's quota limits, by ResourceQuota resource name.
 pub fn quota_limits(tenancy: &Tenancy) -> Result<Amounts, crate::quantity::QuantityError> {
@@ -168,25 +162,6 @@ pub fn limit_range(tenancy: &Tenancy, namespace: &str) -> LimitRange {
                 ..LimitRangeItem::default()
             }],
         }),
-    }
-}
-
-/// Selects exactly the namespaces `names` by their immutable name label (none when empty).
-pub fn namespaces_named(names: impl IntoIterator<Item = String>) -> LabelSelector {
-    let mut values: Vec<String> = names.into_iter().collect();
-    values.sort();
-    values.dedup();
-    if values.is_empty() {
-        // `In` needs a value; this one is no namespace's name (names never start with '-').
-        values.push("-none".into());
-    }
-    LabelSelector {
-        match_expressions: Some(vec![LabelSelectorRequirement {
-            key: labels::NAMESPACE_NAME.to_owned(),
-            operator: "In".into(),
-            values: Some(values),
-        }]),
-        ..LabelSelector::default()
     }
 }
 

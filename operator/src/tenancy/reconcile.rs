@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::segment::admission::Decision;
+use crate::membership::{self, Decision};
 use commons_crds::labels;
 use commons_crds::tenancy::{MembershipState, NamespaceStatus, SegmentMembership, Tenancy};
 use k8s_openapi::api::core::v1::{LimitRange, Namespace, PersistentVolumeClaim, Pod};
@@ -253,7 +253,7 @@ fn segment_memberships(ctx: &Context, tenancy: &Tenancy) -> Vec<SegmentMembershi
                 reason: Some("SegmentNotFound".into()),
                 message: Some(format!("there is no NetworkSegment {name}")),
             },
-            Some(seg) => match crate::segment::admission::decide(&seg, tenancy) {
+            Some(seg) => match membership::decide(&seg, tenancy) {
                 Decision::Admitted => SegmentMembership {
                     name: name.clone(),
                     state: MembershipState::Joined,

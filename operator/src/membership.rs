@@ -1,4 +1,5 @@
-//! Whether a NetworkSegment admits a Tenancy (pure; shared by the Tenancy and segment controllers).
+//! Whether a NetworkSegment admits a Tenancy (pure; shared by the Tenancy and segment controllers,
+//! so neither depends on the other).
 
 use commons_crds::network_segment::NetworkSegment;
 use commons_crds::tenancy::Tenancy;
