@@ -86,6 +86,23 @@ pub fn tenancy_manifest(name: &str, namespaces: &[&str], extra: serde_json::Valu
     serde_json::json!({"apiVersion": "commons.dev/v1alpha1", "kind": "Tenancy", "metadata": {"name": name}, "spec": spec})
 }
 
+/// Deletes Tenancy `name` if it exists (lifting its deletion protection first: tests delete what
+/// they make) and waits until it is gone with everything it owned.
+pub async fn delete_tenancy(client: &Client, name: &str) -> Result<(), E2eError> {
+    let api: Api<commons_crds::Tenancy> = Api::all(client.clone());
+    if api.get_opt(name).await?.is_none() {
+        return Ok(());
+    }
+    let lift = serde_json::json!({"spec": {"deletionProtection": false}});
+    api.patch(name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&lift)).await?;
+    let _ = api.delete(name, &kube::api::DeleteParams::foreground()).await;
+    wait_for(&format!("Tenancy {name} gone"), Duration::from_secs(120), || {
+        let api = api.clone();
+        async move { api.get_opt(name).await.ok()?.is_none().then_some(()) }
+    })
+    .await
+}
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().map(PathBuf::from).unwrap_or_default()

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use commons_crds::Tenancy;
 use commons_e2e::{
-    apply_raw, client, install_crds, tenancy_event_reasons, tenancy_manifest, wait_for, wait_for_condition,
-    wait_for_default_service_account,
+    apply_raw, client, delete_tenancy, install_crds, tenancy_event_reasons, tenancy_manifest, wait_for,
+    wait_for_condition, wait_for_default_service_account,
 };
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, ResourceQuota};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
@@ -26,16 +26,7 @@ async fn ready_client() -> Client {
 }
 
 async fn fresh(client: &Client, name: &str, namespaces: &[&str], extra: Value) {
-    let api: Api<Tenancy> = Api::all(client.clone());
-    if api.get_opt(name).await.unwrap().is_some() {
-        let _ = api.delete(name, &DeleteParams::foreground()).await;
-        wait_for(&format!("Tenancy {name} gone"), Duration::from_secs(120), || {
-            let api = api.clone();
-            async move { api.get_opt(name).await.ok()?.is_none().then_some(()) }
-        })
-        .await
-        .unwrap();
-    }
+    delete_tenancy(client, name).await.unwrap();
     apply_raw::<Tenancy>(client, None, tenancy_manifest(name, namespaces, extra)).await.unwrap();
     wait_for_condition(client, name, "Ready", "True", None, READY).await.unwrap();
     for ns in namespaces {

@@ -41,14 +41,7 @@ async fn fresh_tenancy(client: &Client, name: &str, namespaces: &[&str], extra: 
 }
 
 async fn delete_tenancy(client: &Client, name: &str) {
-    let api: Api<Tenancy> = Api::all(client.clone());
-    let _ = api.delete(name, &DeleteParams::foreground()).await;
-    wait_for(&format!("Tenancy {name} gone"), Duration::from_secs(120), || {
-        let api = api.clone();
-        async move { api.get_opt(name).await.ok()?.is_none().then_some(()) }
-    })
-    .await
-    .unwrap();
+    commons_e2e::delete_tenancy(client, name).await.unwrap();
 }
 
 async fn create_pod(client: &Client, namespace: &str, name: &str) -> Result<Pod, String> {

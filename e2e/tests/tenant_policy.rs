@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use commons_crds::Tenancy;
 use commons_e2e::{
-    apply_raw, can_i, client, client_as, create_raw, install_crds, operator_metric, restricted_pod,
-    tenancy_manifest, wait_for, wait_for_condition, wait_for_default_service_account,
+    apply_raw, can_i, client, client_as, create_raw, delete_tenancy, install_crds, operator_metric,
+    restricted_pod, tenancy_manifest, wait_for, wait_for_condition, wait_for_default_service_account,
 };
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Pod, Service};
 use k8s_openapi::api::scheduling::v1::PriorityClass;
@@ -26,19 +26,7 @@ async fn ready_client() -> Client {
 
 async fn fresh(client: &Client, manifest: Value) {
     let name = manifest["metadata"]["name"].as_str().unwrap().to_owned();
-    let api: Api<Tenancy> = Api::all(client.clone());
-    if api.get_opt(&name).await.unwrap().is_some() {
-        let lift = json!({"spec": {"deletionProtection": false}});
-        api.patch(&name, &PatchParams::default(), &Patch::Merge(&lift)).await.unwrap();
-        let _ = api.delete(&name, &DeleteParams::foreground()).await;
-        wait_for(&format!("Tenancy {name} gone"), Duration::from_secs(120), || {
-            let api = api.clone();
-            let name = name.clone();
-            async move { api.get_opt(&name).await.ok()?.is_none().then_some(()) }
-        })
-        .await
-        .unwrap();
-    }
+    delete_tenancy(client, &name).await.unwrap();
     apply_raw::<Tenancy>(client, None, manifest).await.unwrap();
     wait_for_condition(client, &name, "Ready", "True", None, READY).await.unwrap();
 }

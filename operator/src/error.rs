@@ -96,3 +96,16 @@ impl Error {
 
 /// The operator's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What every controller does after a failed reconcile: log it, count it by controller and
+/// reason (`commons_reconcile_errors_total`), and try again in 5 s.
+pub fn retry_after_failure(
+    controller: &str,
+    name: &str,
+    error: &Error,
+    metrics: &crate::metrics::Metrics,
+) -> kube::runtime::controller::Action {
+    tracing::warn!(controller, name, %error, "reconcile failed");
+    metrics.reconcile_errors.with_label_values(&[controller, error.metric_label()]).inc();
+    kube::runtime::controller::Action::requeue(std::time::Duration::from_secs(5))
+}

@@ -1,20 +1,110 @@
-//! Publishing Events: what a person should see, counted as apiserver writes, never fatal.
+//! Publishing Events: what a person should see, counted as apiserver writes, never fatal. Every
+//! reason Commons records is a [`Reason`], which also decides whether it is a Warning.
 
-use kube::Resource;
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::{Client, Resource};
+
+/// Why Commons records an Event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// A tenancy's namespace was created.
+    NamespaceCreated,
+    /// A namespace removed from a tenancy's spec was deleted.
+    NamespaceDeleted,
+    /// A namespace removed from the spec still holds claims or pods and is kept.
+    NamespaceDeletionHeld,
+    /// A namespace of the spec belongs to something else.
+    NamespaceConflict,
+    /// The tenancy has used all of a resource.
+    QuotaExhausted,
+    /// The tenancy was suspended.
+    Suspended,
+    /// The tenancy is active again.
+    Resumed,
+    /// The tenancy passed its expiry date.
+    Expired,
+    /// The tenancy expires within 7 days.
+    ExpiresWithin7Days,
+    /// The tenancy expires within 1 day.
+    ExpiresWithin1Day,
+    /// A segment the tenancy asked to join refused it.
+    SegmentRefused,
+    /// A tenancy joined a segment.
+    MemberJoined,
+    /// A tenancy left a segment.
+    MemberLeft,
+    /// A segment refused a tenancy.
+    MemberRefused,
+    /// A segment's outside range covered a cluster network, which was cut out.
+    ClusterNetworkExcluded,
+}
+
+impl Reason {
+    /// The reason as the Event carries it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::NamespaceCreated => "NamespaceCreated",
+            Reason::NamespaceDeleted => "NamespaceDeleted",
+            Reason::NamespaceDeletionHeld => "NamespaceDeletionHeld",
+            Reason::NamespaceConflict => "NamespaceConflict",
+            Reason::QuotaExhausted => "QuotaExhausted",
+            Reason::Suspended => "Suspended",
+            Reason::Resumed => "Resumed",
+            Reason::Expired => "Expired",
+            Reason::ExpiresWithin7Days => "ExpiresWithin7Days",
+            Reason::ExpiresWithin1Day => "ExpiresWithin1Day",
+            Reason::SegmentRefused => "SegmentRefused",
+            Reason::MemberJoined => "MemberJoined",
+            Reason::MemberLeft => "MemberLeft",
+            Reason::MemberRefused => "MemberRefused",
+            Reason::ClusterNetworkExcluded => "ClusterNetworkExcluded",
+        }
+    }
+
+    /// Whether a person should act on it.
+    pub fn event_type(self) -> EventType {
+        match self {
+            Reason::NamespaceCreated
+            | Reason::NamespaceDeleted
+            | Reason::Suspended
+            | Reason::Resumed
+            | Reason::MemberJoined
+            | Reason::MemberLeft => EventType::Normal,
+            Reason::NamespaceDeletionHeld
+            | Reason::NamespaceConflict
+            | Reason::QuotaExhausted
+            | Reason::Expired
+            | Reason::ExpiresWithin7Days
+            | Reason::ExpiresWithin1Day
+            | Reason::SegmentRefused
+            | Reason::MemberRefused
+            | Reason::ClusterNetworkExcluded => EventType::Warning,
+        }
+    }
+}
+
+/// The one Event recorder of the process, shared by every controller.
+pub fn recorder(client: Client) -> Recorder {
+    Recorder::new(client, Reporter { controller: "commons".into(), instance: std::env::var("HOSTNAME").ok() })
+}
 
 /// Publishes an Event about `obj`; a failure to publish is logged, never returned.
 pub async fn publish<K: Resource<DynamicType = ()>>(
     recorder: &Recorder,
     obj: &K,
-    type_: EventType,
-    reason: &str,
+    reason: Reason,
     action: &str,
     note: String,
 ) {
     crate::apply::count_write("Event", "publish");
-    let ev = Event { type_, reason: reason.into(), note: Some(note), action: action.into(), secondary: None };
+    let ev = Event {
+        type_: reason.event_type(),
+        reason: reason.as_str().into(),
+        note: Some(note),
+        action: action.into(),
+        secondary: None,
+    };
     if let Err(e) = recorder.publish(&ev, &obj.object_ref(&())).await {
-        tracing::warn!(error = %e, reason, "cannot publish event");
+        tracing::warn!(error = %e, reason = reason.as_str(), "cannot publish event");
     }
 }

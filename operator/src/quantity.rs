@@ -137,6 +137,14 @@ fn parse_exponent(digits: i128, frac_len: usize, suffix: &str) -> Option<Milli> 
     }
 }
 
+/// The amounts of a ResourceQuota's `hard` or `used` (or any resource list), by resource name;
+/// quantities that do not parse are left out.
+pub fn amounts(
+    map: Option<&std::collections::BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>,
+) -> std::collections::BTreeMap<String, Milli> {
+    map.into_iter().flatten().filter_map(|(k, v)| Some((k.clone(), v.0.parse::<Milli>().ok()?))).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -99,9 +99,12 @@ pub async fn run(settings: Settings) -> Result<()> {
         stop_rx.clone(),
     );
     let checker = tokio::spawn(readiness::run(client.clone(), tx, metrics.clone(), local_checks));
+    // One Event recorder for the process (it also deduplicates repeated Events).
+    let recorder = crate::events::recorder(client.clone());
     let segments = tokio::spawn(segment::run(
         watches.clone(),
         metrics.clone(),
+        recorder.clone(),
         settings.resync,
         settings.cluster_networks.clone(),
         crate::shutdown::stopped(stop_rx.clone()),
@@ -109,6 +112,7 @@ pub async fn run(settings: Settings) -> Result<()> {
     let tenancies = tokio::spawn(tenancy::run(
         watches.clone(),
         metrics.clone(),
+        recorder,
         settings.resync,
         demand,
         demand_triggers,

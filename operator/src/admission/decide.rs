@@ -48,13 +48,7 @@ impl Admission {
         kind: Kind,
     ) -> std::result::Result<Option<String>, String> {
         let namespace = req.namespace.clone().unwrap_or_default();
-        let unavailable =
-            |e: kube::Error| format!("Commons cannot check the tenancy quota right now ({e}); try again");
-        let Some(tenancy_name) = self.tenancy_of(&namespace).await.map_err(unavailable)? else {
-            return Ok(None);
-        };
-        let Some(tenancy) = self.tenancy(&tenancy_name).await.map_err(unavailable)? else {
-            // The tenancy is gone and its namespaces are being deleted: nothing to charge to.
+        let Some((tenancy_name, tenancy)) = self.tenancy_of_namespace(&namespace, "quota").await? else {
             return Ok(None);
         };
         let (stage, _) = status::expiry(jiff::Timestamp::now(), tenancy.spec.expires_at.as_ref());

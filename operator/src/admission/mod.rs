@@ -30,7 +30,6 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Client, ResourceExt};
 
-use crate::quantity::Milli;
 use crate::tenancy::desired;
 use crate::tenancy::quota::Amounts;
 use ledger::{Charged, Ledger, Observed, Refusal, Share};
@@ -148,6 +147,22 @@ impl Admission {
         Ok(Api::<Namespace>::all(self.client.clone()).get_opt(namespace).await?.as_ref().and_then(from))
     }
 
+    /// The tenancy `namespace` belongs to, with its name; `None` outside tenancies, or when the
+    /// tenancy is gone (its namespaces are being deleted: nothing to check against). `Err` says
+    /// that the `check` cannot be made now.
+    async fn tenancy_of_namespace(
+        &self,
+        namespace: &str,
+        check: &str,
+    ) -> std::result::Result<Option<(String, Arc<Tenancy>)>, String> {
+        let unavailable =
+            |e: kube::Error| format!("Commons cannot check the tenancy's {check} right now ({e}); try again");
+        let Some(name) = self.tenancy_of(namespace).await.map_err(unavailable)? else {
+            return Ok(None);
+        };
+        Ok(self.tenancy(&name).await.map_err(unavailable)?.map(|t| (name, t)))
+    }
+
     async fn tenancy(&self, name: &str) -> std::result::Result<Option<Arc<Tenancy>>, kube::Error> {
         if let Some(t) = self.stores.tenancies.get(&ObjectRef::new(name)) {
             return Ok(Some(t));
@@ -181,15 +196,7 @@ impl Admission {
 
     fn share(&self, namespace: &str) -> Option<Share> {
         let rq = self.stores.quotas.get(&ObjectRef::new(desired::QUOTA_NAME).within(namespace))?;
-        let parse = |m: Option<
-            &std::collections::BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
-        >|
-         -> Amounts {
-            m.into_iter()
-                .flatten()
-                .filter_map(|(k, v)| Some((k.clone(), v.0.parse::<Milli>().ok()?)))
-                .collect()
-        };
+        let parse = crate::quantity::amounts;
         Some(Share {
             hard: parse(rq.spec.as_ref().and_then(|s| s.hard.as_ref())),
             used: parse(rq.status.as_ref().and_then(|s| s.used.as_ref())),

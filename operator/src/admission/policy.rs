@@ -42,12 +42,7 @@ impl Admission {
             return Ok(None);
         };
         let namespace = req.namespace.clone().unwrap_or_default();
-        let unavailable =
-            |e: kube::Error| format!("Commons cannot check the tenancy's policy right now ({e}); try again");
-        let Some(tenancy_name) = self.tenancy_of(&namespace).await.map_err(unavailable)? else {
-            return Ok(None);
-        };
-        let Some(tenancy) = self.tenancy(&tenancy_name).await.map_err(unavailable)? else {
+        let Some((tenancy_name, tenancy)) = self.tenancy_of_namespace(&namespace, "policy").await? else {
             return Ok(None);
         };
         let policy = Policy::new(

@@ -21,7 +21,7 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::Client;
 use kube::ResourceExt;
 use kube::runtime::WatchStreamExt;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, watcher};
 
@@ -64,6 +64,7 @@ fn ok_unit<T>(r: Result<T, watcher::Error>) -> futures::future::Ready<Option<()>
 pub async fn run(
     watches: crate::watch::Watches,
     metrics: Metrics,
+    recorder: Recorder,
     resync: Duration,
     cluster_networks: Vec<crate::reachability::Cidr>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
@@ -86,10 +87,7 @@ pub async fn run(
         segments,
         namespaces,
         policies,
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter { controller: "commons".into(), instance: std::env::var("HOSTNAME").ok() },
-        ),
+        recorder,
         metrics,
         resync,
         cluster_networks,

@@ -1,14 +1,13 @@
 //! Reconciling one NetworkSegment: membership → policies in members' namespaces → status.
 
 use std::sync::Arc;
-use std::time::Duration;
 
+use crate::events::Reason;
 use commons_crds::labels;
 use commons_crds::network_segment::{NetworkSegment, NetworkSegmentStatus};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 
@@ -131,33 +130,27 @@ async fn announce(ctx: &Context, segment: &NetworkSegment, m: &Membership, statu
         s.conditions.iter().find(|c| c.type_ == RANGES && c.status == "False").map(|c| c.message.clone())
     };
     if let Some(message) = ranges(status).filter(|now| ranges(&before).as_ref() != Some(now)) {
-        events.push((EventType::Warning, CLUSTER_NETWORK_EXCLUDED, message));
+        events.push((Reason::ClusterNetworkExcluded, message));
     }
     for t in m.members.iter().filter(|t| !before.members.contains(t)) {
-        events.push((EventType::Normal, "MemberJoined", format!("tenancy {t} joined the segment")));
+        events.push((Reason::MemberJoined, format!("tenancy {t} joined the segment")));
     }
     for t in before.members.iter().filter(|t| !m.members.contains(t)) {
-        events.push((
-            EventType::Normal,
-            "MemberLeft",
-            format!("tenancy {t} left the segment; its paths are closed"),
-        ));
+        events.push((Reason::MemberLeft, format!("tenancy {t} left the segment; its paths are closed")));
     }
     for r in m
         .refused
         .iter()
         .filter(|r| !before.refused.iter().any(|b| b.tenancy == r.tenancy && b.reason == r.reason))
     {
-        events.push((EventType::Warning, "MemberRefused", format!("tenancy {}: {}", r.tenancy, r.message)));
+        events.push((Reason::MemberRefused, format!("tenancy {}: {}", r.tenancy, r.message)));
     }
-    for (type_, reason, note) in events {
-        crate::events::publish(&ctx.recorder, segment, type_, reason, "Admission", note).await;
+    for (reason, note) in events {
+        crate::events::publish(&ctx.recorder, segment, reason, "Admission", note).await;
     }
 }
 
 /// What happens after a failed reconcile: count it and try again soon.
 pub fn error_policy(segment: Arc<NetworkSegment>, error: &Error, ctx: Arc<Context>) -> Action {
-    tracing::warn!(segment = %segment.name_any(), %error, "reconcile failed");
-    ctx.metrics.reconcile_errors.with_label_values(&["networksegment", error.metric_label()]).inc();
-    Action::requeue(Duration::from_secs(5))
+    crate::error::retry_after_failure("networksegment", &segment.name_any(), error, &ctx.metrics)
 }

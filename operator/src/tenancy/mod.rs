@@ -25,7 +25,7 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding};
 use kube::Client;
 use kube::ResourceExt;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 
@@ -100,6 +100,7 @@ impl std::fmt::Debug for Context {
 pub async fn run(
     watches: crate::watch::Watches,
     metrics: Metrics,
+    recorder: Recorder,
     resync: Duration,
     demand: Arc<demand::Demand>,
     demand_triggers: futures::channel::mpsc::UnboundedReceiver<kube::runtime::reflector::ObjectRef<Tenancy>>,
@@ -127,10 +128,7 @@ pub async fn run(
             cluster_role_bindings,
             segments,
         },
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter { controller: "commons".into(), instance: std::env::var("HOSTNAME").ok() },
-        ),
+        recorder,
         metrics: metrics.clone(),
         resync,
         demand,

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::events::Reason;
 use crate::membership::{self, Decision};
 use commons_crds::labels;
 use commons_crds::tenancy::{MembershipState, NamespaceStatus, SegmentMembership, Tenancy};
@@ -11,14 +12,13 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding};
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::EventType;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Resource, ResourceExt};
 
 use super::Context;
 use super::desired;
 use super::removal::{self, Contents, Removal};
-use super::status::{self, Expiry, Observations};
+use super::status::{self, Expiry, Observations, Suspension};
 use crate::apply::{apply_if_changed, delete};
 use crate::error::{Error, Result};
 
@@ -50,13 +50,7 @@ pub async fn reconcile(tenancy: Arc<Tenancy>, ctx: Arc<Context>) -> Result<Actio
     let name = tenancy.name_any();
     tracing::debug!(tenancy = %name, "stores ready");
     let (stage, next_stage) = status::expiry(jiff::Timestamp::now(), tenancy.spec.expires_at.as_ref());
-    let suspended = if stage == Expiry::Expired {
-        Some("Expired")
-    } else if tenancy.spec.suspended {
-        Some("Suspended")
-    } else {
-        None
-    };
+    let suspended = Suspension::of(&tenancy, stage);
     let limits = desired::quota_limits(&tenancy).map_err(|e| Error::Invalid(format!("spec.quota: {e}")))?;
 
     // 1. Namespaces, never taking over one that belongs to something else.
@@ -78,7 +72,7 @@ pub async fn reconcile(tenancy: Arc<Tenancy>, ctx: Arc<Context>) -> Result<Actio
                     "namespace {ns_name} already exists and belongs to {owner}; Commons will not take it over"
                 );
                 if was_ready(&tenancy, &ns_name) {
-                    ctx.event(&tenancy, EventType::Warning, "NamespaceConflict", &message).await;
+                    ctx.event(&tenancy, Reason::NamespaceConflict, &message).await;
                 }
                 statuses.push(NamespaceStatus { name: ns_name, ready: false, message: Some(message) });
             }
@@ -91,13 +85,8 @@ pub async fn reconcile(tenancy: Arc<Tenancy>, ctx: Arc<Context>) -> Result<Actio
             }
             observed => {
                 if apply_if_changed(&ns_api, &ns, observed).await? && observed.is_none() {
-                    ctx.event(
-                        &tenancy,
-                        EventType::Normal,
-                        "NamespaceCreated",
-                        &format!("created namespace {ns_name}"),
-                    )
-                    .await;
+                    ctx.event(&tenancy, Reason::NamespaceCreated, &format!("created namespace {ns_name}"))
+                        .await;
                 }
                 statuses.push(NamespaceStatus { name: ns_name.clone(), ready: true, message: None });
                 ours.push(ns_name);
@@ -174,8 +163,7 @@ pub async fn reconcile(tenancy: Arc<Tenancy>, ctx: Arc<Context>) -> Result<Actio
                     delete(&ns_api, &ns_name).await?;
                     ctx.event(
                         &tenancy,
-                        EventType::Normal,
-                        "NamespaceDeleted",
+                        Reason::NamespaceDeleted,
                         &format!("deleted namespace {ns_name} (no longer in spec.namespaces)"),
                     )
                     .await;
@@ -186,7 +174,7 @@ pub async fn reconcile(tenancy: Arc<Tenancy>, ctx: Arc<Context>) -> Result<Actio
                     });
                     if !already {
                         let note = format!("namespace {ns_name} {why}");
-                        ctx.event(&tenancy, EventType::Warning, "NamespaceDeletionHeld", &note).await;
+                        ctx.event(&tenancy, Reason::NamespaceDeletionHeld, &note).await;
                     }
                     held.push(NamespaceStatus { name: ns_name, ready: false, message: Some(why) });
                 }
@@ -282,35 +270,28 @@ async fn announce_changes(ctx: &Context, tenancy: &Tenancy, obs: &Observations) 
     if !obs.exhausted.is_empty() && !was_exhausted {
         ctx.event(
             tenancy,
-            EventType::Warning,
-            "QuotaExhausted",
+            Reason::QuotaExhausted,
             &format!("the tenancy has used all of its {}", obs.exhausted.join(", ")),
         )
         .await;
     }
     let was_suspended = status::find(before, status::types::SUSPENDED).map(|c| c.reason.clone());
-    if obs.suspended.map(str::to_owned) != was_suspended.clone().filter(|r| r != "Active") {
+    let now = obs.suspended.map(|s| s.reason().to_owned());
+    if now != was_suspended.clone().filter(|r| r != "Active") {
         match obs.suspended {
-            Some("Expired") => {
+            Some(Suspension::Expired) => {
                 ctx.event(
                     tenancy,
-                    EventType::Warning,
-                    "Expired",
+                    Reason::Expired,
                     "the tenancy passed its expiry date and is suspended; nothing was deleted",
                 )
                 .await
             }
-            Some(_) => {
-                ctx.event(
-                    tenancy,
-                    EventType::Normal,
-                    "Suspended",
-                    "the tenancy is suspended; nothing new starts",
-                )
-                .await
+            Some(Suspension::Suspended) => {
+                ctx.event(tenancy, Reason::Suspended, "the tenancy is suspended; nothing new starts").await
             }
             None if was_suspended.is_some_and(|r| r != "Active") => {
-                ctx.event(tenancy, EventType::Normal, "Resumed", "the tenancy is active again").await
+                ctx.event(tenancy, Reason::Resumed, "the tenancy is active again").await
             }
             None => {}
         }
@@ -322,7 +303,7 @@ async fn announce_changes(ctx: &Context, tenancy: &Tenancy, obs: &Observations) 
         if !was_refused {
             let note =
                 format!("segment {} refused the tenancy: {}", m.name, m.message.clone().unwrap_or_default());
-            ctx.event(tenancy, EventType::Warning, "SegmentRefused", &note).await;
+            ctx.event(tenancy, Reason::SegmentRefused, &note).await;
         }
     }
     if let Some(stage @ (Expiry::Within7Days | Expiry::Within1Day)) = obs.expiry {
@@ -332,8 +313,11 @@ async fn announce_changes(ctx: &Context, tenancy: &Tenancy, obs: &Observations) 
             let when = if stage == Expiry::Within1Day { "within 1 day" } else { "within 7 days" };
             ctx.event(
                 tenancy,
-                EventType::Warning,
-                stage.reason(),
+                if stage == Expiry::Within1Day {
+                    Reason::ExpiresWithin1Day
+                } else {
+                    Reason::ExpiresWithin7Days
+                },
                 &format!("the tenancy expires {when} (at {at}) and will then be suspended"),
             )
             .await;
@@ -343,14 +327,12 @@ async fn announce_changes(ctx: &Context, tenancy: &Tenancy, obs: &Observations) 
 
 /// What happens after a failed reconcile: count it and try again soon.
 pub fn error_policy(tenancy: Arc<Tenancy>, error: &Error, ctx: Arc<Context>) -> Action {
-    tracing::warn!(tenancy = %tenancy.name_any(), %error, "reconcile failed");
-    ctx.metrics.reconcile_errors.with_label_values(&["tenancy", error.metric_label()]).inc();
-    Action::requeue(Duration::from_secs(5))
+    crate::error::retry_after_failure("tenancy", &tenancy.name_any(), error, &ctx.metrics)
 }
 
 impl Context {
     /// Publishes an Event about `tenancy`; failing to publish is logged, never fatal.
-    pub async fn event(&self, tenancy: &Tenancy, type_: EventType, reason: &str, note: &str) {
-        crate::events::publish(&self.recorder, tenancy, type_, reason, "Reconcile", note.to_owned()).await;
+    pub async fn event(&self, tenancy: &Tenancy, reason: Reason, note: &str) {
+        crate::events::publish(&self.recorder, tenancy, reason, "Reconcile", note.to_owned()).await;
     }
 }

@@ -17,7 +17,7 @@ use super::desired::{self, QUOTA_NAME};
 use super::quota::{self, Amounts, Observed};
 use crate::apply::apply;
 use crate::error::{Error, Result};
-use crate::quantity::{Milli, format_for};
+use crate::quantity::format_for;
 
 /// What applying the quota found.
 #[derive(Debug, Default)]
@@ -26,21 +26,14 @@ pub(super) struct QuotaOutcome {
     pub(super) exhausted: Vec<String>,
 }
 
-fn parse_amounts(
-    map: Option<&BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>,
-) -> Amounts {
-    map.map(|m| m.iter().filter_map(|(k, v)| v.0.parse::<Milli>().ok().map(|q| (k.clone(), q))).collect())
-        .unwrap_or_default()
-}
-
 fn observe(rq: Option<&ResourceQuota>, namespace: &str, wanted: Amounts) -> Observed {
     let Some(rq) = rq else {
         return Observed { namespace: namespace.into(), wanted, ..Observed::default() };
     };
     Observed {
         namespace: namespace.into(),
-        hard: Some(parse_amounts(rq.spec.as_ref().and_then(|s| s.hard.as_ref()))),
-        used: parse_amounts(rq.status.as_ref().and_then(|s| s.used.as_ref())),
+        hard: Some(crate::quantity::amounts(rq.spec.as_ref().and_then(|s| s.hard.as_ref()))),
+        used: crate::quantity::amounts(rq.status.as_ref().and_then(|s| s.used.as_ref())),
         wanted,
     }
 }
@@ -68,7 +61,7 @@ fn quota_up_to_date(
         &serde_json::to_value(&desired.metadata).unwrap_or_default(),
         &serde_json::to_value(&rq.metadata).unwrap_or_default(),
     );
-    meta_ok && parse_amounts(rq.spec.as_ref().and_then(|s| s.hard.as_ref())) == *hard
+    meta_ok && crate::quantity::amounts(rq.spec.as_ref().and_then(|s| s.hard.as_ref())) == *hard
 }
 
 /// The most a namespace may use without a further raise: `max(used, hard)` per resource.
@@ -88,7 +81,7 @@ pub(super) async fn apply_quota(
     namespaces: &[String],
     leaving: &[String],
     limits: &Amounts,
-    suspended: Option<&str>,
+    suspended: Option<super::status::Suspension>,
 ) -> Result<QuotaOutcome> {
     let name = tenancy.name_any();
     // A consistent read, not the reflector store: the safety argument needs the latest hard and
@@ -147,7 +140,7 @@ pub(super) async fn apply_quota(
             }
             let api: Api<ResourceQuota> = Api::namespaced(ctx.client.clone(), &o.namespace);
             let stored = apply(&api, &desired::resource_quota(tenancy, &o.namespace, &step)).await?;
-            parse_amounts(stored.status.as_ref().and_then(|s| s.used.as_ref()))
+            crate::quantity::amounts(stored.status.as_ref().and_then(|s| s.used.as_ref()))
         } else {
             o.used.clone()
         };
@@ -187,7 +180,7 @@ pub(super) async fn apply_quota(
             let api: Api<ResourceQuota> = Api::namespaced(ctx.client.clone(), &o.namespace);
             let stored = apply(&api, &desired::resource_quota(tenancy, &o.namespace, &fin)).await?;
             ctx.demand.raised(&o.namespace);
-            let used = parse_amounts(stored.status.as_ref().and_then(|s| s.used.as_ref()));
+            let used = crate::quantity::amounts(stored.status.as_ref().and_then(|s| s.used.as_ref()));
             commitments.insert(o.namespace.clone(), commitment(&used, &fin));
         }
     }

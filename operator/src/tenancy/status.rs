@@ -72,6 +72,34 @@ pub fn expiry(now: Timestamp, expires_at: Option<&Time>) -> (Expiry, Option<Dura
     }
 }
 
+/// Why nothing new starts in a tenancy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Suspension {
+    /// `spec.suspended` is true.
+    Suspended,
+    /// The tenancy passed `spec.expiresAt`.
+    Expired,
+}
+
+impl Suspension {
+    /// Why, as the `Suspended` and `Ready` conditions give it.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Suspension::Suspended => "Suspended",
+            Suspension::Expired => "Expired",
+        }
+    }
+
+    /// Whether `tenancy` is suspended at `stage` of its expiry, and why (expiry first).
+    pub fn of(tenancy: &Tenancy, stage: Expiry) -> Option<Suspension> {
+        if stage == Expiry::Expired {
+            Some(Suspension::Expired)
+        } else {
+            tenancy.spec.suspended.then_some(Suspension::Suspended)
+        }
+    }
+}
+
 /// What the reconciler found, from which the status is written.
 #[derive(Debug, Clone, Default)]
 pub struct Observations {
@@ -82,7 +110,7 @@ pub struct Observations {
     /// Resources whose tenancy-wide usage has reached the limit.
     pub exhausted: Vec<String>,
     /// Whether the tenancy is suspended, and why.
-    pub suspended: Option<&'static str>,
+    pub suspended: Option<Suspension>,
     /// The expiry stage.
     pub expiry: Option<Expiry>,
     /// Each requested network segment: joined, refused or pending.
@@ -149,14 +177,16 @@ pub fn build(tenancy: &Tenancy, obs: &Observations) -> TenancyStatus {
     };
     conditions.push(condition(types::NETWORK_READY, namespaces_ok, net_reason, net_message, generation));
     let suspended_msg = match obs.suspended {
-        Some("Expired") => "the tenancy passed its expiry date; nothing new starts (nothing was deleted)",
+        Some(Suspension::Expired) => {
+            "the tenancy passed its expiry date; nothing new starts (nothing was deleted)"
+        }
         Some(_) => "spec.suspended is true; nothing new starts (nothing was deleted)",
         None => "the tenancy is active",
     };
     conditions.push(condition(
         types::SUSPENDED,
         obs.suspended.is_some(),
-        obs.suspended.unwrap_or("Active"),
+        obs.suspended.map_or("Active", Suspension::reason),
         suspended_msg,
         generation,
     ));
@@ -178,7 +208,7 @@ pub fn build(tenancy: &Tenancy, obs: &Observations) -> TenancyStatus {
             .collect();
         (false, "NamespaceConflict", detail.join("; "))
     } else if let Some(why) = obs.suspended {
-        (false, why, suspended_msg.to_owned())
+        (false, why.reason(), suspended_msg.to_owned())
     } else {
         (true, "Reconciled", format!("{} namespaces ready", obs.namespaces.len()))
     };
@@ -317,7 +347,7 @@ mod tests {
         t.status = Some(first.clone());
         let second = build(&t, &obs);
         assert_eq!(first, second, "an unchanged tenancy gets an identical status");
-        let suspended = build(&t, &Observations { suspended: Some("Suspended"), ..obs });
+        let suspended = build(&t, &Observations { suspended: Some(Suspension::Suspended), ..obs });
         let ready = &suspended.conditions[0];
         assert_eq!(ready.status, "False");
         assert_ne!(ready.last_transition_time, Time(at("2020-01-01T00:00:00Z")));
