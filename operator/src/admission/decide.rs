@@ -120,14 +120,19 @@ impl Admission {
         // A share being lowered counts at once, before the watch shows it; a share raised moments
         // ago counts once the apiserver's own quota admission surely sees it too.
         let pins = self.demand.pinned(namespace);
-        let share = watched.clone().map(|mut share| {
-            for (resource, pin) in &pins.hard {
-                if let Some(hard) = share.hard.get_mut(resource) {
+        // (A share being written where the quota has none yet, or for a quota not made yet,
+        // counts as pinned too: until the write lands nothing else limits it.)
+        let share = match (&watched, pins.hard.is_empty()) {
+            (None, true) => None,
+            (watched, _) => {
+                let mut share = watched.clone().unwrap_or_default();
+                for (resource, pin) in &pins.hard {
+                    let hard = share.hard.entry(resource.clone()).or_insert(*pin);
                     *hard = (*hard).min(*pin);
                 }
+                Some(share)
             }
-            share
-        });
+        };
         let decision = ledger.decide(request, limits, share.as_ref(), &observed);
         if let (Err(Refusal::Share { .. }), Some(settles), false) = (&decision, pins.raise_settles, waited)
             && ledger.decide(request, limits, watched.as_ref(), &observed).is_ok()

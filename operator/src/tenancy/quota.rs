@@ -37,6 +37,16 @@ pub fn granule(resource: &str) -> Milli {
     if resource.ends_with("cpu") { Milli(1) } else { Milli(1000) }
 }
 
+/// What the webhook must keep to while `step` is written over a ResourceQuota that holds
+/// `current` (none when it does not exist yet): every share that goes down, and every share the
+/// quota does not have yet (until the write lands, nothing else limits it).
+pub fn pinned_while_written(step: &Amounts, current: Option<&Amounts>) -> Amounts {
+    step.iter()
+        .filter(|(r, v)| current.and_then(|c| c.get(*r)).is_none_or(|c| *v < c))
+        .map(|(r, v)| (r.clone(), *v))
+        .collect()
+}
+
 /// What of `limits` is left for the namespaces that stay once `held` is set aside: what each
 /// namespace that is leaving (removed but kept, or terminating) still holds until it is gone.
 /// Never below zero.
@@ -196,6 +206,21 @@ pub fn lowered(target: &Amounts, hard: Option<&Amounts>, used: &Amounts, admitte
 #[cfg(test)]
 mod left_after_tests {
     use super::*;
+
+    #[test]
+    fn the_webhook_keeps_to_lowered_and_new_shares_while_they_are_written() {
+        let a = |pairs: &[(&str, i64)]| -> Amounts {
+            pairs.iter().map(|(r, n)| ((*r).to_owned(), Milli::units(*n))).collect()
+        };
+        let step = a(&[("pods", 3), ("requests.memory", 8), ("services.loadbalancers", 1)]);
+        assert_eq!(pinned_while_written(&step, None), step, "a quota not made yet: every share");
+        let current = a(&[("pods", 5), ("requests.memory", 8)]);
+        assert_eq!(
+            pinned_while_written(&step, Some(&current)),
+            a(&[("pods", 3), ("services.loadbalancers", 1)]),
+            "lowered and new shares; an unchanged one needs no pin"
+        );
+    }
 
     #[test]
     fn leaving_namespaces_keep_what_they_hold() {

@@ -112,42 +112,47 @@ pub(super) async fn apply_quota(
     let held_amounts: Vec<Amounts> = held.values().cloned().collect();
     let plan = quota::plan(&quota::left_after(limits, &held_amounts), &observed, suspended.is_some());
 
-    // Phase 1: lower (or create at usage) every share that goes down; learn each commitment. The
-    // webhook decides nothing for this tenancy meanwhile, and learns each lowered share first.
-    let lock = ctx.demand.tenancy_lock(&name);
-    let phase1 = lock.lock().await;
-    // Never below what the webhook has already admitted there (some of it may not have reached the
-    // ResourceQuota yet, which would then refuse it).
-    let admitted = ctx.demand.webhook_usage(&name);
+    // Phase 1: lower (or create at usage) every share that goes down; learn each commitment.
+    // Under the tenancy lock, and with no network call made while it is held: read what the
+    // webhook has admitted, decide each lowered share (never below that: some of it may not have
+    // reached the ResourceQuota yet, which would then refuse it), and hand the webhook each share
+    // about to be written, so from then on it decides against that share. The writes follow once
+    // the lock is released.
+    let first: BTreeMap<String, (Amounts, bool)> = {
+        let lock = ctx.demand.tenancy_lock(&name);
+        let _turn = lock.lock().await;
+        let admitted = ctx.demand.webhook_usage(&name);
+        observed
+            .iter()
+            .map(|o| {
+                let step = quota::lowered(
+                    &plan[&o.namespace],
+                    o.hard.as_ref(),
+                    &o.used,
+                    admitted.get(&o.namespace).unwrap_or(&Amounts::new()),
+                );
+                let write = !quota_up_to_date(tenancy, found(&o.namespace), &o.namespace, &step);
+                let pin = quota::pinned_while_written(&step, o.hard.as_ref());
+                if write && !pin.is_empty() {
+                    ctx.demand.lowering(&o.namespace, &pin);
+                }
+                (o.namespace.clone(), (step, write))
+            })
+            .collect()
+    };
     let mut commitments: BTreeMap<String, Amounts> = held;
-    let mut first: BTreeMap<String, Amounts> = BTreeMap::new();
     for o in &observed {
-        let step = quota::lowered(
-            &plan[&o.namespace],
-            o.hard.as_ref(),
-            &o.used,
-            admitted.get(&o.namespace).unwrap_or(&Amounts::new()),
-        );
-        let used = if !quota_up_to_date(tenancy, found(&o.namespace), &o.namespace, &step) {
-            let current = o.hard.clone().unwrap_or_default();
-            let lower: Amounts = step
-                .iter()
-                .filter(|(r, v)| current.get(*r).is_some_and(|c| *v < c))
-                .map(|(r, v)| (r.clone(), *v))
-                .collect();
-            if !lower.is_empty() {
-                ctx.demand.lowering(&o.namespace, &lower);
-            }
+        let (step, write) = &first[&o.namespace];
+        let used = if *write {
             let api: Api<ResourceQuota> = Api::namespaced(ctx.client.clone(), &o.namespace);
-            let stored = apply(&api, &desired::resource_quota(tenancy, &o.namespace, &step)).await?;
+            let stored = apply(&api, &desired::resource_quota(tenancy, &o.namespace, step)).await?;
             crate::quantity::amounts(stored.status.as_ref().and_then(|s| s.used.as_ref()))
         } else {
             o.used.clone()
         };
-        commitments.insert(o.namespace.clone(), commitment(&used, &step));
-        first.insert(o.namespace.clone(), step);
+        commitments.insert(o.namespace.clone(), commitment(&used, step));
     }
-    drop(phase1);
+    let first: BTreeMap<String, Amounts> = first.into_iter().map(|(ns, (step, _))| (ns, step)).collect();
     // Phase 2: raise shares that go up, each only as far as every commitment still fits.
     for o in &observed {
         let target = &plan[&o.namespace];
