@@ -223,7 +223,7 @@ impl kube::runtime::utils::Backoff for QuickBackoff {
 }
 
 /// How many reconciles of one controller run at once.
-pub const CONCURRENCY: u16 = 16;
+pub const CONCURRENCY: u16 = 64;
 
 /// A predicate (for `predicate_filter`) that lets an object through when what a controller reads
 /// of it may have changed: its spec (`generation`), its annotations, or its deletion starting —
