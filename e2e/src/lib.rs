@@ -291,6 +291,15 @@ pub async fn event_reasons(client: &Client, kind: &str, name: &str) -> Result<Ve
     Ok(list.items.into_iter().filter_map(|e| e.reason).collect())
 }
 
+/// The notes of the Events with `reason` recorded about the object with `uid` (not about an
+/// earlier object of the same name: Events outlive their object by an hour).
+pub async fn event_notes(client: &Client, uid: &str, reason: &str) -> Result<Vec<String>, E2eError> {
+    let api: Api<k8s_openapi::api::core::v1::Event> = Api::all(client.clone());
+    let fields = format!("involvedObject.uid={uid},reason={reason}");
+    let list = api.list(&kube::api::ListParams::default().fields(&fields)).await?;
+    Ok(list.items.into_iter().filter_map(|e| e.message).collect())
+}
+
 /// A pod that Pod Security Admission's restricted profile admits, with no resource requests (the
 /// tenancy's LimitRange fills them in).
 pub fn restricted_pod(name: &str) -> serde_json::Value {

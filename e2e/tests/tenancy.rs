@@ -113,6 +113,10 @@ async fn a_tenancy_gets_owned_labelled_namespaces_with_everything_commons_manage
     );
     let reasons = tenancy_event_reasons(&client, "e2e-basic").await.unwrap();
     assert!(reasons.contains(&"NamespaceCreated".to_owned()), "{reasons:?}");
+    // One Event for the namespaces a new tenancy gets, naming each.
+    let uid = Api::<Tenancy>::all(client.clone()).get("e2e-basic").await.unwrap().metadata.uid.unwrap();
+    let created = commons_e2e::event_notes(&client, &uid, "NamespaceCreated").await.unwrap();
+    assert_eq!(created, ["created namespaces e2e-basic-prod, e2e-basic-dev"], "{created:?}");
 
     // A pod without requests gets the defaults, so it is counted and metered.
     create_pod(&client, "e2e-basic-prod", "defaults").await.unwrap();

@@ -18,6 +18,7 @@ pub mod policy;
 pub mod quantity;
 pub mod reachability;
 pub mod reachability_cmd;
+pub mod reflectors;
 pub mod segment;
 pub mod shutdown;
 pub mod tenancy;

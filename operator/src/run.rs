@@ -60,9 +60,15 @@ pub async fn run(settings: Settings) -> Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let (demand, demand_triggers) = tenancy::demand::Demand::new();
     let demand = std::sync::Arc::new(demand);
+    // One watch and one store per kind the controllers and the webhook share: each subscribes
+    // before the watches start, so none misses the first list.
+    let mut shared = crate::reflectors::Shared::new();
+    let segment_inputs = segment::Inputs::subscribe(&mut shared);
+    let tenancy_inputs = tenancy::Inputs::subscribe(&mut shared, &watches, demand_triggers);
     let admission = match settings.webhook.is_some() {
         true => Some(admission::Admission::start(
             &watches,
+            &mut shared,
             admission::Metrics::new(&metrics.registry)?,
             demand.clone(),
             settings.policy.clone(),
@@ -70,6 +76,7 @@ pub async fn run(settings: Settings) -> Result<()> {
         )),
         false => None,
     };
+    shared.start(&watches);
     let mut local_checks: Vec<(&'static str, readiness::LocalCheck)> = Vec::new();
     if let Some(adm) = &admission {
         let adm = adm.clone();
@@ -102,7 +109,8 @@ pub async fn run(settings: Settings) -> Result<()> {
     // One Event recorder for the process (it also deduplicates repeated Events).
     let recorder = crate::events::recorder(client.clone());
     let segments = tokio::spawn(segment::run(
-        watches.clone(),
+        client.clone(),
+        segment_inputs,
         metrics.clone(),
         recorder.clone(),
         settings.resync,
@@ -110,12 +118,12 @@ pub async fn run(settings: Settings) -> Result<()> {
         crate::shutdown::stopped(stop_rx.clone()),
     ));
     let tenancies = tokio::spawn(tenancy::run(
-        watches.clone(),
+        client.clone(),
+        tenancy_inputs,
         metrics.clone(),
         recorder,
         settings.resync,
         demand,
-        demand_triggers,
         crate::shutdown::stopped(stop_rx.clone()),
     ));
     let webhook = match (settings.webhook, webhook_certs, admission) {

@@ -1,7 +1,7 @@
 //! Watches shared by the controllers: reflected streams and owner mapping.
 
 use commons_crds::labels;
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
@@ -91,33 +91,6 @@ impl Watches {
         // No controller reads managedFields, and they are often the largest part of an object.
         .modify(|obj: &mut K| obj.meta_mut().managed_fields = None)
     }
-
-    /// A reflected watch of `K` (only what Commons manages, unless `all`), feeding a store and
-    /// yielding every touched object so a controller can map it to the object that owns it.
-    pub fn reflect<K>(
-        &self,
-        all: bool,
-    ) -> (Store<K>, impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static)
-    where
-        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
-    {
-        self.reflect_stripped(all, |_| {})
-    }
-
-    /// [`Watches::reflect`], keeping of each object only what `strip` leaves (what the controller
-    /// reads), so the store holds no more than it needs.
-    pub fn reflect_stripped<K>(
-        &self,
-        all: bool,
-        strip: fn(&mut K),
-    ) -> (Store<K>, impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static)
-    where
-        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
-    {
-        let (store, writer) = reflector::store();
-        let stream = self.events::<K>(managed_or_all(all)).modify(strip).reflect(writer).touched_objects();
-        (store, stream)
-    }
 }
 
 /// Only what Commons manages, unless `all`.
@@ -127,6 +100,12 @@ pub fn managed_or_all(all: bool) -> watcher::Config {
     } else {
         watcher::Config::default().labels(&format!("{}={}", labels::MANAGED_BY, labels::MANAGER))
     }
+}
+
+/// Whether `obj` carries the label [`managed_or_all`] selects on: one of Commons' own objects.
+pub fn is_managed<K: Resource>(obj: &K) -> bool {
+    obj.meta().labels.as_ref().and_then(|l| l.get(labels::MANAGED_BY)).map(String::as_str)
+        == Some(labels::MANAGER)
 }
 
 async fn apiserver_ready(client: &Client) -> bool {
@@ -249,7 +228,7 @@ pub fn labels_or_deletion<K: Resource>(obj: &K) -> Option<u64> {
 /// The `Owner` that controls `obj`, if any. Cluster-scoped owners are keyed without a namespace
 /// (kube-runtime's `owns` would key them by the child's namespace, so one owner could be
 /// reconciled twice at once).
-pub fn owned_by<Owner, K>(obj: K) -> Option<ObjectRef<Owner>>
+pub fn owned_by<Owner, K>(obj: &K) -> Option<ObjectRef<Owner>>
 where
     Owner: Resource<DynamicType = ()>,
     K: Resource,

@@ -78,13 +78,14 @@ impl Admission {
     /// Starts the watches and the reservation sweeper.
     pub fn start(
         watches: &crate::watch::Watches,
+        shared: &mut crate::reflectors::Shared,
         metrics: Metrics,
         demand: Arc<crate::tenancy::demand::Demand>,
         settings: Settings,
         stop: tokio::sync::watch::Receiver<bool>,
     ) -> Arc<Admission> {
         let client = watches.client().clone();
-        let stores = Stores::start(watches, &stop);
+        let stores = Stores::start(watches, shared, &stop);
         let admission = Arc::new(Admission {
             client,
             watches: watches.clone(),

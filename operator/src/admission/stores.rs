@@ -30,36 +30,31 @@ pub(super) struct Stores {
 }
 
 impl Stores {
-    /// Starts every watch, each until `stop`.
+    /// Takes the tenancies, namespaces and quotas from the shared reflectors (to be started by the
+    /// caller) and starts the watches only the webhook reads, each until `stop`.
     pub(super) fn start(
         watches: &crate::watch::Watches,
+        shared: &mut crate::reflectors::Shared,
         stop: &tokio::sync::watch::Receiver<bool>,
     ) -> Stores {
-        let managed = crate::watch::managed_or_all(false);
+        // Only Commons' own namespaces belong to a tenancy.
         let by_tenancy = ByNamespace::grouped_by(|ns: &Namespace| {
+            if !crate::watch::is_managed(ns) {
+                return None;
+            }
             ns.metadata.labels.as_ref()?.get(labels::TENANCY).cloned()
         });
+        let index = by_tenancy.clone();
+        shared.namespaces.feed(Box::new(move |event| index.apply(event)));
         Stores {
-            tenancies: start_watch(watches, watcher::Config::default(), strip_tenancy, None, stop.clone()),
-            namespaces: start_watch(
-                watches,
-                managed.clone(),
-                strip_meta::<Namespace>,
-                Some(by_tenancy.clone()),
-                stop.clone(),
-            ),
+            tenancies: shared.tenancies.store(),
+            namespaces: shared.namespaces.store(),
             by_tenancy,
             pods: start_indexed_watch(watches, strip_pod, stop.clone()),
             claims: start_indexed_watch(watches, strip_meta::<PersistentVolumeClaim>, stop.clone()),
             services: start_indexed_watch(watches, strip_meta::<Service>, stop.clone()),
-            quotas: start_watch(watches, managed, strip_meta::<ResourceQuota>, None, stop.clone()),
-            priority_classes: start_watch(
-                watches,
-                watcher::Config::default(),
-                strip_meta::<PriorityClass>,
-                None,
-                stop.clone(),
-            ),
+            quotas: shared.quotas.store(),
+            priority_classes: start_watch(watches, strip_meta::<PriorityClass>, stop.clone()),
         }
     }
 
@@ -78,29 +73,27 @@ impl Stores {
     }
 }
 
-/// Starts the watches the quota check needs, each until `shutdown`; the stores fill in the
-/// background (the check refuses, asking to retry, until they have). `index`, when given, follows
-/// the same watch.
+/// Starts a watch of every `K` the quota check needs, until `stop`; the store fills in the
+/// background (the check refuses, asking to retry, until it has).
 fn start_watch<K>(
     watches: &crate::watch::Watches,
-    config: watcher::Config,
     strip: fn(&mut K),
-    index: Option<ByNamespace<K>>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Store<K>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
 {
     let (store, writer) = reflector::store();
-    let stream =
-        watches.events::<K>(config).modify(strip).reflect(writer).take_until(crate::shutdown::stopped(stop));
+    let stream = watches
+        .events::<K>(watcher::Config::default())
+        .modify(strip)
+        .reflect(writer)
+        .take_until(crate::shutdown::stopped(stop));
     tokio::spawn(async move {
         stream
             .for_each(|r| {
-                match (r, &index) {
-                    (Ok(event), Some(index)) => index.apply(&event),
-                    (Ok(_), None) => {}
-                    (Err(e), _) => tracing::debug!(error = %e, "admission watch error"),
+                if let Err(e) = r {
+                    tracing::debug!(error = %e, "admission watch error");
                 }
                 std::future::ready(())
             })
@@ -194,12 +187,6 @@ fn strip_container_statuses(
             ..Default::default()
         })
         .collect()
-}
-
-/// The webhook reads a tenancy's spec only.
-fn strip_tenancy(tenancy: &mut Tenancy) {
-    strip_meta(tenancy);
-    tenancy.status = None;
 }
 
 fn strip_meta<K: Resource>(obj: &mut K) {

@@ -16,14 +16,14 @@ use commons_crds::labels;
 use commons_crds::network_segment::NetworkSegment;
 use commons_crds::tenancy::Tenancy;
 use futures::StreamExt;
+use futures::stream::BoxStream;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::Client;
 use kube::ResourceExt;
-use kube::runtime::WatchStreamExt;
+use kube::runtime::Controller;
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{Controller, watcher};
 
 use crate::metrics::Metrics;
 use crate::watch::owned_by;
@@ -56,35 +56,99 @@ impl std::fmt::Debug for Context {
     }
 }
 
-fn ok_unit<T>(r: Result<T, watcher::Error>) -> futures::future::Ready<Option<()>> {
-    futures::future::ready(r.ok().map(|_| ()))
+/// What the NetworkSegment controller follows, taken from the shared reflectors before they start.
+pub struct Inputs {
+    tenancies: Store<Tenancy>,
+    segments: Store<NetworkSegment>,
+    namespaces: Store<Namespace>,
+    policies: Store<NetworkPolicy>,
+    /// Segments whose spec changed.
+    changed: BoxStream<'static, Arc<NetworkSegment>>,
+    /// Any segment's spec changing: every segment is evaluated again (peering is by name, and the
+    /// peers a segment had are not known).
+    any_changed: BoxStream<'static, ()>,
+    /// Segments a change elsewhere concerns.
+    concerned: BoxStream<'static, ObjectRef<NetworkSegment>>,
+}
+
+impl std::fmt::Debug for Inputs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inputs").field("segments", &self.segments.len()).finish_non_exhaustive()
+    }
+}
+
+impl Inputs {
+    /// Subscribes to the shared reflectors.
+    pub fn subscribe(shared: &mut crate::reflectors::Shared) -> Inputs {
+        let (tenancies, segments) = (shared.tenancies.store(), shared.segments.store());
+        // A segment's paths depend on the tenancies that ask to join it and on its peers' members,
+        // and on which of their namespaces exist: a change to a tenancy's spec, or to one of its
+        // namespaces, re-evaluates only the segments it can affect (`affected`). Status writes
+        // change nothing a segment reads, so they trigger nothing.
+        let by_tenancy = {
+            let segments = segments.clone();
+            move |t: Arc<Tenancy>| {
+                let affected: Vec<ObjectRef<NetworkSegment>> =
+                    affected::by_tenancy_object(&t, &segments.state())
+                        .into_iter()
+                        .map(|s| ObjectRef::new(&s))
+                        .collect();
+                futures::stream::iter(affected)
+            }
+        };
+        let by_namespace = {
+            let (segments, tenancies) = (segments.clone(), tenancies.clone());
+            move |ns: Arc<Namespace>| {
+                let affected: Vec<ObjectRef<NetworkSegment>> = match ns.labels().get(labels::TENANCY) {
+                    Some(tenancy) if crate::watch::is_managed(ns.as_ref()) => {
+                        let requested = tenancies
+                            .get(&ObjectRef::new(tenancy))
+                            .map(|t| t.spec.network_segments.clone())
+                            .unwrap_or_default();
+                        affected::by_tenancy(tenancy, &requested, &segments.state())
+                            .into_iter()
+                            .map(|s| ObjectRef::new(&s))
+                            .collect()
+                    }
+                    _ => Vec::new(),
+                };
+                futures::stream::iter(affected)
+            }
+        };
+        let owner = |p: Arc<NetworkPolicy>| std::future::ready(owned_by::<NetworkSegment, _>(p.as_ref()));
+        let concerned = futures::stream::select_all([
+            shared.policies.subscribe().filter_map(owner).boxed(),
+            shared.tenancies.subscribe_when(crate::watch::spec_changed).flat_map(by_tenancy).boxed(),
+            shared.namespaces.subscribe_when(crate::watch::labels_or_deletion).flat_map(by_namespace).boxed(),
+        ])
+        .boxed();
+        Inputs {
+            namespaces: shared.namespaces.store(),
+            policies: shared.policies.store(),
+            changed: shared.segments.subscribe_when(crate::watch::spec_changed).boxed(),
+            any_changed: shared.segments.subscribe_when(crate::watch::spec_changed).map(|_| ()).boxed(),
+            tenancies,
+            segments,
+            concerned,
+        }
+    }
 }
 
 /// Runs the NetworkSegment controller until `shutdown` resolves.
 pub async fn run(
-    watches: crate::watch::Watches,
+    client: Client,
+    inputs: Inputs,
     metrics: Metrics,
     recorder: Recorder,
     resync: Duration,
     cluster_networks: Vec<crate::reachability::Cidr>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let client = watches.client().clone();
-    // Of tenancies the segments read the spec; of namespaces (only Commons' own) the name, labels
-    // and whether they are terminating.
-    let (tenancies, t_stream) = watches.reflect_stripped::<Tenancy>(true, |t| t.status = None);
-    let (segments, s_stream) = watches.reflect::<NetworkSegment>(true);
-    let (namespaces, ns_stream) = watches.reflect_stripped::<Namespace>(false, |ns| {
-        ns.spec = None;
-        ns.status = None;
-        ns.metadata.annotations = None;
-        ns.metadata.owner_references = None;
-    });
-    let (policies, np_stream) = watches.reflect::<NetworkPolicy>(false);
+    let Inputs { tenancies, segments, namespaces, policies, changed, any_changed, concerned } = inputs;
     let ctx = Arc::new(Context {
-        client: client.clone(),
+        client,
         tenancies,
-        segments,
+        segments: segments.clone(),
         namespaces,
         policies,
         recorder,
@@ -92,51 +156,10 @@ pub async fn run(
         resync,
         cluster_networks,
     });
-    // A segment's paths depend on the tenancies that ask to join it and on its peers' members, and
-    // on which of their namespaces exist: a change to a tenancy's spec, or to one of its
-    // namespaces, re-evaluates only the segments it can affect (`affected`). Status writes change
-    // nothing a segment reads, so they trigger nothing (the predicates); a change to a segment's
-    // spec re-evaluates every segment (peering is by name, and the peers it had are not known).
-    let (reader, writer) = kube::runtime::reflector::store();
-    let main = watches
-        .events::<NetworkSegment>(watcher::Config::default())
-        .reflect(writer)
-        .applied_objects()
-        .predicate_filter(crate::watch::spec_changed, Default::default());
-    let by_tenancy = {
-        let segments = ctx.segments.clone();
-        move |t: Tenancy| {
-            affected::by_tenancy_object(&t, &segments.state())
-                .into_iter()
-                .map(|s| ObjectRef::new(&s))
-                .collect::<Vec<_>>()
-        }
-    };
-    let by_namespace = {
-        let (segments, tenancies) = (ctx.segments.clone(), ctx.tenancies.clone());
-        move |ns: Namespace| {
-            let Some(tenancy) = ns.labels().get(labels::TENANCY).cloned() else { return Vec::new() };
-            let requested = tenancies
-                .get(&ObjectRef::new(&tenancy))
-                .map(|t| t.spec.network_segments.clone())
-                .unwrap_or_default();
-            affected::by_tenancy(&tenancy, &requested, &segments.state())
-                .into_iter()
-                .map(|s| ObjectRef::new(&s))
-                .collect::<Vec<_>>()
-        }
-    };
-    Controller::for_stream(main, reader)
+    Controller::for_shared_stream(changed, segments)
         .with_config(kube::runtime::controller::Config::default().concurrency(crate::watch::CONCURRENCY))
-        .watches_stream(np_stream, owned_by::<NetworkSegment, _>)
-        .watches_stream(t_stream.predicate_filter(crate::watch::spec_changed, Default::default()), by_tenancy)
-        .reconcile_all_on(
-            s_stream.predicate_filter(crate::watch::spec_changed, Default::default()).filter_map(ok_unit),
-        )
-        .watches_stream(
-            ns_stream.predicate_filter(crate::watch::labels_or_deletion, Default::default()),
-            by_namespace,
-        )
+        .reconcile_on(concerned)
+        .reconcile_all_on(any_changed)
         .trigger_backoff(crate::watch::QuickBackoff::default())
         .graceful_shutdown_on(shutdown)
         .run(reconcile::reconcile, reconcile::error_policy, ctx)

@@ -35,6 +35,7 @@ pub async fn reconcile(segment: Arc<NetworkSegment>, ctx: Arc<Context>) -> Resul
     let namespace_ours = |tenancy: &str, ns: &str| {
         ctx.namespaces.get(&ObjectRef::new(ns)).is_some_and(|n| {
             n.metadata.deletion_timestamp.is_none()
+                && crate::watch::is_managed(n.as_ref())
                 && n.labels().get(labels::TENANCY).map(String::as_str) == Some(tenancy)
         })
     };

@@ -9,6 +9,7 @@ pub mod reconcile;
 pub mod removal;
 mod shares;
 pub mod status;
+pub mod written;
 
 #[cfg(test)]
 pub mod fixtures;
@@ -19,17 +20,19 @@ use std::time::Duration;
 
 use commons_crds::network_segment::NetworkSegment;
 use commons_crds::tenancy::Tenancy;
-use futures::StreamExt;
+use futures::stream::BoxStream;
+use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding};
 use kube::Client;
 use kube::ResourceExt;
+use kube::runtime::Controller;
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{Controller, WatchStreamExt, watcher};
 
 use crate::metrics::Metrics;
+use crate::reflectors::Reflector;
 use crate::watch::owned_by;
 
 /// Reflector stores of everything the controller reads.
@@ -49,6 +52,8 @@ pub struct Stores {
     pub cluster_role_bindings: Store<ClusterRoleBinding>,
     /// Every NetworkSegment (to report which segments admit the tenancy).
     pub segments: Store<NetworkSegment>,
+    /// Commons-managed ResourceQuotas (each namespace's share).
+    pub quotas: Store<ResourceQuota>,
 }
 
 impl Stores {
@@ -63,6 +68,7 @@ impl Stores {
             &self.cluster_roles,
             &self.cluster_role_bindings,
             &self.segments,
+            &self.quotas,
         ])
         .await
     }
@@ -88,6 +94,8 @@ pub struct Context {
     pub resync: Duration,
     /// Refusals the quota webhook saw, which move free headroom to the refused namespace.
     pub demand: Arc<demand::Demand>,
+    /// The status last written to each Tenancy, until the store shows it.
+    pub written: written::Written,
 }
 
 impl std::fmt::Debug for Context {
@@ -96,88 +104,119 @@ impl std::fmt::Debug for Context {
     }
 }
 
+/// What the Tenancy controller follows: taken from the shared reflectors before they start, with
+/// watches of its own for the children only it reads.
+pub struct Inputs {
+    tenancies: Store<Tenancy>,
+    stores: Stores,
+    /// Tenancies whose spec (or annotations) changed.
+    changed: BoxStream<'static, Arc<Tenancy>>,
+    /// Tenancies a change elsewhere concerns: a child of theirs changed or went, a segment they
+    /// ask to join changed its rules, or their webhook saw demand.
+    concerned: BoxStream<'static, ObjectRef<Tenancy>>,
+}
+
+impl std::fmt::Debug for Inputs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inputs").field("stores", &self.stores).finish_non_exhaustive()
+    }
+}
+
+impl Inputs {
+    /// Subscribes to the shared reflectors and starts the controller's own watches. `demand` names
+    /// the tenancies with a namespace refused by its quota share while headroom is free elsewhere.
+    pub fn subscribe(
+        shared: &mut crate::reflectors::Shared,
+        watches: &crate::watch::Watches,
+        demand: futures::channel::mpsc::UnboundedReceiver<ObjectRef<Tenancy>>,
+    ) -> Inputs {
+        let managed = || crate::watch::managed_or_all(false);
+        let mut limit_ranges = Reflector::<LimitRange>::new(managed(), |_| {});
+        let mut role_bindings = Reflector::<RoleBinding>::new(managed(), |_| {});
+        let mut cluster_roles = Reflector::<ClusterRole>::new(managed(), |_| {});
+        let mut cluster_role_bindings = Reflector::<ClusterRoleBinding>::new(managed(), |_| {});
+        let tenancies = shared.tenancies.store();
+        let stores = Stores {
+            namespaces: shared.namespaces.store(),
+            limit_ranges: limit_ranges.store(),
+            network_policies: shared.policies.store(),
+            role_bindings: role_bindings.store(),
+            cluster_roles: cluster_roles.store(),
+            cluster_role_bindings: cluster_role_bindings.store(),
+            segments: shared.segments.store(),
+            quotas: shared.quotas.store(),
+        };
+        // Children map to their Tenancy by controller owner reference. (`owns_stream` would key a
+        // cluster-scoped owner by the child's namespace, so one Tenancy could be reconciled twice
+        // at once; the quota algorithm relies on one reconcile per Tenancy at a time.)
+        fn owner<K: kube::Resource>(
+            s: impl Stream<Item = Arc<K>> + Send + 'static,
+        ) -> BoxStream<'static, ObjectRef<Tenancy>> {
+            s.filter_map(|o| std::future::ready(owned_by::<Tenancy, K>(o.as_ref()))).boxed()
+        }
+        // A segment's admission rules decide the membership the tenancies asking to join it report.
+        let requesting = {
+            let tenancies = tenancies.clone();
+            move |segment: Arc<NetworkSegment>| {
+                let name = segment.name_any();
+                let asking: Vec<ObjectRef<Tenancy>> = tenancies
+                    .state()
+                    .iter()
+                    .filter(|t| t.spec.network_segments.contains(&name))
+                    .map(|t| ObjectRef::new(&t.name_any()))
+                    .collect();
+                futures::stream::iter(asking)
+            }
+        };
+        let concerned = futures::stream::select_all([
+            owner(shared.namespaces.subscribe()),
+            owner(limit_ranges.subscribe()),
+            owner(shared.policies.subscribe()),
+            owner(role_bindings.subscribe()),
+            owner(cluster_roles.subscribe()),
+            owner(cluster_role_bindings.subscribe()),
+            // Usage moving triggers a rebalance; the quota step reads the quotas afresh.
+            owner(shared.quotas.subscribe()),
+            shared.segments.subscribe_when(crate::watch::spec_changed).flat_map(requesting).boxed(),
+            demand.boxed(),
+        ])
+        .boxed();
+        // A Tenancy is reconciled when what it asks for changes, not on Commons' own status writes.
+        let changed = shared.tenancies.subscribe_when(crate::watch::spec_changed).boxed();
+        limit_ranges.start(watches);
+        role_bindings.start(watches);
+        cluster_roles.start(watches);
+        cluster_role_bindings.start(watches);
+        Inputs { tenancies, stores, changed, concerned }
+    }
+}
+
 /// Runs the Tenancy controller until `shutdown` resolves.
 pub async fn run(
-    watches: crate::watch::Watches,
+    client: Client,
+    inputs: Inputs,
     metrics: Metrics,
     recorder: Recorder,
     resync: Duration,
     demand: Arc<demand::Demand>,
-    demand_triggers: futures::channel::mpsc::UnboundedReceiver<kube::runtime::reflector::ObjectRef<Tenancy>>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let client = watches.client().clone();
-    let (namespaces, ns_stream) = watches.reflect::<Namespace>(true);
-    let (limit_ranges, lr_stream) = watches.reflect::<LimitRange>(false);
-    let (network_policies, np_stream) = watches.reflect::<NetworkPolicy>(false);
-    let (role_bindings, rb_stream) = watches.reflect::<RoleBinding>(false);
-    let (cluster_roles, cr_stream) = watches.reflect::<ClusterRole>(false);
-    let (cluster_role_bindings, crb_stream) = watches.reflect::<ClusterRoleBinding>(false);
-    let (segments, seg_stream) = watches.reflect::<NetworkSegment>(true);
-    // ResourceQuota changes (usage moving) trigger a rebalance; the quota step reads them fresh.
-    let rq_stream = watches.events::<ResourceQuota>(crate::watch::managed_or_all(false)).touched_objects();
-
+    let Inputs { tenancies, stores, changed, concerned } = inputs;
     let ctx = Arc::new(Context {
-        client: client.clone(),
-        stores: Stores {
-            namespaces,
-            limit_ranges,
-            network_policies,
-            role_bindings,
-            cluster_roles,
-            cluster_role_bindings,
-            segments,
-        },
+        client,
+        stores,
         recorder,
         metrics: metrics.clone(),
         resync,
         demand,
+        written: written::Written::default(),
     });
-    // Children map to their Tenancy by controller owner reference. (`owns_stream` would key a
-    // cluster-scoped owner by the child's namespace, so one Tenancy could be reconciled twice at
-    // once; the quota algorithm relies on one reconcile per Tenancy at a time.)
-    // A Tenancy is reconciled when what it asks for changes (not on Commons' own status writes),
-    // when one of its children changes, when a segment it asks to join changes its spec, and when
-    // its webhook saw demand.
-    let (reader, writer) = kube::runtime::reflector::store();
-    let main = watches
-        .events::<Tenancy>(watcher::Config::default())
-        .reflect(writer)
-        .applied_objects()
-        .predicate_filter(crate::watch::spec_changed, Default::default());
-    let requesting = {
-        let tenancies = reader.clone();
-        move |segment: NetworkSegment| {
-            let name = segment.name_any();
-            tenancies
-                .state()
-                .iter()
-                .filter(|t| t.spec.network_segments.contains(&name))
-                .map(|t| ObjectRef::new(&t.name_any()))
-                .collect::<Vec<_>>()
-        }
-    };
-    let controller = Controller::for_stream(main, reader)
+    tokio::spawn(count_conditions(tenancies.clone(), metrics));
+    Controller::for_shared_stream(changed, tenancies)
         .with_config(kube::runtime::controller::Config::default().concurrency(crate::watch::CONCURRENCY))
-        .watches_stream(ns_stream, owned_by::<Tenancy, _>)
-        .watches_stream(lr_stream, owned_by::<Tenancy, _>)
-        .watches_stream(np_stream, owned_by::<Tenancy, _>)
-        .watches_stream(rb_stream, owned_by::<Tenancy, _>)
-        .watches_stream(cr_stream, owned_by::<Tenancy, _>)
-        .watches_stream(crb_stream, owned_by::<Tenancy, _>)
-        .watches_stream(rq_stream, owned_by::<Tenancy, _>)
-        // A segment's admission rules decide the membership the tenancies asking to join it report.
-        .watches_stream(
-            seg_stream.predicate_filter(crate::watch::spec_changed, Default::default()),
-            requesting,
-        )
-        // A namespace refused by its quota share while the tenancy has headroom elsewhere.
-        .reconcile_on(demand_triggers)
+        .reconcile_on(concerned)
         .trigger_backoff(crate::watch::QuickBackoff::default())
-        .graceful_shutdown_on(shutdown);
-    let tenancies = controller.store();
-    tokio::spawn(count_conditions(tenancies, metrics));
-    controller
+        .graceful_shutdown_on(shutdown)
         .run(reconcile::reconcile, reconcile::error_policy, ctx)
         .for_each(|result| async move {
             if let Err(e) = result {

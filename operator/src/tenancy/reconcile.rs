@@ -43,6 +43,7 @@ pub async fn reconcile(tenancy: Arc<Tenancy>, ctx: Arc<Context>) -> Result<Actio
     let _timer = ctx.metrics.reconcile_duration.with_label_values(&["tenancy"]).start_timer();
     if tenancy.metadata.deletion_timestamp.is_some() {
         // Owner references hand everything to the garbage collector; nothing to do here.
+        ctx.written.forget(&tenancy);
         return Ok(Action::await_change());
     }
     tracing::debug!(tenancy = %tenancy.name_any(), "reconciling");
@@ -58,6 +59,7 @@ pub async fn reconcile(tenancy: Arc<Tenancy>, ctx: Arc<Context>) -> Result<Actio
     let ns_api: Api<Namespace> = Api::all(client.clone());
     let mut statuses = Vec::new();
     let mut ours = Vec::new();
+    let mut created = Vec::new();
     for ns in desired::namespaces(&tenancy) {
         let ns_name = ns.name_any();
         let observed = lookup(&ctx.stores.namespaces, &ns_name, None);
@@ -85,13 +87,19 @@ pub async fn reconcile(tenancy: Arc<Tenancy>, ctx: Arc<Context>) -> Result<Actio
             }
             observed => {
                 if apply_if_changed(&ns_api, &ns, observed).await? && observed.is_none() {
-                    ctx.event(&tenancy, Reason::NamespaceCreated, &format!("created namespace {ns_name}"))
-                        .await;
+                    created.push(ns_name.clone());
                 }
                 statuses.push(NamespaceStatus { name: ns_name.clone(), ready: true, message: None });
                 ours.push(ns_name);
             }
         }
+    }
+
+    // One Event for every namespace this reconcile made (a new tenancy's, all at once).
+    if !created.is_empty() {
+        let noun = if created.len() == 1 { "namespace" } else { "namespaces" };
+        ctx.event(&tenancy, Reason::NamespaceCreated, &format!("created {noun} {}", created.join(", ")))
+            .await;
     }
 
     // Namespaces still ours that are leaving (removed from the spec, or terminating) keep their
@@ -195,13 +203,14 @@ pub async fn reconcile(tenancy: Arc<Tenancy>, ctx: Arc<Context>) -> Result<Actio
     };
     announce_changes(&ctx, &tenancy, &obs).await;
     let new_status = status::build(&tenancy, &obs);
-    if tenancy.status.as_ref() != Some(&new_status) {
+    if tenancy.status.as_ref() != Some(&new_status) && !ctx.written.already(&tenancy, &new_status) {
         let api: Api<Tenancy> = Api::all(client);
         crate::apply::count_write("Tenancy", "status");
         let patch = crate::apply::status_patch(tenancy.status.as_ref(), &new_status);
         api.patch_status(&name, &PatchParams::default(), &Patch::Merge(patch))
             .await
             .map_err(|source| Error::Kube { context: format!("writing status of Tenancy {name}"), source })?;
+        ctx.written.wrote(&tenancy, &new_status);
     }
     Ok(match next_stage {
         Some(d) if d < ctx.resync => Action::requeue(d + Duration::from_secs(1)),
