@@ -10,63 +10,94 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding};
-use kube::api::{DeleteParams, PostParams};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::E2eError;
 
-/// Creates `obj` (without owner references: there is no Tenancy to own it).
-async fn create<K>(api: Api<K>, mut obj: K) -> Result<(), E2eError>
+/// How the floor writes each object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Write {
+    /// A plain create (POST): the cheapest write for the apiserver.
+    Create,
+    /// Server-side apply (PATCH), as Commons writes: the apiserver also works out which fields
+    /// each manager owns.
+    Apply,
+}
+
+impl std::fmt::Display for Write {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Write::Create => "created",
+            Write::Apply => "server-side applied",
+        })
+    }
+}
+
+/// Writes `obj` (without owner references: there is no Tenancy to own it).
+async fn create<K>(api: Api<K>, mut obj: K, how: Write) -> Result<(), E2eError>
 where
     K: Resource + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
 {
     obj.meta_mut().owner_references = None;
-    api.create(&PostParams::default(), &obj).await?;
+    match how {
+        Write::Create => {
+            api.create(&PostParams::default(), &obj).await?;
+        }
+        Write::Apply => {
+            let name = obj.meta().name.clone().unwrap_or_default();
+            api.patch(&name, &PatchParams::apply("commons-floor").force(), &Patch::Apply(&obj)).await?;
+        }
+    }
     Ok(())
 }
 
-/// Everything Commons makes for `tenancy`, created directly, in the order Commons makes it.
-async fn children(client: &Client, tenancy: &Tenancy, hard: &Amounts) -> Result<(), E2eError> {
+/// Everything Commons makes for `tenancy`, written directly, in the order Commons makes it.
+async fn children(client: &Client, tenancy: &Tenancy, hard: &Amounts, how: Write) -> Result<(), E2eError> {
     let namespaces = desired::namespaces(tenancy);
     let own: Vec<String> = namespaces.iter().map(ResourceExt::name_any).collect();
     for ns in namespaces {
-        create(Api::<Namespace>::all(client.clone()), ns).await?;
+        create(Api::<Namespace>::all(client.clone()), ns, how).await?;
     }
     for ns in &own {
         create(
             Api::<ResourceQuota>::namespaced(client.clone(), ns),
             desired::resource_quota(tenancy, ns, hard),
+            how,
         )
         .await?;
     }
     for ns in &own {
-        create(Api::<LimitRange>::namespaced(client.clone(), ns), desired::limit_range(tenancy, ns)).await?;
+        create(Api::<LimitRange>::namespaced(client.clone(), ns), desired::limit_range(tenancy, ns), how)
+            .await?;
         create(
             Api::<NetworkPolicy>::namespaced(client.clone(), ns),
             desired::baseline_policy(tenancy, ns, &own),
+            how,
         )
         .await?;
-        create(Api::<RoleBinding>::namespaced(client.clone(), ns), desired::owners_binding(tenancy, ns))
+        create(Api::<RoleBinding>::namespaced(client.clone(), ns), desired::owners_binding(tenancy, ns), how)
             .await?;
     }
-    create(Api::<ClusterRole>::all(client.clone()), desired::reader_role(tenancy)).await?;
-    create(Api::<ClusterRoleBinding>::all(client.clone()), desired::reader_binding(tenancy)).await?;
+    create(Api::<ClusterRole>::all(client.clone()), desired::reader_role(tenancy), how).await?;
+    create(Api::<ClusterRoleBinding>::all(client.clone()), desired::reader_binding(tenancy), how).await?;
     Ok(())
 }
 
-/// Creates the children of each of `tenancies` directly, `parallel` tenancies at a time, and
+/// Writes the children of each of `tenancies` directly, `parallel` tenancies at a time, and
 /// returns how long that took.
 pub async fn create_directly(
     client: &Client,
     tenancies: &[Tenancy],
     parallel: usize,
+    how: Write,
 ) -> Result<Duration, E2eError> {
     let started = Instant::now();
     let jobs = tenancies.iter().map(|t| async move {
         let hard = desired::quota_limits(t).unwrap_or_default();
-        children(client, t, &hard).await
+        children(client, t, &hard, how).await
     });
     let outcomes: Vec<Result<(), E2eError>> =
         futures::stream::iter(jobs).buffer_unordered(parallel).collect().await;

@@ -1,5 +1,6 @@
 //! Benchmark: how long N tenancies take to become Ready on the local control plane, created 8 at
-//! a time, against the floor (the same client creating the same children directly); how many
+//! a time, against the floor (the same client writing the same children directly, created and
+//! server-side applied), with the CPU each process used meanwhile; how many
 //! apiserver writes the operator makes while they sit idle through resyncs; its memory; and what
 //! 1,000 pod creations across 100 of them cost in reconciles and writes.
 //!
@@ -11,9 +12,10 @@ use std::time::{Duration, Instant};
 
 use commons_crds::Tenancy;
 use commons_e2e::churn::pod_churn;
-use commons_e2e::floor::{create_directly, delete_directly};
+use commons_e2e::floor::{Write, create_directly, delete_directly};
 use commons_e2e::{
-    E2eError, apply_raw, bench_tenancy, client, operator_memory_mib, operator_metric, wait_all_ready,
+    E2eError, apply_raw, bench_tenancy, client, cpu_seconds, cpu_used, operator_memory_mib, operator_metric,
+    wait_all_ready,
 };
 use futures::StreamExt;
 use kube::Api;
@@ -46,10 +48,19 @@ async fn main() -> Result<(), E2eError> {
             ))
         })
         .collect::<Result<_, _>>()?;
-    let floor = create_directly(&client, &floor_tenancies, PARALLEL).await?;
-    delete_directly(&client, &floor_tenancies).await?;
+    // Twice: created (the cheapest writes there are), and server-side applied as Commons writes
+    // (the apiserver then also works out field ownership, which costs it CPU).
+    let mut floors = Vec::new();
+    for how in [Write::Create, Write::Apply] {
+        let cpu_before = cpu_seconds()?;
+        let took = create_directly(&client, &floor_tenancies, PARALLEL, how).await?;
+        floors.push((how, took, cpu_used(&cpu_before, &cpu_seconds()?)));
+        delete_directly(&client, &floor_tenancies).await?;
+    }
 
     // Commons: the same client, PARALLEL Tenancies at a time, until every one is Ready.
+    let writes_before = writes_by_kind()?;
+    let cpu_before = cpu_seconds()?;
     let started = Instant::now();
     let creations = (0..count).map(|i| {
         let client = client.clone();
@@ -62,6 +73,8 @@ async fn main() -> Result<(), E2eError> {
     let applied = started.elapsed();
     wait_all_ready(&client, PREFIX, count, Duration::from_secs(1800)).await?;
     let all_ready = started.elapsed();
+    let commons_cpu = cpu_used(&cpu_before, &cpu_seconds()?);
+    let writes_after = writes_by_kind()?;
     println!("tenancies: {count} (2 namespaces each), created {PARALLEL} at a time");
     println!("applied in: {:.1}s", applied.as_secs_f64());
     println!(
@@ -69,11 +82,22 @@ async fn main() -> Result<(), E2eError> {
         all_ready.as_secs_f64(),
         all_ready.as_secs_f64() * 1000.0 / count as f64
     );
-    println!(
-        "floor (the same children created directly, {PARALLEL} at a time): {:.1}s; Commons / floor: {:.2}x",
-        floor.as_secs_f64(),
-        all_ready.as_secs_f64() / floor.as_secs_f64()
-    );
+    for (how, took, cpu) in &floors {
+        println!(
+            "floor (the same children {how} directly, {PARALLEL} at a time): {:.1}s; Commons / floor: {:.2}x",
+            took.as_secs_f64(),
+            all_ready.as_secs_f64() / took.as_secs_f64()
+        );
+        println!("  CPU meanwhile: {cpu}");
+    }
+    println!("CPU while Commons made them: {commons_cpu}");
+    let per_tenancy: Vec<String> = writes_after
+        .iter()
+        .map(|(kind, n)| (kind, n - writes_before.get(kind).copied().unwrap_or(0.0)))
+        .filter(|(_, n)| *n > 0.0)
+        .map(|(kind, n)| format!("{kind} {:.2}", n / count as f64))
+        .collect();
+    println!("Commons' writes per tenancy until all were Ready: {}", per_tenancy.join(", "));
 
     // Let the writes the creation itself caused settle, then measure an idle period.
     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -101,4 +125,24 @@ async fn main() -> Result<(), E2eError> {
         let _ = api.delete(&format!("{PREFIX}{i:04}"), &DeleteParams::background()).await;
     }
     Ok(())
+}
+
+/// Commons' apiserver writes so far, by kind and verb (`commons_apiserver_writes_total`).
+fn writes_by_kind() -> Result<std::collections::BTreeMap<String, f64>, E2eError> {
+    let mut out = std::collections::BTreeMap::new();
+    for (kind, verb) in [
+        ("Namespace", "apply"),
+        ("ResourceQuota", "apply"),
+        ("LimitRange", "apply"),
+        ("NetworkPolicy", "apply"),
+        ("RoleBinding", "apply"),
+        ("ClusterRole", "apply"),
+        ("ClusterRoleBinding", "apply"),
+        ("Tenancy", "status"),
+        ("Event", "publish"),
+    ] {
+        let metric = format!("commons_apiserver_writes_total{{kind=\"{kind}\",verb=\"{verb}\"}}");
+        out.insert(format!("{kind} {verb}"), operator_metric(&metric)?);
+    }
+    Ok(out)
 }

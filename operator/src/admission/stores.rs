@@ -44,8 +44,9 @@ impl Stores {
             }
             ns.metadata.labels.as_ref()?.get(labels::TENANCY).cloned()
         });
+        // The index keeps of each namespace only its name and tenancy (it is read for names).
         let index = by_tenancy.clone();
-        shared.namespaces.feed(Box::new(move |event| index.apply(event)));
+        shared.namespaces.feed(Box::new(move |event| index.apply(&event.clone().modify(name_and_tenancy))));
         Stores {
             tenancies: shared.tenancies.store(),
             namespaces: shared.namespaces.store(),
@@ -189,8 +190,58 @@ fn strip_container_statuses(
         .collect()
 }
 
+/// A namespace reduced to its name and the labels that place it in a tenancy.
+fn name_and_tenancy(ns: &mut Namespace) {
+    let kept = [labels::MANAGED_BY, labels::TENANCY];
+    let labels = ns
+        .metadata
+        .labels
+        .take()
+        .map(|l| l.into_iter().filter(|(k, _)| kept.contains(&k.as_str())).collect());
+    *ns = Namespace {
+        metadata: kube::api::ObjectMeta { name: ns.metadata.name.take(), labels, ..Default::default() },
+        ..Namespace::default()
+    };
+}
+
 fn strip_meta<K: Resource>(obj: &mut K) {
     let meta = obj.meta_mut();
     meta.managed_fields = None;
     meta.annotations = None;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_namespace_index_keeps_a_name_and_a_tenancy_only() {
+        let mut ns = Namespace {
+            metadata: kube::api::ObjectMeta {
+                name: Some("t-app".into()),
+                uid: Some("uid".into()),
+                labels: Some(
+                    [
+                        (labels::TENANCY.to_owned(), "t".to_owned()),
+                        (labels::MANAGED_BY.to_owned(), labels::MANAGER.to_owned()),
+                        ("team".to_owned(), "x".to_owned()),
+                    ]
+                    .into(),
+                ),
+                annotations: Some([("note".to_owned(), "y".to_owned())].into()),
+                ..Default::default()
+            },
+            ..Namespace::default()
+        };
+        name_and_tenancy(&mut ns);
+        assert_eq!(ns.metadata.name.as_deref(), Some("t-app"));
+        assert_eq!(ns.metadata.labels.as_ref().map(|l| l.len()), Some(2));
+        assert!(ns.metadata.uid.is_none() && ns.metadata.annotations.is_none());
+        let index = ByNamespace::grouped_by(|ns: &Namespace| {
+            crate::watch::is_managed(ns)
+                .then(|| ns.metadata.labels.as_ref()?.get(labels::TENANCY).cloned())?
+        });
+        index.apply(&kube::runtime::watcher::Event::Apply(ns));
+        assert_eq!(index.in_group("t").len(), 1, "still grouped by its tenancy");
+    }
 }

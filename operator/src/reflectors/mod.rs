@@ -139,6 +139,17 @@ fn strip_last_applied<K: Resource>(obj: &mut K) {
     }
 }
 
+/// For the objects Commons makes and only compares with what it wants (the children): drops the
+/// metadata the apiserver sets and nothing reads (uid, resourceVersion, creation time,
+/// generation). Owner references stay: they map a child to its owner.
+pub fn unread_meta<K: Resource>(obj: &mut K) {
+    let meta = obj.meta_mut();
+    meta.uid = None;
+    meta.resource_version = None;
+    meta.creation_timestamp = None;
+    meta.generation = None;
+}
+
 /// A key of an object's identity: its namespace and name.
 fn identity<K: Resource>(obj: &K) -> u64 {
     let meta = obj.meta();

@@ -6,8 +6,8 @@
 //! | Tenancy | tenancy controller (all), segments and webhook (spec) | all |
 //! | Namespace, every one | tenancy controller (a name taken by something else), segments and webhook (Commons' own) | metadata without annotations |
 //! | NetworkSegment | tenancy and segment controllers | all |
-//! | NetworkPolicy, Commons' own | tenancy and segment controllers | all |
-//! | ResourceQuota, Commons' own | tenancy controller (changes only), webhook (hard and used) | all but annotations |
+//! | NetworkPolicy, Commons' own | tenancy and segment controllers | all but [`super::unread_meta`] |
+//! | ResourceQuota, Commons' own | tenancy controller (changes only), webhook (hard and used) | all but annotations and [`super::unread_meta`] |
 //!
 //! `managedFields` and client-side apply's copy of the object are never kept (see [`Reflector`]).
 
@@ -48,7 +48,7 @@ impl Shared {
             tenancies: Reflector::new(watcher::Config::default(), |_| {}),
             namespaces: Reflector::new(watcher::Config::default(), strip_namespace),
             segments: Reflector::new(watcher::Config::default(), |_| {}),
-            policies: Reflector::new(managed_or_all(false), |_| {}),
+            policies: Reflector::new(managed_or_all(false), super::unread_meta),
             quotas: Reflector::new(managed_or_all(false), strip_quota),
         }
     }
@@ -72,6 +72,7 @@ fn strip_namespace(ns: &mut Namespace) {
 
 /// Of a quota Commons reads its hard and used values, labels and owner.
 fn strip_quota(rq: &mut ResourceQuota) {
+    super::unread_meta(rq);
     rq.metadata.annotations = None;
 }
 

@@ -131,10 +131,11 @@ impl Inputs {
         demand: futures::channel::mpsc::UnboundedReceiver<ObjectRef<Tenancy>>,
     ) -> Inputs {
         let managed = || crate::watch::managed_or_all(false);
-        let mut limit_ranges = Reflector::<LimitRange>::new(managed(), |_| {});
-        let mut role_bindings = Reflector::<RoleBinding>::new(managed(), |_| {});
-        let mut cluster_roles = Reflector::<ClusterRole>::new(managed(), |_| {});
-        let mut cluster_role_bindings = Reflector::<ClusterRoleBinding>::new(managed(), |_| {});
+        let mut limit_ranges = Reflector::<LimitRange>::new(managed(), crate::reflectors::unread_meta);
+        let mut role_bindings = Reflector::<RoleBinding>::new(managed(), crate::reflectors::unread_meta);
+        let mut cluster_roles = Reflector::<ClusterRole>::new(managed(), crate::reflectors::unread_meta);
+        let mut cluster_role_bindings =
+            Reflector::<ClusterRoleBinding>::new(managed(), crate::reflectors::unread_meta);
         let tenancies = shared.tenancies.store();
         let stores = Stores {
             namespaces: shared.namespaces.store(),
