@@ -1,0 +1,97 @@
+//! What the benchmarks read of the running processes: the operator's metrics, its memory, and the
+//! CPU each process of the local control plane has used.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::E2eError;
+
+/// Fetches the operator's metrics page (`COMMONS_LISTEN`, default 127.0.0.1:18080) and returns the
+/// value of the first sample whose line starts with `prefix`, or 0 when there is none.
+pub fn operator_metric(prefix: &str) -> Result<f64, E2eError> {
+    let listen = std::env::var("COMMONS_LISTEN").unwrap_or_else(|_| "127.0.0.1:18080".into());
+    let url = format!("http://{listen}/metrics");
+    let out = Command::new("curl")
+        .args(["-fsS", &url])
+        .output()
+        .map_err(|source| E2eError::Spawn { cmd: format!("curl {url}"), source })?;
+    if !out.status.success() {
+        return Err(E2eError::Command {
+            cmd: format!("curl {url}"),
+            status: out.status.to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        });
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(text
+        .lines()
+        .filter(|l| l.starts_with(prefix))
+        .map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0))
+        .sum())
+}
+
+/// CPU seconds (user and system) each process of the local control plane and `commons` has used
+/// since it started, by name (`etcd`, `kube-apiserver`, `commons`, ...; from /proc, as the pid
+/// files of the local scripts name them).
+pub fn cpu_seconds() -> Result<std::collections::BTreeMap<String, f64>, E2eError> {
+    let pids = cluster_dir().join("pids");
+    let entries = std::fs::read_dir(&pids)
+        .map_err(|source| E2eError::Spawn { cmd: format!("read {}", pids.display()), source })?;
+    // Clock ticks per second: 100 on every Linux this runs on (USER_HZ).
+    const TICKS: f64 = 100.0;
+    let mut out = std::collections::BTreeMap::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".pid"))
+        else {
+            continue;
+        };
+        let Ok(pid) = std::fs::read_to_string(&path) else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())) else { continue };
+        // Fields after the command (which may hold spaces) closing with ')': utime and stime are
+        // the 12th and 13th of them.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { continue };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let tick = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        out.insert(name.to_owned(), (tick(11) + tick(12)) / TICKS);
+    }
+    Ok(out)
+}
+
+/// The CPU seconds each process used between two [`cpu_seconds`] readings, as `name 1.2s, ...`.
+pub fn cpu_used(
+    before: &std::collections::BTreeMap<String, f64>,
+    after: &std::collections::BTreeMap<String, f64>,
+) -> String {
+    after
+        .iter()
+        .map(|(name, t)| format!("{name} {:.1}s", t - before.get(name).copied().unwrap_or(0.0)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn cluster_dir() -> PathBuf {
+    std::env::var("COMMONS_CLUSTER_DIR").map(PathBuf::from).unwrap_or_else(|_| {
+        PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/commons/cluster")
+    })
+}
+
+/// The operator's resident memory now and at its peak since it started, in MiB (`VmRSS` and
+/// `VmHWM` of the `commons` process the local scripts run, from /proc).
+pub fn operator_memory_mib() -> Result<(f64, f64), E2eError> {
+    let cluster = cluster_dir();
+    let read = |path: PathBuf| {
+        std::fs::read_to_string(&path)
+            .map_err(|source| E2eError::Spawn { cmd: format!("read {}", path.display()), source })
+    };
+    let pid = read(cluster.join("pids/commons.pid"))?;
+    let status = read(PathBuf::from(format!("/proc/{}/status", pid.trim())))?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map_or(0.0, |kib| kib / 1024.0)
+    };
+    Ok((field("VmRSS:"), field("VmHWM:")))
+}
