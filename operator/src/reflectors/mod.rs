@@ -10,7 +10,6 @@
 //! need to put back a deleted child.)
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use futures::channel::mpsc::{UnboundedSender, unbounded};
@@ -98,7 +97,7 @@ where
     ) -> impl Stream<Item = Arc<K>> + Send + 'static {
         let (tx, rx) = unbounded();
         self.subscribers.push(tx);
-        let mut seen: HashMap<u64, u64> = HashMap::new();
+        let mut seen: HashMap<Identity, u64> = HashMap::new();
         rx.filter_map(move |t: Touched<K>| std::future::ready(when_changed(&mut seen, key, t)))
     }
 
@@ -150,18 +149,18 @@ pub fn unread_meta<K: Resource>(obj: &mut K) {
     meta.generation = None;
 }
 
-/// A key of an object's identity: its namespace and name.
-fn identity<K: Resource>(obj: &K) -> u64 {
+/// An object's identity: its namespace and name (exact, so no two objects are ever confused).
+type Identity = (Option<String>, Option<String>);
+
+fn identity<K: Resource>(obj: &K) -> Identity {
     let meta = obj.meta();
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    (&meta.namespace, &meta.name).hash(&mut h);
-    h.finish()
+    (meta.namespace.clone(), meta.name.clone())
 }
 
 /// Whether `touched` passes a subscriber that reads what `key` hashes: it does when that changed,
 /// and always when the object was deleted (then it is forgotten).
 fn when_changed<K: Resource>(
-    seen: &mut HashMap<u64, u64>,
+    seen: &mut HashMap<Identity, u64>,
     key: fn(&K) -> Option<u64>,
     touched: Touched<K>,
 ) -> Option<Arc<K>> {
@@ -219,7 +218,8 @@ where
         watcher::Event::Delete(obj) => vec![Touched { object: Arc::new(obj.clone()), deleted: true }],
         watcher::Event::InitDone => {
             let now = store.state();
-            let listed: std::collections::HashSet<u64> = now.iter().map(|o| identity(o.as_ref())).collect();
+            let listed: std::collections::HashSet<Identity> =
+                now.iter().map(|o| identity(o.as_ref())).collect();
             let gone = before
                 .into_iter()
                 .flatten()

@@ -203,7 +203,9 @@ pub async fn reconcile(tenancy: Arc<Tenancy>, ctx: Arc<Context>) -> Result<Actio
     };
     announce_changes(&ctx, &tenancy, &obs).await;
     let new_status = status::build(&tenancy, &obs);
-    if tenancy.status.as_ref() != Some(&new_status) && !ctx.written.already(&tenancy, &new_status) {
+    // Asked every time, so a write the store has caught up with is forgotten.
+    let repeated = ctx.written.already(&tenancy, &new_status);
+    if tenancy.status.as_ref() != Some(&new_status) && !repeated {
         let api: Api<Tenancy> = Api::all(client);
         crate::apply::count_write("Tenancy", "status");
         let patch = crate::apply::status_patch(tenancy.status.as_ref(), &new_status);
