@@ -9,6 +9,10 @@ use commons_operator::admission::registration::Endpoint;
 use commons_operator::{crds_cmd, reachability_cmd, run};
 use tracing_subscriber::EnvFilter;
 
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Commons: the control plane of a shared government cloud.
 #[derive(Debug, Parser)]
 #[command(name = "commons", version, about)]
