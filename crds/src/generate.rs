@@ -3,11 +3,18 @@
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
-use crate::{HostedService, NetworkSegment, RateCard, Tenancy, TenancyRequest};
+use crate::{HostedService, NetworkSegment, RateCard, Subscription, Tenancy, TenancyRequest};
 
 /// Every Commons CRD, in a stable order.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![Tenancy::crd(), TenancyRequest::crd(), NetworkSegment::crd(), HostedService::crd(), RateCard::crd()]
+    vec![
+        Tenancy::crd(),
+        TenancyRequest::crd(),
+        NetworkSegment::crd(),
+        HostedService::crd(),
+        Subscription::crd(),
+        RateCard::crd(),
+    ]
 }
 
 /// The file name a CRD is kept under in `crds/yaml/`: `<plural>.<group>.yaml`.

@@ -27,7 +27,7 @@ use crate::common::{Classification, Protocol, ResourceRequirements};
     status = "HostedServiceStatus",
     derive = "PartialEq",
     doc = "An application a tenancy hosts, optionally shared with other tenancies or published to the catalogue.",
-    scale = r#"{"specReplicasPath":".spec.replicas","statusReplicasPath":".status.replicas"}"#,
+    scale = r#"{"specReplicasPath":".spec.replicas","statusReplicasPath":".status.replicas","labelSelectorPath":".status.selector"}"#,
     printcolumn(name = "Image", type_ = "string", json_path = ".spec.image", priority = 1),
     printcolumn(name = "Exposure", type_ = "string", json_path = ".spec.exposure"),
     printcolumn(name = "Replicas", type_ = "integer", json_path = ".spec.replicas"),
@@ -196,7 +196,7 @@ pub struct HostedServiceStatus {
     /// The spec generation this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// Ready, Admitted and Published, as standard conditions.
+    /// Admitted, Ready and Progressing, as standard conditions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
@@ -206,6 +206,12 @@ pub struct HostedServiceStatus {
     /// How many copies are ready.
     #[serde(default)]
     pub ready_replicas: i32,
+    /// How many copies run the current spec.
+    #[serde(default)]
+    pub updated_replicas: i32,
+    /// The label selector of the service's pods, for the scale subresource (autoscalers read it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
     /// Where the service is reached, for example `payroll.hr-prod.svc.cluster.local`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,

@@ -15,6 +15,7 @@ pub mod hosted_service;
 pub mod labels;
 pub mod network_segment;
 pub mod rate_card;
+pub mod subscription;
 pub mod tenancy;
 pub mod tenancy_request;
 
@@ -22,6 +23,7 @@ pub use common::{Amount, Classification, Protocol, ResourceRequirements, Sector}
 pub use hosted_service::{HostedService, HostedServiceSpec, HostedServiceStatus};
 pub use network_segment::{NetworkSegment, NetworkSegmentSpec, NetworkSegmentStatus};
 pub use rate_card::{RateCard, RateCardSpec, RateCardStatus};
+pub use subscription::{Subscription, SubscriptionSpec, SubscriptionStatus};
 pub use tenancy::{Tenancy, TenancySpec, TenancyStatus};
 pub use tenancy_request::{TenancyRequest, TenancyRequestSpec, TenancyRequestStatus};
 

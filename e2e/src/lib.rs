@@ -321,6 +321,32 @@ pub fn restricted_pod(name: &str) -> serde_json::Value {
     })
 }
 
+/// Runs the `commons` binary under test (the one the local control plane's operator process runs,
+/// found through /proc) with `args`, and returns what it printed.
+pub fn commons(args: &[&str]) -> Result<String, E2eError> {
+    let read = |path: PathBuf| {
+        std::fs::read_to_string(&path)
+            .map_err(|source| E2eError::Spawn { cmd: format!("read {}", path.display()), source })
+    };
+    let pid = read(measure::cluster_dir().join("pids/commons.pid"))?;
+    let exe = PathBuf::from(format!("/proc/{}/exe", pid.trim()));
+    let binary = std::fs::read_link(&exe)
+        .map_err(|source| E2eError::Spawn { cmd: format!("read {}", exe.display()), source })?;
+    let out = Command::new(&binary)
+        .args(args)
+        .output()
+        .map_err(|source| E2eError::Spawn { cmd: format!("commons {}", args.join(" ")), source })?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(E2eError::Command {
+            cmd: format!("commons {}", args.join(" ")),
+            status: out.status.to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+}
+
 /// Runs `e2e/operator.sh ACTION` (start, stop or restart the operator under test, ...) and
 /// returns what it printed.
 pub fn operator(action: &str) -> Result<String, E2eError> {

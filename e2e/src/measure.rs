@@ -70,7 +70,7 @@ pub fn cpu_used(
         .join(", ")
 }
 
-fn cluster_dir() -> PathBuf {
+pub(crate) fn cluster_dir() -> PathBuf {
     std::env::var("COMMONS_CLUSTER_DIR").map(PathBuf::from).unwrap_or_else(|_| {
         PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/commons/cluster")
     })

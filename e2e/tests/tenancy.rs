@@ -185,6 +185,8 @@ async fn owners_run_workloads_but_cannot_change_what_commons_manages_or_touch_ot
         ("delete", "pods", own),
         ("create", "secrets", own),
         ("create", "hostedservices.commons.dev", own),
+        ("create", "subscriptions.commons.dev", own),
+        ("delete", "subscriptions.commons.dev", own),
         ("get", "resourcequotas", own),
         ("list", "networkpolicies.networking.k8s.io", own),
         ("get", "tenancies.commons.dev/e2e-rbac-a", None),
@@ -210,6 +212,7 @@ async fn owners_run_workloads_but_cannot_change_what_commons_manages_or_touch_ot
         ("list", "pods", Some("default")),
         ("create", "endpoints", own),
         ("update", "endpoints", own),
+        ("create", "subscriptions.commons.dev", other),
         ("create", "endpointslices.discovery.k8s.io", own),
     ];
     for (verb, resource, ns) in denied {

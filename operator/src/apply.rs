@@ -82,8 +82,16 @@ pub fn first_difference(desired: &Value, observed: &Value, path: &str) -> Option
             .enumerate()
             .find_map(|(i, (dv, ov))| first_difference(dv, ov, &format!("{path}[{i}]"))),
         (d, o) if d == o => None,
+        (Value::String(d), Value::String(o)) if path.contains(".resources.") && same_quantity(d, o) => None,
         (d, o) => Some(format!("{path}: want {d}, have {o}")),
     }
+}
+
+/// Whether two resource amounts are the same quantity written differently (the apiserver stores
+/// `0.5` as `500m` and `1024Mi` as `1Gi`).
+fn same_quantity(a: &str, b: &str) -> bool {
+    use crate::quantity::Milli;
+    matches!((a.parse::<Milli>(), b.parse::<Milli>()), (Ok(x), Ok(y)) if x == y)
 }
 
 /// Where `observed` falls short of what `desired` asks for (ignoring server-managed metadata),
@@ -139,6 +147,46 @@ where
     Ok(true)
 }
 
+/// Makes `desired` exist as it is, for the owner `owner_uid`: an object the store has not seen is
+/// created (so one of the same name that belongs to something else is never taken over: that is
+/// [`Error::Taken`]); one it has is applied if it differs. A create that finds the object already
+/// there (the store lags behind Commons' own create) reads it and carries on if it is the owner's.
+pub async fn create_or_apply<K>(
+    api: &Api<K>,
+    desired: &K,
+    observed: Option<&K>,
+    owner_uid: &str,
+) -> Result<bool>
+where
+    K: Resource + Serialize + DeserializeOwned + Clone + Debug,
+    K::DynamicType: Default,
+{
+    if observed.is_some() {
+        return apply_if_changed(api, desired, observed).await;
+    }
+    let kind = K::kind(&K::DynamicType::default()).into_owned();
+    let name = desired.name_any();
+    count_write(&kind, "create");
+    let params = kube::api::PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
+    match api.create(&params, desired).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(s)) if s.code == 409 => {
+            let found = api
+                .get_opt(&name)
+                .await
+                .map_err(|source| Error::Kube { context: format!("reading {kind} {name}"), source })?;
+            let ours = found.as_ref().is_some_and(|f| {
+                f.owner_references().iter().any(|o| o.controller == Some(true) && o.uid == owner_uid)
+            });
+            if !ours {
+                return Err(Error::Taken { kind, namespace: desired.namespace().unwrap_or_default(), name });
+            }
+            apply_if_changed(api, desired, found.as_ref()).await
+        }
+        Err(source) => Err(Error::Kube { context: format!("creating {kind} {name}"), source }),
+    }
+}
+
 /// Deletes an object in the background; one already gone is not an error.
 pub async fn delete<K>(api: &Api<K>, name: &str) -> Result<()>
 where
@@ -177,6 +225,21 @@ mod tests {
         for (d, o, want) in cases {
             assert_eq!(is_subset(&d, &o), want, "{d} ⊆ {o}");
         }
+    }
+
+    #[test]
+    fn resource_amounts_compare_as_quantities_and_nothing_else_does() {
+        let desired =
+            json!({"spec": {"resources": {"requests": {"cpu": "0.5", "memory": "1024Mi"}}, "env": "0.5"}});
+        let stored =
+            json!({"spec": {"resources": {"requests": {"cpu": "500m", "memory": "1Gi"}}, "env": "0.5"}});
+        assert_eq!(first_difference(&desired, &stored, ""), None);
+        let env_differs =
+            json!({"spec": {"resources": {"requests": {"cpu": "500m", "memory": "1Gi"}}, "env": "500m"}});
+        assert!(first_difference(&desired, &env_differs, "").is_some());
+        let cpu_differs =
+            json!({"spec": {"resources": {"requests": {"cpu": "600m", "memory": "1Gi"}}, "env": "0.5"}});
+        assert!(first_difference(&desired, &cpu_differs, "").is_some());
     }
 
     #[test]

@@ -69,6 +69,16 @@ pub enum Error {
     /// The TLS server could not be configured.
     #[error("cannot configure TLS: {0}")]
     Tls(String),
+    /// An object Commons would make exists already and belongs to something else.
+    #[error("{kind} {namespace}/{name} exists and is not Commons' to change")]
+    Taken {
+        /// Its kind.
+        kind: String,
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+    },
     /// A metric could not be registered.
     #[error("cannot register metric: {0}")]
     Metrics(#[from] prometheus::Error),
@@ -89,6 +99,7 @@ impl Error {
             Error::StoreNotReady => "store_not_ready",
             Error::Certificate { .. } => "certificate",
             Error::Tls(_) => "tls",
+            Error::Taken { .. } => "name_taken",
             Error::Metrics(_) => "metrics",
         }
     }

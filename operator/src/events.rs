@@ -37,6 +37,30 @@ pub enum Reason {
     MemberRefused,
     /// A segment's outside range covered a cluster network, which was cut out.
     ClusterNetworkExcluded,
+    /// A HostedService runs in its tenancy.
+    ServiceAdmitted,
+    /// A HostedService may not run where it is.
+    ServiceRefused,
+    /// A HostedService's pods are refused by the tenancy's quota.
+    ServiceQuotaExceeded,
+    /// A HostedService's pods are refused for another reason.
+    ServicePodsRefused,
+    /// A HostedService was scaled to zero (its tenancy is suspended).
+    ServiceScaledDown,
+    /// A HostedService was scaled back up (its tenancy is active again).
+    ServiceScaledUp,
+    /// A consumer's subscription to a HostedService became active.
+    ConsumerActivated,
+    /// A consumer's subscription to a HostedService stopped being active.
+    ConsumerEnded,
+    /// A Subscription became active.
+    SubscriptionActive,
+    /// A Subscription waits (for the provider, or for the service).
+    SubscriptionPending,
+    /// A Subscription was refused.
+    SubscriptionRefused,
+    /// A Subscription was ended by its provider.
+    SubscriptionEnded,
 }
 
 impl Reason {
@@ -58,6 +82,18 @@ impl Reason {
             Reason::MemberLeft => "MemberLeft",
             Reason::MemberRefused => "MemberRefused",
             Reason::ClusterNetworkExcluded => "ClusterNetworkExcluded",
+            Reason::ServiceAdmitted => "Admitted",
+            Reason::ServiceRefused => "Refused",
+            Reason::ServiceQuotaExceeded => "QuotaExceeded",
+            Reason::ServicePodsRefused => "PodsRefused",
+            Reason::ServiceScaledDown => "ScaledDown",
+            Reason::ServiceScaledUp => "ScaledUp",
+            Reason::ConsumerActivated => "ConsumerActivated",
+            Reason::ConsumerEnded => "ConsumerEnded",
+            Reason::SubscriptionActive => "Activated",
+            Reason::SubscriptionPending => "Pending",
+            Reason::SubscriptionRefused => "Refused",
+            Reason::SubscriptionEnded => "Ended",
         }
     }
 
@@ -69,7 +105,15 @@ impl Reason {
             | Reason::Suspended
             | Reason::Resumed
             | Reason::MemberJoined
-            | Reason::MemberLeft => EventType::Normal,
+            | Reason::MemberLeft
+            | Reason::ServiceAdmitted
+            | Reason::ServiceScaledDown
+            | Reason::ServiceScaledUp
+            | Reason::ConsumerActivated
+            | Reason::ConsumerEnded
+            | Reason::SubscriptionActive
+            | Reason::SubscriptionPending
+            | Reason::SubscriptionEnded => EventType::Normal,
             Reason::NamespaceDeletionHeld
             | Reason::NamespaceConflict
             | Reason::QuotaExhausted
@@ -78,7 +122,11 @@ impl Reason {
             | Reason::ExpiresWithin1Day
             | Reason::SegmentRefused
             | Reason::MemberRefused
-            | Reason::ClusterNetworkExcluded => EventType::Warning,
+            | Reason::ClusterNetworkExcluded
+            | Reason::ServiceRefused
+            | Reason::ServiceQuotaExceeded
+            | Reason::ServicePodsRefused
+            | Reason::SubscriptionRefused => EventType::Warning,
         }
     }
 }

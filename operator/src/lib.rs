@@ -1,6 +1,8 @@
 //! The Commons operator: controllers, metering and the runtime of the `commons` binary.
 
 pub mod admission;
+pub mod catalogue;
+pub mod catalogue_cmd;
 pub mod crds_cmd;
 pub mod error;
 pub mod metrics;
@@ -11,6 +13,7 @@ pub use error::{Error, Result};
 pub mod apply;
 pub mod conditions;
 pub mod events;
+pub mod hosted;
 pub mod keeper;
 pub mod membership;
 pub mod naming;
@@ -21,5 +24,6 @@ pub mod reachability_cmd;
 pub mod reflectors;
 pub mod segment;
 pub mod shutdown;
+pub mod subscription;
 pub mod tenancy;
 pub mod watch;

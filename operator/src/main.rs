@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use commons_operator::admission::registration::Endpoint;
-use commons_operator::{crds_cmd, reachability_cmd, run};
+use commons_operator::{catalogue_cmd, crds_cmd, reachability_cmd, run};
 use tracing_subscriber::EnvFilter;
 
 #[cfg(not(target_env = "msvc"))]
@@ -40,6 +40,14 @@ enum Command {
         /// tenancy to tenancy.
         #[arg(long)]
         services: bool,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the catalogue (the applications store) from the cluster: each published
+    /// HostedService, its provider, classification and ports, and how many tenancies use it
+    /// shared and as instances of their own.
+    Catalogue {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -91,6 +99,20 @@ enum Command {
     },
 }
 
+/// Runs a one-shot command's future on a runtime of its own.
+fn block_on<T>(
+    future: impl std::future::Future<Output = commons_operator::Result<T>>,
+) -> commons_operator::Result<T> {
+    match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt.block_on(future),
+        Err(source) => Err(commons_operator::Error::Io {
+            action: "cannot start the async runtime",
+            path: PathBuf::new(),
+            source,
+        }),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
@@ -104,15 +126,9 @@ fn main() -> ExitCode {
         }
         Command::Crds { .. } => crds_cmd::print().map(|yaml| print!("{yaml}")),
         Command::Reachability { services, json } => {
-            match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                Ok(rt) => rt.block_on(reachability_cmd::run(services, json)).map(|out| println!("{out}")),
-                Err(source) => Err(commons_operator::Error::Io {
-                    action: "cannot start the async runtime",
-                    path: PathBuf::new(),
-                    source,
-                }),
-            }
+            block_on(reachability_cmd::run(services, json)).map(|out| println!("{out}"))
         }
+        Command::Catalogue { json } => block_on(catalogue_cmd::run(json)).map(|out| println!("{out}")),
         Command::Run {
             listen,
             resync_seconds,

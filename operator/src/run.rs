@@ -9,7 +9,7 @@ use tokio::sync::watch;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::readiness;
-use crate::{admission, segment, tenancy};
+use crate::{admission, hosted, segment, subscription, tenancy};
 
 /// Settings for `commons run`.
 #[derive(Debug, Clone)]
@@ -65,6 +65,23 @@ pub async fn run(settings: Settings) -> Result<()> {
     let mut shared = crate::reflectors::Shared::new();
     let segment_inputs = segment::Inputs::subscribe(&mut shared);
     let tenancy_inputs = tenancy::Inputs::subscribe(&mut shared, &watches, demand_triggers);
+    // One Event recorder for the process (it also deduplicates repeated Events).
+    let recorder = crate::events::recorder(client.clone());
+    let hosted_inputs = hosted::Inputs::subscribe(
+        &mut shared,
+        &watches,
+        client.clone(),
+        recorder.clone(),
+        metrics.clone(),
+        settings.resync,
+    );
+    let subscription_inputs = subscription::Inputs::subscribe(
+        &mut shared,
+        client.clone(),
+        recorder.clone(),
+        metrics.clone(),
+        settings.resync,
+    );
     let admission = match settings.webhook.is_some() {
         true => Some(admission::Admission::start(
             &watches,
@@ -106,8 +123,6 @@ pub async fn run(settings: Settings) -> Result<()> {
         stop_rx.clone(),
     );
     let checker = tokio::spawn(readiness::run(client.clone(), tx, metrics.clone(), local_checks));
-    // One Event recorder for the process (it also deduplicates repeated Events).
-    let recorder = crate::events::recorder(client.clone());
     let segments = tokio::spawn(segment::run(
         client.clone(),
         segment_inputs,
@@ -126,6 +141,9 @@ pub async fn run(settings: Settings) -> Result<()> {
         demand,
         crate::shutdown::stopped(stop_rx.clone()),
     ));
+    let services = tokio::spawn(hosted::run(hosted_inputs, crate::shutdown::stopped(stop_rx.clone())));
+    let subscriptions =
+        tokio::spawn(subscription::run(subscription_inputs, crate::shutdown::stopped(stop_rx.clone())));
     let webhook = match (settings.webhook, webhook_certs, admission) {
         (Some(w), Some((certs, clients)), Some(adm)) => {
             let stop = stop_tx.clone();
@@ -174,7 +192,7 @@ pub async fn run(settings: Settings) -> Result<()> {
     if let Some(w) = webhook {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), w).await;
     }
-    let controllers = futures::future::join(tenancies, segments);
+    let controllers = futures::future::join4(tenancies, segments, services, subscriptions);
     if tokio::time::timeout(std::time::Duration::from_secs(20), controllers).await.is_err() {
         tracing::warn!("controllers did not stop within 20s");
     }

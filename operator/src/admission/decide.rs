@@ -14,6 +14,14 @@ impl Admission {
     /// Decides one admission request.
     pub async fn review(&self, req: &AdmissionRequest<DynamicObject>) -> AdmissionResponse {
         let allow = AdmissionResponse::from(req);
+        if req.kind.group == commons_crds::GROUP && req.kind.kind == "Subscription" {
+            let (label, response) = match self.check_subscription(req) {
+                None => ("admitted", allow),
+                Some(refusal) => ("refused", refuse(allow, 422, "Invalid", &refusal)),
+            };
+            self.metrics.decisions.with_label_values(&["Subscription", label]).inc();
+            return response;
+        }
         match self.check_policy(req).await {
             Ok(None) => {}
             Ok(Some(refusal)) => {

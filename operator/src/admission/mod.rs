@@ -14,6 +14,7 @@ mod policy;
 pub mod registration;
 mod server;
 mod stores;
+mod subscription;
 mod sweep;
 pub mod tls;
 pub mod usage;

@@ -37,7 +37,7 @@ pub enum Endpoint {
 
 /// The configuration: pods, PersistentVolumeClaims and Services created or updated (and pods
 /// resized or given ephemeral containers), in namespaces that belong to a tenancy, are checked
-/// against the tenancy's quota and policy; if Commons cannot be reached the
+/// against the tenancy's quota and policy, and Subscriptions against what they name; if Commons cannot be reached the
 /// request is refused (`failurePolicy: Fail`), since admitting it unchecked could break the limit.
 pub fn desired(endpoint: &Endpoint, ca_bundle: &[u8]) -> ValidatingWebhookConfiguration {
     let client_config = match endpoint {
@@ -88,6 +88,13 @@ pub fn desired(endpoint: &Endpoint, ca_bundle: &[u8]) -> ValidatingWebhookConfig
                 rule(&["CREATE", "UPDATE"], &["pods"]),
                 rule(&["UPDATE"], &["pods/resize", "pods/ephemeralcontainers"]),
                 rule(&["CREATE", "UPDATE"], &["persistentvolumeclaims", "services"]),
+                RuleWithOperations {
+                    api_groups: Some(vec![commons_crds::GROUP.into()]),
+                    api_versions: Some(vec![commons_crds::VERSION.into()]),
+                    operations: Some(vec!["CREATE".into(), "UPDATE".into()]),
+                    resources: Some(vec!["subscriptions".into()]),
+                    scope: Some("Namespaced".into()),
+                },
             ]),
             // Reservations are kept only for requests that are not dry runs.
             side_effects: "NoneOnDryRun".into(),
@@ -186,6 +193,7 @@ mod tests {
             )
         );
         assert!(rules[2].1.contains(&"persistentvolumeclaims".to_owned()));
+        assert_eq!(rules[3].1, ["subscriptions"]);
 
         let svc = desired(
             &Endpoint::Service { namespace: "commons".into(), name: "commons".into(), port: 443 },

@@ -27,6 +27,8 @@ pub(super) struct Stores {
     pub(super) quotas: Store<ResourceQuota>,
     /// For the cluster's global default class, which pods get when they name none.
     pub(super) priority_classes: Store<PriorityClass>,
+    /// Every HostedService (a Subscription's instance needs a published one).
+    pub(super) hosted: Store<commons_crds::hosted_service::HostedService>,
 }
 
 impl Stores {
@@ -56,6 +58,7 @@ impl Stores {
             services: start_indexed_watch(watches, strip_meta::<Service>, stop.clone()),
             quotas: shared.quotas.store(),
             priority_classes: start_watch(watches, strip_meta::<PriorityClass>, stop.clone()),
+            hosted: shared.hosted.store(),
         }
     }
 
@@ -68,6 +71,7 @@ impl Stores {
             Some(self.services.synced()),
             self.quotas.synced(),
             self.priority_classes.synced(),
+            self.hosted.synced(),
         ]
         .iter()
         .all(|s| *s == Some(true))

@@ -8,10 +8,14 @@
 //! | NetworkSegment | tenancy and segment controllers | all |
 //! | NetworkPolicy, Commons' own | tenancy and segment controllers | all but [`super::unread_meta`] |
 //! | ResourceQuota, Commons' own | tenancy controller (changes only), webhook (hard and used) | all but annotations and [`super::unread_meta`] |
+//! | HostedService | hosted service and subscription controllers, webhook (subscriptions) | all |
+//! | Subscription | hosted service and subscription controllers | all |
 //!
 //! `managedFields` and client-side apply's copy of the object are never kept (see [`Reflector`]).
 
+use commons_crds::hosted_service::HostedService;
 use commons_crds::network_segment::NetworkSegment;
+use commons_crds::subscription::Subscription;
 use commons_crds::tenancy::Tenancy;
 use k8s_openapi::api::core::v1::{Namespace, ResourceQuota};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
@@ -33,6 +37,10 @@ pub struct Shared {
     pub policies: Reflector<NetworkPolicy>,
     /// Commons' ResourceQuotas (each namespace's share).
     pub quotas: Reflector<ResourceQuota>,
+    /// Every HostedService.
+    pub hosted: Reflector<HostedService>,
+    /// Every Subscription.
+    pub subscriptions: Reflector<Subscription>,
 }
 
 impl Default for Shared {
@@ -50,6 +58,8 @@ impl Shared {
             segments: Reflector::new(watcher::Config::default(), |_| {}),
             policies: Reflector::new(managed_or_all(false), super::unread_meta),
             quotas: Reflector::new(managed_or_all(false), strip_quota),
+            hosted: Reflector::new(watcher::Config::default(), |_| {}),
+            subscriptions: Reflector::new(watcher::Config::default(), |_| {}),
         }
     }
 
@@ -60,6 +70,8 @@ impl Shared {
         self.segments.start(watches);
         self.policies.start(watches);
         self.quotas.start(watches);
+        self.hosted.start(watches);
+        self.subscriptions.start(watches);
     }
 }
 

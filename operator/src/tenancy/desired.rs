@@ -336,8 +336,10 @@ pub fn tenant_admin_role() -> ClusterRole {
             rule(&["autoscaling"], &["horizontalpodautoscalers"], &all),
             rule(&["policy"], &["poddisruptionbudgets"], &all),
             rule(&["networking.k8s.io"], &["ingresses"], &all),
-            rule(&[commons_crds::GROUP], &["hostedservices", "hostedservices/scale"], &all),
-            rule(&[commons_crds::GROUP], &["hostedservices/status"], &read),
+            rule(&[commons_crds::GROUP], &["hostedservices", "hostedservices/scale", "subscriptions"], &all),
+            // Status is Commons' record (a subscription's activation and ending are billed from
+            // it): read only.
+            rule(&[commons_crds::GROUP], &["hostedservices/status", "subscriptions/status"], &read),
             rule(&[""], &["resourcequotas", "limitranges", "events"], &read),
             rule(&["events.k8s.io"], &["events"], &read),
             rule(&["networking.k8s.io"], &["networkpolicies"], &read),

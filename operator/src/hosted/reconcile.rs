@@ -1,0 +1,248 @@
+//! Reconciling one HostedService: admission → children → status → Events on transitions.
+
+use std::sync::Arc;
+
+use commons_crds::hosted_service::{HostedService, HostedServiceStatus};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Api, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::Context;
+use super::admit::{self, Admission};
+use super::desired;
+use super::status::{self, Found};
+use crate::apply::{count_write, create_or_apply, delete};
+use crate::error::{Error, Result};
+use crate::events::Reason;
+use crate::tenancy::status::{Suspension, expiry};
+
+/// Reconciles one HostedService.
+pub async fn reconcile(hs: Arc<HostedService>, ctx: Arc<Context>) -> Result<Action> {
+    let _timer = ctx.metrics.reconcile_duration.with_label_values(&["hostedservice"]).start_timer();
+    if hs.metadata.deletion_timestamp.is_some() {
+        // Its children go with it (owner references).
+        return Ok(Action::await_change());
+    }
+    ctx.ready().await?;
+    let namespace = hs.namespace().unwrap_or_default();
+    let ns = ctx.namespaces.get(&ObjectRef::new(&namespace));
+    let tenancy =
+        ns.as_deref().and_then(admit::tenancy_of).and_then(|t| ctx.tenancies.get(&ObjectRef::new(&t)));
+    let decision = admit::decide(&hs, ns.as_deref(), tenancy);
+    let uid = hs.uid().unwrap_or_default();
+    let deployment;
+    let found = match &decision {
+        Admission::Refused(refusal, message) => {
+            remove_children(&ctx, &hs, &uid).await?;
+            Found::Refused(*refusal, message.clone())
+        }
+        Admission::Admitted(t) => {
+            let suspended =
+                Suspension::of(t, expiry(jiff::Timestamp::now(), t.spec.expires_at.as_ref()).0).is_some();
+            let wanted = desired::children(&hs, t, suspended);
+            match write_children(&ctx, &namespace, &uid, &wanted).await {
+                Ok(()) => {}
+                Err(Error::Taken { kind, namespace, name }) => {
+                    let message = format!(
+                        "{kind} {namespace}/{name} exists and belongs to something else; rename the HostedService or remove the {kind}"
+                    );
+                    return finish(
+                        &ctx,
+                        &hs,
+                        status::build(&hs, &Found::Refused(admit::Refusal::NameTaken, message)),
+                    )
+                    .await;
+                }
+                Err(e) => return Err(e),
+            }
+            deployment = ctx.deployments.get(&key(&namespace, &hs.name_any()));
+            Found::Running { deployment: deployment.as_deref(), suspended }
+        }
+    };
+    let mut status = status::build(&hs, &found);
+    if matches!(found, Found::Running { .. }) {
+        status.consumers = open_to_consumers(&ctx, &hs, &uid).await?;
+    }
+    finish(&ctx, &hs, status).await
+}
+
+/// Opens the path into the service's pods from the namespaces of its active subscriptions (and
+/// closes it to any other), and returns the consumers for the status.
+async fn open_to_consumers(
+    ctx: &Context,
+    hs: &HostedService,
+    uid: &str,
+) -> Result<Vec<commons_crds::hosted_service::ConsumerStatus>> {
+    let namespace = hs.namespace().unwrap_or_default();
+    let consumers = super::consumers::of(hs, &ctx.subscriptions.state(), |sub| {
+        let parties = ctx.lookup.parties(sub);
+        (parties.consumer.as_ref().map(|t| t.name_any()), crate::subscription::consent::decide(sub, &parties))
+    });
+    let name = crate::subscription::desired::ingress_policy_name(hs);
+    match crate::subscription::desired::ingress_policy(hs, &consumers.namespaces) {
+        Some(p) => ensure(&ctx.client, &ctx.policies, &namespace, uid, &p).await?,
+        None => remove_owned(&ctx.client, &ctx.policies, &namespace, &name, uid).await?,
+    }
+    Ok(consumers.statuses)
+}
+
+async fn finish(ctx: &Context, hs: &HostedService, status: HostedServiceStatus) -> Result<Action> {
+    announce(ctx, hs, &status).await;
+    if hs.status.as_ref() != Some(&status) {
+        count_write("HostedService", "status");
+        let name = hs.name_any();
+        Api::<HostedService>::namespaced(ctx.client.clone(), &hs.namespace().unwrap_or_default())
+            .patch_status(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(crate::apply::status_patch(hs.status.as_ref(), &status)),
+            )
+            .await
+            .map_err(|source| Error::Kube {
+                context: format!("writing status of HostedService {name}"),
+                source,
+            })?;
+    }
+    Ok(Action::requeue(ctx.resync))
+}
+
+fn key<K: Resource<DynamicType = ()>>(namespace: &str, name: &str) -> ObjectRef<K> {
+    ObjectRef::new(name).within(namespace)
+}
+
+/// Writes what differs, the ServiceAccount first (the pods run as it).
+async fn write_children(ctx: &Context, namespace: &str, uid: &str, c: &desired::Children) -> Result<()> {
+    let name = c.deployment.name_any();
+    ensure(&ctx.client, &ctx.service_accounts, namespace, uid, &c.service_account).await?;
+    ensure(&ctx.client, &ctx.deployments, namespace, uid, &c.deployment).await?;
+    match &c.service {
+        Some(s) => ensure(&ctx.client, &ctx.services, namespace, uid, s).await?,
+        None => remove_owned(&ctx.client, &ctx.services, namespace, &name, uid).await?,
+    }
+    match &c.disruption_budget {
+        Some(p) => ensure(&ctx.client, &ctx.disruption_budgets, namespace, uid, p).await?,
+        None => remove_owned(&ctx.client, &ctx.disruption_budgets, namespace, &name, uid).await?,
+    }
+    Ok(())
+}
+
+async fn ensure<K>(
+    client: &kube::Client,
+    store: &Store<K>,
+    namespace: &str,
+    uid: &str,
+    desired: &K,
+) -> Result<()>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + Serialize
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    let observed = store.get(&key(namespace, &desired.name_any()));
+    let api = Api::<K>::namespaced(client.clone(), namespace);
+    create_or_apply(&api, desired, observed.as_deref(), uid).await.map(|_| ())
+}
+
+/// Deletes the child `name` of kind `K` if the store shows it controlled by `uid`.
+async fn remove_owned<K>(
+    client: &kube::Client,
+    store: &Store<K>,
+    namespace: &str,
+    name: &str,
+    uid: &str,
+) -> Result<()>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    let owned = store
+        .get(&key(namespace, name))
+        .is_some_and(|o| o.owner_references().iter().any(|r| r.controller == Some(true) && r.uid == uid));
+    if owned {
+        delete(&Api::<K>::namespaced(client.clone(), namespace), name).await?;
+    }
+    Ok(())
+}
+
+/// A refused service runs nothing: whatever it had is removed.
+async fn remove_children(ctx: &Context, hs: &HostedService, uid: &str) -> Result<()> {
+    let (ns, name) = (hs.namespace().unwrap_or_default(), hs.name_any());
+    remove_owned::<Deployment>(&ctx.client, &ctx.deployments, &ns, &name, uid).await?;
+    remove_owned::<Service>(&ctx.client, &ctx.services, &ns, &name, uid).await?;
+    remove_owned::<PodDisruptionBudget>(&ctx.client, &ctx.disruption_budgets, &ns, &name, uid).await?;
+    let policy = crate::subscription::desired::ingress_policy_name(hs);
+    remove_owned::<NetworkPolicy>(&ctx.client, &ctx.policies, &ns, &policy, uid).await?;
+    remove_owned::<ServiceAccount>(&ctx.client, &ctx.service_accounts, &ns, &name, uid).await
+}
+
+/// Events for the transitions a person acts on: admitted or refused, pods refused, scaled for
+/// suspension.
+async fn announce(ctx: &Context, hs: &HostedService, now: &HostedServiceStatus) {
+    let reason_of = |s: Option<&HostedServiceStatus>, t: &str| {
+        s.and_then(|s| s.conditions.iter().find(|c| c.type_ == t))
+            .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+    };
+    let before = hs.status.as_ref();
+    let (admitted_then, admitted_now) =
+        (reason_of(before, status::ADMITTED), reason_of(Some(now), status::ADMITTED));
+    if let Some((state, reason, message)) =
+        admitted_now.filter(|n| admitted_then.as_ref().map(|t| (&t.0, &t.1)) != Some((&n.0, &n.1)))
+    {
+        let (r, note) = match state.as_str() {
+            "True" => (Reason::ServiceAdmitted, "the service runs in its tenancy".to_owned()),
+            _ => (Reason::ServiceRefused, format!("{reason}: {message}")),
+        };
+        crate::events::publish(&ctx.recorder, hs, r, "Admission", note).await;
+    }
+    let active = |s: Option<&HostedServiceStatus>| -> std::collections::BTreeSet<String> {
+        s.map(|s| s.consumers.iter().filter(|c| c.admitted).map(|c| c.tenancy.clone()).collect())
+            .unwrap_or_default()
+    };
+    let (active_then, active_now) = (active(before), active(Some(now)));
+    let at = jiff::Timestamp::now();
+    for t in active_now.difference(&active_then) {
+        let note = format!(
+            "tenancy {t} uses the service from {at}: its subscription is active and the path is open"
+        );
+        crate::events::publish(&ctx.recorder, hs, Reason::ConsumerActivated, "Sharing", note).await;
+    }
+    for t in active_then.difference(&active_now) {
+        let note = format!("tenancy {t} stopped using the service at {at}: the path is closed");
+        crate::events::publish(&ctx.recorder, hs, Reason::ConsumerEnded, "Sharing", note).await;
+    }
+    let (ready_then, ready_now) = (reason_of(before, status::READY), reason_of(Some(now), status::READY));
+    if let Some((_, reason, message)) = ready_now.filter(|n| ready_then.as_ref().map(|t| &t.1) != Some(&n.1))
+    {
+        let event = match reason.as_str() {
+            "QuotaExceeded" => Some((Reason::ServiceQuotaExceeded, message)),
+            "PodsRefused" => Some((Reason::ServicePodsRefused, message)),
+            "TenancySuspended" => {
+                Some((Reason::ServiceScaledDown, "the tenancy is suspended: scaled to zero".to_owned()))
+            }
+            _ if ready_then.as_ref().is_some_and(|t| t.1 == "TenancySuspended") => Some((
+                Reason::ServiceScaledUp,
+                format!("the tenancy is active again: back to {} replicas", hs.spec.replicas),
+            )),
+            _ => None,
+        };
+        if let Some((r, note)) = event {
+            crate::events::publish(&ctx.recorder, hs, r, "Reconcile", note).await;
+        }
+    }
+}
+
+/// What happens after a failed reconcile: count it and try again soon.
+pub fn error_policy(hs: Arc<HostedService>, error: &Error, ctx: Arc<Context>) -> Action {
+    crate::error::retry_after_failure("hostedservice", &hs.name_any(), error, &ctx.metrics)
+}

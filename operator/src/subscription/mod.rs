@@ -1,0 +1,168 @@
+//! The Subscription controller: the consumer's side of sharing. It decides (with the one consent
+//! function the provider's controller also asks) whether a subscription is Active, opens the path
+//! out of the consumer's namespace to the service's pods, or makes the consumer's own instance of
+//! a published service, and records activation and ending in the status and in Events.
+
+pub mod consent;
+pub mod desired;
+pub mod parties;
+pub mod reconcile;
+
+#[cfg(test)]
+pub mod fixtures;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use commons_crds::hosted_service::HostedService;
+use commons_crds::labels;
+use commons_crds::subscription::Subscription;
+use commons_crds::tenancy::Tenancy;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::runtime::Controller;
+use kube::runtime::events::Recorder;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Client, Resource, ResourceExt};
+
+use crate::metrics::Metrics;
+
+/// What every reconcile can reach.
+pub struct Context {
+    /// The Kubernetes client.
+    pub client: Client,
+    /// Finds a subscription's parties.
+    pub lookup: parties::Lookup,
+    /// Commons' NetworkPolicies (the consumer's path out).
+    pub policies: Store<NetworkPolicy>,
+    /// Publishes Events.
+    pub recorder: Recorder,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// How often an unchanged Subscription is reconciled again.
+    pub resync: Duration,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context").field("lookup", &self.lookup).finish_non_exhaustive()
+    }
+}
+
+/// What the Subscription controller follows, taken from the shared reflectors before they start.
+pub struct Inputs {
+    subscriptions: Store<Subscription>,
+    context: Context,
+    changed: BoxStream<'static, Arc<Subscription>>,
+    concerned: BoxStream<'static, ObjectRef<Subscription>>,
+}
+
+impl std::fmt::Debug for Inputs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inputs").field("subscriptions", &self.subscriptions.len()).finish_non_exhaustive()
+    }
+}
+
+/// The subscriptions among `subs` that `pick` selects, as references.
+fn refs(
+    subs: &Store<Subscription>,
+    pick: impl Fn(&Subscription) -> bool,
+) -> futures::stream::Iter<std::vec::IntoIter<ObjectRef<Subscription>>> {
+    let found: Vec<ObjectRef<Subscription>> =
+        subs.state().iter().filter(|s| pick(s)).map(|s| ObjectRef::from_obj(s.as_ref())).collect();
+    futures::stream::iter(found)
+}
+
+impl Inputs {
+    /// Subscribes to the shared reflectors.
+    pub fn subscribe(
+        shared: &mut crate::reflectors::Shared,
+        client: Client,
+        recorder: Recorder,
+        metrics: Metrics,
+        resync: Duration,
+    ) -> Inputs {
+        let subs = shared.subscriptions.store();
+        let namespaces = shared.namespaces.store();
+        // A service changing (its consumers list, its readiness, publication) concerns the
+        // subscriptions that name it.
+        let naming = {
+            let subs = subs.clone();
+            move |hs: Arc<HostedService>| {
+                let (ns, name) = (hs.namespace().unwrap_or_default(), hs.name_any());
+                refs(&subs, |s| s.spec.service.namespace == ns && s.spec.service.name == name)
+            }
+        };
+        // A tenancy's classification or suspension concerns the subscriptions made from its
+        // namespaces or to services in them.
+        let of_tenancy = {
+            let (subs, namespaces) = (subs.clone(), namespaces.clone());
+            move |t: Arc<Tenancy>| {
+                let name = t.name_any();
+                let belongs = |ns: &str| {
+                    namespaces
+                        .get(&ObjectRef::new(ns))
+                        .is_some_and(|n| n.labels().get(labels::TENANCY) == Some(&name))
+                };
+                refs(&subs, |s| {
+                    belongs(&s.namespace().unwrap_or_default()) || belongs(&s.spec.service.namespace)
+                })
+            }
+        };
+        let in_namespace = {
+            let subs = subs.clone();
+            move |n: Arc<Namespace>| {
+                let name = n.name_any();
+                refs(&subs, |s| {
+                    s.namespace().as_deref() == Some(name.as_str()) || s.spec.service.namespace == name
+                })
+            }
+        };
+        fn owner<K: Resource>(child: &K) -> Option<ObjectRef<Subscription>> {
+            let ns = child.namespace()?;
+            crate::watch::owned_by::<Subscription, K>(child).map(|o| o.within(&ns))
+        }
+        let concerned = futures::stream::select_all([
+            shared.hosted.subscribe().flat_map(naming).boxed(),
+            // An instance (a HostedService it owns) changing concerns its subscription.
+            shared.hosted.subscribe().filter_map(|hs| std::future::ready(owner(hs.as_ref()))).boxed(),
+            shared.policies.subscribe().filter_map(|p| std::future::ready(owner(p.as_ref()))).boxed(),
+            shared.tenancies.subscribe_when(crate::watch::spec_changed).flat_map(of_tenancy).boxed(),
+            shared.namespaces.subscribe_when(crate::watch::labels_or_deletion).flat_map(in_namespace).boxed(),
+        ])
+        .boxed();
+        let context = Context {
+            client,
+            lookup: parties::Lookup {
+                tenancies: shared.tenancies.store(),
+                namespaces,
+                hosted: shared.hosted.store(),
+            },
+            policies: shared.policies.store(),
+            recorder,
+            metrics,
+            resync,
+        };
+        let changed = shared.subscriptions.subscribe_when(crate::watch::spec_changed).boxed();
+        Inputs { subscriptions: subs, context, changed, concerned }
+    }
+}
+
+/// Runs the Subscription controller until `shutdown` resolves.
+pub async fn run(inputs: Inputs, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
+    let Inputs { subscriptions, context, changed, concerned } = inputs;
+    Controller::for_shared_stream(changed, subscriptions)
+        .with_config(kube::runtime::controller::Config::default().concurrency(crate::watch::CONCURRENCY))
+        .reconcile_on(concerned)
+        .trigger_backoff(crate::watch::QuickBackoff::default())
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile::reconcile, reconcile::error_policy, Arc::new(context))
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "subscription reconcile request failed");
+            }
+        })
+        .await;
+}
