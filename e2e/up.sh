@@ -30,6 +30,17 @@ kubectl wait --for=condition=Ready --timeout=120s -f "$root/docs/examples/networ
   || fail "waiting for the example network segments to be Ready" "$COMMONS_CLUSTER_DIR/logs/examples.log"
 kubectl get networksegments | sed 's/^/   /'
 
+step "applying the example hosted services and subscriptions (docs/examples/hosted-services.yaml)"
+kubectl apply --server-side --field-manager=commons-examples -f "$root/docs/examples/hosted-services.yaml" >>"$COMMONS_CLUSTER_DIR/logs/examples.log" 2>&1 \
+  || fail "applying the example hosted services" "$COMMONS_CLUSTER_DIR/logs/examples.log"
+kubectl wait --for=condition=Ready --timeout=120s -f "$root/docs/examples/hosted-services.yaml" >>"$COMMONS_CLUSTER_DIR/logs/examples.log" 2>&1 \
+  || fail "waiting for the example hosted services and subscriptions to be Ready" "$COMMONS_CLUSTER_DIR/logs/examples.log"
+kubectl get hostedservices,subscriptions -A | sed 's/^/   /'
+echo
+"$COMMONS_BIN" catalogue | sed 's/^/   /'
+echo
+"$COMMONS_BIN" reachability --services | sed 's/^/   /'
+
 cat <<TXT
 
 Commons is running against the local control plane.
@@ -53,6 +64,11 @@ Try:
   kubectl get networksegments                # psn, hscn (psn peers into it), secure
   kubectl get netpol -A -l commons.dev/segment  # the paths segments open
   commons reachability                       # who can reach whom (tenancies with pods), from the live policies
+  kubectl get hostedservices,subscriptions -A   # payroll, shared by Northshire with two councils; one instance
+  kubectl describe hostedservice payroll -n northshire-council-revenues   # its consumers, conditions, Events
+  kubectl scale hostedservice payroll -n northshire-council-revenues --replicas=3
+  commons catalogue                          # the applications store
+  commons reachability --services            # southshire and westshire reach payroll; nothing else of Northshire's
   kubectl get commons -A                     # every Commons object
   curl -s http://$COMMONS_LISTEN/readyz      # the operator's readiness
   curl -s http://$COMMONS_LISTEN/metrics | grep ^commons_

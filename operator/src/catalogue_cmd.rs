@@ -47,6 +47,7 @@ pub async fn run(json: bool) -> Result<String> {
     } else if list.is_empty() {
         Ok("The catalogue is empty: no HostedService has spec.catalogue.publish true.".into())
     } else {
-        Ok(format!("The catalogue: {} published services\n{}", list.len(), render(&list)))
+        let noun = if list.len() == 1 { "service" } else { "services" };
+        Ok(format!("The catalogue: {} published {noun}\n{}", list.len(), render(&list)))
     }
 }
