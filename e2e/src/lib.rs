@@ -5,7 +5,7 @@ pub mod churn;
 pub mod floor;
 pub mod measure;
 
-pub use measure::{cpu_seconds, cpu_used, operator_memory_mib, operator_metric};
+pub use measure::{cpu_seconds, cpu_used, operator_memory_mib, operator_metric, operator_samples};
 
 use std::path::PathBuf;
 use std::process::Command;

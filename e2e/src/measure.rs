@@ -30,6 +30,28 @@ pub fn operator_metric(prefix: &str) -> Result<f64, E2eError> {
         .sum())
 }
 
+/// Every sample of the operator's metrics whose line starts with `prefix`, by its labels (the text
+/// between the braces).
+pub fn operator_samples(prefix: &str) -> Result<std::collections::BTreeMap<String, f64>, E2eError> {
+    let listen = std::env::var("COMMONS_LISTEN").unwrap_or_else(|_| "127.0.0.1:18080".into());
+    let url = format!("http://{listen}/metrics");
+    let out = Command::new("curl")
+        .args(["-fsS", &url])
+        .output()
+        .map_err(|source| E2eError::Spawn { cmd: format!("curl {url}"), source })?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(text
+        .lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| {
+            let labels =
+                l.split_once('{').and_then(|(_, rest)| rest.split_once('}')).map_or("", |(inner, _)| inner);
+            let value = l.rsplit(' ').next()?.parse::<f64>().ok()?;
+            Some((labels.to_owned(), value))
+        })
+        .collect())
+}
+
 /// CPU seconds (user and system) each process of the local control plane and `commons` has used
 /// since it started, by name (`etcd`, `kube-apiserver`, `commons`, ...; from /proc, as the pid
 /// files of the local scripts name them).

@@ -273,6 +273,16 @@ async fn sharing_needs_consent_on_both_sides_and_opens_exactly_one_path() {
         .unwrap();
     expect_pairs(&client, &base).await;
     assert!(!event_notes(&client, &hs.uid().unwrap(), "ConsumerEnded").await.unwrap().is_empty());
+    wait_for("the consumer's Event recording the ending", WAIT, || {
+        let client = client.clone();
+        let uid = south.uid().unwrap();
+        async move {
+            let notes = event_notes(&client, &uid, "Ended").await.ok()?;
+            notes.iter().any(|n| n.contains("deleted by its tenancy")).then_some(())
+        }
+    })
+    .await
+    .unwrap();
 
     for t in [NORTH, "e2e-sh-south", "e2e-sh-west", "e2e-sh-east"] {
         commons_e2e::delete_tenancy(&client, t).await.unwrap();

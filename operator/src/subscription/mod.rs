@@ -133,6 +133,18 @@ impl Inputs {
             shared.namespaces.subscribe_when(crate::watch::labels_or_deletion).flat_map(in_namespace).boxed(),
         ])
         .boxed();
+        // A subscription deleted while Active ended by its consumer's choice: the Event records
+        // when (the object, and so its status, is gone).
+        let endings = recorder.clone();
+        shared.subscriptions.feed(Box::new(move |event| {
+            if let kube::runtime::watcher::Event::Delete(sub) = event
+                && sub.status.as_ref().and_then(|s| s.phase)
+                    == Some(commons_crds::subscription::SubscriptionPhase::Active)
+            {
+                let (recorder, sub) = (endings.clone(), sub.clone());
+                tokio::spawn(async move { reconcile::announce_deleted(&recorder, &sub).await });
+            }
+        }));
         let context = Context {
             client,
             lookup: parties::Lookup {

@@ -256,6 +256,17 @@ async fn announce(ctx: &Context, sub: &Subscription, now: &SubscriptionStatus) {
     crate::events::publish(&ctx.recorder, sub, reason, "Consent", note).await;
 }
 
+/// The Event on a subscription its consumer deleted while it was Active.
+pub async fn announce_deleted(recorder: &kube::runtime::events::Recorder, sub: &Subscription) {
+    let note = format!(
+        "ended at {}: deleted by its tenancy; the path to {}/{} is closed",
+        jiff::Timestamp::now(),
+        sub.spec.service.namespace,
+        sub.spec.service.name
+    );
+    crate::events::publish(recorder, sub, EventReason::SubscriptionEnded, "Consent", note).await;
+}
+
 /// What happens after a failed reconcile: count it and try again soon.
 pub fn error_policy(sub: Arc<Subscription>, error: &Error, ctx: Arc<Context>) -> Action {
     crate::error::retry_after_failure("subscription", &sub.name_any(), error, &ctx.metrics)
