@@ -114,6 +114,17 @@ pub enum Protocol {
     Sctp,
 }
 
+impl Protocol {
+    /// The wire form, as Kubernetes writes it (`TCP`, `UDP`, `SCTP`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "TCP",
+            Protocol::Udp => "UDP",
+            Protocol::Sctp => "SCTP",
+        }
+    }
+}
+
 /// CPU and memory for one container, as Kubernetes quantities (for example `250m`, `512Mi`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]

@@ -6,9 +6,8 @@ use std::process::Command;
 
 use crate::E2eError;
 
-/// Fetches the operator's metrics page (`COMMONS_LISTEN`, default 127.0.0.1:18080) and returns the
-/// value of the first sample whose line starts with `prefix`, or 0 when there is none.
-pub fn operator_metric(prefix: &str) -> Result<f64, E2eError> {
+/// The operator's metrics page (`COMMONS_LISTEN`, default 127.0.0.1:18080), as text.
+fn metrics_page() -> Result<String, E2eError> {
     let listen = std::env::var("COMMONS_LISTEN").unwrap_or_else(|_| "127.0.0.1:18080".into());
     let url = format!("http://{listen}/metrics");
     let out = Command::new("curl")
@@ -22,7 +21,13 @@ pub fn operator_metric(prefix: &str) -> Result<f64, E2eError> {
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         });
     }
-    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Fetches the operator's metrics page (`COMMONS_LISTEN`, default 127.0.0.1:18080) and returns the
+/// value of the first sample whose line starts with `prefix`, or 0 when there is none.
+pub fn operator_metric(prefix: &str) -> Result<f64, E2eError> {
+    let text = metrics_page()?;
     Ok(text
         .lines()
         .filter(|l| l.starts_with(prefix))
@@ -33,13 +38,7 @@ pub fn operator_metric(prefix: &str) -> Result<f64, E2eError> {
 /// Every sample of the operator's metrics whose line starts with `prefix`, by its labels (the text
 /// between the braces).
 pub fn operator_samples(prefix: &str) -> Result<std::collections::BTreeMap<String, f64>, E2eError> {
-    let listen = std::env::var("COMMONS_LISTEN").unwrap_or_else(|_| "127.0.0.1:18080".into());
-    let url = format!("http://{listen}/metrics");
-    let out = Command::new("curl")
-        .args(["-fsS", &url])
-        .output()
-        .map_err(|source| E2eError::Spawn { cmd: format!("curl {url}"), source })?;
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = metrics_page()?;
     Ok(text
         .lines()
         .filter(|l| l.starts_with(prefix))

@@ -116,21 +116,41 @@ async fn expect_pairs(client: &Client, want: &[&str]) {
     }
 }
 
+/// Deletes and makes again each tenancy `(name, namespaces, extra spec)`, and waits until all are
+/// Ready.
+async fn fresh_tenancies(client: &Client, tenancies: &[(&str, &[&str], Value)]) {
+    for (name, _, _) in tenancies {
+        commons_e2e::delete_tenancy(client, name).await.unwrap();
+    }
+    for (name, namespaces, extra) in tenancies {
+        apply_raw::<Tenancy>(client, None, tenancy_manifest(name, namespaces, extra.clone())).await.unwrap();
+    }
+    for (name, _, _) in tenancies {
+        commons_e2e::wait_for_condition(client, name, "Ready", "True", None, WAIT).await.unwrap();
+    }
+}
+
+async fn delete_tenancies(client: &Client, names: &[&str]) {
+    for name in names {
+        commons_e2e::delete_tenancy(client, name).await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn sharing_needs_consent_on_both_sides_and_opens_exactly_one_path() {
     let client = client().await.unwrap();
     install_crds(&client).await.unwrap();
-    for t in [NORTH, "e2e-sh-south", "e2e-sh-west", "e2e-sh-east"] {
-        commons_e2e::delete_tenancy(&client, t).await.unwrap();
-    }
-    let classified = json!({"classification": "official-sensitive"});
-    apply_raw::<Tenancy>(&client, None, tenancy_manifest(NORTH, &["hr"], classified)).await.unwrap();
-    for t in ["e2e-sh-south", "e2e-sh-west", "e2e-sh-east"] {
-        apply_raw::<Tenancy>(&client, None, tenancy_manifest(t, &["apps"], json!({}))).await.unwrap();
-    }
-    for t in [NORTH, "e2e-sh-south", "e2e-sh-west", "e2e-sh-east"] {
-        commons_e2e::wait_for_condition(&client, t, "Ready", "True", None, WAIT).await.unwrap();
-    }
+    let apps: &[&str] = &["apps"];
+    fresh_tenancies(
+        &client,
+        &[
+            (NORTH, &["hr"], json!({"classification": "official-sensitive"})),
+            ("e2e-sh-south", apps, json!({})),
+            ("e2e-sh-west", apps, json!({})),
+            ("e2e-sh-east", apps, json!({})),
+        ],
+    )
+    .await;
     // The provider: payroll shared with south and west; a ledger it shares with no one; casework
     // classified above what the consumers are cleared for.
     apply_raw::<HostedService>(&client, Some(PROVIDER_NS), payroll(&["e2e-sh-south", "e2e-sh-west"]))
@@ -284,9 +304,7 @@ async fn sharing_needs_consent_on_both_sides_and_opens_exactly_one_path() {
     .await
     .unwrap();
 
-    for t in [NORTH, "e2e-sh-south", "e2e-sh-west", "e2e-sh-east"] {
-        commons_e2e::delete_tenancy(&client, t).await.unwrap();
-    }
+    delete_tenancies(&client, &[NORTH, "e2e-sh-south", "e2e-sh-west", "e2e-sh-east"]).await;
 }
 
 #[tokio::test]
@@ -295,14 +313,7 @@ async fn an_instance_subscription_runs_a_copy_and_the_catalogue_counts_it() {
     install_crds(&client).await.unwrap();
     let (provider, consumer) = ("e2e-inst-north", "e2e-inst-south");
     let (provider_ns, consumer_ns) = ("e2e-inst-north-hr", "e2e-inst-south-apps");
-    for t in [provider, consumer] {
-        commons_e2e::delete_tenancy(&client, t).await.unwrap();
-    }
-    apply_raw::<Tenancy>(&client, None, tenancy_manifest(provider, &["hr"], json!({}))).await.unwrap();
-    apply_raw::<Tenancy>(&client, None, tenancy_manifest(consumer, &["apps"], json!({}))).await.unwrap();
-    for t in [provider, consumer] {
-        commons_e2e::wait_for_condition(&client, t, "Ready", "True", None, WAIT).await.unwrap();
-    }
+    fresh_tenancies(&client, &[(provider, &["hr"], json!({})), (consumer, &["apps"], json!({}))]).await;
     apply_raw::<HostedService>(&client, Some(provider_ns), payroll(&[])).await.unwrap();
     apply_raw::<HostedService>(&client, Some(provider_ns), service("ledger", json!({}))).await.unwrap();
 
@@ -364,9 +375,7 @@ async fn an_instance_subscription_runs_a_copy_and_the_catalogue_counts_it() {
     })
     .await
     .unwrap();
-    for t in [provider, consumer] {
-        commons_e2e::delete_tenancy(&client, t).await.unwrap();
-    }
+    delete_tenancies(&client, &[provider, consumer]).await;
 }
 
 #[tokio::test]
@@ -374,14 +383,8 @@ async fn bad_subscriptions_are_refused_naming_the_field() {
     let client = client().await.unwrap();
     install_crds(&client).await.unwrap();
     let (provider, consumer) = ("e2e-badsub-north", "e2e-badsub-south");
-    for t in [provider, consumer] {
-        commons_e2e::delete_tenancy(&client, t).await.unwrap();
-    }
-    apply_raw::<Tenancy>(&client, None, tenancy_manifest(provider, &["hr", "web"], json!({}))).await.unwrap();
-    apply_raw::<Tenancy>(&client, None, tenancy_manifest(consumer, &["apps"], json!({}))).await.unwrap();
-    for t in [provider, consumer] {
-        commons_e2e::wait_for_condition(&client, t, "Ready", "True", None, WAIT).await.unwrap();
-    }
+    fresh_tenancies(&client, &[(provider, &["hr", "web"], json!({})), (consumer, &["apps"], json!({}))])
+        .await;
     let provider_ns = "e2e-badsub-north-hr";
     apply_raw::<HostedService>(&client, Some(provider_ns), service("ledger", json!({}))).await.unwrap();
     let sub = |spec: Value| json!({"apiVersion": "commons.dev/v1alpha1", "kind": "Subscription", "metadata": {"name": "bad"}, "spec": spec});
@@ -441,7 +444,5 @@ async fn bad_subscriptions_are_refused_naming_the_field() {
     let moved = sub(json!({"service": {"namespace": provider_ns, "name": "other"}}));
     let err = apply_raw::<Subscription>(&client, Some("e2e-badsub-south-apps"), moved).await.unwrap_err();
     assert!(err.to_string().contains("spec.service cannot be changed"), "{err}");
-    for t in [provider, consumer] {
-        commons_e2e::delete_tenancy(&client, t).await.unwrap();
-    }
+    delete_tenancies(&client, &[provider, consumer]).await;
 }

@@ -92,13 +92,7 @@ pub fn entries(
                     .spec
                     .ports
                     .iter()
-                    .map(|p| {
-                        let protocol = serde_json::to_value(p.protocol)
-                            .ok()
-                            .and_then(|v| v.as_str().map(str::to_owned))
-                            .unwrap_or_default();
-                        format!("{} {}/{protocol}", p.name, p.port)
-                    })
+                    .map(|p| format!("{} {}/{}", p.name, p.port, p.protocol.as_str()))
                     .collect(),
                 ready: hs
                     .status

@@ -4,6 +4,7 @@ pub mod admission;
 pub mod catalogue;
 pub mod catalogue_cmd;
 pub mod crds_cmd;
+pub mod drive;
 pub mod error;
 pub mod metrics;
 pub mod readiness;

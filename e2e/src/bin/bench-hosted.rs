@@ -18,8 +18,9 @@ use commons_e2e::{
     operator_samples, wait_all_ready, wait_for,
 };
 use futures::StreamExt;
+use k8s_openapi::api::core::v1::Node;
 use kube::Api;
-use kube::api::{DeleteParams, ListParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use serde_json::json;
 
 const PREFIX: &str = "bench-hs-";
@@ -67,6 +68,11 @@ async fn main() -> Result<(), E2eError> {
         futures::stream::iter(creations).buffer_unordered(PARALLEL).collect().await;
     created.into_iter().collect::<Result<Vec<_>, _>>()?;
     wait_all_ready(&client, PREFIX, tenancies, Duration::from_secs(1800)).await?;
+
+    // Room for the pods: simulated nodes of the benchmark's own (the local control plane's three
+    // take 110 pods each, as a kubelet does by default).
+    let nodes = services.div_ceil(100);
+    add_nodes(&client, nodes).await?;
 
     // The services, spread evenly, PARALLEL at a time, until every one is Ready.
     let writes_before = operator_samples(WRITES)?;
@@ -146,5 +152,48 @@ async fn main() -> Result<(), E2eError> {
     for i in 0..tenancies {
         let _ = tenancy_api.delete(&format!("{PREFIX}{i:04}"), &DeleteParams::background()).await;
     }
+    let node_api: Api<Node> = Api::all(client.clone());
+    for i in 0..nodes {
+        let _ = node_api.delete(&format!("{NODE_PREFIX}{i}"), &DeleteParams::background()).await;
+    }
     Ok(())
+}
+
+const NODE_PREFIX: &str = "kwok-bench-";
+
+/// Adds `n` simulated nodes (kwok runs their pods) and waits until they are Ready.
+async fn add_nodes(client: &kube::Client, n: usize) -> Result<(), E2eError> {
+    let api: Api<Node> = Api::all(client.clone());
+    for i in 0..n {
+        let name = format!("{NODE_PREFIX}{i}");
+        let node = json!({
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": name, "annotations": {"kwok.x-k8s.io/node": "fake"},
+                         "labels": {"type": "kwok", "kubernetes.io/hostname": name, "kubernetes.io/os": "linux"}},
+            "status": {
+                "allocatable": {"cpu": "32", "memory": "256Gi", "pods": "110"},
+                "capacity": {"cpu": "32", "memory": "256Gi", "pods": "110"}
+            }
+        });
+        api.patch(&name, &PatchParams::apply("commons-bench").force(), &Patch::Apply(&node)).await?;
+    }
+    wait_for(&format!("{n} benchmark nodes Ready"), Duration::from_secs(120), || {
+        let api = api.clone();
+        async move {
+            let list = api.list(&ListParams::default()).await.ok()?;
+            let ready = list
+                .items
+                .iter()
+                .filter(|node| node.metadata.name.as_deref().is_some_and(|x| x.starts_with(NODE_PREFIX)))
+                .filter(|node| {
+                    node.status
+                        .as_ref()
+                        .and_then(|s| s.conditions.as_ref())
+                        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+                })
+                .count();
+            (ready >= n).then_some(())
+        }
+    })
+    .await
 }

@@ -186,18 +186,11 @@ fn deployment(hs: &HostedService, tenancy: &Tenancy, replicas: i32) -> Deploymen
     }
 }
 
-fn protocol(p: &ServicePort) -> String {
-    serde_json::to_value(p.protocol)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_else(|| "TCP".into())
-}
-
 fn container_port(p: &ServicePort) -> ContainerPort {
     ContainerPort {
         name: Some(p.name.clone()),
         container_port: p.target_port.unwrap_or(p.port),
-        protocol: Some(protocol(p)),
+        protocol: Some(p.protocol.as_str().to_owned()),
         ..ContainerPort::default()
     }
 }
@@ -219,7 +212,7 @@ fn service(hs: &HostedService, tenancy: &Tenancy) -> Option<Service> {
                         name: Some(p.name.clone()),
                         port: p.port,
                         target_port: Some(IntOrString::Int(p.target_port.unwrap_or(p.port))),
-                        protocol: Some(protocol(p)),
+                        protocol: Some(p.protocol.as_str().to_owned()),
                         ..Default::default()
                     })
                     .collect(),

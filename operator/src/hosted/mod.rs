@@ -25,7 +25,6 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::runtime::Controller;
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource, ResourceExt};
@@ -219,16 +218,14 @@ impl Inputs {
 /// Runs the HostedService controller until `shutdown` resolves.
 pub async fn run(inputs: Inputs, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
     let Inputs { hosted, context, changed, concerned } = inputs;
-    Controller::for_shared_stream(changed, hosted)
-        .with_config(kube::runtime::controller::Config::default().concurrency(crate::watch::CONCURRENCY))
-        .reconcile_on(concerned)
-        .trigger_backoff(crate::watch::QuickBackoff::default())
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile::reconcile, reconcile::error_policy, Arc::new(context))
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "hosted service reconcile request failed");
-            }
-        })
-        .await;
+    let triggers = crate::drive::Triggers { changed, concerned, all: None };
+    crate::drive::run(
+        hosted,
+        triggers,
+        reconcile::reconcile,
+        reconcile::error_policy,
+        Arc::new(context),
+        shutdown,
+    )
+    .await;
 }

@@ -33,6 +33,10 @@ pub async fn reconcile(hs: Arc<HostedService>, ctx: Arc<Context>) -> Result<Acti
     ctx.ready().await?;
     let namespace = hs.namespace().unwrap_or_default();
     let ns = ctx.namespaces.get(&ObjectRef::new(&namespace));
+    if ns.as_ref().is_some_and(|n| n.metadata.deletion_timestamp.is_some()) {
+        // Going with its namespace: nothing may be created there any more.
+        return Ok(Action::await_change());
+    }
     let tenancy =
         ns.as_deref().and_then(admit::tenancy_of).and_then(|t| ctx.tenancies.get(&ObjectRef::new(&t)));
     let decision = admit::decide(&hs, ns.as_deref(), tenancy);

@@ -106,12 +106,7 @@ fn external(
         rule.ports
             .iter()
             .map(|p| NetworkPolicyPort {
-                protocol: Some(
-                    serde_json::to_value(p.protocol)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_owned))
-                        .unwrap_or_else(|| "TCP".into()),
-                ),
+                protocol: Some(p.protocol.as_str().to_owned()),
                 port: Some(IntOrString::Int(p.port)),
                 end_port: p.end_port,
             })

@@ -21,7 +21,6 @@ use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::Client;
 use kube::ResourceExt;
-use kube::runtime::Controller;
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{ObjectRef, Store};
 
@@ -156,17 +155,6 @@ pub async fn run(
         resync,
         cluster_networks,
     });
-    Controller::for_shared_stream(changed, segments)
-        .with_config(kube::runtime::controller::Config::default().concurrency(crate::watch::CONCURRENCY))
-        .reconcile_on(concerned)
-        .reconcile_all_on(any_changed)
-        .trigger_backoff(crate::watch::QuickBackoff::default())
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile::reconcile, reconcile::error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "segment reconcile request failed");
-            }
-        })
-        .await;
+    let triggers = crate::drive::Triggers { changed, concerned, all: Some(any_changed) };
+    crate::drive::run(segments, triggers, reconcile::reconcile, reconcile::error_policy, ctx, shutdown).await;
 }

@@ -60,12 +60,7 @@ pub fn pod_ports(hs: &HostedService) -> Vec<NetworkPolicyPort> {
         .ports
         .iter()
         .map(|p| NetworkPolicyPort {
-            protocol: Some(
-                serde_json::to_value(p.protocol)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_else(|| "TCP".into()),
-            ),
+            protocol: Some(p.protocol.as_str().to_owned()),
             port: Some(IntOrString::Int(p.target_port.unwrap_or(p.port))),
             end_port: None,
         })

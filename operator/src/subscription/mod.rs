@@ -22,7 +22,6 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use kube::runtime::Controller;
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource, ResourceExt};
@@ -165,16 +164,14 @@ impl Inputs {
 /// Runs the Subscription controller until `shutdown` resolves.
 pub async fn run(inputs: Inputs, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
     let Inputs { subscriptions, context, changed, concerned } = inputs;
-    Controller::for_shared_stream(changed, subscriptions)
-        .with_config(kube::runtime::controller::Config::default().concurrency(crate::watch::CONCURRENCY))
-        .reconcile_on(concerned)
-        .trigger_backoff(crate::watch::QuickBackoff::default())
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile::reconcile, reconcile::error_policy, Arc::new(context))
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "subscription reconcile request failed");
-            }
-        })
-        .await;
+    let triggers = crate::drive::Triggers { changed, concerned, all: None };
+    crate::drive::run(
+        subscriptions,
+        triggers,
+        reconcile::reconcile,
+        reconcile::error_policy,
+        Arc::new(context),
+        shutdown,
+    )
+    .await;
 }

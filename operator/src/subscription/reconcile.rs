@@ -45,6 +45,11 @@ pub async fn reconcile(sub: Arc<Subscription>, ctx: Arc<Context>) -> Result<Acti
     }
     crate::watch::synced(&[&ctx.lookup.tenancies, &ctx.lookup.namespaces, &ctx.lookup.hosted, &ctx.policies])
         .await?;
+    let own = ctx.lookup.namespaces.get(&ObjectRef::new(&sub.namespace().unwrap_or_default()));
+    if own.is_some_and(|n| n.metadata.deletion_timestamp.is_some()) {
+        // Going with its namespace: nothing may be created there any more.
+        return Ok(Action::await_change());
+    }
     let parties = ctx.lookup.parties(&sub);
     let verdict = consent::decide(&sub, &parties);
     let before = sub.status.as_ref().and_then(|s| s.phase);

@@ -27,7 +27,6 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding};
 use kube::Client;
 use kube::ResourceExt;
-use kube::runtime::Controller;
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{ObjectRef, Store};
 
@@ -213,17 +212,8 @@ pub async fn run(
         written: written::Written::default(),
     });
     tokio::spawn(count_conditions(tenancies.clone(), metrics));
-    Controller::for_shared_stream(changed, tenancies)
-        .with_config(kube::runtime::controller::Config::default().concurrency(crate::watch::CONCURRENCY))
-        .reconcile_on(concerned)
-        .trigger_backoff(crate::watch::QuickBackoff::default())
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile::reconcile, reconcile::error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "reconcile request failed");
-            }
-        })
+    let triggers = crate::drive::Triggers { changed, concerned, all: None };
+    crate::drive::run(tenancies, triggers, reconcile::reconcile, reconcile::error_policy, ctx, shutdown)
         .await;
 }
 
