@@ -18,7 +18,7 @@ use commons_e2e::{
     operator_samples, wait_all_ready, wait_for,
 };
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::core::v1::{Event, Node};
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use serde_json::json;
@@ -145,6 +145,16 @@ async fn main() -> Result<(), E2eError> {
         operator_metric(RECONCILES)? - reconciles,
         operator_metric(WRITES)? - writes
     );
+    // The Events recorded about the services (a repeated Event is one object with a count).
+    let events: Api<Event> = Api::all(client.clone());
+    let mut reasons: BTreeMap<String, i32> = BTreeMap::new();
+    for e in events.list(&ListParams::default().fields("involvedObject.kind=HostedService")).await?.items {
+        if e.metadata.namespace.as_deref().is_some_and(|n| n.starts_with(PREFIX)) {
+            *reasons.entry(e.reason.unwrap_or_default()).or_default() += e.count.unwrap_or(1).max(1);
+        }
+    }
+    let reasons: Vec<String> = reasons.iter().map(|(r, n)| format!("{r} {n}")).collect();
+    println!("Events about the services, by reason: {}", reasons.join(", "));
     let (rss, peak) = operator_memory_mib()?;
     println!("operator memory: {rss:.1} MiB resident, {peak:.1} MiB peak since it started");
 

@@ -14,8 +14,6 @@ use kube::ResourceExt;
 pub enum Refusal {
     /// Its namespace was not made by Commons for a Tenancy.
     NotInTenancy,
-    /// The Tenancy its namespace belongs to is gone or being deleted.
-    TenancyNotFound,
     /// It handles data classified above what its tenancy may hold.
     ClassificationAboveTenancy,
     /// A child it needs has a name taken by an object that is not its own.
@@ -27,7 +25,6 @@ impl Refusal {
     pub fn as_str(self) -> &'static str {
         match self {
             Refusal::NotInTenancy => "NotInTenancy",
-            Refusal::TenancyNotFound => "TenancyNotFound",
             Refusal::ClassificationAboveTenancy => "ClassificationAboveTenancy",
             Refusal::NameTaken => "NameTaken",
         }
@@ -41,6 +38,9 @@ pub enum Admission {
     Admitted(Arc<Tenancy>),
     /// It does not run; the message says why in words.
     Refused(Refusal, String),
+    /// Its tenancy is gone or being deleted: the namespace, and the service with it, are being
+    /// garbage-collected. Nothing is to be done (and nothing to warn anyone about).
+    Leaving,
 }
 
 /// The tenancy `namespace` belongs to, by Commons' label and owner reference (the label alone
@@ -64,10 +64,7 @@ pub fn decide(hs: &HostedService, namespace: Option<&Namespace>, tenancy: Option
         );
     };
     let Some(t) = tenancy.filter(|t| t.name_any() == owner && t.metadata.deletion_timestamp.is_none()) else {
-        return Admission::Refused(
-            Refusal::TenancyNotFound,
-            format!("Tenancy {owner}, which namespace {ns} belongs to, does not exist or is being deleted"),
-        );
+        return Admission::Leaving;
     };
     if hs.spec.classification > t.spec.classification {
         return Admission::Refused(
@@ -131,11 +128,11 @@ mod tests {
                 Some(Refusal::NotInTenancy),
             ),
             ("no namespace", &official, None, Some(t.clone()), Some(Refusal::NotInTenancy)),
-            ("tenancy gone", &official, Some(&ours), None, Some(Refusal::TenancyNotFound)),
         ];
         for (name, hs, ns, tenancy, want) in cases {
             let got = match decide(hs, ns, tenancy) {
                 Admission::Admitted(_) => None,
+                Admission::Leaving => panic!("{name}: leaving"),
                 Admission::Refused(r, message) => {
                     assert!(!message.is_empty());
                     Some(r)
@@ -143,5 +140,10 @@ mod tests {
             };
             assert_eq!(got, want, "{name}");
         }
+        assert_eq!(
+            decide(&official, Some(&ours), None),
+            Admission::Leaving,
+            "the tenancy is gone: its namespace goes too"
+        );
     }
 }

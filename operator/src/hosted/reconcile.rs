@@ -43,6 +43,7 @@ pub async fn reconcile(hs: Arc<HostedService>, ctx: Arc<Context>) -> Result<Acti
     let uid = hs.uid().unwrap_or_default();
     let deployment;
     let found = match &decision {
+        Admission::Leaving => return Ok(Action::await_change()),
         Admission::Refused(refusal, message) => {
             remove_children(&ctx, &hs, &uid).await?;
             Found::Refused(*refusal, message.clone())
