@@ -17,6 +17,7 @@ pub mod events;
 pub mod hosted;
 pub mod keeper;
 pub mod membership;
+pub mod metering;
 pub mod naming;
 pub mod policy;
 pub mod quantity;

@@ -1,0 +1,5 @@
+//! Chargeback metering: the exact arithmetic of money and rating (pure). The ledger, the meter
+//! that records allocation intervals and the reports build on these (docs/metering.md).
+
+pub mod money;
+pub mod rating;
