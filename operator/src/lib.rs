@@ -29,3 +29,4 @@ pub mod shutdown;
 pub mod subscription;
 pub mod tenancy;
 pub mod watch;
+pub mod written;

@@ -60,6 +60,8 @@ pub struct Context {
     pub metrics: Metrics,
     /// How often an unchanged HostedService is reconciled again.
     pub resync: Duration,
+    /// The status last written to each HostedService, until the store shows it.
+    pub written: crate::written::Written,
 }
 
 impl Context {
@@ -206,6 +208,7 @@ impl Inputs {
             recorder,
             metrics,
             resync,
+            written: crate::written::Written::default(),
         };
         deployments.start(watches);
         services.start(watches);

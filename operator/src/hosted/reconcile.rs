@@ -28,6 +28,7 @@ pub async fn reconcile(hs: Arc<HostedService>, ctx: Arc<Context>) -> Result<Acti
     let _timer = ctx.metrics.reconcile_duration.with_label_values(&["hostedservice"]).start_timer();
     if hs.metadata.deletion_timestamp.is_some() {
         // Its children go with it (owner references).
+        ctx.written.forget(hs.as_ref());
         return Ok(Action::await_change());
     }
     ctx.ready().await?;
@@ -99,6 +100,10 @@ async fn open_to_consumers(
 }
 
 async fn finish(ctx: &Context, hs: &HostedService, status: HostedServiceStatus) -> Result<Action> {
+    if ctx.written.already(hs, &status) {
+        // Written and announced from this very version; the store has not caught up yet.
+        return Ok(Action::requeue(ctx.resync));
+    }
     announce(ctx, hs, &status).await;
     if hs.status.as_ref() != Some(&status) {
         count_write("HostedService", "status");
@@ -114,6 +119,7 @@ async fn finish(ctx: &Context, hs: &HostedService, status: HostedServiceStatus) 
                 context: format!("writing status of HostedService {name}"),
                 source,
             })?;
+        ctx.written.wrote(hs, &status);
     }
     Ok(Action::requeue(ctx.resync))
 }

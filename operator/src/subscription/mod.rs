@@ -42,6 +42,8 @@ pub struct Context {
     pub metrics: Metrics,
     /// How often an unchanged Subscription is reconciled again.
     pub resync: Duration,
+    /// The status last written to each Subscription, until the store shows it.
+    pub written: crate::written::Written,
 }
 
 impl std::fmt::Debug for Context {
@@ -155,6 +157,7 @@ impl Inputs {
             recorder,
             metrics,
             resync,
+            written: crate::written::Written::default(),
         };
         let changed = shared.subscriptions.subscribe_when(crate::watch::spec_changed).boxed();
         Inputs { subscriptions: subs, context, changed, concerned }

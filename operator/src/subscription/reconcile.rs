@@ -41,6 +41,7 @@ pub async fn reconcile(sub: Arc<Subscription>, ctx: Arc<Context>) -> Result<Acti
     let _timer = ctx.metrics.reconcile_duration.with_label_values(&["subscription"]).start_timer();
     if sub.metadata.deletion_timestamp.is_some() {
         // What it made goes with it (owner references); the provider closes its side.
+        ctx.written.forget(sub.as_ref());
         return Ok(Action::await_change());
     }
     crate::watch::synced(&[&ctx.lookup.tenancies, &ctx.lookup.namespaces, &ctx.lookup.hosted, &ctx.policies])
@@ -58,6 +59,10 @@ pub async fn reconcile(sub: Arc<Subscription>, ctx: Arc<Context>) -> Result<Acti
         SubscriptionMode::Instance => instance(&ctx, &sub, verdict, &parties).await?,
     };
     let status = build(&sub, &outcome, jiff::Timestamp::now());
+    if ctx.written.already(sub.as_ref(), &status) {
+        // Written and announced from this very version; the store has not caught up yet.
+        return Ok(Action::requeue(ctx.resync));
+    }
     announce(&ctx, &sub, &status).await;
     if sub.status.as_ref() != Some(&status) {
         count_write("Subscription", "status");
@@ -73,6 +78,7 @@ pub async fn reconcile(sub: Arc<Subscription>, ctx: Arc<Context>) -> Result<Acti
                 context: format!("writing status of Subscription {name}"),
                 source,
             })?;
+        ctx.written.wrote(sub.as_ref(), &status);
     }
     Ok(Action::requeue(ctx.resync))
 }

@@ -9,7 +9,6 @@ pub mod reconcile;
 pub mod removal;
 mod shares;
 pub mod status;
-pub mod written;
 
 #[cfg(test)]
 pub mod fixtures;
@@ -94,7 +93,7 @@ pub struct Context {
     /// Refusals the quota webhook saw, which move free headroom to the refused namespace.
     pub demand: Arc<demand::Demand>,
     /// The status last written to each Tenancy, until the store shows it.
-    pub written: written::Written,
+    pub written: crate::written::Written,
 }
 
 impl std::fmt::Debug for Context {
@@ -209,7 +208,7 @@ pub async fn run(
         metrics: metrics.clone(),
         resync,
         demand,
-        written: written::Written::default(),
+        written: crate::written::Written::default(),
     });
     tokio::spawn(count_conditions(tenancies.clone(), metrics));
     let triggers = crate::drive::Triggers { changed, concerned, all: None };

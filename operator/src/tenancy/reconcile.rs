@@ -43,7 +43,7 @@ pub async fn reconcile(tenancy: Arc<Tenancy>, ctx: Arc<Context>) -> Result<Actio
     let _timer = ctx.metrics.reconcile_duration.with_label_values(&["tenancy"]).start_timer();
     if tenancy.metadata.deletion_timestamp.is_some() {
         // Owner references hand everything to the garbage collector; nothing to do here.
-        ctx.written.forget(&tenancy);
+        ctx.written.forget(tenancy.as_ref());
         return Ok(Action::await_change());
     }
     tracing::debug!(tenancy = %tenancy.name_any(), "reconciling");
@@ -204,7 +204,7 @@ pub async fn reconcile(tenancy: Arc<Tenancy>, ctx: Arc<Context>) -> Result<Actio
     announce_changes(&ctx, &tenancy, &obs).await;
     let new_status = status::build(&tenancy, &obs);
     // Asked every time, so a write the store has caught up with is forgotten.
-    let repeated = ctx.written.already(&tenancy, &new_status);
+    let repeated = ctx.written.already(tenancy.as_ref(), &new_status);
     if tenancy.status.as_ref() != Some(&new_status) && !repeated {
         let api: Api<Tenancy> = Api::all(client);
         crate::apply::count_write("Tenancy", "status");
@@ -212,7 +212,7 @@ pub async fn reconcile(tenancy: Arc<Tenancy>, ctx: Arc<Context>) -> Result<Actio
         api.patch_status(&name, &PatchParams::default(), &Patch::Merge(patch))
             .await
             .map_err(|source| Error::Kube { context: format!("writing status of Tenancy {name}"), source })?;
-        ctx.written.wrote(&tenancy, &new_status);
+        ctx.written.wrote(tenancy.as_ref(), &new_status);
     }
     Ok(match next_stage {
         Some(d) if d < ctx.resync => Action::requeue(d + Duration::from_secs(1)),
