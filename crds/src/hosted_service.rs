@@ -103,8 +103,13 @@ pub struct ServicePort {
 }
 
 /// Health checks for the application container.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("!has(self.readiness) || [has(self.readiness.exec), has(self.readiness.httpGet), has(self.readiness.tcpSocket), has(self.readiness.grpc)].filter(x, x).size() <= 1").message("a probe has one handler: exec, httpGet, tcpSocket or grpc").field_path(".readiness"),
+    validation = Rule::new("!has(self.liveness) || [has(self.liveness.exec), has(self.liveness.httpGet), has(self.liveness.tcpSocket), has(self.liveness.grpc)].filter(x, x).size() <= 1").message("a probe has one handler: exec, httpGet, tcpSocket or grpc").field_path(".liveness"),
+    validation = Rule::new("!has(self.startup) || [has(self.startup.exec), has(self.startup.httpGet), has(self.startup.tcpSocket), has(self.startup.grpc)].filter(x, x).size() <= 1").message("a probe has one handler: exec, httpGet, tcpSocket or grpc").field_path(".startup")
+)]
 pub struct Probes {
     /// When the container is ready for traffic.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -35,7 +35,8 @@ use crate::hosted_service::Exposure;
     printcolumn(name = "Reason", type_ = "string", json_path = ".status.reason"),
     printcolumn(name = "Endpoint", type_ = "string", json_path = ".status.endpoint", priority = 1),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
-    validation = Rule::new("self.spec.mode == 'instance' || !has(self.spec.instance)").message("spec.instance is only allowed with spec.mode instance").field_path(".spec.instance")
+    validation = Rule::new("self.spec.mode == 'instance' || !has(self.spec.instance)").message("spec.instance is only allowed with spec.mode instance").field_path(".spec.instance"),
+    validation = Rule::new("size(self.metadata.name) <= 63 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')").message("metadata.name must be a DNS-1035 label of at most 63 characters (an instance is a HostedService of that name)")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct SubscriptionSpec {

@@ -368,6 +368,14 @@ async fn hosted_services_check_sharing_weights_and_catalogue_entries() {
             "should be less than or equal to 65535",
         ),
         (hosted_service("bad-image", json!({"image": "a b"})), "spec.image", "no spaces"),
+        (
+            hosted_service(
+                "two-handlers",
+                json!({"probes": {"readiness": {"httpGet": {"port": 8080}, "tcpSocket": {"port": 8080}}}}),
+            ),
+            "spec.probes.readiness",
+            "a probe has one handler",
+        ),
     ];
     for (manifest, field, why) in cases {
         assert_rejected(create_raw::<HostedService>(&client, ns, manifest).await, field, why);

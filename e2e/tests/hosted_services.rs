@@ -92,9 +92,14 @@ async fn deployment_replicas(client: &Client, namespace: &str, name: &str) -> Op
 #[tokio::test]
 async fn a_hosted_service_runs_restricted_scales_rolls_out_and_is_repaired() {
     let client = ready_client().await;
-    fresh_tenancy(&client, "e2e-hs-run", json!({})).await;
+    fresh_tenancy(&client, "e2e-hs-run", json!({"organisation": {"displayName": "Run", "sector": "local-government", "costCentre": "LG/001", "contactEmail": "e2e@example.gov.uk"}})).await;
     let ns = "e2e-hs-run-apps";
-    apply_raw::<HostedService>(&client, Some(ns), service("payroll", json!({}))).await.unwrap();
+    let first = json!({
+        "ports": [{"name": "http", "port": 80, "targetPort": 8080}, {"name": "admin", "port": 9000}],
+        "env": [{"name": "MODE", "value": "live"}, {"name": "DEBUG", "value": "true"}],
+        "probes": {"readiness": {"httpGet": {"path": "/healthz", "port": 8080}}}
+    });
+    apply_raw::<HostedService>(&client, Some(ns), service("payroll", first)).await.unwrap();
     let hs = wait_ready_replicas(&client, ns, "payroll", 2).await;
     let status = hs.status.clone().unwrap();
     assert_eq!(status.endpoint.as_deref(), Some("payroll.e2e-hs-run-apps.svc.cluster.local"));
@@ -185,6 +190,39 @@ async fn a_hosted_service_runs_restricted_scales_rolls_out_and_is_repaired() {
         p.spec.as_ref().unwrap().containers[0].image.as_deref()
             == Some("registry.example.gov.uk/payroll:2.5.0")
     }));
+
+    // What the spec no longer says goes: an environment variable, a port; a probe changes handler.
+    let fewer = json!({"spec": {
+        "ports": [{"name": "http", "port": 80, "targetPort": 8080}],
+        "env": [{"name": "MODE", "value": "live"}],
+        "probes": {"readiness": {"httpGet": null, "tcpSocket": {"port": 8080}}}
+    }});
+    api.patch("payroll", &PatchParams::default(), &Patch::Merge(&fewer)).await.unwrap();
+    wait_for("the removed env var and port gone, the probe changed", Duration::from_secs(30), || {
+        let client = client.clone();
+        async move {
+            let d = Api::<Deployment>::namespaced(client.clone(), ns).get("payroll").await.ok()?;
+            let c = d.spec?.template.spec?.containers.into_iter().next()?;
+            let svc = Api::<Service>::namespaced(client, ns).get("payroll").await.ok()?;
+            let done = c.env.as_ref().is_some_and(|e| e.len() == 1 && e[0].name == "MODE")
+                && c.ports.as_ref().is_some_and(|p| p.len() == 1)
+                && c.readiness_probe.as_ref().is_some_and(|p| p.tcp_socket.is_some() && p.http_get.is_none())
+                && svc.spec?.ports?.len() == 1;
+            done.then_some(())
+        }
+    })
+    .await
+    .unwrap();
+    wait_ready_replicas(&client, ns, "payroll", 3).await;
+    // Pods carry the tenancy's cost centre as a label can hold it.
+    let pods = Api::<Pod>::namespaced(client.clone(), ns)
+        .list(&ListParams::default().labels("commons.dev/hosted-service=payroll"))
+        .await
+        .unwrap()
+        .items;
+    assert!(
+        pods.iter().all(|p| p.labels().get("commons.dev/cost-centre").map(String::as_str) == Some("LG.001"))
+    );
 
     // Drift: a deleted Service and a hand-scaled Deployment are put back.
     Api::<Service>::namespaced(client.clone(), ns).delete("payroll", &DeleteParams::default()).await.unwrap();

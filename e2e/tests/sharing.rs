@@ -341,6 +341,19 @@ async fn an_instance_subscription_runs_a_copy_and_the_catalogue_counts_it() {
     .await
     .unwrap();
 
+    // The copy is the consumer's: a new image the provider rolls out does not reach it.
+    let newer = json!({"spec": {"image": "registry.example.gov.uk/app:2.0"}});
+    Api::<HostedService>::namespaced(client.clone(), provider_ns)
+        .patch("payroll", &PatchParams::default(), &Patch::Merge(&newer))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let copy = Api::<HostedService>::namespaced(client.clone(), consumer_ns).get("my-payroll").await.unwrap();
+    assert_eq!(
+        copy.spec.image, "registry.example.gov.uk/app:1.0",
+        "the provider's change stays out of the copy"
+    );
+
     // The catalogue lists payroll (published) with one instance, and not the ledger.
     let out = commons_e2e::commons(&["catalogue", "--json"]).unwrap();
     let list: Value = serde_json::from_str(&out).unwrap();
@@ -395,6 +408,13 @@ async fn bad_subscriptions_are_refused_naming_the_field() {
             "e2e-badsub-south-apps",
             sub(json!({"service": {"namespace": provider_ns}})),
             "spec.service.name",
+        ),
+        (
+            "a name an instance could not take",
+            "e2e-badsub-south-apps",
+            json!({"apiVersion": "commons.dev/v1alpha1", "kind": "Subscription", "metadata": {"name": "2024.payroll"},
+                   "spec": {"service": {"namespace": provider_ns, "name": "ledger"}}}),
+            "metadata.name",
         ),
         (
             "an unknown mode",

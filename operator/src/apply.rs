@@ -147,10 +147,12 @@ where
     Ok(true)
 }
 
-/// Makes `desired` exist as it is, for the owner `owner_uid`: an object the store has not seen is
-/// created (so one of the same name that belongs to something else is never taken over: that is
-/// [`Error::Taken`]); one it has is applied if it differs. A create that finds the object already
-/// there (the store lags behind Commons' own create) reads it and carries on if it is the owner's.
+/// Makes `desired` exist as it is, for the owner `owner_uid`, never taking over an object that
+/// belongs to something else ([`Error::Taken`]): one the store shows must be controlled by the
+/// owner; one it does not show is read first (the store may lag behind Commons' own write, or the
+/// name may be taken by an object outside what Commons watches). Every write is a server-side apply,
+/// so a field Commons stops setting is removed (a plain create would leave its fields owned by a
+/// second manager for ever).
 pub async fn create_or_apply<K>(
     api: &Api<K>,
     desired: &K,
@@ -161,29 +163,28 @@ where
     K: Resource + Serialize + DeserializeOwned + Clone + Debug,
     K::DynamicType: Default,
 {
-    if observed.is_some() {
-        return apply_if_changed(api, desired, observed).await;
-    }
     let kind = K::kind(&K::DynamicType::default()).into_owned();
     let name = desired.name_any();
-    count_write(&kind, "create");
-    let params = kube::api::PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
-    match api.create(&params, desired).await {
-        Ok(_) => Ok(true),
-        Err(kube::Error::Api(s)) if s.code == 409 => {
+    let controlled =
+        |o: &K| o.owner_references().iter().any(|r| r.controller == Some(true) && r.uid == owner_uid);
+    let taken = || Error::Taken {
+        kind: kind.clone(),
+        namespace: desired.namespace().unwrap_or_default(),
+        name: name.clone(),
+    };
+    match observed {
+        Some(o) if controlled(o) => apply_if_changed(api, desired, Some(o)).await,
+        Some(_) => Err(taken()),
+        None => {
             let found = api
                 .get_opt(&name)
                 .await
                 .map_err(|source| Error::Kube { context: format!("reading {kind} {name}"), source })?;
-            let ours = found.as_ref().is_some_and(|f| {
-                f.owner_references().iter().any(|o| o.controller == Some(true) && o.uid == owner_uid)
-            });
-            if !ours {
-                return Err(Error::Taken { kind, namespace: desired.namespace().unwrap_or_default(), name });
+            match found {
+                Some(f) if !controlled(&f) => Err(taken()),
+                found => apply_if_changed(api, desired, found.as_ref()).await,
             }
-            apply_if_changed(api, desired, found.as_ref()).await
         }
-        Err(source) => Err(Error::Kube { context: format!("creating {kind} {name}"), source }),
     }
 }
 

@@ -1,4 +1,4 @@
-//! Checking a Subscription as it is written: what no schema rule can see because it needs another
+//! Checking a Subscription as it is made: what no schema rule can see because it needs another
 //! object (the request's namespace, the service named, the tenancies of both). The same rules are
 //! decided again by the Subscription controller (`subscription::consent`), which also catches a
 //! service unpublished after the subscription was made.
@@ -10,12 +10,21 @@ use kube::runtime::reflector::ObjectRef;
 
 use super::Admission;
 use crate::hosted::admit::tenancy_of;
+use crate::watch::Synced;
 
 impl Admission {
     /// `Some(why)` when the Subscription is refused.
     pub(super) fn check_subscription(&self, req: &AdmissionRequest<DynamicObject>) -> Option<String> {
-        if !matches!(req.operation, Operation::Create | Operation::Update) {
+        // What it names and how are fixed once made (CEL), so checking the creation is enough; an
+        // instance whose original is unpublished later can still be edited.
+        if req.operation != Operation::Create {
             return None;
+        }
+        if self.stores.namespaces.synced() != Some(true) || self.stores.hosted.synced() != Some(true) {
+            return Some(
+                "Commons is starting and cannot check the Subscription yet; try again in a few seconds"
+                    .into(),
+            );
         }
         let object = serde_json::to_value(req.object.as_ref()?).ok()?;
         let sub: Subscription = match serde_json::from_value(object) {

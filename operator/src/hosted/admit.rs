@@ -18,6 +18,8 @@ pub enum Refusal {
     ClassificationAboveTenancy,
     /// A child it needs has a name taken by an object that is not its own.
     NameTaken,
+    /// The apiserver refused a child made from its spec (the message says why).
+    Invalid,
 }
 
 impl Refusal {
@@ -27,6 +29,7 @@ impl Refusal {
             Refusal::NotInTenancy => "NotInTenancy",
             Refusal::ClassificationAboveTenancy => "ClassificationAboveTenancy",
             Refusal::NameTaken => "NameTaken",
+            Refusal::Invalid => "Invalid",
         }
     }
 }

@@ -152,7 +152,10 @@ fn deployment(hs: &HostedService, tenancy: &Tenancy, replicas: i32) -> Deploymen
         ..Container::default()
     };
     let mut pod_labels = contract_labels(hs, tenancy);
-    pod_labels.insert(labels::COST_CENTRE.to_owned(), tenancy.spec.organisation.cost_centre.clone());
+    pod_labels.insert(
+        labels::COST_CENTRE.to_owned(),
+        crate::tenancy::desired::label_value(&tenancy.spec.organisation.cost_centre),
+    );
     Deployment {
         metadata: meta(hs, tenancy),
         spec: Some(DeploymentSpec {
@@ -254,6 +257,13 @@ mod tests {
         assert!(pod.volumes.unwrap()[0].empty_dir.is_some());
         assert_eq!(pod.containers[0].ports.as_ref().unwrap()[0].container_port, 8080);
         assert_eq!(c.service_account.automount_service_account_token, Some(false));
+    }
+
+    #[test]
+    fn a_cost_centre_no_label_may_hold_is_made_one() {
+        let t = crate::tenancy::fixtures::TenancyBuilder::new("t").cost_centre("LG/001-").build();
+        let d = children(&hosted("s", "t-a").build(), &t, false).deployment.spec.unwrap();
+        assert_eq!(d.template.metadata.unwrap().labels.unwrap()[labels::COST_CENTRE], "LG.001");
     }
 
     #[test]

@@ -56,6 +56,9 @@ pub async fn reconcile(hs: Arc<HostedService>, ctx: Arc<Context>) -> Result<Acti
             match write_children(&ctx, &namespace, &uid, &wanted).await {
                 Ok(()) => {}
                 Err(Error::Taken { kind, namespace, name }) => {
+                    // Not running as it must: no consumer's path stays open into it.
+                    let policy = crate::subscription::desired::ingress_policy_name(&hs);
+                    remove_owned(&ctx.client, &ctx.policies, &namespace, &policy, &uid).await?;
                     let message = format!(
                         "{kind} {namespace}/{name} exists and belongs to something else; rename the HostedService or remove the {kind}"
                     );
@@ -63,6 +66,17 @@ pub async fn reconcile(hs: Arc<HostedService>, ctx: Arc<Context>) -> Result<Acti
                         &ctx,
                         &hs,
                         status::build(&hs, &Found::Refused(admit::Refusal::NameTaken, message)),
+                    )
+                    .await;
+                }
+                Err(Error::Kube { context, source: kube::Error::Api(s) }) if s.code == 422 => {
+                    // The apiserver will not take what the spec makes: say so, rather than retry
+                    // for ever with nothing in the status.
+                    let message = format!("{context}: {}", s.message);
+                    return finish(
+                        &ctx,
+                        &hs,
+                        status::build(&hs, &Found::Refused(admit::Refusal::Invalid, message)),
                     )
                     .await;
                 }

@@ -128,18 +128,18 @@ pub fn decide(sub: &Subscription, parties: &Parties) -> Verdict {
             ),
         );
     }
-    if service.spec.classification > provider.spec.classification {
-        return not(Reason::ServiceNotAdmitted, format!("{target} is not admitted in its tenancy"));
-    }
+    // Whether it is listed comes first: a tenancy it is not shared with learns nothing more of it.
     let listed = service.spec.sharing.as_ref().is_some_and(|s| s.consumers.contains(&consumer_name));
     if !listed {
         return not(
             Reason::NotListed,
             format!(
-                "{target} does not list tenancy {consumer_name} in spec.sharing.consumers; ask its provider, {}, to add it",
-                provider.spec.organisation.display_name
+                "{target} does not list tenancy {consumer_name} in spec.sharing.consumers; ask its provider to add it"
             ),
         );
+    }
+    if service.spec.classification > provider.spec.classification {
+        return not(Reason::ServiceNotAdmitted, format!("{target} is not admitted in its tenancy"));
     }
     if consumer.spec.classification < service.spec.classification {
         return not(
@@ -159,15 +159,17 @@ pub fn decide(sub: &Subscription, parties: &Parties) -> Verdict {
     Verdict::Active
 }
 
-/// The phase a verdict gives, knowing the phase before: a subscription the provider stops
-/// serving after it was Active (dropped from the list, service deleted) is Ended, for good; a
+/// The phase a verdict gives, knowing the phase before and whether the subscription was ever
+/// Active: one the provider stops serving after it was in use (the consumer dropped from the list,
+/// the service deleted or no longer running in a tenancy), even while paused, is Ended, for good; a
 /// suspended provider only pauses it.
-pub fn phase(verdict: &Verdict, before: Option<SubscriptionPhase>) -> SubscriptionPhase {
-    let was_active = matches!(before, Some(SubscriptionPhase::Active));
+pub fn phase(verdict: &Verdict, before: Option<SubscriptionPhase>, ever_active: bool) -> SubscriptionPhase {
     match verdict {
         _ if before == Some(SubscriptionPhase::Ended) => SubscriptionPhase::Ended,
         Verdict::Active => SubscriptionPhase::Active,
-        Verdict::Not(Reason::NotListed | Reason::ServiceNotFound, _) if was_active => {
+        Verdict::Not(Reason::NotListed | Reason::ServiceNotFound | Reason::ServiceNotAdmitted, _)
+            if ever_active =>
+        {
             SubscriptionPhase::Ended
         }
         Verdict::Not(r, _) if r.waits() => SubscriptionPhase::Pending,
@@ -282,19 +284,28 @@ mod tests {
     fn phases_by_table() {
         use SubscriptionPhase::*;
         let not = |r| Verdict::Not(r, String::new());
+        // (verdict, phase before, ever active) → phase
         let cases = [
-            (Verdict::Active, None, Active),
-            (not(Reason::NotListed), None, Pending),
-            (not(Reason::NotListed), Some(Active), Ended),
-            (not(Reason::ServiceNotFound), Some(Active), Ended),
-            (not(Reason::ProviderSuspended), Some(Active), Pending),
-            (Verdict::Active, Some(Pending), Active),
-            (Verdict::Active, Some(Ended), Ended),
-            (not(Reason::ClassificationTooLow), None, Refused),
-            (not(Reason::NotPublished), Some(Pending), Refused),
+            (Verdict::Active, None, false, Active),
+            (not(Reason::NotListed), None, false, Pending),
+            (not(Reason::NotListed), Some(Active), true, Ended),
+            (not(Reason::ServiceNotFound), Some(Active), true, Ended),
+            (not(Reason::ServiceNotAdmitted), Some(Active), true, Ended),
+            (not(Reason::ProviderSuspended), Some(Active), true, Pending),
+            (not(Reason::NotListed), Some(Pending), true, Ended),
+            (not(Reason::ServiceNotFound), Some(Pending), true, Ended),
+            (not(Reason::ServiceNotFound), Some(Pending), false, Pending),
+            (Verdict::Active, Some(Pending), true, Active),
+            (Verdict::Active, Some(Ended), true, Ended),
+            (not(Reason::ClassificationTooLow), None, false, Refused),
+            (not(Reason::NotPublished), Some(Pending), false, Refused),
         ];
-        for (verdict, before, want) in cases {
-            assert_eq!(phase(&verdict, before), want, "{verdict:?} after {before:?}");
+        for (verdict, before, ever, want) in cases {
+            assert_eq!(
+                phase(&verdict, before, ever),
+                want,
+                "{verdict:?} after {before:?} (ever active: {ever})"
+            );
         }
     }
 }

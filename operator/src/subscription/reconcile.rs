@@ -54,8 +54,11 @@ pub async fn reconcile(sub: Arc<Subscription>, ctx: Arc<Context>) -> Result<Acti
     let parties = ctx.lookup.parties(&sub);
     let verdict = consent::decide(&sub, &parties);
     let before = sub.status.as_ref().and_then(|s| s.phase);
+    let ever_active = sub.status.as_ref().is_some_and(|s| s.active_since.is_some());
     let outcome = match sub.spec.mode {
-        SubscriptionMode::Shared => shared(&ctx, &sub, verdict, before, parties.service.as_deref()).await?,
+        SubscriptionMode::Shared => {
+            shared(&ctx, &sub, verdict, before, ever_active, parties.service.as_deref()).await?
+        }
         SubscriptionMode::Instance => instance(&ctx, &sub, verdict, &parties).await?,
     };
     let status = build(&sub, &outcome, jiff::Timestamp::now());
@@ -89,6 +92,7 @@ async fn shared(
     sub: &Subscription,
     verdict: Verdict,
     before: Option<SubscriptionPhase>,
+    ever_active: bool,
     service: Option<&HostedService>,
 ) -> Result<Outcome> {
     let ns = sub.namespace().unwrap_or_default();
@@ -96,7 +100,7 @@ async fn shared(
     let api = Api::<NetworkPolicy>::namespaced(ctx.client.clone(), &ns);
     let name = desired::egress_policy_name(sub);
     let observed = ctx.policies.get(&ObjectRef::new(&name).within(&ns));
-    let active = consent::phase(&verdict, before) == SubscriptionPhase::Active;
+    let active = consent::phase(&verdict, before, ever_active) == SubscriptionPhase::Active;
     match (active, service.and_then(|hs| desired::egress_policy(sub, hs))) {
         (true, Some(policy)) => {
             create_or_apply(&api, &policy, observed.as_deref(), &uid).await?;
@@ -115,9 +119,10 @@ async fn shared(
     })
 }
 
-/// An instance: the consumer's own HostedService made from the published one, kept in step with
-/// it while it stays published. Once made it is the consumer's: if the original is unpublished or
-/// deleted, the copy keeps running on its last spec.
+/// An instance: the consumer's own HostedService, made once from the published one. From then on
+/// it is the consumer's: the provider's later changes (a new image, say) never reach it, since that
+/// would run the provider's new code inside the consumer's tenancy without the consumer's consent;
+/// and if the original is unpublished or deleted, the copy keeps running.
 async fn instance(
     ctx: &Context,
     sub: &Subscription,
@@ -131,13 +136,12 @@ async fn instance(
         .hosted
         .get(&ObjectRef::new(&sub.name_any()).within(&ns))
         .filter(|hs| hs.owner_references().iter().any(|o| o.uid == uid && o.controller == Some(true)));
-    let verdict = match (verdict, parties.service.as_ref(), parties.consumer.as_ref()) {
-        (Verdict::Active, Some(published), Some(consumer)) => {
+    let verdict = match (verdict, parties.service.as_ref(), parties.consumer.as_ref(), existing.as_ref()) {
+        (_, _, _, Some(_)) => Verdict::Active,
+        (Verdict::Active, Some(published), Some(consumer), None) => {
             let copy = desired::instance(sub, published, consumer);
             let api = Api::<HostedService>::namespaced(ctx.client.clone(), &ns);
-            // The copy's status is its own controller's; only its spec and metadata are compared.
-            let observed = existing.as_deref().map(|e| HostedService { status: None, ..e.clone() });
-            match create_or_apply(&api, &copy, observed.as_ref(), &uid).await {
+            match create_or_apply(&api, &copy, None, &uid).await {
                 Ok(_) => Verdict::Active,
                 Err(Error::Taken { kind, namespace, name }) => Verdict::Not(
                     Reason::NameTaken,
@@ -148,10 +152,7 @@ async fn instance(
                 Err(e) => return Err(e),
             }
         }
-        (Verdict::Not(Reason::NotPublished | Reason::ServiceNotFound, _), _, _) if existing.is_some() => {
-            Verdict::Active
-        }
-        (v, _, _) => v,
+        (v, _, _, None) => v,
     };
     let active = verdict == Verdict::Active;
     Ok(Outcome {
@@ -165,7 +166,7 @@ async fn instance(
 /// The status from the outcome; `now` stamps a transition into or out of Active.
 fn build(sub: &Subscription, o: &Outcome, now: jiff::Timestamp) -> SubscriptionStatus {
     let previous = sub.status.clone().unwrap_or_default();
-    let phase = consent::phase(&o.verdict, previous.phase);
+    let phase = consent::phase(&o.verdict, previous.phase, previous.active_since.is_some());
     let was_active = previous.phase == Some(SubscriptionPhase::Active);
     let active = phase == SubscriptionPhase::Active;
     let target = format!("{}/{}", sub.spec.service.namespace, sub.spec.service.name);

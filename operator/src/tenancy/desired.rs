@@ -111,7 +111,9 @@ pub fn namespaces(tenancy: &Tenancy) -> Vec<Namespace> {
 }
 
 /// A cost centre as a label value (labels allow `[A-Za-z0-9._-]`; `/` becomes `.`).
-fn label_value(s: &str) -> String {
+/// `s` as a valid label value: characters a label may not hold become `.`, at most 63, starting
+/// and ending alphanumeric.
+pub fn label_value(s: &str) -> String {
     let v: String = s
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '.' })
