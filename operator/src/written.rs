@@ -70,6 +70,17 @@ impl Written {
         }
     }
 
+    /// A sink for a shared watch that forgets each object as its deletion is seen.
+    pub fn forget_deleted<K: Resource + 'static>(
+        written: std::sync::Arc<Written>,
+    ) -> crate::reflectors::Sink<K> {
+        Box::new(move |event| {
+            if let kube::runtime::watcher::Event::Delete(obj) = event {
+                written.forget(obj);
+            }
+        })
+    }
+
     /// Forgets `obj` (it is being deleted).
     pub fn forget<K: Resource>(&self, obj: &K) {
         if let Some(uid) = &obj.meta().uid {
@@ -102,6 +113,17 @@ mod tests {
         assert!(!written.already(&at("10"), &other), "another status is written");
         assert!(!written.already(&at("11"), &status), "the store caught up: compare with it instead");
         assert!(!written.already(&at("10"), &status), "and the write is forgotten");
+    }
+
+    #[test]
+    fn a_deleted_object_is_forgotten() {
+        let written = std::sync::Arc::new(Written::default());
+        let status = TenancyStatus { observed_generation: Some(1), ..TenancyStatus::default() };
+        written.wrote(&at("10"), &status);
+        let mut sink = Written::forget_deleted::<Tenancy>(written.clone());
+        sink(&kube::runtime::watcher::Event::Delete(at("10")));
+        assert!(!written.already(&at("10"), &status));
+        assert!(written.0.lock().unwrap().is_empty());
     }
 
     #[test]

@@ -61,7 +61,7 @@ pub struct Context {
     /// How often an unchanged HostedService is reconciled again.
     pub resync: Duration,
     /// The status last written to each HostedService, until the store shows it.
-    pub written: crate::written::Written,
+    pub written: Arc<crate::written::Written>,
 }
 
 impl Context {
@@ -185,7 +185,11 @@ impl Inputs {
             owners(services.subscribe()),
             owners(service_accounts.subscribe()),
             owners(budgets.subscribe()),
-            shared.tenancies.subscribe_when(crate::watch::spec_changed).flat_map(in_tenancy).boxed(),
+            shared
+                .tenancies
+                .subscribe_when(crate::subscription::parties::tenancy_changed)
+                .flat_map(in_tenancy)
+                .boxed(),
             shared.namespaces.subscribe_when(crate::watch::labels_or_deletion).flat_map(in_namespace).boxed(),
         ])
         .boxed();
@@ -208,7 +212,11 @@ impl Inputs {
             recorder,
             metrics,
             resync,
-            written: crate::written::Written::default(),
+            written: {
+                let written = Arc::new(crate::written::Written::default());
+                shared.hosted.feed(crate::written::Written::forget_deleted(written.clone()));
+                written
+            },
         };
         deployments.start(watches);
         services.start(watches);

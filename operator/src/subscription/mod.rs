@@ -43,7 +43,7 @@ pub struct Context {
     /// How often an unchanged Subscription is reconciled again.
     pub resync: Duration,
     /// The status last written to each Subscription, until the store shows it.
-    pub written: crate::written::Written,
+    pub written: Arc<crate::written::Written>,
 }
 
 impl std::fmt::Debug for Context {
@@ -130,7 +130,7 @@ impl Inputs {
             // An instance (a HostedService it owns) changing concerns its subscription.
             shared.hosted.subscribe().filter_map(|hs| std::future::ready(owner(hs.as_ref()))).boxed(),
             shared.policies.subscribe().filter_map(|p| std::future::ready(owner(p.as_ref()))).boxed(),
-            shared.tenancies.subscribe_when(crate::watch::spec_changed).flat_map(of_tenancy).boxed(),
+            shared.tenancies.subscribe_when(parties::tenancy_changed).flat_map(of_tenancy).boxed(),
             shared.namespaces.subscribe_when(crate::watch::labels_or_deletion).flat_map(in_namespace).boxed(),
         ])
         .boxed();
@@ -157,7 +157,11 @@ impl Inputs {
             recorder,
             metrics,
             resync,
-            written: crate::written::Written::default(),
+            written: {
+                let written = Arc::new(crate::written::Written::default());
+                shared.subscriptions.feed(crate::written::Written::forget_deleted(written.clone()));
+                written
+            },
         };
         let changed = shared.subscriptions.subscribe_when(crate::watch::spec_changed).boxed();
         Inputs { subscriptions: subs, context, changed, concerned }

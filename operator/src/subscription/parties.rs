@@ -14,6 +14,22 @@ use super::consent::Parties;
 use crate::hosted::admit::tenancy_of;
 use crate::tenancy::status::{Suspension, expiry};
 
+/// A trigger key for the Tenancies the hosted service and subscription controllers follow: what
+/// they read of a tenancy changes with its spec (classification, suspension), its deletion, and its
+/// passing its expiry date, which the Tenancy controller records in its Suspended condition (so a
+/// tenancy's services stop at expiry, not at the next resync).
+pub fn tenancy_changed(t: &Tenancy) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let suspended = t
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == crate::tenancy::status::types::SUSPENDED))
+        .map(|c| (c.status.clone(), c.reason.clone()));
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (crate::watch::spec_changed(t), suspended).hash(&mut h);
+    Some(h.finish())
+}
+
 /// The stores a subscription's parties are found in.
 #[derive(Clone)]
 pub struct Lookup {

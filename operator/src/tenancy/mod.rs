@@ -93,7 +93,7 @@ pub struct Context {
     /// Refusals the quota webhook saw, which move free headroom to the refused namespace.
     pub demand: Arc<demand::Demand>,
     /// The status last written to each Tenancy, until the store shows it.
-    pub written: crate::written::Written,
+    pub written: Arc<crate::written::Written>,
 }
 
 impl std::fmt::Debug for Context {
@@ -112,6 +112,8 @@ pub struct Inputs {
     /// Tenancies a change elsewhere concerns: a child of theirs changed or went, a segment they
     /// ask to join changed its rules, or their webhook saw demand.
     concerned: BoxStream<'static, ObjectRef<Tenancy>>,
+    /// The status last written to each Tenancy, forgotten as each is deleted.
+    written: Arc<crate::written::Written>,
 }
 
 impl std::fmt::Debug for Inputs {
@@ -186,7 +188,9 @@ impl Inputs {
         role_bindings.start(watches);
         cluster_roles.start(watches);
         cluster_role_bindings.start(watches);
-        Inputs { tenancies, stores, changed, concerned }
+        let written = Arc::new(crate::written::Written::default());
+        shared.tenancies.feed(crate::written::Written::forget_deleted(written.clone()));
+        Inputs { tenancies, stores, changed, concerned, written }
     }
 }
 
@@ -200,16 +204,9 @@ pub async fn run(
     demand: Arc<demand::Demand>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let Inputs { tenancies, stores, changed, concerned } = inputs;
-    let ctx = Arc::new(Context {
-        client,
-        stores,
-        recorder,
-        metrics: metrics.clone(),
-        resync,
-        demand,
-        written: crate::written::Written::default(),
-    });
+    let Inputs { tenancies, stores, changed, concerned, written } = inputs;
+    let ctx =
+        Arc::new(Context { client, stores, recorder, metrics: metrics.clone(), resync, demand, written });
     tokio::spawn(count_conditions(tenancies.clone(), metrics));
     let triggers = crate::drive::Triggers { changed, concerned, all: None };
     crate::drive::run(tenancies, triggers, reconcile::reconcile, reconcile::error_policy, ctx, shutdown)
