@@ -10,6 +10,9 @@ use kube::ResourceExt;
 
 use crate::subscription::consent::Verdict;
 
+/// How many tenancies that asked without being listed a provider's status shows.
+pub const MAX_UNLISTED: usize = 20;
+
 /// The consumers of one service.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Consumers {
@@ -71,7 +74,9 @@ pub fn of(
             },
         })
         .collect();
-    for (t, (_, why)) in asked.iter().filter(|(t, _)| !listed.contains(t)) {
+    // Tenancies that asked without being listed are shown (the provider may want to add them), but
+    // at most MAX_UNLISTED of them: anyone may ask, and the status must stay small.
+    for (t, (_, why)) in asked.iter().filter(|(t, _)| !listed.contains(t)).take(MAX_UNLISTED) {
         statuses.push(ConsumerStatus {
             tenancy: t.clone(),
             admitted: false,
@@ -135,5 +140,21 @@ mod tests {
                 ("west".into(), false, Some("ClassificationTooLow".into())),
             ]
         );
+    }
+
+    #[test]
+    fn tenancies_that_ask_unlisted_are_shown_up_to_a_limit() {
+        let hs = hosted("payroll", "north-hr").port("http", 80, None).build();
+        let subs: Vec<Arc<Subscription>> = (0..30)
+            .map(|i| {
+                Arc::new(subscription("payroll", &format!("t{i:02}-apps"), "north-hr", "payroll").build())
+            })
+            .collect();
+        let c = of(&hs, &subs, |s| {
+            let tenancy = s.namespace().unwrap().split('-').next().unwrap().to_owned();
+            (Some(tenancy), Verdict::Not(Reason::NotListed, "not listed".into()))
+        });
+        assert_eq!(c.statuses.len(), MAX_UNLISTED);
+        assert!(c.namespaces.is_empty());
     }
 }

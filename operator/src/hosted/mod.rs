@@ -50,8 +50,9 @@ pub struct Context {
     pub disruption_budgets: Store<PodDisruptionBudget>,
     /// Commons' NetworkPolicies (a service's path from its consumers).
     pub policies: Store<NetworkPolicy>,
-    /// Every Subscription (its consumers).
-    pub subscriptions: Store<Subscription>,
+    /// Every Subscription, by the service it names (`namespace/name`): a service's reconcile reads
+    /// only its own subscriptions, however many name others.
+    pub subscriptions: crate::admission::index::ByNamespace<Subscription>,
     /// Finds a subscription's parties.
     pub lookup: crate::subscription::parties::Lookup,
     /// Publishes Events.
@@ -75,10 +76,17 @@ impl Context {
             &self.service_accounts,
             &self.disruption_budgets,
             &self.policies,
-            &self.subscriptions,
             &self.lookup.hosted,
         ])
-        .await
+        .await?;
+        // The index follows the same watch as the shared store, a moment behind it.
+        for _ in 0..300 {
+            if self.subscriptions.synced() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(crate::error::Error::StoreNotReady)
     }
 }
 
@@ -101,6 +109,11 @@ impl std::fmt::Debug for Inputs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Inputs").field("hosted", &self.hosted.len()).finish_non_exhaustive()
     }
+}
+
+/// The service a subscription names, as `namespace/name`.
+pub fn target_key(sub: &Subscription) -> Option<String> {
+    Some(format!("{}/{}", sub.spec.service.namespace, sub.spec.service.name))
 }
 
 /// The HostedService that controls a namespaced child.
@@ -203,7 +216,12 @@ impl Inputs {
                 hosted: store.clone(),
             },
             policies: shared.policies.store(),
-            subscriptions: shared.subscriptions.store(),
+            subscriptions: {
+                let by_target = crate::admission::index::ByNamespace::grouped_by(target_key);
+                let index = by_target.clone();
+                shared.subscriptions.feed(Box::new(move |event| index.apply(event)));
+                by_target
+            },
             namespaces,
             deployments: deployments.store(),
             services: services.store(),

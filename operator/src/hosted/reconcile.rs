@@ -101,7 +101,8 @@ async fn open_to_consumers(
     uid: &str,
 ) -> Result<Vec<commons_crds::hosted_service::ConsumerStatus>> {
     let namespace = hs.namespace().unwrap_or_default();
-    let consumers = super::consumers::of(hs, &ctx.subscriptions.state(), |sub| {
+    let naming = ctx.subscriptions.in_group(&format!("{namespace}/{}", hs.name_any()));
+    let consumers = super::consumers::of(hs, &naming, |sub| {
         let parties = ctx.lookup.parties(sub);
         (parties.consumer.as_ref().map(|t| t.name_any()), crate::subscription::consent::decide(sub, &parties))
     });
