@@ -21,6 +21,7 @@ pub mod metering;
 pub mod naming;
 pub mod policy;
 pub mod quantity;
+pub mod ratecard;
 pub mod reachability;
 pub mod reachability_cmd;
 pub mod reflectors;

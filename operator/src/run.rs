@@ -144,6 +144,12 @@ pub async fn run(settings: Settings) -> Result<()> {
     let services = tokio::spawn(hosted::run(hosted_inputs, crate::shutdown::stopped(stop_rx.clone())));
     let subscriptions =
         tokio::spawn(subscription::run(subscription_inputs, crate::shutdown::stopped(stop_rx.clone())));
+    let rate_cards = {
+        let (watches, client, metrics, resync) =
+            (watches.clone(), client.clone(), metrics.clone(), settings.resync);
+        let stop = crate::shutdown::stopped(stop_rx.clone());
+        tokio::spawn(async move { crate::ratecard::run(&watches, client, metrics, resync, stop).await })
+    };
     let webhook = match (settings.webhook, webhook_certs, admission) {
         (Some(w), Some((certs, clients)), Some(adm)) => {
             let stop = stop_tx.clone();
@@ -192,7 +198,7 @@ pub async fn run(settings: Settings) -> Result<()> {
     if let Some(w) = webhook {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), w).await;
     }
-    let controllers = futures::future::join4(tenancies, segments, services, subscriptions);
+    let controllers = futures::future::join5(tenancies, segments, services, subscriptions, rate_cards);
     if tokio::time::timeout(std::time::Duration::from_secs(20), controllers).await.is_err() {
         tracing::warn!("controllers did not stop within 20s");
     }
