@@ -46,6 +46,22 @@ pub fn status_patch<S: Serialize>(observed: Option<&S>, new: &S) -> Value {
     serde_json::json!({ "status": patch })
 }
 
+/// Writes `new` as the status of the object `name` that `api` reaches (a merge patch that also
+/// clears fields `observed` had and `new` leaves out; see [`status_patch`]), counted as a write.
+pub async fn write_status<K, S>(api: &Api<K>, name: &str, observed: Option<&S>, new: &S) -> Result<()>
+where
+    K: Resource + DeserializeOwned + Clone + Debug,
+    K::DynamicType: Default,
+    S: Serialize,
+{
+    let kind = K::kind(&K::DynamicType::default()).into_owned();
+    count_write(&kind, "status");
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(status_patch(observed, new)))
+        .await
+        .map(|_| ())
+        .map_err(|source| Error::Kube { context: format!("writing status of {kind} {name}"), source })
+}
+
 /// Whether every field `desired` sets has the same value in `observed`. Maps may hold more keys
 /// in `observed` (labels others set, defaults the apiserver fills); lists must match exactly.
 pub fn is_subset(desired: &Value, observed: &Value) -> bool {

@@ -10,7 +10,6 @@ use std::time::Duration;
 use commons_crds::rate_card::{RateCard, RateCardStatus};
 use futures::StreamExt;
 use jiff::Timestamp;
-use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
@@ -132,18 +131,13 @@ async fn reconcile(card: Arc<RateCard>, ctx: Arc<Context>) -> Result<Action> {
     };
     let new = status(&card, &standing);
     if card.status.as_ref() != Some(&new) {
-        crate::apply::count_write("RateCard", "status");
-        Api::<RateCard>::all(ctx.client.clone())
-            .patch_status(
-                &name,
-                &PatchParams::default(),
-                &Patch::Merge(crate::apply::status_patch(card.status.as_ref(), &new)),
-            )
-            .await
-            .map_err(|source| Error::Kube {
-                context: format!("writing status of RateCard {name}"),
-                source,
-            })?;
+        crate::apply::write_status(
+            &Api::<RateCard>::all(ctx.client.clone()),
+            &name,
+            card.status.as_ref(),
+            &new,
+        )
+        .await?;
     }
     // Standings move when a card takes effect: be back then.
     let until = next_change(&cards, now)

@@ -7,7 +7,6 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Resource, ResourceExt};
@@ -18,7 +17,7 @@ use super::Context;
 use super::admit::{self, Admission};
 use super::desired;
 use super::status::{self, Found};
-use crate::apply::{count_write, create_or_apply, delete};
+use crate::apply::{create_or_apply, delete};
 use crate::error::{Error, Result};
 use crate::events::Reason;
 use crate::tenancy::status::{Suspension, expiry};
@@ -121,19 +120,8 @@ async fn finish(ctx: &Context, hs: &HostedService, status: HostedServiceStatus) 
     }
     announce(ctx, hs, &status).await;
     if hs.status.as_ref() != Some(&status) {
-        count_write("HostedService", "status");
-        let name = hs.name_any();
-        Api::<HostedService>::namespaced(ctx.client.clone(), &hs.namespace().unwrap_or_default())
-            .patch_status(
-                &name,
-                &PatchParams::default(),
-                &Patch::Merge(crate::apply::status_patch(hs.status.as_ref(), &status)),
-            )
-            .await
-            .map_err(|source| Error::Kube {
-                context: format!("writing status of HostedService {name}"),
-                source,
-            })?;
+        let api = Api::<HostedService>::namespaced(ctx.client.clone(), &hs.namespace().unwrap_or_default());
+        crate::apply::write_status(&api, &hs.name_any(), hs.status.as_ref(), &status).await?;
         ctx.written.wrote(hs, &status);
     }
     Ok(Action::requeue(ctx.resync))

@@ -6,14 +6,13 @@ use crate::events::Reason;
 use commons_crds::labels;
 use commons_crds::network_segment::{NetworkSegment, NetworkSegmentStatus};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 
 use super::Context;
 use super::desired::{self, Membership};
-use crate::apply::{apply_if_changed, count_write, delete};
+use crate::apply::{apply_if_changed, delete};
 use crate::conditions::{carry_transition_times, condition};
 use crate::error::{Error, Result};
 
@@ -63,18 +62,8 @@ pub async fn reconcile(segment: Arc<NetworkSegment>, ctx: Arc<Context>) -> Resul
     let status = build_status(&segment, &membership, wanted.len(), &findings);
     announce(&ctx, &segment, &membership, &status).await;
     if segment.status.as_ref() != Some(&status) {
-        count_write("NetworkSegment", "status");
-        Api::<NetworkSegment>::all(ctx.client.clone())
-            .patch_status(
-                &name,
-                &PatchParams::default(),
-                &Patch::Merge(crate::apply::status_patch(segment.status.as_ref(), &status)),
-            )
-            .await
-            .map_err(|source| Error::Kube {
-                context: format!("writing status of NetworkSegment {name}"),
-                source,
-            })?;
+        let api = Api::<NetworkSegment>::all(ctx.client.clone());
+        crate::apply::write_status(&api, &name, segment.status.as_ref(), &status).await?;
     }
     Ok(Action::requeue(ctx.resync))
 }

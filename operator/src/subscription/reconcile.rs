@@ -6,7 +6,6 @@ use commons_crds::hosted_service::HostedService;
 use commons_crds::subscription::{Subscription, SubscriptionMode, SubscriptionPhase, SubscriptionStatus};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
@@ -14,7 +13,7 @@ use kube::{Api, ResourceExt};
 use super::Context;
 use super::consent::{self, Reason, Verdict};
 use super::desired;
-use crate::apply::{count_write, create_or_apply, delete};
+use crate::apply::{create_or_apply, delete};
 use crate::conditions::{carry_transition_times, condition};
 use crate::error::{Error, Result};
 use crate::events::Reason as EventReason;
@@ -68,19 +67,8 @@ pub async fn reconcile(sub: Arc<Subscription>, ctx: Arc<Context>) -> Result<Acti
     }
     announce(&ctx, &sub, &status).await;
     if sub.status.as_ref() != Some(&status) {
-        count_write("Subscription", "status");
-        let name = sub.name_any();
-        Api::<Subscription>::namespaced(ctx.client.clone(), &sub.namespace().unwrap_or_default())
-            .patch_status(
-                &name,
-                &PatchParams::default(),
-                &Patch::Merge(crate::apply::status_patch(sub.status.as_ref(), &status)),
-            )
-            .await
-            .map_err(|source| Error::Kube {
-                context: format!("writing status of Subscription {name}"),
-                source,
-            })?;
+        let api = Api::<Subscription>::namespaced(ctx.client.clone(), &sub.namespace().unwrap_or_default());
+        crate::apply::write_status(&api, &sub.name_any(), sub.status.as_ref(), &status).await?;
         ctx.written.wrote(sub.as_ref(), &status);
     }
     Ok(Action::requeue(ctx.resync))

@@ -10,7 +10,6 @@ use commons_crds::tenancy::{MembershipState, NamespaceStatus, SegmentMembership,
 use k8s_openapi::api::core::v1::{LimitRange, Namespace, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding};
-use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Resource, ResourceExt};
@@ -207,11 +206,7 @@ pub async fn reconcile(tenancy: Arc<Tenancy>, ctx: Arc<Context>) -> Result<Actio
     let repeated = ctx.written.already(tenancy.as_ref(), &new_status);
     if tenancy.status.as_ref() != Some(&new_status) && !repeated {
         let api: Api<Tenancy> = Api::all(client);
-        crate::apply::count_write("Tenancy", "status");
-        let patch = crate::apply::status_patch(tenancy.status.as_ref(), &new_status);
-        api.patch_status(&name, &PatchParams::default(), &Patch::Merge(patch))
-            .await
-            .map_err(|source| Error::Kube { context: format!("writing status of Tenancy {name}"), source })?;
+        crate::apply::write_status(&api, &name, tenancy.status.as_ref(), &new_status).await?;
         ctx.written.wrote(tenancy.as_ref(), &new_status);
     }
     Ok(match next_stage {
