@@ -94,10 +94,7 @@ pub fn entries(
                     .iter()
                     .map(|p| format!("{} {}/{}", p.name, p.port, p.protocol.as_str()))
                     .collect(),
-                ready: hs
-                    .status
-                    .as_ref()
-                    .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True")),
+                ready: crate::hosted::status::is_ready(hs),
                 consumers: tenancies(SubscriptionMode::Shared).len(),
                 instances: using.iter().filter(|(s, _)| s.spec.mode == SubscriptionMode::Instance).count(),
                 organisations: organisations.len(),

@@ -7,7 +7,6 @@ use commons_crds::subscription::Subscription;
 use commons_crds::tenancy::Tenancy;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::ListParams;
-use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
@@ -39,7 +38,7 @@ pub async fn run(json: bool) -> Result<String> {
     let tenancy_of = |ns: &str| {
         let namespace = namespaces.iter().find(|n| n.name_any() == ns)?;
         let name = crate::hosted::admit::tenancy_of(namespace)?;
-        tenancies.iter().find(|t| ObjectRef::from_obj(t.as_ref()) == ObjectRef::new(&name)).cloned()
+        tenancies.iter().find(|t| t.name_any() == name).cloned()
     };
     let list = entries(&hosted, &subscriptions, tenancy_of);
     if json {

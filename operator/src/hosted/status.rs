@@ -58,6 +58,11 @@ pub enum Found<'a> {
     Running { deployment: Option<&'a Deployment>, suspended: bool },
 }
 
+/// Whether a HostedService's status says it is Ready (what its consumers and the catalogue show).
+pub fn is_ready(hs: &HostedService) -> bool {
+    hs.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.type_ == READY && c.status == "True"))
+}
+
 /// Whether a pod-creation failure the Deployment reports is the tenancy's quota (the webhook's
 /// words, or the ResourceQuota admission's).
 fn is_quota(message: &str) -> bool {

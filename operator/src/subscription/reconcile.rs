@@ -27,10 +27,6 @@ struct Outcome {
     instance: Option<String>,
 }
 
-fn is_ready(hs: &HostedService) -> bool {
-    hs.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
-
 fn endpoint(hs: &HostedService) -> Option<String> {
     (!hs.spec.ports.is_empty()).then(|| crate::hosted::desired::endpoint(hs))
 }
@@ -101,7 +97,7 @@ async fn shared(
     }
     Ok(Outcome {
         endpoint: service.filter(|_| active).and_then(endpoint),
-        service_ready: service.filter(|_| active).map(is_ready),
+        service_ready: service.filter(|_| active).map(crate::hosted::status::is_ready),
         instance: None,
         verdict,
     })
@@ -145,7 +141,7 @@ async fn instance(
     let active = verdict == Verdict::Active;
     Ok(Outcome {
         endpoint: existing.as_deref().filter(|_| active).and_then(endpoint),
-        service_ready: existing.as_deref().filter(|_| active).map(is_ready),
+        service_ready: existing.as_deref().filter(|_| active).map(crate::hosted::status::is_ready),
         instance: active.then(|| sub.name_any()),
         verdict,
     })
