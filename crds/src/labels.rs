@@ -4,6 +4,8 @@
 
 /// The Tenancy a namespace or object belongs to.
 pub const TENANCY: &str = "commons.dev/tenancy";
+/// The id of the tenancy's organisation (`spec.organisation.id`).
+pub const ORGANISATION: &str = "commons.dev/organisation";
 /// The sector of the tenancy's organisation.
 pub const SECTOR: &str = "commons.dev/sector";
 /// The classification of the tenancy or service.

@@ -105,10 +105,36 @@ impl TenancySpec {
     }
 }
 
+/// A field read as empty when absent (`serde(default)`) that the schema nonetheless requires:
+/// without the default schemars would put in it.
+fn no_default(schema: &mut schemars::Schema) {
+    schema.remove("default");
+}
+
+/// The organisation's schema requires `id`, although Commons reads a Tenancy without one.
+fn require_id(schema: &mut schemars::Schema) {
+    if let Some(serde_json::Value::Array(required)) = schema.get_mut("required")
+        && !required.iter().any(|r| r == "id")
+    {
+        required.insert(0, "id".into());
+    }
+}
+
 /// The organisation a tenancy belongs to.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = require_id)]
 pub struct Organisation {
+    /// The organisation's stable identifier, the same in every tenancy of the organisation, for
+    /// example `leeds-city-council`: reports group by it, FOCUS exports carry it as
+    /// BillingAccountId, and the REST API authorises by it. A DNS label; it cannot be changed.
+    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("the organisation's id cannot be changed; usage already recorded is attributed to it"))]
+    // Required by the schema; read as empty from a Tenancy stored before ids existed, so one such
+    // object does not stop Commons reading all the others.
+    #[serde(default)]
+    #[schemars(transform = no_default)]
+    pub id: String,
     /// The organisation's name as people know it, for example "Leeds City Council".
     #[schemars(length(min = 1, max = 128))]
     pub display_name: String,
@@ -163,7 +189,7 @@ pub struct TenancyNamespace {
     /// app.kubernetes.io/managed-by) may not be set here.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(length(max = 32), inner(length(max = 63)))]
-    #[x_kube(validation = Rule::new("!('commons.dev/tenancy' in self) && !('commons.dev/sector' in self) && !('commons.dev/classification' in self) && !('commons.dev/cost-centre' in self) && !('app.kubernetes.io/managed-by' in self) && !('kubernetes.io/metadata.name' in self) && !('pod-security.kubernetes.io/enforce' in self) && !('pod-security.kubernetes.io/enforce-version' in self) && !('pod-security.kubernetes.io/audit' in self) && !('pod-security.kubernetes.io/warn' in self)").message("label keys Commons sets (commons.dev/*, pod-security.kubernetes.io/*, app.kubernetes.io/managed-by) are managed by Commons"))]
+    #[x_kube(validation = Rule::new("!('commons.dev/tenancy' in self) && !('commons.dev/organisation' in self) && !('commons.dev/sector' in self) && !('commons.dev/classification' in self) && !('commons.dev/cost-centre' in self) && !('app.kubernetes.io/managed-by' in self) && !('kubernetes.io/metadata.name' in self) && !('pod-security.kubernetes.io/enforce' in self) && !('pod-security.kubernetes.io/enforce-version' in self) && !('pod-security.kubernetes.io/audit' in self) && !('pod-security.kubernetes.io/warn' in self)").message("label keys Commons sets (commons.dev/*, pod-security.kubernetes.io/*, app.kubernetes.io/managed-by) are managed by Commons"))]
     pub labels: BTreeMap<String, String>,
 }
 
@@ -316,4 +342,25 @@ pub enum MembershipState {
     Refused,
     /// The segment does not exist (yet).
     Pending,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use kube::CustomResourceExt;
+
+    #[test]
+    fn an_organisation_id_is_required_by_the_schema_but_a_tenancy_stored_without_one_still_reads() {
+        let crd = serde_json::to_value(Tenancy::crd()).unwrap();
+        let org = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+            ["organisation"];
+        assert!(org["required"].as_array().unwrap().iter().any(|r| r == "id"), "{org}");
+        assert!(org["properties"]["id"].get("default").is_none(), "no default: a missing id is refused");
+        let old: Organisation = serde_json::from_value(serde_json::json!({
+            "displayName": "Old Council", "sector": "local-government", "costCentre": "X", "contactEmail": "a@b.gov.uk"
+        }))
+        .unwrap();
+        assert_eq!(old.id, "");
+    }
 }

@@ -74,6 +74,7 @@ pub async fn client_as(user: &str, groups: &[&str]) -> Result<Client, E2eError> 
 pub fn tenancy_manifest(name: &str, namespaces: &[&str], extra: serde_json::Value) -> serde_json::Value {
     let mut spec = serde_json::json!({
         "organisation": {
+            "id": format!("{name}-org"),
             "displayName": format!("{name} organisation"),
             "sector": "local-government",
             "costCentre": "E2E-01",
@@ -324,14 +325,7 @@ pub fn restricted_pod(name: &str) -> serde_json::Value {
 /// Runs the `commons` binary under test (the one the local control plane's operator process runs,
 /// found through /proc) with `args`, and returns what it printed.
 pub fn commons(args: &[&str]) -> Result<String, E2eError> {
-    let read = |path: PathBuf| {
-        std::fs::read_to_string(&path)
-            .map_err(|source| E2eError::Spawn { cmd: format!("read {}", path.display()), source })
-    };
-    let pid = read(measure::cluster_dir().join("pids/commons.pid"))?;
-    let exe = PathBuf::from(format!("/proc/{}/exe", pid.trim()));
-    let binary = std::fs::read_link(&exe)
-        .map_err(|source| E2eError::Spawn { cmd: format!("read {}", exe.display()), source })?;
+    let binary = commons_binary()?;
     let out = Command::new(&binary)
         .args(args)
         .output()
@@ -345,6 +339,16 @@ pub fn commons(args: &[&str]) -> Result<String, E2eError> {
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         })
     }
+}
+
+/// The `commons` binary the operator under test runs from.
+pub fn commons_binary() -> Result<PathBuf, E2eError> {
+    let path = measure::cluster_dir().join("pids/commons.pid");
+    let pid = std::fs::read_to_string(&path)
+        .map_err(|source| E2eError::Spawn { cmd: format!("read {}", path.display()), source })?;
+    let exe = PathBuf::from(format!("/proc/{}/exe", pid.trim()));
+    std::fs::read_link(&exe)
+        .map_err(|source| E2eError::Spawn { cmd: format!("read {}", exe.display()), source })
 }
 
 /// Runs `e2e/operator.sh ACTION` (start, stop or restart the operator under test, ...) and
@@ -383,7 +387,7 @@ pub fn bench_tenancy(
     serde_json::json!({
         "apiVersion": "commons.dev/v1alpha1", "kind": "Tenancy", "metadata": {"name": name},
         "spec": {
-            "organisation": {"displayName": format!("Benchmark body {i}"), "sector": "local-government",
+            "organisation": {"id": format!("benchmark-body-{i}"), "displayName": format!("Benchmark body {i}"), "sector": "local-government",
                              "costCentre": "BENCH", "contactEmail": "bench@example.gov.uk"},
             "owners": [{"kind": "Group", "name": format!("{name}-admins")}],
             "deletionProtection": false,

@@ -26,6 +26,7 @@ async fn ensure_namespace(client: &Client, name: &str) {
 fn tenancy(name: &str, spec_patch: Value) -> Value {
     let mut spec = json!({
         "organisation": {
+            "id": "example-borough-council",
             "displayName": "Example Borough Council",
             "sector": "local-government",
             "costCentre": "LG-001",
@@ -154,6 +155,35 @@ async fn a_valid_tenancy_is_stored_with_its_defaults() {
 }
 
 #[tokio::test]
+async fn an_organisations_id_is_required_and_cannot_be_changed() {
+    let client = ready_client().await;
+    let mut without = tenancy("e2e-no-org-id", json!({}));
+    without["spec"]["organisation"].as_object_mut().unwrap().remove("id");
+    assert_rejected(
+        create_raw::<Tenancy>(&client, None, without).await,
+        "spec.organisation.id",
+        "Required value",
+    );
+
+    let api = dynamic_api::<Tenancy>(&client, None);
+    let _ = api.delete("e2e-org-id", &DeleteParams::default()).await;
+    create_raw::<Tenancy>(&client, None, tenancy("e2e-org-id", json!({}))).await.unwrap();
+    let edit = Patch::Merge(json!({"spec": {"organisation": {"id": "another-council"}}}));
+    match api.patch("e2e-org-id", &PatchParams::default(), &edit).await {
+        Err(kube::Error::Api(status)) => {
+            assert!(status.message.contains("spec.organisation.id"), "{}", status.message);
+            assert!(status.message.contains("cannot be changed"), "{}", status.message);
+        }
+        other => panic!("changing the organisation's id should be refused, got {other:?}"),
+    }
+    // Everything else about the organisation may change.
+    let rename =
+        Patch::Merge(json!({"spec": {"organisation": {"displayName": "Example Borough Council (renamed)"}}}));
+    api.patch("e2e-org-id", &PatchParams::default(), &rename).await.unwrap();
+    api.delete("e2e-org-id", &DeleteParams::default()).await.unwrap();
+}
+
+#[tokio::test]
 async fn invalid_tenancies_are_rejected_naming_the_field() {
     let client = ready_client().await;
     let cases = [
@@ -224,6 +254,11 @@ async fn invalid_tenancies_are_rejected_naming_the_field() {
             tenancy("a-tenancy-name-that-is-far-too-long-for-namespaces", json!({})),
             "metadata.name",
             "at most 40 characters",
+        ),
+        (
+            tenancy("e2e-bad-org-id", json!({"organisation": {"id": "Example Council"}})),
+            "spec.organisation.id",
+            "should match",
         ),
         (
             tenancy("e2e-bad-email", json!({"organisation": {"contactEmail": "not-an-email"}})),

@@ -92,7 +92,7 @@ async fn deployment_replicas(client: &Client, namespace: &str, name: &str) -> Op
 #[tokio::test]
 async fn a_hosted_service_runs_restricted_scales_rolls_out_and_is_repaired() {
     let client = ready_client().await;
-    fresh_tenancy(&client, "e2e-hs-run", json!({"organisation": {"displayName": "Run", "sector": "local-government", "costCentre": "LG/001", "contactEmail": "e2e@example.gov.uk"}})).await;
+    fresh_tenancy(&client, "e2e-hs-run", json!({"organisation": {"id": "run", "displayName": "Run", "sector": "local-government", "costCentre": "LG/001", "contactEmail": "e2e@example.gov.uk"}})).await;
     let ns = "e2e-hs-run-apps";
     let first = json!({
         "ports": [{"name": "http", "port": 80, "targetPort": 8080}, {"name": "admin", "port": 9000}],

@@ -30,7 +30,7 @@ fn tenancy(name: &str) -> serde_json::Value {
     json!({
         "apiVersion": "commons.dev/v1alpha1", "kind": "Tenancy", "metadata": {"name": name},
         "spec": {
-            "organisation": {"displayName": "Idle Council", "sector": "local-government", "costCentre": "IDLE-1", "contactEmail": "idle@example.gov.uk"},
+            "organisation": {"id": "idle-council", "displayName": "Idle Council", "sector": "local-government", "costCentre": "IDLE-1", "contactEmail": "idle@example.gov.uk"},
             "owners": [{"kind": "Group", "name": "idle-admins"}],
             "deletionProtection": false,
             "namespaces": [{"name": "one"}, {"name": "two"}],

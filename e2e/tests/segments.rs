@@ -28,7 +28,7 @@ fn tenancy(name: &str, sector: &str, classification: &str, segments: &[&str]) ->
     json!({
         "apiVersion": "commons.dev/v1alpha1", "kind": "Tenancy", "metadata": {"name": name},
         "spec": {
-            "organisation": {"displayName": name, "sector": sector, "costCentre": "SEG", "contactEmail": "seg@example.gov.uk"},
+            "organisation": {"id": name, "displayName": name, "sector": sector, "costCentre": "SEG", "contactEmail": "seg@example.gov.uk"},
             "classification": classification,
             "owners": [{"kind": "Group", "name": format!("{name}-admins")}],
             "deletionProtection": false,

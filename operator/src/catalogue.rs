@@ -76,7 +76,7 @@ pub fn entries(
             };
             let organisations: BTreeSet<String> = using
                 .iter()
-                .filter_map(|(_, t)| t.as_ref().map(|t| t.spec.organisation.display_name.clone()))
+                .filter_map(|(_, t)| t.as_ref().map(|t| t.spec.organisation.id.clone()))
                 .collect();
             Some(Entry {
                 namespace: ns,

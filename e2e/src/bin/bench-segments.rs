@@ -42,7 +42,7 @@ async fn main() -> Result<(), E2eError> {
             &client,
             None,
             json!({"apiVersion": "commons.dev/v1alpha1", "kind": "Tenancy", "metadata": {"name": format!("bench-seg-t{i:04}")},
-                   "spec": {"organisation": {"displayName": format!("Body {i}"), "sector": "local-government", "costCentre": "BENCH", "contactEmail": "bench@example.gov.uk"},
+                   "spec": {"organisation": {"id": format!("body-{i}"), "displayName": format!("Body {i}"), "sector": "local-government", "costCentre": "BENCH", "contactEmail": "bench@example.gov.uk"},
                             "owners": [{"kind": "Group", "name": "bench"}], "namespaces": [{"name": "app"}], "deletionProtection": false,
                             "quota": {"pods": 20},
                             "networkSegments": [format!("bench-seg-{}", i % segments)]}}),

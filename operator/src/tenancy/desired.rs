@@ -92,6 +92,7 @@ pub fn namespaces(tenancy: &Tenancy) -> Vec<Namespace> {
         .map(|ns| {
             let mut labels = ns.labels.clone();
             labels.extend(child_labels(tenancy));
+            labels.insert(labels::ORGANISATION.into(), spec.organisation.id.clone());
             labels.insert(labels::SECTOR.into(), spec.organisation.sector.to_string());
             labels.insert(labels::CLASSIFICATION.into(), spec.classification.to_string());
             labels.insert(labels::COST_CENTRE.into(), label_value(&spec.organisation.cost_centre));

@@ -17,6 +17,7 @@ impl TenancyBuilder {
     pub fn new(name: &str) -> Self {
         let spec = TenancySpec {
             organisation: Organisation {
+                id: format!("{name}-council"),
                 display_name: format!("{name} council"),
                 sector: Sector::LocalGovernment,
                 cost_centre: "LG-001".into(),
