@@ -19,6 +19,8 @@ export COMMONS_RESYNC_SECONDS="${COMMONS_RESYNC_SECONDS:-10}"
 # The local control plane's pod (kwok --cidr) and service (--service-cluster-ip-range) networks.
 export COMMONS_CLUSTER_NETWORKS="${COMMONS_CLUSTER_NETWORKS:-10.0.0.0/16,10.96.0.0/16}"
 export COMMONS_ALLOWED_REGISTRIES="${COMMONS_ALLOWED_REGISTRIES:-registry.example,registry.example.gov.uk,registry.k8s.io}"
+# The ledger metering keeps: an SQLite file beside the cluster's state (the default store).
+export COMMONS_LEDGER="${COMMONS_LEDGER:-sqlite://$COMMONS_CLUSTER_DIR/ledger.db}"
 # Commons' own PKI (the webhook's serving CA), apart from the control plane's pki/: the control
 # plane restarts a component whose certificates changed, and Commons' must not count as such.
 commons_pki="$COMMONS_CLUSTER_DIR/commons-pki"
@@ -87,7 +89,7 @@ commons_command() {
   commons_cmd=("$COMMONS_BIN" run --listen "$COMMONS_LISTEN" --resync-seconds "$COMMONS_RESYNC_SECONDS"
     --webhook-listen "$COMMONS_WEBHOOK_LISTEN" --webhook-cert-dir "$COMMONS_WEBHOOK_CERT_DIR"
     --webhook-client-ca "$COMMONS_WEBHOOK_CLIENT_CA" --allowed-registries "$COMMONS_ALLOWED_REGISTRIES"
-    --cluster-networks "$COMMONS_CLUSTER_NETWORKS")
+    --cluster-networks "$COMMONS_CLUSTER_NETWORKS" --ledger "$COMMONS_LEDGER")
 }
 
 # commons_inputs: a hash of what commons runs from: the binary, its command line, its kubeconfig

@@ -5,5 +5,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=e2e/controlplane/lib.sh
 source "$here/controlplane/lib.sh"
 source "$here/commons.sh"
+source "$here/postgres.sh"
 commons_stop
+postgres_down
+[[ "${1:-}" == --purge ]] && rm -rf "$postgres_dir"
 "$here/controlplane/down.sh" "$@"

@@ -7,6 +7,7 @@ root="$(cd "$here/.." && pwd)"
 # shellcheck source=e2e/controlplane/lib.sh
 source "$here/controlplane/lib.sh"
 source "$here/commons.sh"
+source "$here/postgres.sh"
 cd "$root"
 mkdir -p "$COMMONS_CACHE/logs"
 started=$(date +%s)
@@ -35,6 +36,7 @@ fi
 tail -n 4 "$COMMONS_CACHE/logs/test-controlplane-up.log"
 # shellcheck source=e2e/controlplane/env.sh
 source "$here/controlplane/env.sh"
+postgres_up
 
 # The operator under test: the binary just built (e2e/commons.sh sets a short resync, so the tests
 # can watch idle resyncs happen).

@@ -7,8 +7,10 @@ root="$(cd "$here/.." && pwd)"
 # shellcheck source=e2e/controlplane/lib.sh
 source "$here/controlplane/lib.sh"
 source "$here/commons.sh"
+source "$here/postgres.sh"
 
 "$here/controlplane/up.sh"
+postgres_up
 # shellcheck source=e2e/controlplane/env.sh
 source "$here/controlplane/env.sh"
 

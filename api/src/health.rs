@@ -16,6 +16,10 @@ pub struct Readiness {
     pub passing: Vec<String>,
     /// The checks that fail, with the reason.
     pub failing: Vec<FailingCheck>,
+    /// Checks that fail without making the process unready (what they cover does not work, but
+    /// serving does), with the reason: metering while its ledger cannot be written.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub degraded: Vec<FailingCheck>,
 }
 
 /// A readiness check that fails.
@@ -60,6 +64,30 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
             .with_detail(detail)
             .with_instance("/readyz")
             .into_response()
+    }
+}
+
+/// `GET /readyz/{check}`: 200 while that one check passes; 503 problem+json with the reason while
+/// it fails or is degraded (for example `/readyz/metering`); 404 for a check that does not exist.
+pub async fn readyz_check(
+    State(state): State<AppState>,
+    axum::extract::Path(check): axum::extract::Path<String>,
+) -> Response {
+    let readiness = state.readiness.borrow().clone();
+    let instance = format!("/readyz/{check}");
+    if readiness.passing.contains(&check) {
+        return (StatusCode::OK, axum::Json(serde_json::json!({"check": check, "passing": true})))
+            .into_response();
+    }
+    match readiness.failing.iter().chain(&readiness.degraded).find(|f| f.check == check) {
+        Some(f) => Problem::new(StatusCode::SERVICE_UNAVAILABLE, "not-ready", "Not ready")
+            .with_detail(format!("{}: {}", f.check, f.reason))
+            .with_instance(instance)
+            .into_response(),
+        None => Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found")
+            .with_detail(format!("no readiness check named {check:?} has run"))
+            .with_instance(instance)
+            .into_response(),
     }
 }
 

@@ -27,6 +27,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/readyz/{check}", get(health::readyz_check))
         .route("/metrics", get(health::metrics))
         .fallback(not_found)
         .with_state(state)
@@ -89,16 +90,42 @@ mod tests {
                 check: "crds".into(),
                 reason: "tenancies.commons.dev is not installed".into(),
             }],
+            degraded: vec![],
         })
         .unwrap();
         let (status, _, body) = call(router.clone(), "/readyz").await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert!(body.contains("crds: tenancies.commons.dev is not installed"), "{body}");
 
-        tx.send(Readiness { passing: vec!["apiserver".into(), "crds".into()], failing: vec![] }).unwrap();
+        tx.send(Readiness { passing: vec!["apiserver".into(), "crds".into()], ..Readiness::default() })
+            .unwrap();
         let (status, _, body) = call(router, "/readyz").await;
         assert_eq!(status, StatusCode::OK);
         assert!(body.contains("\"crds\""), "{body}");
+    }
+
+    #[tokio::test]
+    async fn a_degraded_check_leaves_the_process_ready_and_answers_for_itself() {
+        let (router, tx) = app(Readiness::default());
+        tx.send(Readiness {
+            passing: vec!["apiserver".into()],
+            failing: vec![],
+            degraded: vec![health::FailingCheck {
+                check: "metering".into(),
+                reason: "the ledger is down".into(),
+            }],
+        })
+        .unwrap();
+        let (status, _, body) = call(router.clone(), "/readyz").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(body.contains("the ledger is down"), "{body}");
+        let (status, content_type, body) = call(router.clone(), "/readyz/metering").await;
+        assert_eq!((status, content_type.as_str()), (StatusCode::SERVICE_UNAVAILABLE, problem::PROBLEM_JSON));
+        assert!(body.contains("metering: the ledger is down"), "{body}");
+        let (status, _, _) = call(router.clone(), "/readyz/apiserver").await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, _, _) = call(router, "/readyz/nothing").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
     }
 
     #[tokio::test]

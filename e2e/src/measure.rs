@@ -91,7 +91,8 @@ pub fn cpu_used(
         .join(", ")
 }
 
-pub(crate) fn cluster_dir() -> PathBuf {
+/// The local control plane's state directory (COMMONS_CLUSTER_DIR).
+pub fn cluster_dir() -> PathBuf {
     std::env::var("COMMONS_CLUSTER_DIR").map(PathBuf::from).unwrap_or_else(|_| {
         PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/commons/cluster")
     })

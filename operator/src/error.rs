@@ -82,6 +82,9 @@ pub enum Error {
     /// A metric could not be registered.
     #[error("cannot register metric: {0}")]
     Metrics(#[from] prometheus::Error),
+    /// The ledger cannot be used.
+    #[error(transparent)]
+    Ledger(#[from] crate::ledger::LedgerError),
 }
 
 impl Error {
@@ -101,6 +104,7 @@ impl Error {
             Error::Tls(_) => "tls",
             Error::Taken { .. } => "name_taken",
             Error::Metrics(_) => "metrics",
+            Error::Ledger(e) => e.label(),
         }
     }
 }

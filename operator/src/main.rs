@@ -52,6 +52,20 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run the meter alone (no controllers, no webhook) against the cluster in KUBECONFIG,
+    /// recording into one ledger: what `commons run` records, for a second ledger or a cluster
+    /// whose controllers run elsewhere.
+    Meter {
+        /// Where health, readiness (`/readyz/metering`) and metrics are served.
+        #[arg(long, env = "COMMONS_METER_LISTEN", default_value = "127.0.0.1:8081")]
+        listen: SocketAddr,
+        /// The ledger: `sqlite://PATH` or `postgres://USER@HOST/DB`.
+        #[arg(long, env = "COMMONS_LEDGER")]
+        ledger: String,
+        /// Log as JSON lines.
+        #[arg(long, env = "COMMONS_LOG_JSON")]
+        log_json: bool,
+    },
     /// Run the operator and the API in one process against the cluster in KUBECONFIG (or the
     /// in-cluster service account).
     Run {
@@ -96,6 +110,10 @@ enum Command {
         /// ipBlock to pod addresses `0.0.0.0/0` would open every pod. Reported on the segment.
         #[arg(long, env = "COMMONS_CLUSTER_NETWORKS", value_delimiter = ',', value_parser = cluster_network)]
         cluster_networks: Vec<commons_operator::reachability::Cidr>,
+        /// The ledger metering is kept in: `sqlite://PATH` (a file, made if missing; the default,
+        /// beside Commons) or `postgres://USER@HOST/DB` for production and more than one replica.
+        #[arg(long, env = "COMMONS_LEDGER", default_value = "sqlite://commons-ledger.db")]
+        ledger: String,
     },
 }
 
@@ -129,6 +147,17 @@ fn main() -> ExitCode {
             block_on(reachability_cmd::run(services, json)).map(|out| println!("{out}"))
         }
         Command::Catalogue { json } => block_on(catalogue_cmd::run(json)).map(|out| println!("{out}")),
+        Command::Meter { listen, ledger, log_json } => {
+            init_tracing(log_json);
+            match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(rt) => rt.block_on(commons_operator::meter_cmd::run(&ledger, listen)),
+                Err(source) => Err(commons_operator::Error::Io {
+                    action: "cannot start the async runtime",
+                    path: PathBuf::new(),
+                    source,
+                }),
+            }
+        }
         Command::Run {
             listen,
             resync_seconds,
@@ -140,6 +169,7 @@ fn main() -> ExitCode {
             webhook_insecure_any_client,
             allowed_registries,
             cluster_networks,
+            ledger,
         } => {
             init_tracing(log_json);
             let webhook = match webhook_settings(
@@ -162,6 +192,7 @@ fn main() -> ExitCode {
                     webhook,
                     policy: commons_operator::admission::Settings { default_registries: allowed_registries },
                     cluster_networks,
+                    ledger,
                 })),
                 Err(source) => Err(commons_operator::Error::Io {
                     action: "cannot start the async runtime",

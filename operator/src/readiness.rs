@@ -26,8 +26,13 @@ pub fn established(crd: &CustomResourceDefinition) -> bool {
         .is_some_and(|conds| conds.iter().any(|c| c.type_ == "Established" && c.status == "True"))
 }
 
-/// Runs every check once.
-pub async fn check(client: &Client, local: &[(&'static str, LocalCheck)]) -> Readiness {
+/// Runs every check once. A failing `degraded` check is reported without making the process
+/// unready: what it covers does not work, but serving does.
+pub async fn check(
+    client: &Client,
+    local: &[(&'static str, LocalCheck)],
+    degraded: &[(&'static str, LocalCheck)],
+) -> Readiness {
     let mut readiness = Readiness::default();
     let version = client.apiserver_version().await;
     match version {
@@ -54,6 +59,12 @@ pub async fn check(client: &Client, local: &[(&'static str, LocalCheck)]) -> Rea
             Err(reason) => readiness.failing.push(FailingCheck { check: (*name).into(), reason }),
         }
     }
+    for (name, check) in degraded {
+        match check() {
+            Ok(()) => readiness.passing.push((*name).into()),
+            Err(reason) => readiness.degraded.push(FailingCheck { check: (*name).into(), reason }),
+        }
+    }
     if missing.is_empty() {
         readiness.passing.push("crds".into());
     } else {
@@ -75,16 +86,19 @@ pub async fn run(
     tx: watch::Sender<Readiness>,
     metrics: Metrics,
     local: Vec<(&'static str, LocalCheck)>,
+    degraded: Vec<(&'static str, LocalCheck)>,
 ) {
     loop {
-        let readiness = check(&client, &local).await;
+        let readiness = check(&client, &local, &degraded).await;
         let pause = if readiness.is_ready() { INTERVAL } else { INTERVAL_NOT_READY };
         metrics.ready.set(i64::from(readiness.is_ready()));
         tx.send_if_modified(|current| {
             if *current == readiness {
                 return false;
             }
-            if readiness.is_ready() {
+            if readiness.is_ready() && !readiness.degraded.is_empty() {
+                tracing::warn!(checks = ?readiness.passing, degraded = ?readiness.degraded, "ready, degraded");
+            } else if readiness.is_ready() {
                 tracing::info!(checks = ?readiness.passing, "ready");
             } else {
                 tracing::warn!(failing = ?readiness.failing, "not ready");

@@ -24,6 +24,8 @@ pub struct Settings {
     pub policy: admission::Settings,
     /// The cluster's pod and service networks (`--cluster-networks`).
     pub cluster_networks: Vec<crate::reachability::Cidr>,
+    /// The ledger's URL (`--ledger`).
+    pub ledger: String,
 }
 
 /// Settings for the quota admission webhook.
@@ -82,6 +84,16 @@ pub async fn run(settings: Settings) -> Result<()> {
         metrics.clone(),
         settings.resync,
     );
+    // The ledger's URL is checked now; the database itself is waited for by the meter.
+    let ledger = crate::ledger::Ledger::open(&settings.ledger)?;
+    let meter_lookups = crate::metering::meter::Lookups {
+        namespaces: shared.namespaces.store(),
+        tenancies: shared.tenancies.store(),
+    };
+    let meter_tenancy_changes = {
+        use futures::StreamExt;
+        shared.tenancies.subscribe_when(crate::watch::spec_changed).boxed()
+    };
     let admission = match settings.webhook.is_some() {
         true => Some(admission::Admission::start(
             &watches,
@@ -122,7 +134,19 @@ pub async fn run(settings: Settings) -> Result<()> {
         metrics.repairs.clone(),
         stop_rx.clone(),
     );
-    let checker = tokio::spawn(readiness::run(client.clone(), tx, metrics.clone(), local_checks));
+    let metering = crate::metering::runtime::start(
+        &watches,
+        meter_lookups,
+        meter_tenancy_changes,
+        ledger,
+        &metrics.registry,
+        crate::shutdown::stopped(stop_rx.clone()),
+    )?;
+    let degraded: Vec<(&'static str, readiness::LocalCheck)> = {
+        let standing = metering.standing.clone();
+        vec![("metering", std::sync::Arc::new(move || standing.check()))]
+    };
+    let checker = tokio::spawn(readiness::run(client.clone(), tx, metrics.clone(), local_checks, degraded));
     let segments = tokio::spawn(segment::run(
         client.clone(),
         segment_inputs,
@@ -202,11 +226,14 @@ pub async fn run(settings: Settings) -> Result<()> {
     if tokio::time::timeout(std::time::Duration::from_secs(20), controllers).await.is_err() {
         tracing::warn!("controllers did not stop within 20s");
     }
+    // The meter stops with the controllers; the writer then writes what is left.
+    metering.stopped().await;
     tracing::info!("stopped");
     served
 }
 
-async fn shutdown_signal() {
+/// Resolves at SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         if let Err(e) = tokio::signal::ctrl_c().await {
             tracing::error!(error = %e, "cannot listen for SIGINT");

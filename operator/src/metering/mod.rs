@@ -1,7 +1,14 @@
-//! Chargeback metering: the exact arithmetic of money and rating (pure). The ledger, the meter
-//! that records allocation intervals and the reports build on these (docs/metering.md).
+//! Chargeback metering: what each tenancy holds, as per-second spans from the objects' own
+//! lifecycle timestamps (`interval`, `observe`, `tracker`), recorded in the ledger as they open and
+//! close (`meter`, `writer`), and priced exactly (`rating`, `money`).
 
 pub mod allocation;
+pub mod health;
 pub mod interval;
+pub mod meter;
 pub mod money;
+pub mod observe;
 pub mod rating;
+pub mod runtime;
+pub mod tracker;
+pub mod writer;

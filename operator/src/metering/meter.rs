@@ -1,0 +1,247 @@
+//! The meter: watches pods, claims and Services, turns what it sees into spans (`tracker`) and
+//! hands the changes to the ledger's writer (`writer`) as they happen.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use commons_crds::Tenancy;
+use futures::stream::BoxStream;
+use futures::{Stream, StreamExt};
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Pod, Service};
+use kube::runtime::reflector::Store;
+use kube::runtime::watcher::{self, Event};
+use kube::{Resource, ResourceExt};
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::health::{MeterMetrics, Standing};
+use super::observe;
+use super::tracker::Tracker;
+use super::writer::Message;
+use crate::ledger::{Kind, Ledger, Write};
+use crate::watch::Watches;
+
+/// How often the meter records how far its view is complete.
+const TICK: Duration = Duration::from_secs(1);
+
+/// One event of one of the three watches.
+enum Seen {
+    Pod(Box<Result<Event<Pod>, watcher::Error>>),
+    Claim(Box<Result<Event<PersistentVolumeClaim>, watcher::Error>>),
+    Service(Box<Result<Event<Service>, watcher::Error>>),
+    Tenancy(Arc<Tenancy>),
+    Tick,
+}
+
+/// What the meter reads besides its own watches.
+#[derive(Clone, Debug)]
+pub struct Lookups {
+    /// Every namespace (which tenancy made it).
+    pub namespaces: Store<Namespace>,
+    /// Every Tenancy (its organisation).
+    pub tenancies: Store<Tenancy>,
+}
+
+/// Where the meter's findings go.
+#[derive(Debug)]
+pub struct Sinks {
+    /// The ledger's writer.
+    pub tx: UnboundedSender<Message>,
+    /// Whether metering works.
+    pub standing: Arc<Standing>,
+    /// The meter's metrics.
+    pub metrics: MeterMetrics,
+}
+
+/// Where each watch stands: whether its list is complete, and which objects the list in progress
+/// has shown.
+#[derive(Debug, Default)]
+struct Lists {
+    synced: HashMap<Kind, bool>,
+    listing: HashMap<Kind, HashSet<String>>,
+}
+
+/// Runs the meter until `shutdown` resolves. It first brings the ledger's tables up to date and
+/// reads what it holds open, retrying while the ledger cannot be reached.
+pub async fn run(
+    watches: Watches,
+    lookups: Lookups,
+    tenancy_changes: BoxStream<'static, Arc<Tenancy>>,
+    ledger: Ledger,
+    sinks: Sinks,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) {
+    let Sinks { tx, standing, metrics } = sinks;
+    let (since, open, watermark) = loop {
+        match resume(&ledger).await {
+            Ok(r) => break r,
+            Err(e) => {
+                standing.failing(format!("the {} ledger cannot be read ({e}); retrying", ledger.backend()));
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
+    };
+    standing.ok();
+    tracing::info!(open = open.len(), backend = ledger.backend(), "meter resumed");
+    let mut tracker = Tracker::new(since, open);
+    // The instant up to which everything the meter saw is recorded (or being written): what an
+    // object found gone at the next list is closed at.
+    let mut seen_through = watermark;
+    let mut lists = Lists::default();
+    let mut known: HashSet<String> = HashSet::new();
+    let ticks = tokio_stream_interval(TICK);
+    let events = futures::stream::select_all([
+        watches.events::<Pod>(watcher::Config::default()).map(|e| Seen::Pod(Box::new(e))).boxed(),
+        watches
+            .events::<PersistentVolumeClaim>(watcher::Config::default())
+            .map(|e| Seen::Claim(Box::new(e)))
+            .boxed(),
+        watches.events::<Service>(watcher::Config::default()).map(|e| Seen::Service(Box::new(e))).boxed(),
+        tenancy_changes.map(Seen::Tenancy).boxed(),
+        ticks.map(|_| Seen::Tick).boxed(),
+    ]);
+    let mut events = std::pin::pin!(events.take_until(shutdown));
+    while let Some(seen) = events.next().await {
+        let now = Timestamp::now().as_millisecond();
+        let writes = match seen {
+            Seen::Pod(e) => {
+                on_event(*e, Kind::Pod, &mut tracker, &mut lists, seen_through, now, |p, deleted| {
+                    let who = observe::attribution(
+                        &namespace(p),
+                        observe::hosted_service(p),
+                        &lookups.namespaces,
+                        &lookups.tenancies,
+                    )?;
+                    Some(observe::pod(p, who, deleted.then(Timestamp::now)))
+                })
+            }
+            Seen::Claim(e) => {
+                on_event(*e, Kind::Claim, &mut tracker, &mut lists, seen_through, now, |c, _| {
+                    let who =
+                        observe::attribution(&namespace(c), None, &lookups.namespaces, &lookups.tenancies)?;
+                    Some(observe::claim(c, who))
+                })
+            }
+            Seen::Service(e) => {
+                // A Service seen before in this run that becomes a load balancer is billed from
+                // now; one seen for the first time, from its creation if that was after the
+                // record was last complete.
+                let e = *e;
+                let first_sight = match &e {
+                    Ok(Event::Apply(s) | Event::InitApply(s)) => known.insert(s.uid().unwrap_or_default()),
+                    Ok(Event::Delete(s)) => {
+                        known.remove(&s.uid().unwrap_or_default());
+                        false
+                    }
+                    _ => false,
+                };
+                let after = if first_sight { watermark } else { i64::MAX };
+                on_event(e, Kind::LoadBalancer, &mut tracker, &mut lists, seen_through, now, |s, _| {
+                    let who =
+                        observe::attribution(&namespace(s), None, &lookups.namespaces, &lookups.tenancies)?;
+                    Some(observe::service(s, who, after, now))
+                })
+            }
+            // Who pays may have changed (a new cost centre, the organisation's name or sector).
+            Seen::Tenancy(t) => {
+                tracker.reattribute(&t.name_any(), |old| observe::of_tenancy(&t, &old.hosted_service), now)
+            }
+            Seen::Tick => {
+                if [Kind::Pod, Kind::Claim, Kind::LoadBalancer]
+                    .iter()
+                    .all(|k| lists.synced.get(k) == Some(&true))
+                {
+                    seen_through = now;
+                    let _ = tx.send(Message::SeenThrough(now));
+                }
+                Vec::new()
+            }
+        };
+        if !writes.is_empty() {
+            let estimated = writes.iter().filter(|w| matches!(w, Write::Close(c) if c.estimated)).count();
+            if estimated > 0 {
+                tracing::warn!(
+                    estimated,
+                    "objects went while Commons was not watching; closed at the last instant seen"
+                );
+            }
+            let _ = tx.send(Message::Changes(writes));
+        }
+        metrics.open.set(i64::try_from(tracker.open_count()).unwrap_or(i64::MAX));
+    }
+}
+
+/// When metering began, the spans the ledger holds open, and how far it was complete.
+async fn resume(ledger: &Ledger) -> crate::ledger::Result<(i64, Vec<crate::ledger::Interval>, i64)> {
+    ledger.migrate().await?;
+    let since = ledger.metering_since(Timestamp::now().as_millisecond()).await?;
+    let open = ledger.open_intervals().await?;
+    let watermark = ledger.seen_through().await?.unwrap_or(since);
+    Ok((since, open, watermark))
+}
+
+fn namespace<K: Resource>(obj: &K) -> String {
+    obj.meta().namespace.clone().unwrap_or_default()
+}
+
+/// What one watch event changes. `observe(obj, deleted)` is `None` for an object no tenancy is
+/// charged for.
+fn on_event<K: Resource>(
+    event: Result<Event<K>, watcher::Error>,
+    kind: Kind,
+    tracker: &mut Tracker,
+    lists: &mut Lists,
+    seen_through: i64,
+    now: i64,
+    observe: impl Fn(&K, bool) -> Option<super::tracker::Observation>,
+) -> Vec<Write> {
+    let event = match event {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::debug!(%kind, error = %e, "meter watch error; it lists again");
+            lists.synced.insert(kind, false);
+            return Vec::new();
+        }
+    };
+    match event {
+        Event::Init => {
+            lists.synced.insert(kind, false);
+            lists.listing.insert(kind, HashSet::new());
+            Vec::new()
+        }
+        Event::InitApply(obj) => {
+            if let Some(uid) = obj.uid() {
+                lists.listing.entry(kind).or_default().insert(uid);
+            }
+            observe(&obj, false).map(|o| tracker.observe(o, now)).unwrap_or_default()
+        }
+        Event::Apply(obj) => observe(&obj, false).map(|o| tracker.observe(o, now)).unwrap_or_default(),
+        Event::Delete(obj) => {
+            let uid = obj.uid().unwrap_or_default();
+            // A pod's end is its own recorded end if it finished, otherwise this instant.
+            let mut writes = observe(&obj, true).map(|o| tracker.observe(o, now)).unwrap_or_default();
+            writes.extend(tracker.gone(&uid, now, false));
+            writes
+        }
+        Event::InitDone => {
+            lists.synced.insert(kind, true);
+            let listed = lists.listing.remove(&kind).unwrap_or_default();
+            // Open in the ledger but not in the list: it went while nobody watched. It is closed at
+            // the last instant the record was complete, marked estimated.
+            tracker
+                .open_of(kind)
+                .into_iter()
+                .filter(|uid| !listed.contains(uid))
+                .flat_map(|uid| tracker.gone(&uid, seen_through, true))
+                .collect()
+        }
+    }
+}
+
+fn tokio_stream_interval(period: Duration) -> impl Stream<Item = ()> {
+    futures::stream::unfold(tokio::time::interval(period), |mut i| async move {
+        i.tick().await;
+        Some(((), i))
+    })
+}
