@@ -41,6 +41,21 @@ kubectl get hostedservices,subscriptions -A | sed 's/^/   /'
 echo
 "$COMMONS_BIN" catalogue | sed 's/^/   /'
 echo
+
+step "applying the example rate card (docs/examples/rate-cards.yaml)"
+kubectl apply --server-side --field-manager=commons-examples -f "$root/docs/examples/rate-cards.yaml" >>"$COMMONS_CLUSTER_DIR/logs/examples.log" 2>&1 \
+  || fail "applying the example rate card" "$COMMONS_CLUSTER_DIR/logs/examples.log"
+kubectl wait --for=condition=InForce --timeout=60s -f "$root/docs/examples/rate-cards.yaml" >>"$COMMONS_CLUSTER_DIR/logs/examples.log" 2>&1 \
+  || note "the example rate card is not in force (kubectl describe ratecard standard-2026): a later card in this cluster supersedes it"
+kubectl get ratecards | sed 's/^/   /'
+echo
+step "month-to-date spend by organisation (commons report)"
+if report="$("$COMMONS_BIN" report --period "$(date -u +%Y-%m)" --by organisation --ledger "$COMMONS_LEDGER" 2>&1)"; then
+  sed 's/^/   /' <<<"$report"
+else
+  note "commons report: $report"
+fi
+echo
 "$COMMONS_BIN" reachability --services | sed 's/^/   /'
 
 cat <<TXT
@@ -70,6 +85,9 @@ Try:
   kubectl describe hostedservice payroll -n northshire-council-revenues   # its consumers, conditions, Events
   kubectl scale hostedservice payroll -n northshire-council-revenues --replicas=3
   commons catalogue                          # the applications store
+  commons report --period $(date -u +%Y-%m) --ledger $COMMONS_LEDGER   # month-to-date spend per tenancy
+  commons report --period $(date -u +%Y-%m) --by sector --format csv --ledger $COMMONS_LEDGER
+  sqlite3 ${COMMONS_LEDGER#sqlite://} 'select kind, namespace, object_name, start_ms, end_ms from allocation_interval'   # the raw intervals
   commons reachability --services            # southshire and westshire reach payroll; nothing else of Northshire's
   kubectl get commons -A                     # every Commons object
   curl -s http://$COMMONS_LISTEN/readyz      # the operator's readiness

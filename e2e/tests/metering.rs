@@ -9,14 +9,17 @@ use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use commons_crds::Tenancy;
-use commons_e2e::{apply_raw, client, commons_binary, tenancy_manifest, wait_for, wait_for_condition};
+use commons_crds::{RateCard, Tenancy};
+use commons_e2e::{
+    apply_raw, client, commons, commons_binary, tenancy_manifest, wait_for, wait_for_condition,
+};
 use commons_operator::ledger::{Interval, Kind, Ledger};
 use futures::TryStreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, PostParams};
 use kube::{Api, Client};
+use rust_decimal::{Decimal, RoundingStrategy};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -196,6 +199,7 @@ fn assert_span(by_uid: &BTreeMap<String, Vec<Interval>>, what: &str, uid: &str, 
 #[tokio::test]
 async fn both_ledgers_match_the_pods_own_timestamps_across_a_sigkill_of_the_meter() {
     let client = client().await.unwrap();
+    apply_card(&client).await;
     fresh_tenancy(&client, "e2e-meter").await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), "e2e-meter-apps");
     let dir = commons_e2e::measure::cluster_dir().join("e2e-meter");
@@ -257,7 +261,81 @@ async fn both_ledgers_match_the_pods_own_timestamps_across_a_sigkill_of_the_mete
             c_ended - killed
         );
         assert!(m.metric("commons_meter_intervals_closed_total{end=\"estimated\"}") >= 1.0, "{url}: counted");
+        report_matches_the_ledger(url, &by_uid).await;
     }
+    let _ = Api::<RateCard>::all(client.clone()).delete(CARD, &DeleteParams::default()).await;
+}
+
+/// The test's rate card: one currency unit per core-second and 0.01 per GiB-second, 10% overhead,
+/// in force since yesterday (so amounts of a few seconds are worth checking to the penny).
+const CARD: &str = "e2e-meter-card";
+
+async fn apply_card(client: &Client) {
+    let yesterday = Timestamp::now() - jiff::SignedDuration::from_hours(24);
+    let card = json!({
+        "apiVersion": "commons.dev/v1alpha1", "kind": "RateCard", "metadata": {"name": CARD},
+        "spec": {"currency": "GBP", "effectiveFrom": yesterday.to_string(), "platformOverheadPercent": "10",
+            "prices": {"cpuCoreHour": "3600", "memoryGibHour": "36", "storageGibHour": "0", "loadBalancerHour": "0"}}
+    });
+    apply_raw::<RateCard>(client, None, card).await.unwrap();
+}
+
+/// `commons report` for this month agrees with the intervals in the ledger, to the penny.
+async fn report_matches_the_ledger(url: &str, by_uid: &BTreeMap<String, Vec<Interval>>) {
+    let period = Timestamp::now().strftime("%Y-%m").to_string();
+    let out =
+        commons(&["report", "--period", &period, "--by", "tenancy", "--format", "json", "--ledger", url])
+            .unwrap();
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let line = |charge: &str| {
+        report["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["group"] == "e2e-meter" && l["charge"] == charge)
+            .unwrap_or_else(|| panic!("{url}: no {charge} line for e2e-meter in {out}"))
+            .clone()
+    };
+    // Exact core-seconds and GiB-seconds from the intervals themselves.
+    let (mut core_ms, mut gib_ms) = (Decimal::ZERO, Decimal::ZERO);
+    for i in by_uid.values().flatten().filter(|i| i.attribution.tenancy == "e2e-meter") {
+        let ms = Decimal::from(i.end_ms.unwrap() - i.start_ms);
+        core_ms += Decimal::new(i.held.cpu_milli, 3) * ms;
+        gib_ms += Decimal::from(i.held.memory_milli) / Decimal::from(1000_i64 << 30) * ms;
+    }
+    let hours = |unit_ms: Decimal| (unit_ms / Decimal::from(3_600_000)).normalize();
+    let (cpu, memory) = (line("cpu"), line("memory"));
+    assert_eq!(
+        cpu["quantity"].as_str().unwrap().parse::<Decimal>().unwrap(),
+        hours(core_ms),
+        "{url}: core-hours"
+    );
+    assert_eq!(
+        memory["quantity"].as_str().unwrap().parse::<Decimal>().unwrap(),
+        hours(gib_ms),
+        "{url}: GiB-hours"
+    );
+    let cpu_amount =
+        (core_ms / Decimal::from(1000)).round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
+    let memory_amount =
+        (gib_ms / Decimal::from(100_000)).round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
+    let overhead = ((core_ms / Decimal::from(1000) + gib_ms / Decimal::from(100_000)) / Decimal::from(10))
+        .round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
+    assert_eq!(cpu["amount"], cpu_amount.to_string(), "{url}: 1 per core-second");
+    assert_eq!(memory["amount"], memory_amount.to_string(), "{url}: 0.01 per GiB-second");
+    assert_eq!(line("platform-overhead")["amount"], overhead.to_string(), "{url}: 10% overhead");
+    assert_eq!(report["currency"], "GBP");
+    let table = commons(&["report", "--period", &period, "--ledger", url]).unwrap();
+    assert!(table.contains("e2e-meter") && table.contains("Total:"), "{table}");
+    let csv = commons(&["report", "--period", &period, "--format", "csv", "--ledger", url]).unwrap();
+    assert!(csv.starts_with("group,organisation_name,charge,quantity,unit,amount,currency\n"), "{csv}");
+    assert!(
+        csv.contains(&format!(
+            "e2e-meter,e2e-meter organisation,cpu,{},core-hours,{cpu_amount},GBP",
+            hours(core_ms)
+        )),
+        "{csv}"
+    );
 }
 
 #[tokio::test]

@@ -26,9 +26,12 @@ async fn each_rate_card_says_whether_its_prices_apply() {
     let client = client().await.unwrap();
     install_crds(&client).await.unwrap();
     let api: Api<RateCard> = Api::all(client.clone());
+    // "now" took effect a minute ago: later than any card a platform team (or the examples) has,
+    // so it is the one in force whatever else the cluster holds.
+    let a_minute_ago = (jiff::Timestamp::now() - jiff::SignedDuration::from_secs(60)).to_string();
     let cards = [
         ("e2e-rc-old", "2001-01-01T00:00:00Z", "GBP", "Superseded"),
-        ("e2e-rc-now", "2001-06-01T00:00:00Z", "GBP", "InForce"),
+        ("e2e-rc-now", a_minute_ago.as_str(), "GBP", "InForce"),
         ("e2e-rc-next", "2098-01-01T00:00:00Z", "GBP", "Scheduled"),
         ("e2e-rc-clash-a", "2099-01-01T00:00:00Z", "GBP", "Conflict"),
         ("e2e-rc-clash-b", "2099-01-01T00:00:00Z", "GBP", "Conflict"),

@@ -85,6 +85,9 @@ pub enum Error {
     /// The ledger cannot be used.
     #[error(transparent)]
     Ledger(#[from] crate::ledger::LedgerError),
+    /// A report cannot be made.
+    #[error(transparent)]
+    Report(#[from] crate::metering::report::ReportError),
 }
 
 impl Error {
@@ -105,6 +108,7 @@ impl Error {
             Error::Taken { .. } => "name_taken",
             Error::Metrics(_) => "metrics",
             Error::Ledger(e) => e.label(),
+            Error::Report(_) => "report",
         }
     }
 }

@@ -27,6 +27,7 @@ pub mod ratecard;
 pub mod reachability;
 pub mod reachability_cmd;
 pub mod reflectors;
+pub mod report_cmd;
 pub mod segment;
 pub mod shutdown;
 pub mod subscription;

@@ -52,6 +52,24 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print a month's spend from the ledger, priced with the cluster's rate cards: per tenancy,
+    /// organisation, sector, cost centre or hosted service, each line rounded once to the
+    /// currency's minor unit, the platform overhead a line of its own. A month still running is
+    /// reported until now (month to date).
+    Report {
+        /// The month, `YYYY-MM` (UTC).
+        #[arg(long)]
+        period: String,
+        /// tenancy, organisation, sector, cost-centre or service.
+        #[arg(long, default_value = "tenancy")]
+        by: String,
+        /// table, json or csv.
+        #[arg(long, default_value = "table")]
+        format: String,
+        /// The ledger: `sqlite://PATH` or `postgres://USER@HOST/DB`.
+        #[arg(long, env = "COMMONS_LEDGER", default_value = "sqlite://commons-ledger.db")]
+        ledger: String,
+    },
     /// Run the meter alone (no controllers, no webhook) against the cluster in KUBECONFIG,
     /// recording into one ledger: what `commons run` records, for a second ledger or a cluster
     /// whose controllers run elsewhere.
@@ -147,6 +165,10 @@ fn main() -> ExitCode {
             block_on(reachability_cmd::run(services, json)).map(|out| println!("{out}"))
         }
         Command::Catalogue { json } => block_on(catalogue_cmd::run(json)).map(|out| println!("{out}")),
+        Command::Report { period, by, format, ledger } => {
+            block_on(commons_operator::report_cmd::run(&period, &by, &format, &ledger))
+                .map(|out| print!("{out}"))
+        }
         Command::Meter { listen, ledger, log_json } => {
             init_tracing(log_json);
             match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

@@ -148,11 +148,22 @@ impl Ledger {
     /// `postgres://…` / `postgresql://…`. Nothing is connected yet (a database that is down is
     /// waited for by whoever uses it); a URL that cannot name a ledger is an error now.
     pub fn open(url: &str) -> Result<Ledger> {
+        Ledger::open_with(url, true)
+    }
+
+    /// The ledger a URL names, to read only: an SQLite file that does not exist is an error (on
+    /// first use) rather than made.
+    pub fn open_to_read(url: &str) -> Result<Ledger> {
+        Ledger::open_with(url, false)
+    }
+
+    fn open_with(url: &str, write: bool) -> Result<Ledger> {
         let bad = |reason| LedgerError::Url { url: redact(url), reason };
         if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)
                 .map_err(|_| bad("not a SQLite URL (sqlite:///var/lib/commons/ledger.db)"))?
-                .create_if_missing(true)
+                .create_if_missing(write)
+                .read_only(!write)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Full)
                 .foreign_keys(true)

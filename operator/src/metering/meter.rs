@@ -175,7 +175,10 @@ pub async fn run(
 /// When metering began, the spans the ledger holds open, and how far it was complete.
 async fn resume(ledger: &Ledger) -> crate::ledger::Result<(i64, Vec<crate::ledger::Interval>, i64)> {
     ledger.migrate().await?;
-    let since = ledger.metering_since(Timestamp::now().as_millisecond()).await?;
+    // Kubernetes records instants to the whole second: metering begins at the start of the
+    // second it first runs in, so a pod that starts in that second is billed from its start.
+    let now = Timestamp::now().as_millisecond();
+    let since = ledger.metering_since(now - now.rem_euclid(1000)).await?;
     let open = ledger.open_intervals().await?;
     let watermark = ledger.seen_through().await?.unwrap_or(since);
     Ok((since, open, watermark))

@@ -9,6 +9,7 @@ pub mod meter;
 pub mod money;
 pub mod observe;
 pub mod rating;
+pub mod report;
 pub mod runtime;
 pub mod tracker;
 pub mod writer;
