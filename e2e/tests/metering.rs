@@ -328,10 +328,13 @@ async fn report_matches_the_ledger(url: &str, by_uid: &BTreeMap<String, Vec<Inte
     let table = commons(&["report", "--period", &period, "--ledger", url]).unwrap();
     assert!(table.contains("e2e-meter") && table.contains("Total:"), "{table}");
     let csv = commons(&["report", "--period", &period, "--format", "csv", "--ledger", url]).unwrap();
-    assert!(csv.starts_with("group,organisation_name,charge,quantity,unit,amount,currency\n"), "{csv}");
+    assert!(
+        csv.starts_with("group,organisation_name,charge,quantity,unit,amount,currency,corrects\n"),
+        "{csv}"
+    );
     assert!(
         csv.contains(&format!(
-            "e2e-meter,e2e-meter organisation,cpu,{},core-hours,{cpu_amount},GBP",
+            "e2e-meter,e2e-meter organisation,cpu,{},core-hours,{cpu_amount},GBP,\n",
             hours(core_ms)
         )),
         "{csv}"

@@ -85,9 +85,9 @@ pub enum Error {
     /// The ledger cannot be used.
     #[error(transparent)]
     Ledger(#[from] crate::ledger::LedgerError),
-    /// A report cannot be made.
+    /// Usage cannot be charged.
     #[error(transparent)]
-    Report(#[from] crate::metering::report::ReportError),
+    Charge(#[from] crate::metering::charges::ChargeError),
 }
 
 impl Error {
@@ -108,7 +108,7 @@ impl Error {
             Error::Taken { .. } => "name_taken",
             Error::Metrics(_) => "metrics",
             Error::Ledger(e) => e.label(),
-            Error::Report(_) => "report",
+            Error::Charge(_) => "charge",
         }
     }
 }

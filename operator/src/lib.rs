@@ -17,6 +17,7 @@ pub mod events;
 pub mod hosted;
 pub mod keeper;
 pub mod ledger;
+pub mod ledger_cmd;
 pub mod membership;
 pub mod meter_cmd;
 pub mod metering;

@@ -70,6 +70,14 @@ enum Command {
         #[arg(long, env = "COMMONS_LEDGER", default_value = "sqlite://commons-ledger.db")]
         ledger: String,
     },
+    /// Close a month, verify closed months against the raw intervals, or list them.
+    Ledger {
+        #[command(subcommand)]
+        action: LedgerAction,
+        /// The ledger: `sqlite://PATH` or `postgres://USER@HOST/DB`.
+        #[arg(long, global = true, env = "COMMONS_LEDGER", default_value = "sqlite://commons-ledger.db")]
+        ledger: String,
+    },
     /// Run the meter alone (no controllers, no webhook) against the cluster in KUBECONFIG,
     /// recording into one ledger: what `commons run` records, for a second ledger or a cluster
     /// whose controllers run elsewhere.
@@ -135,6 +143,26 @@ enum Command {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum LedgerAction {
+    /// Close a month (`YYYY-MM`) now, with the cluster's rate cards: its lines are stored and never
+    /// change; what is learned about it later is a correction in the next month closed. Months
+    /// close in order, once ended.
+    Close {
+        /// The month, `YYYY-MM`.
+        period: String,
+    },
+    /// Rate every closed month (or one) again from the raw intervals as they were known when it
+    /// closed, with the rate cards it closed with; fail, naming each line, unless all agree.
+    Verify {
+        /// Only this month.
+        #[arg(long)]
+        period: Option<String>,
+    },
+    /// List the closed months.
+    Periods,
+}
+
 /// Runs a one-shot command's future on a runtime of its own.
 fn block_on<T>(
     future: impl std::future::Future<Output = commons_operator::Result<T>>,
@@ -168,6 +196,18 @@ fn main() -> ExitCode {
         Command::Report { period, by, format, ledger } => {
             block_on(commons_operator::report_cmd::run(&period, &by, &format, &ledger))
                 .map(|out| print!("{out}"))
+        }
+        Command::Ledger { action, ledger } => {
+            let out = match action {
+                LedgerAction::Close { period } => {
+                    block_on(commons_operator::ledger_cmd::close(&period, &ledger))
+                }
+                LedgerAction::Verify { period } => {
+                    block_on(commons_operator::ledger_cmd::verify(period.as_deref(), &ledger))
+                }
+                LedgerAction::Periods => block_on(commons_operator::ledger_cmd::list(&ledger)),
+            };
+            out.map(|text| print!("{text}"))
         }
         Command::Meter { listen, ledger, log_json } => {
             init_tracing(log_json);

@@ -5,16 +5,15 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use commons_crds::rate_card::RateCard;
-use futures::StreamExt;
-use jiff::civil::Date;
-use jiff::{Timestamp, ToSpan, tz::TimeZone};
+use jiff::Timestamp;
 use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
 
 use crate::error::{Error, Result};
 use crate::ledger::Ledger;
+use crate::metering::periods::{self, Month};
 use crate::metering::rating::Card;
-use crate::metering::report::{Acc, By, Report};
+use crate::metering::report::{self as summary, By, Report};
 use crate::ratecard::{Standing, standings};
 
 /// How the report is printed.
@@ -40,21 +39,6 @@ impl Format {
     }
 }
 
-/// A calendar month in UTC, `YYYY-MM`: its first instant and the first of the next.
-pub fn month(period: &str) -> Result<(Timestamp, Timestamp)> {
-    let bad =
-        || Error::Invalid(format!("--period {period:?}: expected a month as YYYY-MM, for example 2026-11"));
-    let (y, m) = period.split_once('-').ok_or_else(bad)?;
-    let (y, m): (i16, i8) = (y.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
-    if y < 1970 || !(1..=12).contains(&m) || period.len() != 7 {
-        return Err(bad());
-    }
-    let first = Date::new(y, m, 1).map_err(|_| bad())?;
-    let next = first.checked_add(1.month()).map_err(|_| bad())?;
-    let at = |d: Date| d.to_zoned(TimeZone::UTC).map(|z| z.timestamp()).map_err(|_| bad());
-    Ok((at(first)?, at(next)?))
-}
-
 /// The cards rating can use: every card but those in conflict (the RateCard controller reports
 /// why on each).
 pub fn usable_cards(cards: &[Arc<RateCard>]) -> Vec<Card> {
@@ -75,15 +59,8 @@ pub fn usable_cards(cards: &[Arc<RateCard>]) -> Vec<Card> {
         .collect()
 }
 
-/// Makes the report of `period` (`YYYY-MM`) grouped `by`, from the ledger at `ledger_url` and
-/// the rate cards in the cluster in KUBECONFIG. A month still running is reported until now.
-pub async fn report(period: &str, by: By, ledger_url: &str) -> Result<Report> {
-    let (from, end) = month(period)?;
-    let now = Timestamp::from_millisecond(Timestamp::now().as_millisecond()).unwrap_or(end);
-    let until = end.min(now);
-    if until <= from {
-        return Err(Error::Invalid(format!("--period {period}: the month has not begun")));
-    }
+/// The rate cards in the cluster in KUBECONFIG that rating can use.
+pub async fn cluster_cards() -> Result<Vec<Card>> {
     let client = Client::try_default().await.map_err(Error::KubeConfig)?;
     let cards: Vec<Arc<RateCard>> = Api::<RateCard>::all(client)
         .list(&ListParams::default())
@@ -93,15 +70,37 @@ pub async fn report(period: &str, by: By, ledger_url: &str) -> Result<Report> {
         .into_iter()
         .map(Arc::new)
         .collect();
-    let mut acc = Acc::new(from, until, by, usable_cards(&cards))?;
-    let ledger = Ledger::open_to_read(ledger_url)?;
-    let mut intervals = ledger.overlapping(from.as_millisecond(), until.as_millisecond());
-    while let Some(interval) = intervals.next().await {
-        acc.add(&interval?)?;
+    Ok(usable_cards(&cards))
+}
+
+/// Makes the report of `period` (`YYYY-MM`) grouped `by`, from the ledger at `ledger_url`: a
+/// closed period's lines as stored, an open one's priced now with the cluster's rate cards (a
+/// month still running, until now).
+pub async fn report(period: &str, by: By, ledger_url: &str) -> Result<Report> {
+    let month = Month::parse(period)?;
+    let now = Timestamp::from_millisecond(Timestamp::now().as_millisecond()).unwrap_or(month.until);
+    let until = month.until.min(now);
+    if until <= month.from {
+        return Err(Error::Invalid(format!("--period {period}: the month has not begun")));
     }
-    drop(intervals);
+    let ledger = Ledger::open_to_read(ledger_url)?;
+    let closed = ledger.is_closed(period).await?;
+    let cards = if closed { Vec::new() } else { cluster_cards().await? };
+    let (lines, record) = periods::lines(&ledger, &month, until, &cards).await?;
     ledger.close().await;
-    Ok(acc.finish())
+    let currency = match &record {
+        Some(p) => p.currency.clone(),
+        None => cards.first().map(|c| c.currency.clone()).unwrap_or_default(),
+    };
+    let until = record.as_ref().map_or(until, |_| month.until);
+    let p = summary::Period {
+        name: period,
+        from: month.from,
+        until,
+        closed: record.is_some(),
+        currency: &currency,
+    };
+    Ok(summary::summarise(p, &lines, by))
 }
 
 /// Runs the command.
@@ -120,19 +119,21 @@ pub fn render(r: &Report, format: Format) -> String {
     match format {
         Format::Json => serde_json::to_string_pretty(r).unwrap_or_default(),
         Format::Csv => {
-            let mut out = String::from("group,organisation_name,charge,quantity,unit,amount,currency\n");
+            let mut out =
+                String::from("group,organisation_name,charge,quantity,unit,amount,currency,corrects\n");
             for l in &r.lines {
                 let quantity = l.quantity.map(|q| q.to_string()).unwrap_or_default();
                 let _ = writeln!(
                     out,
-                    "{},{},{},{},{},{},{}",
+                    "{},{},{},{},{},{},{},{}",
                     csv(&l.group),
                     csv(&l.organisation_name),
                     l.charge,
                     quantity,
                     l.charge.unit(),
                     l.amount,
-                    r.currency
+                    r.currency,
+                    l.corrects
                 );
             }
             out
@@ -146,27 +147,24 @@ pub fn render(r: &Report, format: Format) -> String {
                         .quantity
                         .map(|q| format!("{} {}", q.round_dp(3), l.charge.unit()))
                         .unwrap_or_default();
-                    [
-                        l.group.clone(),
-                        l.organisation_name.clone(),
-                        l.charge.to_string(),
-                        quantity,
-                        l.amount.to_string(),
-                    ]
+                    let charge = match l.corrects.as_str() {
+                        "" => l.charge.to_string(),
+                        p => format!("{} (correction for {p})", l.charge),
+                    };
+                    [l.group.clone(), l.organisation_name.clone(), charge, quantity, l.amount.to_string()]
                 })
                 .collect();
             let head = ["GROUP", "ORGANISATION", "CHARGE", "QUANTITY", "AMOUNT"];
             let widths: Vec<usize> = (0..5)
                 .map(|i| rows.iter().map(|r| r[i].len()).chain([head[i].len()]).max().unwrap_or(0))
                 .collect();
+            let standing = if r.closed { "closed" } else { "open" };
             let mut out = format!(
-                "Spend from {} until {}, by {}, in {}\n\n",
+                "Spend in {} ({standing}) from {} until {}, by {}, in {}\n\n",
+                r.period,
                 r.from,
                 r.until,
-                serde_json::to_value(r.by)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default(),
+                r.by.word(),
                 r.currency
             );
             for row in std::iter::once(head.map(str::to_owned)).chain(rows) {
@@ -197,21 +195,6 @@ fn csv(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_period_is_a_calendar_month_in_utc() {
-        let (from, until) = month("2026-11").unwrap();
-        assert_eq!(
-            (from.to_string(), until.to_string()),
-            ("2026-11-01T00:00:00Z".into(), "2026-12-01T00:00:00Z".into())
-        );
-        let (_, until) = month("2026-12").unwrap();
-        assert_eq!(until.to_string(), "2027-01-01T00:00:00Z");
-        for bad in ["2026-13", "2026-1", "november", "2026-00", ""] {
-            let err = month(bad).unwrap_err().to_string();
-            assert!(err.contains("--period") && err.contains("YYYY-MM"), "{bad}: {err}");
-        }
-    }
 
     #[test]
     fn csv_fields_are_quoted_when_they_must_be() {

@@ -3,9 +3,40 @@
 //! quantities and instants are integers, so both store and sum them exactly and alike
 //! (docs/metering.md, "The ledger", says why this crate and this representation).
 
+/// Runs the same body against whichever pool the ledger has.
+macro_rules! on_pool {
+    ($ledger:expr, |$pool:ident| $body:expr) => {
+        match $ledger {
+            $crate::ledger::Ledger::Sqlite($pool) => $body,
+            $crate::ledger::Ledger::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Runs the same body inside a write transaction of whichever pool the ledger has (SQLite's
+/// `BEGIN IMMEDIATE`, so a busy database waits rather than failing late).
+macro_rules! in_transaction {
+    ($ledger:expr, |$tx:ident| $body:block) => {
+        match $ledger {
+            $crate::ledger::Ledger::Sqlite(pool) => {
+                let mut $tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err($crate::ledger::db("begin"))?;
+                $body
+                $tx.commit().await.map_err($crate::ledger::db("commit"))?;
+            }
+            $crate::ledger::Ledger::Postgres(pool) => {
+                let mut $tx = pool.begin().await.map_err($crate::ledger::db("begin"))?;
+                $body
+                $tx.commit().await.map_err($crate::ledger::db("commit"))?;
+            }
+        }
+    };
+}
+
+pub mod periods;
 pub mod record;
 mod store;
 
+pub use periods::{ClosedPeriod, StoredCard, StoredLine};
 pub use record::{Attribution, Close, Held, Interval, Kind, Write};
 pub use store::Ledger;
 
@@ -32,6 +63,11 @@ pub enum LedgerError {
     /// The ledger's tables could not be brought up to date.
     #[error("ledger migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The period is closed already; it never changes.
+    #[error(
+        "period {0} is closed already; what is learned about it now is a correction in the next period closed"
+    )]
+    Closed(String),
     /// A stored row does not read back as what Commons writes.
     #[error("ledger row {key}: {reason}")]
     Corrupt {
@@ -50,6 +86,7 @@ impl LedgerError {
             LedgerError::Database { .. } => "database",
             LedgerError::Migrate(_) => "migrate",
             LedgerError::Corrupt { .. } => "corrupt",
+            LedgerError::Closed(_) => "closed",
         }
     }
 }

@@ -97,6 +97,10 @@ pub struct Interval {
     pub end_ms: Option<i64>,
     /// Whether the end is the last instant the object was seen rather than a recorded end.
     pub estimated: bool,
+    /// When the ledger recorded it (Unix ms; set by the ledger on writing).
+    pub recorded_ms: i64,
+    /// When the ledger recorded its end (set by the ledger on writing).
+    pub end_recorded_ms: Option<i64>,
 }
 
 impl Interval {

@@ -27,41 +27,12 @@ pub enum Ledger {
     Postgres(PgPool),
 }
 
-/// Runs the same body against whichever pool the ledger has.
-macro_rules! on_pool {
-    ($ledger:expr, |$pool:ident| $body:expr) => {
-        match $ledger {
-            Ledger::Sqlite($pool) => $body,
-            Ledger::Postgres($pool) => $body,
-        }
-    };
-}
-
-/// Runs the same body inside a write transaction of whichever pool the ledger has (SQLite's
-/// `BEGIN IMMEDIATE`, so a busy database waits rather than failing late).
-macro_rules! in_transaction {
-    ($ledger:expr, |$tx:ident| $body:block) => {
-        match $ledger {
-            Ledger::Sqlite(pool) => {
-                let mut $tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db("begin"))?;
-                $body
-                $tx.commit().await.map_err(db("commit"))?;
-            }
-            Ledger::Postgres(pool) => {
-                let mut $tx = pool.begin().await.map_err(db("begin"))?;
-                $body
-                $tx.commit().await.map_err(db("commit"))?;
-            }
-        }
-    };
-}
-
 const OPEN: &str = "INSERT INTO allocation_interval (interval_key, kind, object_uid, namespace, \
     object_name, tenancy, organisation, organisation_name, sector, cost_centre, hosted_service, \
     cpu_milli, memory_milli, storage_milli, load_balancer_milli, start_ms, end_ms, end_estimated, \
-    recorded_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-    $18, $19) ON CONFLICT (interval_key) DO NOTHING";
-const CLOSE: &str = "UPDATE allocation_interval SET end_ms = $2, end_estimated = $3 \
+    recorded_ms, end_recorded_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+    $15, $16, $17, $18, $19, $20) ON CONFLICT (interval_key) DO NOTHING";
+const CLOSE: &str = "UPDATE allocation_interval SET end_ms = $2, end_estimated = $3, end_recorded_ms = $4 \
     WHERE interval_key = $1 AND end_ms IS NULL";
 const SET_STATE: &str = "INSERT INTO meter_state (name, value) VALUES ($1, $2) \
     ON CONFLICT (name) DO UPDATE SET value = excluded.value";
@@ -71,14 +42,16 @@ const GET_STATE: &str = "SELECT value FROM meter_state WHERE name = $1";
 #[cfg(test)]
 const COLUMNS: &str = "interval_key, kind, object_uid, namespace, object_name, tenancy, organisation, \
     organisation_name, sector, cost_centre, hosted_service, cpu_milli, memory_milli, storage_milli, \
-    load_balancer_milli, start_ms, end_ms, end_estimated";
+    load_balancer_milli, start_ms, end_ms, end_estimated, recorded_ms, end_recorded_ms";
 const OPEN_INTERVALS: &str = "SELECT interval_key, kind, object_uid, namespace, object_name, tenancy, \
     organisation, organisation_name, sector, cost_centre, hosted_service, cpu_milli, memory_milli, \
-    storage_milli, load_balancer_milli, start_ms, end_ms, end_estimated FROM allocation_interval \
+    storage_milli, load_balancer_milli, start_ms, end_ms, end_estimated, recorded_ms, end_recorded_ms \
+    FROM allocation_interval \
     WHERE end_ms IS NULL ORDER BY id";
 const OVERLAPPING: &str = "SELECT interval_key, kind, object_uid, namespace, object_name, tenancy, \
     organisation, organisation_name, sector, cost_centre, hosted_service, cpu_milli, memory_milli, \
-    storage_milli, load_balancer_milli, start_ms, end_ms, end_estimated FROM allocation_interval \
+    storage_milli, load_balancer_milli, start_ms, end_ms, end_estimated, recorded_ms, end_recorded_ms \
+    FROM allocation_interval \
     WHERE start_ms < $2 AND (end_ms IS NULL OR end_ms > $1) ORDER BY id";
 
 /// The meter's own facts, by name in `meter_state`.
@@ -106,6 +79,8 @@ struct Row {
     start_ms: i64,
     end_ms: Option<i64>,
     end_estimated: i64,
+    recorded_ms: i64,
+    end_recorded_ms: Option<i64>,
 }
 
 impl TryFrom<Row> for Interval {
@@ -139,6 +114,8 @@ impl TryFrom<Row> for Interval {
             start_ms: r.start_ms,
             end_ms: r.end_ms,
             estimated: r.end_estimated != 0,
+            recorded_ms: r.recorded_ms,
+            end_recorded_ms: r.end_recorded_ms,
         })
     }
 }
@@ -268,6 +245,7 @@ impl Ledger {
                             .bind(i.end_ms)
                             .bind(i64::from(i.estimated))
                             .bind(now_ms)
+                            .bind(i.end_ms.map(|_| now_ms))
                             .execute(&mut *tx)
                             .await
                             .map_err(db("opening an interval"))?;
@@ -277,6 +255,7 @@ impl Ledger {
                             .bind(&c.key)
                             .bind(c.end_ms)
                             .bind(i64::from(c.estimated))
+                            .bind(now_ms)
                             .execute(&mut *tx)
                             .await
                             .map_err(db("closing an interval"))?;

@@ -3,11 +3,13 @@
 //! close (`meter`, `writer`), and priced exactly (`rating`, `money`).
 
 pub mod allocation;
+pub mod charges;
 pub mod health;
 pub mod interval;
 pub mod meter;
 pub mod money;
 pub mod observe;
+pub mod periods;
 pub mod rating;
 pub mod report;
 pub mod runtime;

@@ -18,9 +18,12 @@ pub fn minor_unit_places(currency: &str) -> u32 {
     }
 }
 
-/// `amount` rounded to `places` decimal places, half away from zero.
+/// `amount` rounded to `places` decimal places, half away from zero, and written with exactly
+/// that many (10 is 10.00).
 pub fn round(amount: Decimal, places: u32) -> Decimal {
-    amount.round_dp_with_strategy(places, RoundingStrategy::MidpointAwayFromZero)
+    let mut rounded = amount.round_dp_with_strategy(places, RoundingStrategy::MidpointAwayFromZero);
+    rounded.rescale(places);
+    rounded
 }
 
 /// Splits `total` (already in whole units of `places` decimal places) in proportion to `weights`
@@ -70,6 +73,7 @@ mod tests {
         }
         assert_eq!(minor_unit_places("GBP"), 2);
         assert_eq!(minor_unit_places("JPY"), 0);
+        assert_eq!(round(dec!(10), 2).to_string(), "10.00", "written in the minor unit");
     }
 
     #[test]

@@ -202,6 +202,8 @@ impl Tracker {
             start_ms,
             end_ms,
             estimated: false,
+            recorded_ms: 0,
+            end_recorded_ms: None,
         };
         let open = Open {
             key,

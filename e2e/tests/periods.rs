@@ -1,0 +1,187 @@
+//! Closed periods on both real ledgers (an SQLite file and the PostgreSQL the scripts started),
+//! through the `commons` binary: months close in order, a closed month's export is byte-identical
+//! every time, what is learned later about it becomes a correction in the next month closed,
+//! `commons ledger verify` recomputes every line from the raw intervals, and neither the raw
+//! intervals nor a closed month can be changed in the database. The intervals are written straight
+//! into the ledger (as the meter writes them) with October and November dates, since a month must
+//! have ended to be closed.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
+
+use std::process::Command;
+
+use commons_crds::RateCard;
+use commons_e2e::{apply_raw, client, commons};
+use commons_operator::ledger::{Attribution, Close, Held, Interval, Kind, Ledger, Write};
+use jiff::Timestamp;
+use kube::Api;
+use kube::api::DeleteParams;
+use serde_json::json;
+
+const CARD: &str = "e2e-periods-card";
+const PSQL: &str = "/usr/lib/postgresql/15/bin/psql";
+
+fn ms(s: &str) -> i64 {
+    s.parse::<Timestamp>().unwrap().as_millisecond()
+}
+
+fn pod(tenancy: &str, cpu_milli: i64, from: &str) -> Interval {
+    Interval {
+        key: format!("pod/{tenancy}/{}", ms(from)),
+        kind: Kind::Pod,
+        uid: format!("{tenancy}-uid"),
+        namespace: format!("{tenancy}-apps"),
+        name: "p".into(),
+        attribution: Attribution {
+            tenancy: tenancy.into(),
+            organisation: format!("{tenancy}-org"),
+            organisation_name: format!("{tenancy} council"),
+            sector: "local-government".into(),
+            cost_centre: "CC-1".into(),
+            hosted_service: String::new(),
+        },
+        held: Held { cpu_milli, ..Held::default() },
+        start_ms: ms(from),
+        end_ms: None,
+        estimated: false,
+        recorded_ms: 0,
+        end_recorded_ms: None,
+    }
+}
+
+fn open(i: Interval) -> Write {
+    Write::Open(Box::new(i))
+}
+
+fn ended(mut i: Interval, to: &str) -> Write {
+    i.end_ms = Some(ms(to));
+    Write::Open(Box::new(i))
+}
+
+fn fresh_postgres(name: &str) -> String {
+    let admin = std::env::var("COMMONS_E2E_POSTGRES").expect("COMMONS_E2E_POSTGRES (set by e2e/postgres.sh)");
+    for sql in [format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"), format!("CREATE DATABASE {name}")] {
+        let out = Command::new(PSQL).args([admin.as_str(), "-qAtc", &sql]).output().unwrap();
+        assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    admin.rsplit_once('/').map(|(server, _)| format!("{server}/{name}")).unwrap()
+}
+
+/// Runs SQL straight against the store, as someone with the database's own tools would; returns
+/// whether it succeeded and what it printed.
+fn sql(url: &str, statement: &str) -> (bool, String) {
+    let out = match url.strip_prefix("sqlite://") {
+        Some(path) => Command::new("sqlite3").args([path, statement]).output().unwrap(),
+        None => Command::new(PSQL).args([url, "-qAtc", statement]).output().unwrap(),
+    };
+    (
+        out.status.success(),
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+    )
+}
+
+fn ledger(args: &[&str], url: &str) -> Result<String, String> {
+    let mut all = vec!["ledger"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--ledger", url]);
+    commons(&all).map_err(|e| e.to_string())
+}
+
+fn report(period: &str, format: &str, url: &str) -> String {
+    commons(&["report", "--period", period, "--format", format, "--ledger", url]).unwrap()
+}
+
+async fn exercise(url: &str) {
+    let l = Ledger::open(url).unwrap();
+    l.migrate().await.unwrap();
+    l.metering_since(ms("2026-10-01T00:00:00Z")).await.unwrap();
+    // Recorded in October as they happened: a, ten hours of one core; b, half a core from
+    // 20:00 on the 31st, still running at the month's end.
+    let october = ms("2026-10-31T23:00:00Z");
+    let a = pod("e2e-per-a", 1000, "2026-10-10T00:00:00Z");
+    let b = pod("e2e-per-b", 500, "2026-10-31T20:00:00Z");
+    l.write(&[ended(a, "2026-10-10T10:00:00Z"), open(b.clone())], Some(october), october).await.unwrap();
+
+    let refused = ledger(&["close", "2026-11"], url).unwrap_err();
+    assert!(refused.contains("close 2026-10 first"), "{refused}");
+    let refused = ledger(&["close", "2099-01"], url).unwrap_err();
+    assert!(refused.contains("has not ended"), "{refused}");
+    let closed = ledger(&["close", "2026-10"], url).unwrap();
+    // a: 10 core-hours at 1 = 10.00 + 1.00 overhead; b: 2 core-hours = 2.00 + 0.20.
+    assert!(closed.contains("closed 2026-10: 4 lines, total 13.2 GBP"), "{closed}");
+    let refused = ledger(&["close", "2026-10"], url).unwrap_err();
+    assert!(refused.contains("closed already"), "{refused}");
+
+    let csv = report("2026-10", "csv", url);
+    let json = report("2026-10", "json", url);
+    assert!(json.contains("\"closed\": true"), "{json}");
+    assert!(csv.contains("e2e-per-a,e2e-per-a council,cpu,10,core-hours,10.00,GBP,\n"), "{csv}");
+
+    // Learned after October closed: c ran two hours in October while nothing recorded it, and b
+    // ended in November.
+    let c = pod("e2e-per-c", 1000, "2026-10-20T00:00:00Z");
+    let now = Timestamp::now().as_millisecond();
+    let end_b =
+        Write::Close(Close { key: b.key.clone(), end_ms: ms("2026-11-01T04:00:00Z"), estimated: false });
+    l.write(&[ended(c, "2026-10-20T02:00:00Z"), end_b], Some(now), now).await.unwrap();
+    assert_eq!(report("2026-10", "csv", url), csv, "a closed month's export never changes");
+    assert_eq!(report("2026-10", "json", url), json, "byte for byte");
+    let open_november = report("2026-11", "csv", url);
+    assert!(
+        open_november.contains("e2e-per-c,e2e-per-c council,cpu,2,core-hours,2.00,GBP,2026-10\n"),
+        "{open_november}"
+    );
+
+    let closed = ledger(&["close", "2026-11"], url).unwrap();
+    // b: 4 core-hours × 0.5 = 2.00 + 0.20; the correction for c: 2.00 + 0.20.
+    assert!(closed.contains("closed 2026-11: 4 lines, total 4.4 GBP"), "{closed}");
+    let november = report("2026-11", "csv", url);
+    assert!(
+        november.contains("e2e-per-c,e2e-per-c council,cpu,2,core-hours,2.00,GBP,2026-10\n"),
+        "{november}"
+    );
+    assert!(
+        november.contains("e2e-per-c,e2e-per-c council,platform-overhead,,,0.20,GBP,2026-10\n"),
+        "{november}"
+    );
+    assert_eq!(report("2026-11", "csv", url), november);
+    let verified = ledger(&["verify"], url).unwrap();
+    assert!(verified.contains("2026-10: 4 lines") && verified.contains("2026-11: 4 lines"), "{verified}");
+    assert!(ledger(&["periods"], url).unwrap().contains("2026-11"));
+
+    // Neither the raw record nor a closed month can be changed in the database itself.
+    let (ok, said) = sql(url, "UPDATE allocation_interval SET cpu_milli = 1");
+    assert!(!ok && said.contains("immutable"), "{said}");
+    let (ok, said) = sql(url, "DELETE FROM allocation_interval");
+    assert!(!ok && said.contains("never deleted"), "{said}");
+    let (ok, said) = sql(url, "UPDATE charge_line SET amount_nanos = 0");
+    assert!(!ok && said.contains("a closed period never changes"), "{said}");
+    // Someone who removes that protection and edits a line is found out, the line named.
+    let drop = if url.starts_with("sqlite") {
+        "DROP TRIGGER charge_line_immutable"
+    } else {
+        "DROP TRIGGER charge_line_immutable ON charge_line"
+    };
+    assert!(sql(url, drop).0);
+    assert!(sql(url, "UPDATE charge_line SET amount_nanos = 1 WHERE period = '2026-10' AND line_no = 1").0);
+    let caught = ledger(&["verify"], url).unwrap_err();
+    assert!(caught.contains("2026-10 line 1: stored cpu 10 0.000000001"), "{caught}");
+    assert!(caught.contains("recomputed cpu 10 10"), "{caught}");
+    l.close().await;
+}
+
+#[tokio::test]
+async fn months_close_in_order_never_change_and_verify_on_both_ledgers() {
+    let client = client().await.unwrap();
+    let card = json!({
+        "apiVersion": "commons.dev/v1alpha1", "kind": "RateCard", "metadata": {"name": CARD},
+        "spec": {"currency": "GBP", "effectiveFrom": "2026-09-01T00:00:00Z", "platformOverheadPercent": "10",
+            "prices": {"cpuCoreHour": "1", "memoryGibHour": "0.5", "storageGibHour": "0", "loadBalancerHour": "0"}}
+    });
+    apply_raw::<RateCard>(&client, None, card).await.unwrap();
+    let dir = commons_e2e::measure::cluster_dir().join("e2e-periods");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    exercise(&format!("sqlite://{}", dir.join("ledger.db").display())).await;
+    exercise(&fresh_postgres("commons_e2e_periods")).await;
+    let _ = Api::<RateCard>::all(client).delete(CARD, &DeleteParams::default()).await;
+}

@@ -1,0 +1,377 @@
+//! Periods: calendar months in UTC, each open until it is closed, then never changed.
+//!
+//! - An **open** period's lines are rated from the ledger now, plus a correction line for anything
+//!   learned since about a closed period.
+//! - **Closing** a period rates it from the ledger as it is at that instant, with the rate cards
+//!   in the cluster then, makes the corrections for earlier closed periods, and stores lines and
+//!   cards in one transaction. Months close in order.
+//! - **Verifying** a closed period rates it again from the raw intervals as they were known when
+//!   it closed and the cards it was closed with, and must find every line to the penny.
+
+use futures::StreamExt;
+use jiff::civil::Date;
+use jiff::{Timestamp, ToSpan, tz::TimeZone};
+use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
+
+use super::charges::{Charge, ChargeLine, Grain, Rater, corrections};
+use super::money;
+use super::rating::Card;
+use crate::error::{Error, Result};
+use crate::ledger::{ClosedPeriod, Ledger, StoredCard, StoredLine};
+
+/// A calendar month in UTC.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Month {
+    /// `YYYY-MM`.
+    pub name: String,
+    /// Its first instant.
+    pub from: Timestamp,
+    /// The first instant of the next month.
+    pub until: Timestamp,
+}
+
+impl Month {
+    /// The month `YYYY-MM` names.
+    pub fn parse(name: &str) -> Result<Month> {
+        let bad =
+            || Error::Invalid(format!("period {name:?}: expected a month as YYYY-MM, for example 2026-11"));
+        let (y, m) = name.split_once('-').ok_or_else(bad)?;
+        let (y, m): (i16, i8) = (y.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+        if y < 1970 || !(1..=12).contains(&m) || name.len() != 7 {
+            return Err(bad());
+        }
+        Month::starting(Date::new(y, m, 1).map_err(|_| bad())?).ok_or_else(bad)
+    }
+
+    /// The month an instant is in.
+    pub fn of(t: Timestamp) -> Month {
+        let d = t.to_zoned(TimeZone::UTC).date();
+        Month::starting(d.first_of_month()).unwrap_or(Month { name: String::new(), from: t, until: t })
+    }
+
+    fn starting(first: Date) -> Option<Month> {
+        let next = first.checked_add(1.month()).ok()?;
+        let at = |d: Date| d.to_zoned(TimeZone::UTC).ok().map(|z| z.timestamp());
+        Some(Month { name: first.strftime("%Y-%m").to_string(), from: at(first)?, until: at(next)? })
+    }
+
+    /// The month after.
+    pub fn next(&self) -> Month {
+        Month::of(self.until)
+    }
+}
+
+/// An amount as stored: units of 10^-9 of the currency, exactly.
+fn nanos(amount: Decimal) -> Result<i64> {
+    (amount * Decimal::from(1_000_000_000))
+        .to_i64()
+        .filter(|_| amount.scale() <= 9)
+        .ok_or_else(|| Error::Invalid(format!("amount {amount} cannot be stored exactly")))
+}
+
+fn to_stored(lines: &[ChargeLine]) -> Result<Vec<StoredLine>> {
+    lines
+        .iter()
+        .zip(1..)
+        .map(|(l, line_no)| {
+            Ok(StoredLine {
+                line_no,
+                corrects: l.corrects.clone(),
+                tenancy: l.grain.tenancy.clone(),
+                namespace: l.grain.namespace.clone(),
+                hosted_service: l.grain.hosted_service.clone(),
+                organisation: l.grain.organisation.clone(),
+                organisation_name: l.grain.organisation_name.clone(),
+                sector: l.grain.sector.clone(),
+                cost_centre: l.grain.cost_centre.clone(),
+                charge: l.charge.to_string(),
+                quantity: l.quantity.map(|q| q.to_string()).unwrap_or_default(),
+                amount_nanos: nanos(l.amount)?,
+            })
+        })
+        .collect()
+}
+
+/// A stored line, its amount in the currency's minor unit (`places` decimal places).
+fn from_stored(l: &StoredLine, places: u32) -> Result<ChargeLine> {
+    let bad = |what: &str| Error::Invalid(format!("charge line {}: {what}", l.line_no));
+    Ok(ChargeLine {
+        grain: Grain {
+            tenancy: l.tenancy.clone(),
+            namespace: l.namespace.clone(),
+            hosted_service: l.hosted_service.clone(),
+            organisation: l.organisation.clone(),
+            organisation_name: l.organisation_name.clone(),
+            sector: l.sector.clone(),
+            cost_centre: l.cost_centre.clone(),
+        },
+        charge: Charge::parse(&l.charge).ok_or_else(|| bad("unknown charge"))?,
+        quantity: match l.quantity.as_str() {
+            "" => None,
+            q => Some(q.parse().map_err(|_| bad("quantity is not a decimal"))?),
+        },
+        amount: {
+            let mut a = Decimal::new(l.amount_nanos, 9);
+            a.rescale(places);
+            a
+        },
+        corrects: l.corrects.clone(),
+    })
+}
+
+fn cards_to_stored(cards: &[Card]) -> Vec<StoredCard> {
+    cards
+        .iter()
+        .map(|c| StoredCard {
+            name: c.name.clone(),
+            effective_from_ms: c.effective_from.as_millisecond(),
+            currency: c.currency.clone(),
+            cpu: c.cpu.to_string(),
+            memory: c.memory.to_string(),
+            storage: c.storage.to_string(),
+            load_balancer: c.load_balancer.to_string(),
+            overhead_percent: c.overhead_percent.to_string(),
+        })
+        .collect()
+}
+
+fn cards_from_stored(cards: &[StoredCard]) -> Result<Vec<Card>> {
+    cards
+        .iter()
+        .map(|c| {
+            let d = |s: &str| {
+                s.parse::<Decimal>()
+                    .map_err(|_| Error::Invalid(format!("stored rate card {}: {s:?}", c.name)))
+            };
+            Ok(Card {
+                name: c.name.clone(),
+                effective_from: Timestamp::from_millisecond(c.effective_from_ms)
+                    .map_err(|_| Error::Invalid(format!("stored rate card {}: effectiveFrom", c.name)))?,
+                currency: c.currency.clone(),
+                cpu: d(&c.cpu)?,
+                memory: d(&c.memory)?,
+                storage: d(&c.storage)?,
+                load_balancer: d(&c.load_balancer)?,
+                overhead_percent: d(&c.overhead_percent)?,
+            })
+        })
+        .collect()
+}
+
+/// A month's own charge lines from the ledger as it was known at `as_of` (or now).
+pub async fn rate(
+    ledger: &Ledger,
+    month: &Month,
+    until: Timestamp,
+    cards: &[Card],
+    as_of: Option<i64>,
+) -> Result<Vec<ChargeLine>> {
+    let mut rater = Rater::new(month.from, until, cards.to_vec(), as_of)?;
+    let mut intervals = ledger.overlapping(month.from.as_millisecond(), until.as_millisecond());
+    while let Some(interval) = intervals.next().await {
+        rater.add(&interval?)?;
+    }
+    Ok(rater.finish())
+}
+
+/// What has been charged for closed month `q` in periods closed before `before`: its own lines
+/// and the corrections made for it since.
+async fn billed(ledger: &Ledger, q: &ClosedPeriod, before: &str) -> Result<Vec<ChargeLine>> {
+    let own = ledger.period_lines(&q.period).await?;
+    let fixes = ledger.corrections_of(&q.period, before).await?;
+    let places = money::minor_unit_places(&q.currency);
+    own.iter().filter(|l| l.corrects.is_empty()).chain(&fixes).map(|l| from_stored(l, places)).collect()
+}
+
+/// The corrections for every period closed before `month`, as the ledger is known at `as_of`.
+async fn corrections_before(
+    ledger: &Ledger,
+    month: &Month,
+    cards: &[Card],
+    as_of: Option<i64>,
+) -> Result<Vec<ChargeLine>> {
+    let mut out = Vec::new();
+    for closed in ledger.closed_periods().await?.into_iter().filter(|p| p.period < month.name) {
+        let q = Month::parse(&closed.period)?;
+        let due = rate(ledger, &q, q.until, cards, as_of).await?;
+        out.extend(corrections(&q.name, &due, &billed(ledger, &closed, &month.name).await?));
+    }
+    Ok(out)
+}
+
+/// A month's lines and whether they are closed: a closed month's lines as stored, an open month's
+/// rated now (until `until`) with `cards`, with the corrections due for closed months.
+pub async fn lines(
+    ledger: &Ledger,
+    month: &Month,
+    until: Timestamp,
+    cards: &[Card],
+) -> Result<(Vec<ChargeLine>, Option<ClosedPeriod>)> {
+    if let Some(closed) = ledger.closed_periods().await?.into_iter().find(|p| p.period == month.name) {
+        let places = money::minor_unit_places(&closed.currency);
+        let lines = ledger
+            .period_lines(&month.name)
+            .await?
+            .iter()
+            .map(|l| from_stored(l, places))
+            .collect::<Result<_>>()?;
+        return Ok((lines, Some(closed)));
+    }
+    let mut lines = rate(ledger, month, until, cards, None).await?;
+    lines.extend(corrections_before(ledger, month, cards, None).await?);
+    Ok((lines, None))
+}
+
+/// Closes `month` at `now` with `cards`: refused unless it has ended and every month before it
+/// since metering began is closed.
+pub async fn close(ledger: &Ledger, month: &Month, cards: &[Card], now: Timestamp) -> Result<ClosedPeriod> {
+    if month.until > now {
+        return Err(Error::Invalid(format!(
+            "period {}: the month has not ended; it can be closed from {}",
+            month.name, month.until
+        )));
+    }
+    let now_ms = now.as_millisecond();
+    let since = Month::of(Timestamp::from_millisecond(ledger.metering_since(now_ms).await?).unwrap_or(now));
+    let closed = ledger.closed_periods().await?;
+    let mut m = since;
+    while m.name < month.name {
+        if !closed.iter().any(|p| p.period == m.name) {
+            return Err(Error::Invalid(format!(
+                "period {}: close {} first (months close in order)",
+                month.name, m.name
+            )));
+        }
+        m = m.next();
+    }
+    let mut lines = rate(ledger, month, month.until, cards, Some(now_ms)).await?;
+    lines.extend(corrections_before(ledger, month, cards, Some(now_ms)).await?);
+    let stored = to_stored(&lines)?;
+    let period = ClosedPeriod {
+        period: month.name.clone(),
+        from_ms: month.from.as_millisecond(),
+        until_ms: month.until.as_millisecond(),
+        closed_ms: now_ms,
+        currency: cards.first().map(|c| c.currency.clone()).unwrap_or_default(),
+        lines: i64::try_from(stored.len()).unwrap_or(i64::MAX),
+        total_nanos: stored.iter().map(|l| l.amount_nanos).sum(),
+    };
+    ledger.close_period(&period, &cards_to_stored(cards), &stored).await?;
+    Ok(period)
+}
+
+/// Rates closed `period` again from the raw intervals as they were known when it closed and the
+/// cards it was closed with; every difference, naming the line. Empty when all agree.
+pub async fn verify(ledger: &Ledger, period: &ClosedPeriod) -> Result<Vec<String>> {
+    let month = Month::parse(&period.period)?;
+    let cards = cards_from_stored(&ledger.period_cards(&period.period).await?)?;
+    let as_of = Some(period.closed_ms);
+    let mut expected = rate(ledger, &month, month.until, &cards, as_of).await?;
+    expected.extend(corrections_before(ledger, &month, &cards, as_of).await?);
+    let expected = to_stored(&expected)?;
+    let stored = ledger.period_lines(&period.period).await?;
+    let mut problems = Vec::new();
+    for n in 0..expected.len().max(stored.len()) {
+        match (expected.get(n), stored.get(n)) {
+            (Some(e), Some(s)) if e == s => {}
+            (Some(e), Some(s)) => problems.push(format!(
+                "{} line {}: stored {} {} {} for {} ({}), recomputed {} {} {} for {} ({})",
+                period.period,
+                s.line_no,
+                s.charge,
+                s.quantity,
+                amount(s),
+                s.tenancy,
+                s.namespace,
+                e.charge,
+                e.quantity,
+                amount(e),
+                e.tenancy,
+                e.namespace
+            )),
+            (Some(e), None) => problems.push(format!(
+                "{} line {}: missing (recomputed {} {} for {})",
+                period.period,
+                e.line_no,
+                e.charge,
+                amount(e),
+                e.tenancy
+            )),
+            (None, Some(s)) => problems.push(format!(
+                "{} line {}: not recomputed ({} {} for {})",
+                period.period,
+                s.line_no,
+                s.charge,
+                amount(s),
+                s.tenancy
+            )),
+            (None, None) => {}
+        }
+    }
+    let total: i64 = stored.iter().map(|l| l.amount_nanos).sum();
+    if total != period.total_nanos || i64::try_from(stored.len()).ok() != Some(period.lines) {
+        problems.push(format!(
+            "{}: the lines add up to {} in {} lines, the period records {} in {}",
+            period.period,
+            Decimal::new(total, 9).normalize(),
+            stored.len(),
+            Decimal::new(period.total_nanos, 9).normalize(),
+            period.lines
+        ));
+    }
+    Ok(problems)
+}
+
+fn amount(l: &StoredLine) -> Decimal {
+    Decimal::new(l.amount_nanos, 9).normalize()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal::dec;
+
+    #[test]
+    fn a_period_is_a_calendar_month_in_utc() {
+        let m = Month::parse("2026-11").unwrap();
+        assert_eq!(
+            (m.from.to_string(), m.until.to_string()),
+            ("2026-11-01T00:00:00Z".into(), "2026-12-01T00:00:00Z".into())
+        );
+        assert_eq!(m.next().name, "2026-12");
+        assert_eq!(Month::parse("2026-12").unwrap().next().name, "2027-01");
+        assert_eq!(Month::of("2026-11-30T23:59:59.999Z".parse().unwrap()).name, "2026-11");
+        for bad in ["2026-13", "2026-1", "november", "2026-00", ""] {
+            let err = Month::parse(bad).unwrap_err().to_string();
+            assert!(err.contains("YYYY-MM"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn lines_and_cards_survive_the_store_exactly() {
+        let line = ChargeLine {
+            grain: Grain { tenancy: "t".into(), namespace: "t-a".into(), ..Grain::default() },
+            charge: Charge::Memory,
+            quantity: Some(dec!(0.0032486111111111111111111111)),
+            amount: dec!(-12.34),
+            corrects: "2026-10".into(),
+        };
+        let stored = to_stored(std::slice::from_ref(&line)).unwrap();
+        assert_eq!((stored[0].line_no, stored[0].amount_nanos), (1, -12_340_000_000));
+        assert_eq!(from_stored(&stored[0], 2).unwrap(), line);
+        assert_eq!(from_stored(&stored[0], 2).unwrap().amount.to_string(), "-12.34");
+        let card = Card {
+            name: "c".into(),
+            effective_from: "2026-01-01T00:00:00Z".parse().unwrap(),
+            currency: "GBP".into(),
+            cpu: dec!(0.0345),
+            memory: dec!(0.0046),
+            storage: dec!(0),
+            load_balancer: dec!(0.025),
+            overhead_percent: dec!(12.5),
+        };
+        assert_eq!(cards_from_stored(&cards_to_stored(std::slice::from_ref(&card))).unwrap(), vec![card]);
+        assert!(nanos(dec!(0.0000000001)).is_err(), "finer than 10^-9 cannot be stored exactly");
+    }
+}
