@@ -90,6 +90,17 @@ fn report(period: &str, format: &str, url: &str) -> String {
     commons(&["report", "--period", period, "--format", format, "--ledger", url]).unwrap()
 }
 
+/// The export conforms to FOCUS 1.3, and its BilledCost adds up to the month's total.
+fn assert_focus(csv: &str, total: &str) {
+    let problems = commons_e2e::focus::check(csv);
+    assert!(problems.is_empty(), "FOCUS 1.3: {problems:#?}\n{csv}");
+    let rows = commons_e2e::focus::parse_csv(csv);
+    let billed = rows[0].iter().position(|h| h == "BilledCost").unwrap();
+    let sum: rust_decimal::Decimal =
+        rows[1..].iter().map(|r| r[billed].parse::<rust_decimal::Decimal>().unwrap()).sum();
+    assert_eq!(sum.to_string(), total, "{csv}");
+}
+
 async fn exercise(url: &str) {
     let l = Ledger::open(url).unwrap();
     l.migrate().await.unwrap();
@@ -113,6 +124,8 @@ async fn exercise(url: &str) {
 
     let csv = report("2026-10", "csv", url);
     let json = report("2026-10", "json", url);
+    let focus = report("2026-10", "focus", url);
+    assert_focus(&focus, "13.20");
     assert!(json.contains("\"closed\": true"), "{json}");
     assert!(csv.contains("e2e-per-a,e2e-per-a council,cpu,10,core-hours,10.00,GBP,\n"), "{csv}");
 
@@ -125,6 +138,7 @@ async fn exercise(url: &str) {
     l.write(&[ended(c, "2026-10-20T02:00:00Z"), end_b], Some(now), now).await.unwrap();
     assert_eq!(report("2026-10", "csv", url), csv, "a closed month's export never changes");
     assert_eq!(report("2026-10", "json", url), json, "byte for byte");
+    assert_eq!(report("2026-10", "focus", url), focus, "the FOCUS export too");
     let open_november = report("2026-11", "csv", url);
     assert!(
         open_november.contains("e2e-per-c,e2e-per-c council,cpu,2,core-hours,2.00,GBP,2026-10\n"),
@@ -144,6 +158,14 @@ async fn exercise(url: &str) {
         "{november}"
     );
     assert_eq!(report("2026-11", "csv", url), november);
+    let focus = report("2026-11", "focus", url);
+    assert_focus(&focus, "4.40");
+    let rows = commons_e2e::focus::parse_csv(&focus);
+    let class = rows[0].iter().position(|h| h == "ChargeClass").unwrap();
+    let start = rows[0].iter().position(|h| h == "ChargePeriodStart").unwrap();
+    let corrections: Vec<&Vec<String>> = rows[1..].iter().filter(|r| r[class] == "Correction").collect();
+    assert_eq!(corrections.len(), 2, "c's CPU and overhead: {focus}");
+    assert!(corrections.iter().all(|r| r[start] == "2026-10-01T00:00:00Z"), "charged for October: {focus}");
     let verified = ledger(&["verify"], url).unwrap();
     assert!(verified.contains("2026-10: 4 lines") && verified.contains("2026-11: 4 lines"), "{verified}");
     assert!(ledger(&["periods"], url).unwrap().contains("2026-11"));

@@ -63,7 +63,8 @@ enum Command {
         /// tenancy, organisation, sector, cost-centre or service.
         #[arg(long, default_value = "tenancy")]
         by: String,
-        /// table, json or csv.
+        /// table, json, csv, or focus (FinOps FOCUS 1.3 Cost and Usage CSV, one row per charge
+        /// line; `--by` does not apply).
         #[arg(long, default_value = "table")]
         format: String,
         /// The ledger: `sqlite://PATH` or `postgres://USER@HOST/DB`.

@@ -11,6 +11,8 @@ use kube::{Api, Client, ResourceExt};
 
 use crate::error::{Error, Result};
 use crate::ledger::Ledger;
+use crate::metering::charges::ChargeLine;
+use crate::metering::focus;
 use crate::metering::periods::{self, Month};
 use crate::metering::rating::Card;
 use crate::metering::report::{self as summary, By, Report};
@@ -73,10 +75,27 @@ pub async fn cluster_cards() -> Result<Vec<Card>> {
     Ok(usable_cards(&cards))
 }
 
-/// Makes the report of `period` (`YYYY-MM`) grouped `by`, from the ledger at `ledger_url`: a
-/// closed period's lines as stored, an open one's priced now with the cluster's rate cards (a
-/// month still running, until now).
-pub async fn report(period: &str, by: By, ledger_url: &str) -> Result<Report> {
+/// A period's charge lines and what they were priced with.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The month.
+    pub month: Month,
+    /// Until when it is charged (its end, or now while it runs).
+    pub until: Timestamp,
+    /// Its charge lines (an open month's with the corrections due).
+    pub lines: Vec<ChargeLine>,
+    /// The cards that priced them.
+    pub cards: Vec<Card>,
+    /// Their currency.
+    pub currency: String,
+    /// Whether the month is closed.
+    pub closed: bool,
+}
+
+/// A period's charge lines from the ledger at `ledger_url`: a closed period's as stored (with the
+/// cards it closed with), an open one's priced now with the cluster's rate cards (a month still
+/// running, until now).
+pub async fn load(period: &str, ledger_url: &str) -> Result<Loaded> {
     let month = Month::parse(period)?;
     let now = Timestamp::from_millisecond(Timestamp::now().as_millisecond()).unwrap_or(month.until);
     let until = month.until.min(now);
@@ -85,22 +104,29 @@ pub async fn report(period: &str, by: By, ledger_url: &str) -> Result<Report> {
     }
     let ledger = Ledger::open_to_read(ledger_url)?;
     let closed = ledger.is_closed(period).await?;
-    let cards = if closed { Vec::new() } else { cluster_cards().await? };
-    let (lines, record) = periods::lines(&ledger, &month, until, &cards).await?;
+    let cards = if closed { periods::closed_cards(&ledger, period).await? } else { cluster_cards().await? };
+    let loaded = periods::lines(&ledger, &month, until, &cards).await;
     ledger.close().await;
+    let (lines, record) = loaded?;
     let currency = match &record {
         Some(p) => p.currency.clone(),
         None => cards.first().map(|c| c.currency.clone()).unwrap_or_default(),
     };
     let until = record.as_ref().map_or(until, |_| month.until);
+    Ok(Loaded { month, until, lines, cards, currency, closed: record.is_some() })
+}
+
+/// Makes the report of `period` (`YYYY-MM`) grouped `by` (see [`load`]).
+pub async fn report(period: &str, by: By, ledger_url: &str) -> Result<Report> {
+    let l = load(period, ledger_url).await?;
     let p = summary::Period {
         name: period,
-        from: month.from,
-        until,
-        closed: record.is_some(),
-        currency: &currency,
+        from: l.month.from,
+        until: l.until,
+        closed: l.closed,
+        currency: &l.currency,
     };
-    Ok(summary::summarise(p, &lines, by))
+    Ok(summary::summarise(p, &l.lines, by))
 }
 
 /// Runs the command.
@@ -108,8 +134,18 @@ pub async fn run(period: &str, by: &str, format: &str, ledger_url: &str) -> Resu
     let by = By::parse(by).ok_or_else(|| {
         Error::Invalid(format!("--by {by:?}: expected tenancy, organisation, sector, cost-centre or service"))
     })?;
+    if format == "focus" {
+        let l = load(period, ledger_url).await?;
+        let mut out = Vec::new();
+        focus::write(&mut out, &l.month, &l.lines, &l.cards, &l.currency).map_err(|source| Error::Io {
+            action: "cannot write",
+            path: "FOCUS export".into(),
+            source,
+        })?;
+        return Ok(String::from_utf8_lossy(&out).into_owned());
+    }
     let format = Format::parse(format)
-        .ok_or_else(|| Error::Invalid(format!("--format {format:?}: expected table, json or csv")))?;
+        .ok_or_else(|| Error::Invalid(format!("--format {format:?}: expected table, json, csv or focus")))?;
     let r = report(period, by, ledger_url).await?;
     Ok(render(&r, format))
 }

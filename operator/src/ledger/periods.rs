@@ -70,15 +70,17 @@ pub struct StoredLine {
     pub quantity: String,
     /// The amount in units of 10^-9 of the currency.
     pub amount_nanos: i64,
+    /// The rate card it was priced with.
+    pub rate_card: String,
 }
 
 const PERIODS: &str = "SELECT period, from_ms, until_ms, closed_ms, currency, lines, total_nanos \
     FROM closed_period ORDER BY period";
 const LINES: &str = "SELECT line_no, corrects, tenancy, namespace, hosted_service, organisation, \
-    organisation_name, sector, cost_centre, charge, quantity, amount_nanos FROM charge_line \
+    organisation_name, sector, cost_centre, charge, quantity, amount_nanos, rate_card FROM charge_line \
     WHERE period = $1 ORDER BY line_no";
 const CORRECTIONS_OF: &str = "SELECT line_no, corrects, tenancy, namespace, hosted_service, organisation, \
-    organisation_name, sector, cost_centre, charge, quantity, amount_nanos FROM charge_line \
+    organisation_name, sector, cost_centre, charge, quantity, amount_nanos, rate_card FROM charge_line \
     WHERE corrects = $1 AND period < $2 ORDER BY period, line_no";
 const CARDS: &str = "SELECT name, effective_from_ms, currency, cpu, memory, storage, load_balancer, \
     overhead_percent FROM period_rate_card WHERE period = $1 ORDER BY effective_from_ms, name";
@@ -87,8 +89,8 @@ const INSERT_PERIOD: &str = "INSERT INTO closed_period (period, from_ms, until_m
 const INSERT_CARD: &str = "INSERT INTO period_rate_card (period, name, effective_from_ms, currency, cpu, \
     memory, storage, load_balancer, overhead_percent) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 const INSERT_LINE: &str = "INSERT INTO charge_line (period, line_no, corrects, tenancy, namespace, \
-    hosted_service, organisation, organisation_name, sector, cost_centre, charge, quantity, amount_nanos) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+    hosted_service, organisation, organisation_name, sector, cost_centre, charge, quantity, amount_nanos, \
+    rate_card) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
 const IS_CLOSED: &str = "SELECT COUNT(*) FROM closed_period WHERE period = $1";
 
 impl Ledger {
@@ -202,6 +204,7 @@ impl Ledger {
                     .bind(&l.charge)
                     .bind(&l.quantity)
                     .bind(l.amount_nanos)
+                    .bind(&l.rate_card)
                     .execute(&mut *tx)
                     .await
                     .map_err(db("recording a period's lines"))?;

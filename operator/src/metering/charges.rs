@@ -122,6 +122,8 @@ pub struct ChargeLine {
     /// The amount, rounded to the currency's minor unit.
     #[serde(with = "rust_decimal::serde::str")]
     pub amount: Decimal,
+    /// The rate card it is priced with (a price change within the period makes a line for each).
+    pub rate_card: String,
     /// For a correction: the earlier closed period it corrects (`YYYY-MM`); empty otherwise.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub corrects: String,
@@ -176,6 +178,9 @@ fn usages(i: &Interval, from: Timestamp, until: Timestamp, as_of: Option<i64>) -
     .collect()
 }
 
+/// What a charge line is for: grain, charge and rate card.
+type LineKey = (Grain, Charge, String);
+
 /// Prices intervals into charge lines.
 #[derive(Debug)]
 pub struct Rater {
@@ -183,7 +188,7 @@ pub struct Rater {
     until: Timestamp,
     as_of: Option<i64>,
     cards: Vec<Card>,
-    sums: BTreeMap<(Grain, Charge), (Decimal, Decimal)>,
+    sums: BTreeMap<LineKey, (Decimal, Decimal)>,
 }
 
 impl Rater {
@@ -216,11 +221,18 @@ impl Rater {
             let parts = rating::price(&usage, &self.cards)
                 .map_err(|source| ChargeError::Rating { key: interval.key.clone(), source })?;
             for p in parts {
-                let overhead = p.amount * self.cards[p.card].overhead_percent / Decimal::ONE_HUNDRED;
-                let line = self.sums.entry((grain.clone(), Charge::of(usage.resource))).or_default();
+                let card = &self.cards[p.card];
+                let overhead = p.amount * card.overhead_percent / Decimal::ONE_HUNDRED;
+                let line = self
+                    .sums
+                    .entry((grain.clone(), Charge::of(usage.resource), card.name.clone()))
+                    .or_default();
                 line.0 += p.unit_seconds;
                 line.1 += p.amount;
-                self.sums.entry((grain.clone(), Charge::PlatformOverhead)).or_default().1 += overhead;
+                self.sums
+                    .entry((grain.clone(), Charge::PlatformOverhead, card.name.clone()))
+                    .or_default()
+                    .1 += overhead;
             }
         }
         Ok(())
@@ -232,12 +244,13 @@ impl Rater {
             money::minor_unit_places(self.cards.first().map(|c| c.currency.as_str()).unwrap_or_default());
         self.sums
             .into_iter()
-            .map(|((grain, charge), (unit_seconds, amount))| ChargeLine {
+            .map(|((grain, charge, rate_card), (unit_seconds, amount))| ChargeLine {
                 grain,
                 charge,
                 quantity: (charge != Charge::PlatformOverhead)
                     .then(|| (unit_seconds / Decimal::from(3600)).normalize()),
                 amount: money::round(amount, places),
+                rate_card,
                 corrects: String::new(),
             })
             .collect()
@@ -248,9 +261,10 @@ impl Rater {
 /// period's lines as they should be now): one correction line per grain and charge that differs,
 /// for `period`. Empty when nothing changed.
 pub fn corrections(period: &str, due: &[ChargeLine], billed: &[ChargeLine]) -> Vec<ChargeLine> {
-    let mut delta: BTreeMap<(Grain, Charge), (Option<Decimal>, Decimal)> = BTreeMap::new();
+    let mut delta: BTreeMap<LineKey, (Option<Decimal>, Decimal)> = BTreeMap::new();
     let mut add = |l: &ChargeLine, sign: Decimal| {
-        let d = delta.entry((l.grain.clone(), l.charge)).or_insert((None, Decimal::ZERO));
+        let d =
+            delta.entry((l.grain.clone(), l.charge, l.rate_card.clone())).or_insert((None, Decimal::ZERO));
         if let Some(q) = l.quantity {
             d.0 = Some(d.0.unwrap_or_default() + q * sign);
         }
@@ -261,11 +275,12 @@ pub fn corrections(period: &str, due: &[ChargeLine], billed: &[ChargeLine]) -> V
     delta
         .into_iter()
         .filter(|(_, (q, a))| !a.is_zero() || q.is_some_and(|q| !q.is_zero()))
-        .map(|((grain, charge), (quantity, amount))| ChargeLine {
+        .map(|((grain, charge, rate_card), (quantity, amount))| ChargeLine {
             grain,
             charge,
             quantity: quantity.map(|q| q.normalize()),
             amount,
+            rate_card,
             corrects: period.to_owned(),
         })
         .collect()
@@ -350,8 +365,17 @@ mod tests {
         let cards = vec![card("2026-01-01T00:00:00Z", dec!(0.04)), card("2026-11-15T00:00:00Z", dec!(0.08))];
         let mut r = Rater::new(from, until, cards, None).unwrap();
         r.add(&pod("north", 1000, 0, "2026-11-14T12:00:00Z", Some("2026-11-15T12:00:00Z"))).unwrap();
-        let cpu = line(&r.finish(), "north", Charge::Cpu);
-        assert_eq!((cpu.quantity, cpu.amount), (Some(dec!(24)), dec!(1.44)), "12 h at 0.04 and 12 h at 0.08");
+        let lines = r.finish();
+        let cpu: Vec<&ChargeLine> = lines.iter().filter(|l| l.charge == Charge::Cpu).collect();
+        assert_eq!(cpu.len(), 2, "one line per card");
+        assert_eq!(
+            (cpu[0].quantity, cpu[0].amount, cpu[0].rate_card.as_str()),
+            (Some(dec!(12)), dec!(0.48), "2026-01-01T00:00:00Z")
+        );
+        assert_eq!(
+            (cpu[1].quantity, cpu[1].amount, cpu[1].rate_card.as_str()),
+            (Some(dec!(12)), dec!(0.96), "2026-11-15T00:00:00Z")
+        );
     }
 
     #[test]

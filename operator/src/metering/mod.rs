@@ -4,6 +4,7 @@
 
 pub mod allocation;
 pub mod charges;
+pub mod focus;
 pub mod health;
 pub mod interval;
 pub mod meter;

@@ -88,6 +88,7 @@ fn to_stored(lines: &[ChargeLine]) -> Result<Vec<StoredLine>> {
                 charge: l.charge.to_string(),
                 quantity: l.quantity.map(|q| q.to_string()).unwrap_or_default(),
                 amount_nanos: nanos(l.amount)?,
+                rate_card: l.rate_card.clone(),
             })
         })
         .collect()
@@ -116,6 +117,7 @@ fn from_stored(l: &StoredLine, places: u32) -> Result<ChargeLine> {
             a.rescale(places);
             a
         },
+        rate_card: l.rate_card.clone(),
         corrects: l.corrects.clone(),
     })
 }
@@ -157,6 +159,11 @@ fn cards_from_stored(cards: &[StoredCard]) -> Result<Vec<Card>> {
             })
         })
         .collect()
+}
+
+/// The rate cards closed month `period` was closed with.
+pub async fn closed_cards(ledger: &Ledger, period: &str) -> Result<Vec<Card>> {
+    cards_from_stored(&ledger.period_cards(period).await?)
 }
 
 /// A month's own charge lines from the ledger as it was known at `as_of` (or now).
@@ -355,6 +362,7 @@ mod tests {
             charge: Charge::Memory,
             quantity: Some(dec!(0.0032486111111111111111111111)),
             amount: dec!(-12.34),
+            rate_card: "standard".into(),
             corrects: "2026-10".into(),
         };
         let stored = to_stored(std::slice::from_ref(&line)).unwrap();

@@ -189,6 +189,7 @@ mod tests {
             charge,
             quantity: (charge != Charge::PlatformOverhead).then_some(dec!(1.5)),
             amount,
+            rate_card: "standard".into(),
             corrects: corrects.into(),
         }
     }
