@@ -170,6 +170,21 @@ async fn exercise(url: &str) {
     assert!(verified.contains("2026-10: 4 lines") && verified.contains("2026-11: 4 lines"), "{verified}");
     assert!(ledger(&["periods"], url).unwrap().contains("2026-11"));
 
+    // The year by sector: October and November as closed, the total theirs.
+    let year =
+        commons(&["report", "--year", "2026", "--by", "sector", "--format", "csv", "--ledger", url]).unwrap();
+    assert!(year.contains("\nlocal-government,0,0,0,0,0,0,0,0,0,13.20,4.40,0,17.60,GBP\n"), "{year}");
+    let table = commons(&["report", "--year", "2026", "--by", "organisation", "--ledger", url]).unwrap();
+    assert!(table.contains("2026-10 closed, 2026-11 closed"), "{table}");
+    let svg =
+        commons(&["report", "--year", "2026", "--by", "sector", "--format", "svg", "--ledger", url]).unwrap();
+    assert!(
+        svg.starts_with("<svg")
+            && svg.contains("Spend in 2026 by sector, GBP")
+            && svg.contains("local-government: 17.60 GBP."),
+        "{svg}"
+    );
+
     // Neither the raw record nor a closed month can be changed in the database itself.
     let (ok, said) = sql(url, "UPDATE allocation_interval SET cpu_milli = 1");
     assert!(!ok && said.contains("immutable"), "{said}");

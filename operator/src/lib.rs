@@ -1,6 +1,7 @@
 //! The Commons operator: controllers, metering and the runtime of the `commons` binary.
 
 pub mod admission;
+pub mod annual_cmd;
 pub mod catalogue;
 pub mod catalogue_cmd;
 pub mod crds_cmd;

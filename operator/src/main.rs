@@ -58,13 +58,17 @@ enum Command {
     /// reported until now (month to date).
     Report {
         /// The month, `YYYY-MM` (UTC).
+        #[arg(long, required_unless_present = "year", conflicts_with = "year")]
+        period: Option<String>,
+        /// A whole year instead, month by month (`--format table|json|csv|svg`), with the services
+        /// each group shares: what each part of government spends.
         #[arg(long)]
-        period: String,
+        year: Option<i16>,
         /// tenancy, organisation, sector, cost-centre or service.
         #[arg(long, default_value = "tenancy")]
         by: String,
-        /// table, json, csv, or focus (FinOps FOCUS 1.3 Cost and Usage CSV, one row per charge
-        /// line; `--by` does not apply).
+        /// table, json, csv, focus (FinOps FOCUS 1.3 Cost and Usage CSV, one row per charge line;
+        /// `--by` does not apply) or, with `--year`, svg (a chart of the months).
         #[arg(long, default_value = "table")]
         format: String,
         /// The ledger: `sqlite://PATH` or `postgres://USER@HOST/DB`.
@@ -141,6 +145,10 @@ enum Command {
         /// beside Commons) or `postgres://USER@HOST/DB` for production and more than one replica.
         #[arg(long, env = "COMMONS_LEDGER", default_value = "sqlite://commons-ledger.db")]
         ledger: String,
+        /// Days after a month ends that Commons closes it (its lines never change after; what is
+        /// learned later becomes a correction in the next month). 0 closes at once.
+        #[arg(long, env = "COMMONS_CLOSE_AFTER_DAYS", default_value_t = 5)]
+        close_after_days: u32,
     },
 }
 
@@ -194,10 +202,14 @@ fn main() -> ExitCode {
             block_on(reachability_cmd::run(services, json)).map(|out| println!("{out}"))
         }
         Command::Catalogue { json } => block_on(catalogue_cmd::run(json)).map(|out| println!("{out}")),
-        Command::Report { period, by, format, ledger } => {
-            block_on(commons_operator::report_cmd::run(&period, &by, &format, &ledger))
-                .map(|out| print!("{out}"))
+        Command::Report { period, year, by, format, ledger } => match (period, year) {
+            (_, Some(year)) => block_on(commons_operator::annual_cmd::run(year, &by, &format, &ledger)),
+            (Some(period), None) => {
+                block_on(commons_operator::report_cmd::run(&period, &by, &format, &ledger))
+            }
+            (None, None) => Err(commons_operator::Error::Invalid("--period or --year is required".into())),
         }
+        .map(|out| print!("{out}")),
         Command::Ledger { action, ledger } => {
             let out = match action {
                 LedgerAction::Close { period } => {
@@ -233,6 +245,7 @@ fn main() -> ExitCode {
             allowed_registries,
             cluster_networks,
             ledger,
+            close_after_days,
         } => {
             init_tracing(log_json);
             let webhook = match webhook_settings(
@@ -256,6 +269,7 @@ fn main() -> ExitCode {
                     policy: commons_operator::admission::Settings { default_registries: allowed_registries },
                     cluster_networks,
                     ledger,
+                    close_after_days,
                 })),
                 Err(source) => Err(commons_operator::Error::Io {
                     action: "cannot start the async runtime",

@@ -64,7 +64,12 @@ pub fn usable_cards(cards: &[Arc<RateCard>]) -> Vec<Card> {
 /// The rate cards in the cluster in KUBECONFIG that rating can use.
 pub async fn cluster_cards() -> Result<Vec<Card>> {
     let client = Client::try_default().await.map_err(Error::KubeConfig)?;
-    let cards: Vec<Arc<RateCard>> = Api::<RateCard>::all(client)
+    cards_in(&client).await
+}
+
+/// The rate cards in the cluster that rating can use.
+pub async fn cards_in(client: &Client) -> Result<Vec<Card>> {
+    let cards: Vec<Arc<RateCard>> = Api::<RateCard>::all(client.clone())
         .list(&ListParams::default())
         .await
         .map_err(|source| Error::Kube { context: "listing ratecards".into(), source })?
@@ -144,8 +149,10 @@ pub async fn run(period: &str, by: &str, format: &str, ledger_url: &str) -> Resu
         })?;
         return Ok(String::from_utf8_lossy(&out).into_owned());
     }
-    let format = Format::parse(format)
-        .ok_or_else(|| Error::Invalid(format!("--format {format:?}: expected table, json, csv or focus")))?;
+    let format = Format::parse(format).ok_or_else(|| match format {
+        "svg" => Error::Invalid("--format svg draws a year: use --year".into()),
+        _ => Error::Invalid(format!("--format {format:?}: expected table, json, csv or focus")),
+    })?;
     let r = report(period, by, ledger_url).await?;
     Ok(render(&r, format))
 }

@@ -26,6 +26,8 @@ pub struct Settings {
     pub cluster_networks: Vec<crate::reachability::Cidr>,
     /// The ledger's URL (`--ledger`).
     pub ledger: String,
+    /// Days after a month ends that it is closed (`--close-after-days`).
+    pub close_after_days: u32,
 }
 
 /// Settings for the quota admission webhook.
@@ -134,6 +136,12 @@ pub async fn run(settings: Settings) -> Result<()> {
         metrics.repairs.clone(),
         stop_rx.clone(),
     );
+    let closer = tokio::spawn(crate::metering::closer::run(
+        client.clone(),
+        ledger.clone(),
+        settings.close_after_days,
+        crate::shutdown::stopped(stop_rx.clone()),
+    ));
     let metering = crate::metering::runtime::start(
         &watches,
         meter_lookups,
@@ -228,6 +236,7 @@ pub async fn run(settings: Settings) -> Result<()> {
     }
     // The meter stops with the controllers; the writer then writes what is left.
     metering.stopped().await;
+    closer.abort();
     tracing::info!("stopped");
     served
 }

@@ -201,6 +201,11 @@ impl Ledger {
         Ok(since.unwrap_or(now_ms))
     }
 
+    /// When metering began, if it has.
+    pub async fn metering_began(&self) -> Result<Option<i64>> {
+        self.state(METERING_SINCE).await
+    }
+
     /// The last instant the ledger held everything the meter had seen, if it ever ran.
     pub async fn seen_through(&self) -> Result<Option<i64>> {
         self.state(SEEN_THROUGH).await

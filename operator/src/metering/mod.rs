@@ -3,7 +3,10 @@
 //! close (`meter`, `writer`), and priced exactly (`rating`, `money`).
 
 pub mod allocation;
+pub mod annual;
 pub mod charges;
+pub mod chart;
+pub mod closer;
 pub mod focus;
 pub mod health;
 pub mod interval;

@@ -240,7 +240,8 @@ pub async fn close(ledger: &Ledger, month: &Month, cards: &[Card], now: Timestam
         )));
     }
     let now_ms = now.as_millisecond();
-    let since = Month::of(Timestamp::from_millisecond(ledger.metering_since(now_ms).await?).unwrap_or(now));
+    let began = ledger.metering_began().await?.and_then(|ms| Timestamp::from_millisecond(ms).ok());
+    let since = began.map_or_else(|| month.clone(), Month::of);
     let closed = ledger.closed_periods().await?;
     let mut m = since;
     while m.name < month.name {

@@ -1,0 +1,130 @@
+//! `commons report --year YYYY`: what each part of government spent, month by month, and which
+//! services they share, from the ledger and the cluster.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use commons_crds::subscription::{Subscription, SubscriptionMode, SubscriptionPhase};
+use commons_crds::tenancy::Tenancy;
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::ListParams;
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, Result};
+use crate::ledger::Ledger;
+use crate::metering::annual::{self, Annual, Shared};
+use crate::metering::chart;
+use crate::metering::periods::{self, Month};
+use crate::metering::report::By;
+use crate::report_cmd::cards_in;
+
+async fn list<K>(client: &Client) -> Result<Vec<Arc<K>>>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let kind = K::plural(&());
+    Ok(Api::<K>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .map_err(|source| Error::Kube { context: format!("listing {kind}"), source })?
+        .items
+        .into_iter()
+        .map(Arc::new)
+        .collect())
+}
+
+/// The group a tenancy is in when grouping `by` (as the ledger records it: `annual::group_of`).
+fn group(by: By, t: &Tenancy, namespace: &str, service: &str) -> String {
+    let o = &t.spec.organisation;
+    match by {
+        By::Tenancy => t.name_any(),
+        By::Organisation => o.display_name.clone(),
+        By::Sector => o.sector.to_string(),
+        By::CostCentre => o.cost_centre.clone(),
+        By::Service => format!("{namespace}/{service}"),
+    }
+}
+
+/// The services shared through active subscriptions now, with their provider's and consumers'
+/// groups.
+async fn shared(client: &Client, by: By) -> Result<Vec<Shared>> {
+    let subscriptions = list::<Subscription>(client).await?;
+    let namespaces = list::<Namespace>(client).await?;
+    let tenancies = list::<Tenancy>(client).await?;
+    let tenancy_of = |ns: &str| {
+        let n = namespaces.iter().find(|n| n.name_any() == ns)?;
+        let name = crate::hosted::admit::tenancy_of(n)?;
+        tenancies.iter().find(|t| t.name_any() == name).cloned()
+    };
+    let mut by_service: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    for s in subscriptions.iter().filter(|s| {
+        s.spec.mode == SubscriptionMode::Shared
+            && s.status.as_ref().and_then(|st| st.phase.as_ref()) == Some(&SubscriptionPhase::Active)
+    }) {
+        let svc = &s.spec.service;
+        let (Some(provider), Some(consumer)) =
+            (tenancy_of(&svc.namespace), tenancy_of(&s.namespace().unwrap_or_default()))
+        else {
+            continue;
+        };
+        let key =
+            (format!("{}/{}", svc.namespace, svc.name), group(by, &provider, &svc.namespace, &svc.name));
+        by_service.entry(key).or_default().insert(group(by, &consumer, "", ""));
+    }
+    Ok(by_service
+        .into_iter()
+        .map(|((service, provider), consumers)| Shared {
+            service,
+            provider,
+            consumers: consumers.into_iter().collect(),
+        })
+        .collect())
+}
+
+/// The year's spend grouped `by`.
+pub async fn annual(year: i16, by: By, ledger_url: &str) -> Result<Annual> {
+    let client = Client::try_default().await.map_err(Error::KubeConfig)?;
+    let cards = cards_in(&client).await?;
+    let ledger = Ledger::open_to_read(ledger_url)?;
+    let began = ledger.metering_began().await?.and_then(|ms| Timestamp::from_millisecond(ms).ok());
+    let now = Timestamp::now();
+    let mut months = Vec::new();
+    let mut currency = cards.first().map(|c| c.currency.clone()).unwrap_or_default();
+    for m in 1..=12 {
+        let month = Month::parse(&format!("{year:04}-{m:02}"))?;
+        let reported = began.is_some_and(|b| month.until > b) && month.from < now;
+        if !reported {
+            months.push(None);
+            continue;
+        }
+        let (lines, closed) = periods::lines(&ledger, &month, month.until.min(now), &cards).await?;
+        if let Some(p) = &closed {
+            currency = p.currency.clone();
+        }
+        months.push(Some((month.name, closed.is_some(), lines)));
+    }
+    ledger.close().await;
+    Ok(annual::build(year, by, &currency, &months, shared(&client, by).await?))
+}
+
+/// Runs `commons report --year`.
+pub async fn run(year: i16, by: &str, format: &str, ledger_url: &str) -> Result<String> {
+    let by = By::parse(by).ok_or_else(|| {
+        Error::Invalid(format!("--by {by:?}: expected tenancy, organisation, sector, cost-centre or service"))
+    })?;
+    if !(1970..=9999).contains(&year) {
+        return Err(Error::Invalid(format!("--year {year}: expected a year such as 2026")));
+    }
+    let a = annual(year, by, ledger_url).await?;
+    match format {
+        "table" => Ok(annual::table(&a)),
+        "csv" => Ok(annual::csv(&a)),
+        "json" => serde_json::to_string_pretty(&a).map_err(|e| Error::Invalid(e.to_string())),
+        "svg" => Ok(chart::svg(&a)),
+        other => {
+            Err(Error::Invalid(format!("--format {other:?} with --year: expected table, json, csv or svg")))
+        }
+    }
+}
