@@ -218,6 +218,34 @@ async fn months_close_in_order_never_change_and_verify_on_both_ledgers() {
     let dir = commons_e2e::measure::cluster_dir().join("e2e-periods");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
+    // A forecast prices a full quota for a month with the same code: October has 744 hours.
+    let file = dir.join("tenancy.yaml");
+    let tenancy = commons_e2e::tenancy_manifest(
+        "e2e-forecast",
+        &["apps"],
+        json!({"quota": {"cpu": "2", "memory": "4Gi"}}),
+    );
+    std::fs::write(&file, serde_json::to_string(&tenancy).unwrap()).unwrap();
+    let forecast =
+        commons(&["forecast", "-f", file.to_str().unwrap(), "--month", "2026-10", "--json"]).unwrap();
+    let f: serde_json::Value = serde_json::from_str(&forecast).unwrap();
+    assert_eq!(f[0]["object"], "Tenancy/e2e-forecast");
+    assert_eq!(f[0]["total"], "3273.60", "2 cores and 4 GiB for 744 h at 1 and 0.5, plus 10%: {forecast}");
+    std::fs::write(
+        &file,
+        serde_json::to_string(&commons_e2e::tenancy_manifest(
+            "e2e-forecast",
+            &["apps"],
+            json!({"quota": {"cpu": "two"}}),
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let refused = commons(&["forecast", "-f", file.to_str().unwrap()]).unwrap_err().to_string();
+    assert!(
+        refused.contains("Tenancy/e2e-forecast: spec.quota.cpu: \"two\" is not a Kubernetes quantity"),
+        "{refused}"
+    );
     exercise(&format!("sqlite://{}", dir.join("ledger.db").display())).await;
     exercise(&fresh_postgres("commons_e2e_periods")).await;
     let _ = Api::<RateCard>::all(client).delete(CARD, &DeleteParams::default()).await;

@@ -7,6 +7,7 @@ pub mod catalogue_cmd;
 pub mod crds_cmd;
 pub mod drive;
 pub mod error;
+pub mod forecast_cmd;
 pub mod metrics;
 pub mod readiness;
 pub mod run;

@@ -75,6 +75,20 @@ enum Command {
         #[arg(long, env = "COMMONS_LEDGER", default_value = "sqlite://commons-ledger.db")]
         ledger: String,
     },
+    /// The monthly cost of each Tenancy's quota, TenancyRequest's quota or HostedService in a YAML
+    /// file if all of it were held all month, priced by the same code as bills with the cluster's
+    /// rate cards (a scheduled price change included).
+    Forecast {
+        /// The YAML file (several documents allowed).
+        #[arg(short = 'f', long = "filename")]
+        file: PathBuf,
+        /// The month to price, `YYYY-MM` (default: next month).
+        #[arg(long)]
+        month: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Close a month, verify closed months against the raw intervals, or list them.
     Ledger {
         #[command(subcommand)]
@@ -210,6 +224,10 @@ fn main() -> ExitCode {
             (None, None) => Err(commons_operator::Error::Invalid("--period or --year is required".into())),
         }
         .map(|out| print!("{out}")),
+        Command::Forecast { file, month, json } => {
+            block_on(commons_operator::forecast_cmd::run(&file, month.as_deref(), json))
+                .map(|out| print!("{out}"))
+        }
         Command::Ledger { action, ledger } => {
             let out = match action {
                 LedgerAction::Close { period } => {

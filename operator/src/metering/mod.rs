@@ -8,6 +8,7 @@ pub mod charges;
 pub mod chart;
 pub mod closer;
 pub mod focus;
+pub mod forecast;
 pub mod health;
 pub mod interval;
 pub mod meter;
