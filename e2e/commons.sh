@@ -15,6 +15,8 @@ export COMMONS_WEBHOOK_CERT_DIR="${COMMONS_WEBHOOK_CERT_DIR:-$COMMONS_CLUSTER_DI
 export COMMONS_WEBHOOK_CLIENT_CA="${COMMONS_WEBHOOK_CLIENT_CA:-$COMMONS_CLUSTER_DIR/pki/webhook-client-ca.crt}"
 # A short resync, so idle resyncs can be watched happening (the production default is 300 s).
 export COMMONS_RESYNC_SECONDS="${COMMONS_RESYNC_SECONDS:-10}"
+# Spend is weighed against budgets every few seconds here (the production default is 300 s).
+export COMMONS_BUDGET_SECONDS="${COMMONS_BUDGET_SECONDS:-5}"
 # The registries images may come from in tenancies that list none (the local cloud's own).
 # The local control plane's pod (kwok --cidr) and service (--service-cluster-ip-range) networks.
 export COMMONS_CLUSTER_NETWORKS="${COMMONS_CLUSTER_NETWORKS:-10.0.0.0/16,10.96.0.0/16}"

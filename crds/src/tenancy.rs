@@ -31,6 +31,7 @@ pub const MAX_TENANCY_NAME: usize = 40;
     doc = "An organisation's share of the common cloud: namespaces, owners, quota, classification, network segments and budget.",
     printcolumn(name = "Organisation", type_ = "string", json_path = ".spec.organisation.displayName"),
     printcolumn(name = "Sector", type_ = "string", json_path = ".spec.organisation.sector"),
+    printcolumn(name = "Spend", type_ = "string", json_path = ".status.budget.monthToDate", priority = 1),
     printcolumn(name = "Classification", type_ = "string", json_path = ".spec.classification"),
     printcolumn(name = "Suspended", type_ = "boolean", json_path = ".spec.suspended", priority = 1),
     printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
@@ -290,6 +291,27 @@ pub struct TenancyStatus {
     /// Each requested network segment, joined or refused with the reason.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub segments: Vec<SegmentMembership>,
+    /// This month's spend against spec.budget, from the ledger.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<BudgetStatus>,
+}
+
+/// A month's spend against the budget.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BudgetStatus {
+    /// The month, `YYYY-MM` (UTC).
+    pub period: String,
+    /// Spend so far this month, an exact decimal string.
+    pub month_to_date: String,
+    /// Spend by the month's end if what the tenancy holds now is held until then.
+    pub projected: String,
+    /// The currency of both.
+    pub currency: String,
+    /// The alert thresholds (percentages of the budget) the month's spend has reached; each is
+    /// announced by an Event once a month.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub thresholds_reached: Vec<i32>,
 }
 
 /// A namespace of the tenancy as it stands.

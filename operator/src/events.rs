@@ -17,6 +17,8 @@ pub enum Reason {
     NamespaceConflict,
     /// The tenancy has used all of a resource.
     QuotaExhausted,
+    /// The tenancy's spend this month reached one of its budget's alert thresholds.
+    BudgetThresholdReached,
     /// The tenancy was suspended.
     Suspended,
     /// The tenancy is active again.
@@ -72,6 +74,7 @@ impl Reason {
             Reason::NamespaceDeletionHeld => "NamespaceDeletionHeld",
             Reason::NamespaceConflict => "NamespaceConflict",
             Reason::QuotaExhausted => "QuotaExhausted",
+            Reason::BudgetThresholdReached => "BudgetThresholdReached",
             Reason::Suspended => "Suspended",
             Reason::Resumed => "Resumed",
             Reason::Expired => "Expired",
@@ -117,6 +120,7 @@ impl Reason {
             Reason::NamespaceDeletionHeld
             | Reason::NamespaceConflict
             | Reason::QuotaExhausted
+            | Reason::BudgetThresholdReached
             | Reason::Expired
             | Reason::ExpiresWithin7Days
             | Reason::ExpiresWithin1Day

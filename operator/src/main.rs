@@ -163,6 +163,10 @@ enum Command {
         /// learned later becomes a correction in the next month). 0 closes at once.
         #[arg(long, env = "COMMONS_CLOSE_AFTER_DAYS", default_value_t = 5)]
         close_after_days: u32,
+        /// How often each tenancy's spend this month is measured from the ledger and weighed
+        /// against its budget (the BudgetExceeded condition, threshold Events, spend metrics).
+        #[arg(long, env = "COMMONS_BUDGET_SECONDS", default_value_t = 300)]
+        budget_seconds: u64,
     },
 }
 
@@ -264,6 +268,7 @@ fn main() -> ExitCode {
             cluster_networks,
             ledger,
             close_after_days,
+            budget_seconds,
         } => {
             init_tracing(log_json);
             let webhook = match webhook_settings(
@@ -288,6 +293,7 @@ fn main() -> ExitCode {
                     cluster_networks,
                     ledger,
                     close_after_days,
+                    budget_every: std::time::Duration::from_secs(budget_seconds.max(1)),
                 })),
                 Err(source) => Err(commons_operator::Error::Io {
                     action: "cannot start the async runtime",

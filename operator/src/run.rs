@@ -28,6 +28,8 @@ pub struct Settings {
     pub ledger: String,
     /// Days after a month ends that it is closed (`--close-after-days`).
     pub close_after_days: u32,
+    /// How often each tenancy's spend is weighed against its budget (`--budget-seconds`).
+    pub budget_every: std::time::Duration,
 }
 
 /// Settings for the quota admission webhook.
@@ -68,7 +70,10 @@ pub async fn run(settings: Settings) -> Result<()> {
     // before the watches start, so none misses the first list.
     let mut shared = crate::reflectors::Shared::new();
     let segment_inputs = segment::Inputs::subscribe(&mut shared);
-    let tenancy_inputs = tenancy::Inputs::subscribe(&mut shared, &watches, demand_triggers);
+    let budgets = std::sync::Arc::new(crate::metering::budgets::Budgets::default());
+    let (spend_tx, spend_rx) = futures::channel::mpsc::unbounded();
+    let tenancy_inputs =
+        tenancy::Inputs::subscribe(&mut shared, &watches, demand_triggers, budgets.clone(), spend_rx);
     // One Event recorder for the process (it also deduplicates repeated Events).
     let recorder = crate::events::recorder(client.clone());
     let hosted_inputs = hosted::Inputs::subscribe(
@@ -136,6 +141,14 @@ pub async fn run(settings: Settings) -> Result<()> {
         metrics.repairs.clone(),
         stop_rx.clone(),
     );
+    let budget_task = tokio::spawn(crate::metering::budgets::run(
+        client.clone(),
+        ledger.clone(),
+        budgets,
+        spend_tx,
+        (settings.budget_every, crate::metering::budgets::SpendMetrics::new(&metrics.registry)?),
+        crate::shutdown::stopped(stop_rx.clone()),
+    ));
     let closer = tokio::spawn(crate::metering::closer::run(
         client.clone(),
         ledger.clone(),
@@ -237,6 +250,7 @@ pub async fn run(settings: Settings) -> Result<()> {
     // The meter stops with the controllers; the writer then writes what is left.
     metering.stopped().await;
     closer.abort();
+    budget_task.abort();
     tracing::info!("stopped");
     served
 }

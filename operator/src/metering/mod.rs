@@ -4,6 +4,7 @@
 
 pub mod allocation;
 pub mod annual;
+pub mod budgets;
 pub mod charges;
 pub mod chart;
 pub mod closer;

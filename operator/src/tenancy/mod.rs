@@ -94,6 +94,8 @@ pub struct Context {
     pub demand: Arc<demand::Demand>,
     /// The status last written to each Tenancy, until the store shows it.
     pub written: Arc<crate::written::Written>,
+    /// Each tenancy's spend this month, from the ledger.
+    pub budgets: Arc<crate::metering::budgets::Budgets>,
 }
 
 impl std::fmt::Debug for Context {
@@ -114,6 +116,8 @@ pub struct Inputs {
     concerned: BoxStream<'static, ObjectRef<Tenancy>>,
     /// The status last written to each Tenancy, forgotten as each is deleted.
     written: Arc<crate::written::Written>,
+    /// Each tenancy's spend this month.
+    budgets: Arc<crate::metering::budgets::Budgets>,
 }
 
 impl std::fmt::Debug for Inputs {
@@ -124,11 +128,14 @@ impl std::fmt::Debug for Inputs {
 
 impl Inputs {
     /// Subscribes to the shared reflectors and starts the controller's own watches. `demand` names
-    /// the tenancies with a namespace refused by its quota share while headroom is free elsewhere.
+    /// the tenancies with a namespace refused by its quota share while headroom is free elsewhere;
+    /// `spend` those whose figures in `budgets` changed.
     pub fn subscribe(
         shared: &mut crate::reflectors::Shared,
         watches: &crate::watch::Watches,
         demand: futures::channel::mpsc::UnboundedReceiver<ObjectRef<Tenancy>>,
+        budgets: Arc<crate::metering::budgets::Budgets>,
+        spend: futures::channel::mpsc::UnboundedReceiver<ObjectRef<Tenancy>>,
     ) -> Inputs {
         let managed = || crate::watch::managed_or_all(false);
         let mut limit_ranges = Reflector::<LimitRange>::new(managed(), crate::reflectors::unread_meta);
@@ -180,6 +187,7 @@ impl Inputs {
             owner(shared.quotas.subscribe()),
             shared.segments.subscribe_when(crate::watch::spec_changed).flat_map(requesting).boxed(),
             demand.boxed(),
+            spend.boxed(),
         ])
         .boxed();
         // A Tenancy is reconciled when what it asks for changes, not on Commons' own status writes.
@@ -190,7 +198,7 @@ impl Inputs {
         cluster_role_bindings.start(watches);
         let written = Arc::new(crate::written::Written::default());
         shared.tenancies.feed(crate::written::Written::forget_deleted(written.clone()));
-        Inputs { tenancies, stores, changed, concerned, written }
+        Inputs { tenancies, stores, changed, concerned, written, budgets }
     }
 }
 
@@ -204,9 +212,17 @@ pub async fn run(
     demand: Arc<demand::Demand>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let Inputs { tenancies, stores, changed, concerned, written } = inputs;
-    let ctx =
-        Arc::new(Context { client, stores, recorder, metrics: metrics.clone(), resync, demand, written });
+    let Inputs { tenancies, stores, changed, concerned, written, budgets } = inputs;
+    let ctx = Arc::new(Context {
+        client,
+        stores,
+        recorder,
+        metrics: metrics.clone(),
+        resync,
+        demand,
+        written,
+        budgets,
+    });
     tokio::spawn(count_conditions(tenancies.clone(), metrics));
     let triggers = crate::drive::Triggers { changed, concerned, all: None };
     crate::drive::run(tenancies, triggers, reconcile::reconcile, reconcile::error_policy, ctx, shutdown)

@@ -199,6 +199,7 @@ pub async fn reconcile(tenancy: Arc<Tenancy>, ctx: Arc<Context>) -> Result<Actio
         suspended,
         expiry: (stage != Expiry::None).then_some(stage),
         held,
+        budget: budget_of(&ctx, &tenancy),
     };
     announce_changes(&ctx, &tenancy, &obs).await;
     let new_status = status::build(&tenancy, &obs);
@@ -269,8 +270,46 @@ fn was_ready(tenancy: &Tenancy, ns: &str) -> bool {
     tenancy.status.as_ref().is_none_or(|s| s.namespaces.iter().find(|n| n.name == ns).is_none_or(|n| n.ready))
 }
 
+/// This month's spend against the tenancy's budget, once the ledger has been measured.
+fn budget_of(ctx: &Context, tenancy: &Tenancy) -> Option<crate::metering::budgets::Assessment> {
+    let budget = tenancy.spec.budget.as_ref()?;
+    let Some(currency) = ctx.budgets.currency() else {
+        return Some(crate::metering::budgets::Assessment {
+            status: "Unknown",
+            reason: "NotMeasured",
+            message: "this month's spend has not been measured yet (it needs the ledger and a rate card)"
+                .into(),
+            budget: None,
+        });
+    };
+    let period = crate::metering::periods::Month::of(jiff::Timestamp::now()).name;
+    let figures = ctx.budgets.of(&tenancy.name_any());
+    Some(crate::metering::budgets::assess(budget, figures.as_ref(), &period, Some(&currency)))
+}
+
 async fn announce_changes(ctx: &Context, tenancy: &Tenancy, obs: &Observations) {
     let before = tenancy.status.as_ref();
+    // Each alert threshold once a month: those reached now and not already in this month's status.
+    if let Some(now) = obs.budget.as_ref().and_then(|b| b.budget.as_ref()) {
+        let announced: Vec<i32> = before
+            .and_then(|b| b.budget.as_ref())
+            .filter(|b| b.period == now.period)
+            .map(|b| b.thresholds_reached.clone())
+            .unwrap_or_default();
+        let amount =
+            tenancy.spec.budget.as_ref().map(|b| b.monthly_amount.value().to_string()).unwrap_or_default();
+        for t in now.thresholds_reached.iter().filter(|t| !announced.contains(t)) {
+            let note = format!(
+                "spend this month reached {t}% of the budget: {} of {amount} {} ({} projected by the month's end)",
+                now.month_to_date, now.currency, now.projected
+            );
+            // An action of its own per threshold: Events with the same reason and action are
+            // folded into one series, and each threshold is a separate notice.
+            let action = format!("Reached{t}PercentOfBudget");
+            crate::events::publish(&ctx.recorder, tenancy, Reason::BudgetThresholdReached, &action, note)
+                .await;
+        }
+    }
     let was_exhausted =
         status::find(before, status::types::QUOTA_APPLIED).is_some_and(|c| c.reason == "QuotaExhausted");
     if !obs.exhausted.is_empty() && !was_exhausted {

@@ -24,6 +24,8 @@ pub mod types {
     /// A namespace removed from the spec still holds claims or pods, and is kept until its
     /// deletion is confirmed.
     pub const NAMESPACE_DELETION_PENDING: &str = "NamespaceDeletionPending";
+    /// Whether this month's spend has reached spec.budget.
+    pub const BUDGET_EXCEEDED: &str = "BudgetExceeded";
 }
 
 /// Where a tenancy stands against its expiry date.
@@ -117,6 +119,8 @@ pub struct Observations {
     pub segments: Vec<SegmentMembership>,
     /// Namespaces removed from the spec but kept until their deletion is confirmed, with why.
     pub held: Vec<NamespaceStatus>,
+    /// This month's spend against spec.budget, when it has one.
+    pub budget: Option<crate::metering::budgets::Assessment>,
 }
 
 /// The status to write for `tenancy` given what the reconciler found.
@@ -231,6 +235,12 @@ pub fn build(tenancy: &Tenancy, obs: &Observations) -> TenancyStatus {
             generation,
         ),
     });
+    if let Some(b) = &obs.budget {
+        let mut c =
+            condition(types::BUDGET_EXCEEDED, b.status == "True", b.reason, b.message.clone(), generation);
+        c.status = b.status.to_owned();
+        conditions.push(c);
+    }
     conditions.insert(0, condition(types::READY, ready, reason, message, generation));
     carry_transition_times(&mut conditions, &previous.conditions);
 
@@ -240,6 +250,7 @@ pub fn build(tenancy: &Tenancy, obs: &Observations) -> TenancyStatus {
         namespaces: obs.namespaces.iter().chain(&obs.held).cloned().collect(),
         quota: obs.quota.clone(),
         segments: obs.segments.clone(),
+        budget: obs.budget.as_ref().and_then(|b| b.budget.clone()),
     }
 }
 
