@@ -181,15 +181,24 @@ async fn a_hosted_service_runs_restricted_scales_rolls_out_and_is_repaired() {
         .unwrap()
         .items;
     assert_eq!(sets.len(), 2, "a changed image makes a second ReplicaSet");
-    let pods = Api::<Pod>::namespaced(client.clone(), ns)
-        .list(&ListParams::default().labels("commons.dev/hosted-service=payroll"))
-        .await
-        .unwrap()
-        .items;
-    assert!(pods.iter().filter(|p| p.metadata.deletion_timestamp.is_none()).all(|p| {
-        p.spec.as_ref().unwrap().containers[0].image.as_deref()
-            == Some("registry.example.gov.uk/payroll:2.5.0")
-    }));
+    // The Deployment reports the rollout complete as soon as the new pods are ready; the old ones
+    // are deleted just after.
+    wait_for("only pods of the new image left", READY, || async {
+        let pods = Api::<Pod>::namespaced(client.clone(), ns)
+            .list(&ListParams::default().labels("commons.dev/hosted-service=payroll"))
+            .await
+            .ok()?
+            .items;
+        pods.iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .all(|p| {
+                p.spec.as_ref().and_then(|s| s.containers.first()).and_then(|c| c.image.as_deref())
+                    == Some("registry.example.gov.uk/payroll:2.5.0")
+            })
+            .then_some(())
+    })
+    .await
+    .unwrap();
 
     // What the spec no longer says goes: an environment variable, a port; a probe changes handler.
     let fewer = json!({"spec": {
