@@ -28,6 +28,7 @@ use crate::common::Amount;
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self == oldSelf").message("a rate card cannot be changed once written (closed months and corrections are priced with it): publish a new card with a later effectiveFrom"))]
 pub struct RateCardSpec {
     /// ISO 4217 currency code of every price, for example `GBP`.
     #[schemars(regex(pattern = "^[A-Z]{3}$"))]

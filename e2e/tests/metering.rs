@@ -277,6 +277,9 @@ async fn apply_card(client: &Client) {
         "spec": {"currency": "GBP", "effectiveFrom": yesterday.to_string(), "platformOverheadPercent": "10",
             "prices": {"cpuCoreHour": "3600", "memoryGibHour": "36", "storageGibHour": "0", "loadBalancerHour": "0"}}
     });
+    // Rate cards cannot be changed: one left by an earlier run is replaced.
+    let _ = Api::<RateCard>::all(client.clone()).delete(CARD, &DeleteParams::default()).await;
+    wait_gone(client).await;
     apply_raw::<RateCard>(client, None, card).await.unwrap();
 }
 
@@ -381,4 +384,14 @@ async fn while_the_ledger_is_down_metering_says_why_and_nothing_is_lost_once_it_
     assert_span(&by_uid, "a (ended while the ledger was down)", &a, a_started, a_ended);
     assert_span(&by_uid, "b (started while the ledger was down)", &b, b_started, b_ended);
     assert_eq!(meter.metric("commons_meter_ledger_up"), 1.0);
+}
+
+/// Waits until the test's rate card is gone.
+async fn wait_gone(client: &kube::Client) {
+    let api = Api::<RateCard>::all(client.clone());
+    commons_e2e::wait_for("the old rate card gone", std::time::Duration::from_secs(30), || async {
+        api.get_opt(CARD).await.ok()?.is_none().then_some(())
+    })
+    .await
+    .unwrap();
 }

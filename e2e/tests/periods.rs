@@ -116,6 +116,11 @@ async fn exercise(url: &str) {
     assert!(refused.contains("close 2026-10 first"), "{refused}");
     let refused = ledger(&["close", "2099-01"], url).unwrap_err();
     assert!(refused.contains("has not ended"), "{refused}");
+    // The meter's record ends on the 31st at 23:00: October cannot close yet.
+    let refused = ledger(&["close", "2026-10"], url).unwrap_err();
+    assert!(refused.contains("complete only up to 2026-10-31T23:00:00Z"), "{refused}");
+    let now = Timestamp::now().as_millisecond();
+    l.write(&[], Some(now), now).await.unwrap();
     let closed = ledger(&["close", "2026-10"], url).unwrap();
     // a: 10 core-hours at 1 = 10.00 + 1.00 overhead; b: 2 core-hours = 2.00 + 0.20.
     assert!(closed.contains("closed 2026-10: 4 lines, total 13.2 GBP"), "{closed}");
@@ -192,6 +197,13 @@ async fn exercise(url: &str) {
     assert!(!ok && said.contains("never deleted"), "{said}");
     let (ok, said) = sql(url, "UPDATE charge_line SET amount_nanos = 0");
     assert!(!ok && said.contains("a closed period never changes"), "{said}");
+    let (ok, said) = sql(
+        url,
+        "INSERT INTO charge_line (period, line_no, corrects, tenancy, namespace, hosted_service, organisation, \
+         organisation_name, sector, cost_centre, charge, quantity, amount_nanos, rate_card) \
+         VALUES ('2026-10', 99, '', 'x', 'x', '', 'x', 'x', 'x', 'x', 'cpu', '1', -1000000000, 'x')",
+    );
+    assert!(!ok && said.contains("a closed period never changes"), "nothing added to a closed month: {said}");
     // Someone who removes that protection and edits a line is found out, the line named.
     let drop = if url.starts_with("sqlite") {
         "DROP TRIGGER charge_line_immutable"
@@ -214,6 +226,9 @@ async fn months_close_in_order_never_change_and_verify_on_both_ledgers() {
         "spec": {"currency": "GBP", "effectiveFrom": "2026-09-01T00:00:00Z", "platformOverheadPercent": "10",
             "prices": {"cpuCoreHour": "1", "memoryGibHour": "0.5", "storageGibHour": "0", "loadBalancerHour": "0"}}
     });
+    // Rate cards cannot be changed: one left by an earlier run is replaced.
+    let _ = Api::<RateCard>::all(client.clone()).delete(CARD, &DeleteParams::default()).await;
+    wait_gone(&client).await;
     apply_raw::<RateCard>(&client, None, card).await.unwrap();
     let dir = commons_e2e::measure::cluster_dir().join("e2e-periods");
     let _ = std::fs::remove_dir_all(&dir);
@@ -249,4 +264,14 @@ async fn months_close_in_order_never_change_and_verify_on_both_ledgers() {
     exercise(&format!("sqlite://{}", dir.join("ledger.db").display())).await;
     exercise(&fresh_postgres("commons_e2e_periods")).await;
     let _ = Api::<RateCard>::all(client).delete(CARD, &DeleteParams::default()).await;
+}
+
+/// Waits until the test's rate card is gone.
+async fn wait_gone(client: &kube::Client) {
+    let api = Api::<RateCard>::all(client.clone());
+    commons_e2e::wait_for("the old rate card gone", std::time::Duration::from_secs(30), || async {
+        api.get_opt(CARD).await.ok()?.is_none().then_some(())
+    })
+    .await
+    .unwrap();
 }

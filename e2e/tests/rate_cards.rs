@@ -37,8 +37,33 @@ async fn each_rate_card_says_whether_its_prices_apply() {
         ("e2e-rc-clash-b", "2099-01-01T00:00:00Z", "GBP", "Conflict"),
         ("e2e-rc-euro", "2099-06-01T00:00:00Z", "EUR", "Conflict"),
     ];
+    // Cards cannot be changed once written: any left by an earlier run go first.
+    for (name, _, _, _) in cards {
+        let _ = api.delete(name, &DeleteParams::default()).await;
+    }
+    wait_for("earlier runs' cards gone", Duration::from_secs(30), || {
+        let api = api.clone();
+        async move {
+            for (name, _, _, _) in cards {
+                if api.get_opt(name).await.ok()?.is_some() {
+                    return None;
+                }
+            }
+            Some(())
+        }
+    })
+    .await
+    .unwrap();
     for (name, from, currency, _) in cards {
         apply_raw::<RateCard>(&client, None, card(name, from, currency)).await.unwrap();
+    }
+    // A card cannot be changed once written, prices or date.
+    let change = kube::api::Patch::Merge(json!({"spec": {"prices": {"cpuCoreHour": "0.01"}}}));
+    match api.patch("e2e-rc-old", &kube::api::PatchParams::default(), &change).await {
+        Err(kube::Error::Api(status)) => {
+            assert!(status.message.contains("cannot be changed once written"), "{}", status.message)
+        }
+        other => panic!("a price change should be refused, got {other:?}"),
     }
     for (name, _, _, reason) in cards {
         let api = api.clone();

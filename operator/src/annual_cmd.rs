@@ -40,9 +40,9 @@ fn group(by: By, t: &Tenancy, namespace: &str, service: &str) -> String {
     let o = &t.spec.organisation;
     match by {
         By::Tenancy => t.name_any(),
-        By::Organisation => o.display_name.clone(),
+        By::Organisation => o.id.clone(),
         By::Sector => o.sector.to_string(),
-        By::CostCentre => o.cost_centre.clone(),
+        By::CostCentre => format!("{}/{}", o.id, o.cost_centre),
         By::Service => format!("{namespace}/{service}"),
     }
 }

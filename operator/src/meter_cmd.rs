@@ -29,9 +29,11 @@ pub async fn run(ledger_url: &str, listen: SocketAddr) -> Result<()> {
     let lookups = crate::metering::meter::Lookups {
         namespaces: shared.namespaces.store(),
         tenancies: shared.tenancies.store(),
+        hosted: shared.hosted.store(),
     };
     shared.namespaces.start(&watches);
     shared.tenancies.start(&watches);
+    shared.hosted.start(&watches);
     let (stop_tx, stop_rx) = watch::channel(false);
     let metering = crate::metering::runtime::start(
         &watches,

@@ -94,6 +94,7 @@ pub async fn run(settings: Settings) -> Result<()> {
     // The ledger's URL is checked now; the database itself is waited for by the meter.
     let ledger = crate::ledger::Ledger::open(&settings.ledger)?;
     let meter_lookups = crate::metering::meter::Lookups {
+        hosted: shared.hosted.store(),
         namespaces: shared.namespaces.store(),
         tenancies: shared.tenancies.store(),
     };

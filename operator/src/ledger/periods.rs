@@ -163,17 +163,6 @@ impl Ledger {
             return Err(LedgerError::Closed(p.period.clone()));
         }
         in_transaction!(self, |tx| {
-            sqlx::query(INSERT_PERIOD)
-                .bind(&p.period)
-                .bind(p.from_ms)
-                .bind(p.until_ms)
-                .bind(p.closed_ms)
-                .bind(&p.currency)
-                .bind(p.lines)
-                .bind(p.total_nanos)
-                .execute(&mut *tx)
-                .await
-                .map_err(db("closing a period"))?;
             for c in cards {
                 sqlx::query(INSERT_CARD)
                     .bind(&p.period)
@@ -209,6 +198,18 @@ impl Ledger {
                     .await
                     .map_err(db("recording a period's lines"))?;
             }
+            // Last: once this row exists nothing more can be added to the period.
+            sqlx::query(INSERT_PERIOD)
+                .bind(&p.period)
+                .bind(p.from_ms)
+                .bind(p.until_ms)
+                .bind(p.closed_ms)
+                .bind(&p.currency)
+                .bind(p.lines)
+                .bind(p.total_nanos)
+                .execute(&mut *tx)
+                .await
+                .map_err(db("closing a period"))?;
         });
         Ok(())
     }

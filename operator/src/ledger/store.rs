@@ -31,7 +31,7 @@ const OPEN: &str = "INSERT INTO allocation_interval (interval_key, kind, object_
     object_name, tenancy, organisation, organisation_name, sector, cost_centre, hosted_service, \
     cpu_milli, memory_milli, storage_milli, load_balancer_milli, start_ms, end_ms, end_estimated, \
     recorded_ms, end_recorded_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-    $15, $16, $17, $18, $19, $20) ON CONFLICT (interval_key) DO NOTHING";
+    $15, $16, $17, $18, $19, $20) ON CONFLICT DO NOTHING";
 const CLOSE: &str = "UPDATE allocation_interval SET end_ms = $2, end_estimated = $3, end_recorded_ms = $4 \
     WHERE interval_key = $1 AND end_ms IS NULL";
 const SET_STATE: &str = "INSERT INTO meter_state (name, value) VALUES ($1, $2) \

@@ -80,10 +80,9 @@ pub fn group_of(by: By, l: &ChargeLine) -> String {
     let g = &l.grain;
     let name = match by {
         By::Tenancy => g.tenancy.clone(),
-        By::Organisation if g.organisation_name.is_empty() => g.organisation.clone(),
-        By::Organisation => g.organisation_name.clone(),
+        By::Organisation => g.organisation.clone(),
         By::Sector => g.sector.clone(),
-        By::CostCentre => g.cost_centre.clone(),
+        By::CostCentre => format!("{}/{}", g.organisation, g.cost_centre),
         By::Service if g.hosted_service.is_empty() => format!("{} (not in a hosted service)", g.tenancy),
         By::Service => format!("{}/{}", g.namespace, g.hosted_service),
     };
@@ -231,6 +230,6 @@ mod tests {
             c.starts_with("group,2026-01,") && c.contains("\nhealth,0,0,0,0,0,0,0,0,0,10.00,0,0,10.00,GBP\n"),
             "{c}"
         );
-        assert_eq!(build(2026, By::Organisation, "GBP", &months, vec![]).rows[0].group, "North");
+        assert_eq!(build(2026, By::Organisation, "GBP", &months, vec![]).rows[0].group, "(not recorded)");
     }
 }

@@ -76,6 +76,55 @@ pub struct Assessment {
     pub budget: Option<BudgetStatus>,
 }
 
+impl Assessment {
+    /// Before the ledger has been measured.
+    pub fn not_measured() -> Assessment {
+        Assessment {
+            status: "Unknown",
+            reason: "NotMeasured",
+            message: "this month's spend has not been measured yet (it needs the ledger and a rate card)"
+                .into(),
+            budget: None,
+        }
+    }
+}
+
+/// What a tenancy's status said of its budget.
+pub fn previous(status: Option<&commons_crds::TenancyStatus>) -> Option<Assessment> {
+    let status = status?;
+    let c = status.conditions.iter().find(|c| c.type_ == "BudgetExceeded")?;
+    let (state, reason) = match (c.status.as_str(), c.reason.as_str()) {
+        ("True", "Exceeded") => ("True", "Exceeded"),
+        ("False", "ProjectedToExceed") => ("False", "ProjectedToExceed"),
+        ("False", "WithinBudget") => ("False", "WithinBudget"),
+        ("Unknown", "CurrencyMismatch") => ("Unknown", "CurrencyMismatch"),
+        ("Unknown", "NotMeasured") => ("Unknown", "NotMeasured"),
+        _ => return None,
+    };
+    Some(Assessment { status: state, reason, message: c.message.clone(), budget: status.budget.clone() })
+}
+
+/// The status keeps what it said while the condition, the month and the thresholds reached are the
+/// same and spend and projection have each moved by less than 1% of the budget: the exact figures
+/// are in `commons report` and the metrics, and a status is not rewritten for every penny.
+pub fn settled(now: Assessment, previous: Option<Assessment>, budget: &Budget) -> Assessment {
+    let Some(prev) = previous else { return now };
+    let (Some(n), Some(p)) = (&now.budget, &prev.budget) else { return now };
+    let step = budget.monthly_amount.value() / Decimal::from(100);
+    let moved = |a: &str, b: &str| match (a.parse::<Decimal>(), b.parse::<Decimal>()) {
+        (Ok(a), Ok(b)) => (a - b).abs() >= step,
+        _ => true,
+    };
+    let same = now.status == prev.status
+        && now.reason == prev.reason
+        && n.period == p.period
+        && n.currency == p.currency
+        && n.thresholds_reached == p.thresholds_reached
+        && !moved(&n.month_to_date, &p.month_to_date)
+        && !moved(&n.projected, &p.projected);
+    if same { prev } else { now }
+}
+
 /// Weighs `figures` against `budget`: exceeded once spend reaches it; projected to exceed when the
 /// month-end projection does; a currency other than the rate cards' cannot be weighed.
 pub fn assess(
@@ -367,6 +416,25 @@ mod tests {
             currency: "GBP".into(),
             alert_thresholds: vec![50, 80, 100],
         }
+    }
+
+    #[test]
+    fn the_status_is_not_rewritten_for_every_penny() {
+        let b = budget(dec!(100));
+        let f = |spent, projected| Figures {
+            period: "2026-11".into(),
+            month_to_date: spent,
+            projected,
+            currency: "GBP".into(),
+        };
+        let first = assess(&b, Some(&f(dec!(10.00), dec!(40.00))), "2026-11", Some("GBP"));
+        let a_penny_more = assess(&b, Some(&f(dec!(10.01), dec!(40.01))), "2026-11", Some("GBP"));
+        assert_eq!(settled(a_penny_more, Some(first.clone()), &b), first);
+        let a_pound_more = assess(&b, Some(&f(dec!(11.00), dec!(40.50))), "2026-11", Some("GBP"));
+        assert_eq!(settled(a_pound_more.clone(), Some(first.clone()), &b), a_pound_more);
+        let threshold = assess(&b, Some(&f(dec!(50.00), dec!(50.10))), "2026-11", Some("GBP"));
+        let just_over = assess(&b, Some(&f(dec!(50.50), dec!(50.60))), "2026-11", Some("GBP"));
+        assert_eq!(settled(just_over, Some(threshold.clone()), &b), threshold, "same thresholds, under 1%");
     }
 
     #[test]

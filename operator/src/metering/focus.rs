@@ -162,13 +162,20 @@ pub fn write(
             tags.insert("commons.dev/hosted-service".into(), g.hosted_service.clone().into());
         }
         let usage = l.charge != Charge::PlatformOverhead;
+        // A correction's quantity and cost need not be price × quantity (a price change alone
+        // corrects the cost, not the quantity): its unit prices are left out.
+        let unit_price = unit_price.filter(|_| l.corrects.is_empty());
         let cost = Some(l.amount.to_string());
         let quantity = l.quantity.filter(|_| usage).map(|q: Decimal| q.to_string());
         let sku = usage.then(|| format!("commons-{}", l.charge));
         let row: [Option<String>; 39] = [
             cost.clone(),
             Some(if g.organisation.is_empty() { UNATTRIBUTED.to_owned() } else { g.organisation.clone() }),
-            Some(g.organisation_name.clone()),
+            Some(if g.organisation_name.is_empty() {
+                "Unattributed".to_owned()
+            } else {
+                g.organisation_name.clone()
+            }),
             Some(currency.to_owned()),
             Some(at(billing.until)),
             Some(at(billing.from)),
@@ -200,7 +207,8 @@ pub fn write(
             Some(PROVIDER.to_owned()),
             Some(subcategory.to_owned()),
             sku.clone(),
-            sku.map(|s| format!("{s}/{}", l.rate_card)),
+            // Stable over time (FOCUS): the price itself is in ListUnitPrice.
+            sku.map(|s| format!("{s}-standard")),
             Some(g.tenancy.clone()),
             Some(g.tenancy.clone()),
             Some("Tenancy".to_owned()),
@@ -272,7 +280,7 @@ mod tests {
             ),
             "{cpu}"
         );
-        assert!(cpu.contains(",commons-cpu,commons-cpu/standard-2026,north,north,Tenancy,"), "{cpu}");
+        assert!(cpu.contains(",commons-cpu,commons-cpu-standard,north,north,Tenancy,"), "{cpu}");
         assert!(
             cpu.contains(r#""{""commons.dev/cost-centre"":""NCC-IT-4410"""#),
             "tags are a JSON object: {cpu}"

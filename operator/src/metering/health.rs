@@ -21,6 +21,8 @@ pub struct MeterMetrics {
     pub ledger_errors: IntCounterVec,
     /// Spans open now.
     pub open: IntGauge,
+    /// Seconds since the last instant up to which the ledger holds everything the meter saw.
+    pub lag: IntGauge,
 }
 
 impl MeterMetrics {
@@ -41,13 +43,18 @@ impl MeterMetrics {
             &["reason"],
         )?;
         let open = IntGauge::new("meter_open_intervals", "Allocation intervals open now.")?;
+        let lag = IntGauge::new(
+            "meter_seen_through_lag_seconds",
+            "Seconds since the last instant the meter saw everything (all its watches working): what goes unseen meanwhile is closed at that instant.",
+        )?;
+        registry.register(Box::new(lag.clone()))?;
         registry.register(Box::new(opened.clone()))?;
         registry.register(Box::new(closed.clone()))?;
         registry.register(Box::new(pending.clone()))?;
         registry.register(Box::new(ledger_up.clone()))?;
         registry.register(Box::new(ledger_errors.clone()))?;
         registry.register(Box::new(open.clone()))?;
-        Ok(MeterMetrics { opened, closed, pending, ledger_up, ledger_errors, open })
+        Ok(MeterMetrics { opened, closed, pending, ledger_up, ledger_errors, open, lag })
     }
 }
 

@@ -41,6 +41,9 @@ pub struct Lookups {
     pub namespaces: Store<Namespace>,
     /// Every Tenancy (its organisation).
     pub tenancies: Store<Tenancy>,
+    /// Every HostedService: a pod's `commons.dev/hosted-service` label counts only when it names
+    /// one in the pod's namespace (the label is the tenant's to set).
+    pub hosted: Store<commons_crds::HostedService>,
 }
 
 /// Where the meter's findings go.
@@ -60,6 +63,21 @@ pub struct Sinks {
 struct Lists {
     synced: HashMap<Kind, bool>,
     listing: HashMap<Kind, HashSet<String>>,
+    /// When each watch last reported an error. A watch resumes after an error without listing
+    /// again (nothing is missed), so an error holds back `seen_through` only while errors keep
+    /// coming.
+    failed_at: HashMap<Kind, i64>,
+}
+
+/// How long a watch must go without an error to count as working again.
+const QUIET_MS: i64 = 10_000;
+
+impl Lists {
+    fn complete(&self, now: i64) -> bool {
+        [Kind::Pod, Kind::Claim, Kind::LoadBalancer].iter().all(|k| {
+            self.synced.get(k) == Some(&true) && self.failed_at.get(k).is_none_or(|t| now - t >= QUIET_MS)
+        })
+    }
 }
 
 /// Runs the meter until `shutdown` resolves. It first brings the ledger's tables up to date and
@@ -109,7 +127,7 @@ pub async fn run(
                 on_event(*e, Kind::Pod, &mut tracker, &mut lists, seen_through, now, |p, deleted| {
                     let who = observe::attribution(
                         &namespace(p),
-                        observe::hosted_service(p),
+                        observe::hosted_service(p, &lookups.hosted),
                         &lookups.namespaces,
                         &lookups.tenancies,
                     )?;
@@ -148,10 +166,8 @@ pub async fn run(
                 tracker.reattribute(&t.name_any(), |old| observe::of_tenancy(&t, &old.hosted_service), now)
             }
             Seen::Tick => {
-                if [Kind::Pod, Kind::Claim, Kind::LoadBalancer]
-                    .iter()
-                    .all(|k| lists.synced.get(k) == Some(&true))
-                {
+                metrics.lag.set((now - seen_through) / 1000);
+                if lists.complete(now) {
                     seen_through = now;
                     let _ = tx.send(Message::SeenThrough(now));
                 }
@@ -202,8 +218,8 @@ fn on_event<K: Resource>(
     let event = match event {
         Ok(e) => e,
         Err(e) => {
-            tracing::debug!(%kind, error = %e, "meter watch error; it lists again");
-            lists.synced.insert(kind, false);
+            tracing::debug!(%kind, error = %e, "meter watch error; it is retried");
+            lists.failed_at.insert(kind, now);
             return Vec::new();
         }
     };

@@ -102,9 +102,13 @@ pub fn service(s: &Service, attribution: Attribution, watermark_ms: i64, now_ms:
     observation(Kind::LoadBalancer, s, attribution, held, span)
 }
 
-/// The HostedService a pod belongs to, from the label Commons puts on its pods.
-pub fn hosted_service(p: &Pod) -> Option<&str> {
-    p.labels().get(labels::HOSTED_SERVICE).map(String::as_str)
+/// The HostedService a pod belongs to, from the label Commons puts on its pods, when a
+/// HostedService of that name is in the pod's namespace (anyone who can make pods can set the
+/// label; it cannot name what is not there).
+pub fn hosted_service<'a>(p: &'a Pod, hosted: &Store<commons_crds::HostedService>) -> Option<&'a str> {
+    let name = p.labels().get(labels::HOSTED_SERVICE)?;
+    let ns = p.namespace()?;
+    hosted.get(&ObjectRef::new(name).within(&ns)).map(|_| name.as_str())
 }
 
 fn observation<K: kube::Resource>(

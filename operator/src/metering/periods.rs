@@ -37,6 +37,9 @@ impl Month {
         let bad =
             || Error::Invalid(format!("period {name:?}: expected a month as YYYY-MM, for example 2026-11"));
         let (y, m) = name.split_once('-').ok_or_else(bad)?;
+        if !y.bytes().chain(m.bytes()).all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
         let (y, m): (i16, i8) = (y.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
         if y < 1970 || !(1..=12).contains(&m) || name.len() != 7 {
             return Err(bad());
@@ -226,7 +229,13 @@ pub async fn lines(
         return Ok((lines, Some(closed)));
     }
     let mut lines = rate(ledger, month, until, cards, None).await?;
-    lines.extend(corrections_before(ledger, month, cards, None).await?);
+    // The corrections due belong to the next month to close, the one after the latest closed, and
+    // to no later month (they would be counted twice).
+    let latest = ledger.closed_periods().await?.last().map(|p| p.period.clone());
+    let next_to_close = latest.as_deref().map(Month::parse).transpose()?.map(|m| m.next().name);
+    if next_to_close.is_none_or(|n| n == month.name) {
+        lines.extend(corrections_before(ledger, month, cards, None).await?);
+    }
     Ok((lines, None))
 }
 
@@ -252,6 +261,18 @@ pub async fn close(ledger: &Ledger, month: &Month, cards: &[Card], now: Timestam
             )));
         }
         m = m.next();
+    }
+    // Only once the meter's record is complete past the month's end: otherwise what ended while
+    // Commons was not watching would be closed as still running.
+    let complete = ledger.seen_through().await?;
+    if complete.is_none_or(|t| t < month.until.as_millisecond()) {
+        let through = complete
+            .and_then(|t| Timestamp::from_millisecond(t).ok())
+            .map_or("never".into(), |t| t.to_string());
+        return Err(Error::Invalid(format!(
+            "period {}: the ledger is complete only up to {through}; the month closes once the meter has recorded past {}",
+            month.name, month.until
+        )));
     }
     let mut lines = rate(ledger, month, month.until, cards, Some(now_ms)).await?;
     lines.extend(corrections_before(ledger, month, cards, Some(now_ms)).await?);
@@ -350,7 +371,7 @@ mod tests {
         assert_eq!(m.next().name, "2026-12");
         assert_eq!(Month::parse("2026-12").unwrap().next().name, "2027-01");
         assert_eq!(Month::of("2026-11-30T23:59:59.999Z".parse().unwrap()).name, "2026-11");
-        for bad in ["2026-13", "2026-1", "november", "2026-00", ""] {
+        for bad in ["2026-13", "2026-1", "november", "2026-00", "", "2026-+1", "+026-11"] {
             let err = Month::parse(bad).unwrap_err().to_string();
             assert!(err.contains("YYYY-MM"), "{bad}: {err}");
         }

@@ -57,7 +57,8 @@ impl By {
             By::Tenancy => (g.tenancy.clone(), g.organisation_name.clone()),
             By::Organisation => (g.organisation.clone(), g.organisation_name.clone()),
             By::Sector => (g.sector.clone(), String::new()),
-            By::CostCentre => (g.cost_centre.clone(), g.organisation_name.clone()),
+            // Cost centres are an organisation's own codes: two councils may both use FIN-001.
+            By::CostCentre => (format!("{}/{}", g.organisation, g.cost_centre), g.organisation_name.clone()),
             By::Service if g.hosted_service.is_empty() => {
                 (format!("{} (not in a hosted service)", g.tenancy), g.organisation_name.clone())
             }

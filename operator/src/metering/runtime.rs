@@ -53,7 +53,8 @@ pub fn start(
         let (watches, standing) = (watches.clone(), standing.clone());
         tokio::spawn(async move {
             loop {
-                match crate::watch::synced(&[&lookups.namespaces, &lookups.tenancies]).await {
+                match crate::watch::synced(&[&lookups.namespaces, &lookups.tenancies, &lookups.hosted]).await
+                {
                     Ok(()) => break,
                     Err(Error::StoreNotReady) => continue,
                     Err(_) => return,

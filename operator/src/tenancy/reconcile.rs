@@ -270,21 +270,18 @@ fn was_ready(tenancy: &Tenancy, ns: &str) -> bool {
     tenancy.status.as_ref().is_none_or(|s| s.namespaces.iter().find(|n| n.name == ns).is_none_or(|n| n.ready))
 }
 
-/// This month's spend against the tenancy's budget, once the ledger has been measured.
+/// This month's spend against the tenancy's budget. Until the ledger has been measured (just
+/// after a start) the status says what it said; after, see `budgets::settled`.
 fn budget_of(ctx: &Context, tenancy: &Tenancy) -> Option<crate::metering::budgets::Assessment> {
     let budget = tenancy.spec.budget.as_ref()?;
+    let previous = crate::metering::budgets::previous(tenancy.status.as_ref());
     let Some(currency) = ctx.budgets.currency() else {
-        return Some(crate::metering::budgets::Assessment {
-            status: "Unknown",
-            reason: "NotMeasured",
-            message: "this month's spend has not been measured yet (it needs the ledger and a rate card)"
-                .into(),
-            budget: None,
-        });
+        return Some(previous.unwrap_or_else(crate::metering::budgets::Assessment::not_measured));
     };
     let period = crate::metering::periods::Month::of(jiff::Timestamp::now()).name;
     let figures = ctx.budgets.of(&tenancy.name_any());
-    Some(crate::metering::budgets::assess(budget, figures.as_ref(), &period, Some(&currency)))
+    let now = crate::metering::budgets::assess(budget, figures.as_ref(), &period, Some(&currency));
+    Some(crate::metering::budgets::settled(now, previous, budget))
 }
 
 async fn announce_changes(ctx: &Context, tenancy: &Tenancy, obs: &Observations) {
