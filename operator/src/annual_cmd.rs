@@ -2,16 +2,14 @@
 //! services they share, from the ledger and the cluster.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use commons_crds::subscription::{Subscription, SubscriptionMode, SubscriptionPhase};
 use commons_crds::tenancy::Tenancy;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::ListParams;
-use kube::{Api, Client, Resource, ResourceExt};
-use serde::de::DeserializeOwned;
+use kube::{Client, ResourceExt};
 
+use crate::catalogue_cmd::list;
 use crate::error::{Error, Result};
 use crate::ledger::Ledger;
 use crate::metering::annual::{self, Annual, Shared};
@@ -19,21 +17,6 @@ use crate::metering::chart;
 use crate::metering::periods::{self, Month};
 use crate::metering::report::By;
 use crate::report_cmd::cards_in;
-
-async fn list<K>(client: &Client) -> Result<Vec<Arc<K>>>
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
-{
-    let kind = K::plural(&());
-    Ok(Api::<K>::all(client.clone())
-        .list(&ListParams::default())
-        .await
-        .map_err(|source| Error::Kube { context: format!("listing {kind}"), source })?
-        .items
-        .into_iter()
-        .map(Arc::new)
-        .collect())
-}
 
 /// The group a tenancy is in when grouping `by` (as the ledger records it: `annual::group_of`).
 fn group(by: By, t: &Tenancy, namespace: &str, service: &str) -> String {

@@ -28,22 +28,32 @@ pub fn count_write(kind: &str, verb: &str) {
     WRITES.with_label_values(&[kind, verb]).inc();
 }
 
-/// A JSON merge patch `{"status": new}` that also clears every top-level status field `observed`
-/// has and `new` leaves out. Status types skip empty lists and absent values when serialised, and a
+/// A JSON merge patch `{"status": new}` that also clears every status field, at any depth of
+/// nested objects, that `observed` has and `new` leaves out. Status types skip empty lists and absent values when serialised, and a
 /// merge patch leaves out-of-patch fields untouched, so without the explicit `null` a list that
 /// became empty (the last member of a segment left) would never be cleared and the status would be
 /// rewritten on every reconcile.
 pub fn status_patch<S: Serialize>(observed: Option<&S>, new: &S) -> Value {
     let mut patch = serde_json::to_value(new).unwrap_or(Value::Null);
-    let before = observed.and_then(|o| serde_json::to_value(o).ok());
-    if let (Some(Value::Object(before)), Value::Object(after)) = (before, &mut patch) {
-        for key in before.keys() {
-            if !after.contains_key(key) {
-                after.insert(key.clone(), Value::Null);
+    if let Some(before) = observed.and_then(|o| serde_json::to_value(o).ok()) {
+        clear_missing(&before, &mut patch);
+    }
+    serde_json::json!({ "status": patch })
+}
+
+/// Sets to `null` each key of `before` that `after` leaves out, in nested objects too (a merge
+/// patch replaces lists whole, so only objects need it).
+fn clear_missing(before: &Value, after: &mut Value) {
+    if let (Value::Object(before), Value::Object(after)) = (before, after) {
+        for (key, old) in before {
+            match after.get_mut(key) {
+                None => {
+                    after.insert(key.clone(), Value::Null);
+                }
+                Some(new) => clear_missing(old, new),
             }
         }
     }
-    serde_json::json!({ "status": patch })
 }
 
 /// Writes `new` as the status of the object `name` that `api` reaches (a merge patch that also
@@ -273,5 +283,13 @@ mod tests {
         assert_eq!(status_patch(None, &after), json!({"status": {"count": 0}}));
         let still = St { members: vec!["here".into()], count: 1 };
         assert_eq!(status_patch(Some(&before), &still), json!({"status": {"members": ["here"], "count": 1}}));
+        let nested_before =
+            serde_json::json!({"budget": {"period": "2026-12", "thresholdsReached": [80, 100]}});
+        let nested_after = serde_json::json!({"budget": {"period": "2026-12"}});
+        assert_eq!(
+            status_patch(Some(&nested_before), &nested_after),
+            serde_json::json!({"status": {"budget": {"period": "2026-12", "thresholdsReached": null}}}),
+            "a nested list that became empty is cleared too"
+        );
     }
 }

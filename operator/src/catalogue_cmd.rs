@@ -13,7 +13,8 @@ use serde::de::DeserializeOwned;
 use crate::catalogue::{entries, render};
 use crate::error::{Error, Result};
 
-async fn list<K>(client: &Client) -> Result<Vec<Arc<K>>>
+/// Every object of a kind in the cluster (for the one-shot commands).
+pub(crate) async fn list<K>(client: &Client) -> Result<Vec<Arc<K>>>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
 {
