@@ -111,7 +111,7 @@ async fn write_all(
     for i in 0..n {
         batch.push(Write::Open(Box::new(pod(offset + i, tenancies, from, month_ms))));
         if batch.len() == 5000 || i + 1 == n {
-            ledger.write(&batch, None, month.until.as_millisecond()).await?;
+            ledger.write(&batch, Some(month.until.as_millisecond()), month.until.as_millisecond()).await?;
             batch.clear();
         }
     }
