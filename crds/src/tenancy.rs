@@ -136,8 +136,10 @@ pub struct Organisation {
     #[serde(default)]
     #[schemars(transform = no_default)]
     pub id: String,
-    /// The organisation's name as people know it, for example "Leeds City Council".
-    #[schemars(length(min = 1, max = 128))]
+    /// The organisation's name as people know it, for example "Leeds City Council". It may not
+    /// begin with `=`, `+`, `-` or `@` (finance opens exports in spreadsheets, which would read it
+    /// as a formula).
+    #[schemars(length(min = 1, max = 128), regex(pattern = r"^[^=+\-@\t\r\n]"))]
     pub display_name: String,
     /// The part of the public sector the organisation belongs to.
     pub sector: Sector,

@@ -256,6 +256,11 @@ async fn invalid_tenancies_are_rejected_naming_the_field() {
             "at most 40 characters",
         ),
         (
+            tenancy("e2e-bad-org-name", json!({"organisation": {"displayName": "=HYPERLINK(\"x\")"}})),
+            "spec.organisation.displayName",
+            "should match",
+        ),
+        (
             tenancy("e2e-bad-org-id", json!({"organisation": {"id": "Example Council"}})),
             "spec.organisation.id",
             "should match",

@@ -309,6 +309,17 @@ impl Ledger {
 
 /// The URL without its password, for messages.
 fn redact(url: &str) -> String {
+    // A password in the query (`?password=...`) too.
+    if let Some((base, query)) = url.split_once('?') {
+        let params: Vec<String> = query
+            .split('&')
+            .map(|p| match p.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                _ => p.to_owned(),
+            })
+            .collect();
+        return format!("{}?{}", redact(base), params.join("&"));
+    }
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let userinfo = &url[scheme + 3..at];
@@ -330,6 +341,10 @@ mod tests {
         assert_eq!(redact("postgres://u:secret@db:5432/l"), "postgres://u:***@db:5432/l");
         assert_eq!(redact("postgres://u@db/l"), "postgres://u@db/l");
         assert_eq!(redact("sqlite:///var/lib/l.db"), "sqlite:///var/lib/l.db");
+        assert_eq!(
+            redact("postgres://u@db/l?sslmode=require&password=secret"),
+            "postgres://u@db/l?sslmode=require&password=***"
+        );
     }
 
     #[test]
