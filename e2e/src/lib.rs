@@ -4,6 +4,7 @@
 pub mod churn;
 pub mod floor;
 pub mod focus;
+pub mod ledgers;
 pub mod measure;
 
 pub use measure::{cpu_seconds, cpu_used, operator_memory_mib, operator_metric, operator_samples};

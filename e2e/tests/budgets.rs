@@ -30,9 +30,7 @@ async fn a_budget_is_watched_threshold_by_threshold_and_in_its_own_currency() {
             "prices": {"cpuCoreHour": "36000", "memoryGibHour": "0", "storageGibHour": "0", "loadBalancerHour": "0"}}
     });
     // Rate cards cannot be changed: one left by an earlier run is replaced.
-    let _ = Api::<RateCard>::all(client.clone()).delete(CARD, &DeleteParams::default()).await;
-    wait_gone(&client).await;
-    apply_raw::<RateCard>(&client, None, card).await.unwrap();
+    commons_e2e::ledgers::replace_rate_card(&client, card).await.unwrap();
     // A name of this run's own: spend is attributed by tenancy name, and earlier runs spent today.
     let name = format!("e2e-budget-{}", std::process::id());
     let budget = json!({"budget": {"monthlyAmount": "30.00", "currency": "GBP", "alertThresholds": [50, 100]},
@@ -118,14 +116,4 @@ async fn a_budget_is_watched_threshold_by_threshold_and_in_its_own_currency() {
 
     commons_e2e::delete_tenancy(&client, &name).await.unwrap();
     let _ = Api::<RateCard>::all(client).delete(CARD, &DeleteParams::default()).await;
-}
-
-/// Waits until the test's rate card is gone.
-async fn wait_gone(client: &kube::Client) {
-    let api = Api::<RateCard>::all(client.clone());
-    commons_e2e::wait_for("the old rate card gone", std::time::Duration::from_secs(30), || async {
-        api.get_opt(CARD).await.ok()?.is_none().then_some(())
-    })
-    .await
-    .unwrap();
 }

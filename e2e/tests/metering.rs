@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use commons_crds::{RateCard, Tenancy};
+use commons_e2e::ledgers::{fresh_postgres, psql, replace_rate_card};
 use commons_e2e::{
     apply_raw, client, commons, commons_binary, tenancy_manifest, wait_for, wait_for_condition,
 };
@@ -23,24 +24,6 @@ use rust_decimal::{Decimal, RoundingStrategy};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(90);
-
-/// The PostgreSQL server the scripts started (e2e/postgres.sh), with a fresh database `name`.
-fn fresh_postgres(name: &str) -> String {
-    let admin = std::env::var("COMMONS_E2E_POSTGRES").expect("COMMONS_E2E_POSTGRES (set by e2e/postgres.sh)");
-    for sql in [format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"), format!("CREATE DATABASE {name}")] {
-        let out = Command::new("/usr/lib/postgresql/15/bin/psql")
-            .args([admin.as_str(), "-qAtc", &sql])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    admin.rsplit_once('/').map(|(server, _)| format!("{server}/{name}")).unwrap()
-}
-
-fn psql(url: &str, sql: &str) {
-    let out = Command::new("/usr/lib/postgresql/15/bin/psql").args([url, "-qAtc", sql]).output().unwrap();
-    assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
-}
 
 /// A `commons meter` process of the test's own.
 struct Meter {
@@ -206,7 +189,7 @@ async fn both_ledgers_match_the_pods_own_timestamps_across_a_sigkill_of_the_mete
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let sqlite = format!("sqlite://{}", dir.join("ledger.db").display());
-    let postgres = fresh_postgres("commons_e2e_meter");
+    let postgres = fresh_postgres("commons_e2e_meter").unwrap();
     let mut meters = [Meter::start(&sqlite, "127.0.0.1:18091"), Meter::start(&postgres, "127.0.0.1:18092")];
     for m in &meters {
         m.ready().await;
@@ -278,9 +261,7 @@ async fn apply_card(client: &Client) {
             "prices": {"cpuCoreHour": "3600", "memoryGibHour": "36", "storageGibHour": "0", "loadBalancerHour": "0"}}
     });
     // Rate cards cannot be changed: one left by an earlier run is replaced.
-    let _ = Api::<RateCard>::all(client.clone()).delete(CARD, &DeleteParams::default()).await;
-    wait_gone(client).await;
-    apply_raw::<RateCard>(client, None, card).await.unwrap();
+    replace_rate_card(client, card).await.unwrap();
 }
 
 /// `commons report` for this month agrees with the intervals in the ledger, to the penny.
@@ -350,7 +331,7 @@ async fn while_the_ledger_is_down_metering_says_why_and_nothing_is_lost_once_it_
     fresh_tenancy(&client, "e2e-meter-down").await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), "e2e-meter-down-apps");
     let db = "commons_e2e_meter_down";
-    let url = fresh_postgres(db);
+    let url = fresh_postgres(db).unwrap();
     let admin = std::env::var("COMMONS_E2E_POSTGRES").unwrap();
     let meter = Meter::start(&url, "127.0.0.1:18093");
     meter.ready().await;
@@ -358,8 +339,9 @@ async fn while_the_ledger_is_down_metering_says_why_and_nothing_is_lost_once_it_
     settled(&url, &[], &[&a]).await;
 
     // The database refuses the meter's connections from now on.
-    psql(&admin, &format!("ALTER DATABASE {db} ALLOW_CONNECTIONS false"));
-    psql(&admin, &format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}'"));
+    psql(&admin, &format!("ALTER DATABASE {db} ALLOW_CONNECTIONS false")).unwrap();
+    psql(&admin, &format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}'"))
+        .unwrap();
     let a_ended = end_pod(&pods, "a").await;
     let (b, b_started) = run_pod(&pods, "b").await;
     let reason = wait_for("metering reported unready", WAIT, || async {
@@ -377,21 +359,11 @@ async fn while_the_ledger_is_down_metering_says_why_and_nothing_is_lost_once_it_
     assert!(meter.metric("commons_meter_pending_writes") >= 1.0);
     assert_eq!(meter.metric("commons_meter_ledger_up"), 0.0);
 
-    psql(&admin, &format!("ALTER DATABASE {db} ALLOW_CONNECTIONS true"));
+    psql(&admin, &format!("ALTER DATABASE {db} ALLOW_CONNECTIONS true")).unwrap();
     meter.ready().await;
     let b_ended = end_pod(&pods, "b").await;
     let by_uid = settled(&url, &[&a, &b], &[]).await;
     assert_span(&by_uid, "a (ended while the ledger was down)", &a, a_started, a_ended);
     assert_span(&by_uid, "b (started while the ledger was down)", &b, b_started, b_ended);
     assert_eq!(meter.metric("commons_meter_ledger_up"), 1.0);
-}
-
-/// Waits until the test's rate card is gone.
-async fn wait_gone(client: &kube::Client) {
-    let api = Api::<RateCard>::all(client.clone());
-    commons_e2e::wait_for("the old rate card gone", std::time::Duration::from_secs(30), || async {
-        api.get_opt(CARD).await.ok()?.is_none().then_some(())
-    })
-    .await
-    .unwrap();
 }

@@ -10,7 +10,7 @@
 use std::process::Command;
 
 use commons_crds::RateCard;
-use commons_e2e::{apply_raw, client, commons};
+use commons_e2e::{client, commons};
 use commons_operator::ledger::{Attribution, Close, Held, Interval, Kind, Ledger, Write};
 use jiff::Timestamp;
 use kube::Api;
@@ -18,7 +18,7 @@ use kube::api::DeleteParams;
 use serde_json::json;
 
 const CARD: &str = "e2e-periods-card";
-const PSQL: &str = "/usr/lib/postgresql/15/bin/psql";
+use commons_e2e::ledgers::PSQL;
 
 fn ms(s: &str) -> i64 {
     s.parse::<Timestamp>().unwrap().as_millisecond()
@@ -55,15 +55,6 @@ fn open(i: Interval) -> Write {
 fn ended(mut i: Interval, to: &str) -> Write {
     i.end_ms = Some(ms(to));
     Write::Open(Box::new(i))
-}
-
-fn fresh_postgres(name: &str) -> String {
-    let admin = std::env::var("COMMONS_E2E_POSTGRES").expect("COMMONS_E2E_POSTGRES (set by e2e/postgres.sh)");
-    for sql in [format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"), format!("CREATE DATABASE {name}")] {
-        let out = Command::new(PSQL).args([admin.as_str(), "-qAtc", &sql]).output().unwrap();
-        assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    admin.rsplit_once('/').map(|(server, _)| format!("{server}/{name}")).unwrap()
 }
 
 /// Runs SQL straight against the store, as someone with the database's own tools would; returns
@@ -227,9 +218,7 @@ async fn months_close_in_order_never_change_and_verify_on_both_ledgers() {
             "prices": {"cpuCoreHour": "1", "memoryGibHour": "0.5", "storageGibHour": "0", "loadBalancerHour": "0"}}
     });
     // Rate cards cannot be changed: one left by an earlier run is replaced.
-    let _ = Api::<RateCard>::all(client.clone()).delete(CARD, &DeleteParams::default()).await;
-    wait_gone(&client).await;
-    apply_raw::<RateCard>(&client, None, card).await.unwrap();
+    commons_e2e::ledgers::replace_rate_card(&client, card).await.unwrap();
     let dir = commons_e2e::measure::cluster_dir().join("e2e-periods");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -262,16 +251,6 @@ async fn months_close_in_order_never_change_and_verify_on_both_ledgers() {
         "{refused}"
     );
     exercise(&format!("sqlite://{}", dir.join("ledger.db").display())).await;
-    exercise(&fresh_postgres("commons_e2e_periods")).await;
+    exercise(&commons_e2e::ledgers::fresh_postgres("commons_e2e_periods").unwrap()).await;
     let _ = Api::<RateCard>::all(client).delete(CARD, &DeleteParams::default()).await;
-}
-
-/// Waits until the test's rate card is gone.
-async fn wait_gone(client: &kube::Client) {
-    let api = Api::<RateCard>::all(client.clone());
-    commons_e2e::wait_for("the old rate card gone", std::time::Duration::from_secs(30), || async {
-        api.get_opt(CARD).await.ok()?.is_none().then_some(())
-    })
-    .await
-    .unwrap();
 }

@@ -7,10 +7,8 @@
 //! (defaults 20000, 1000 and 1000000; the figure is for 10000000). PostgreSQL is reached at
 //! COMMONS_E2E_POSTGRES (set by e2e/postgres.sh); each run makes fresh databases and files.
 
-use std::process::Command;
 use std::time::Instant;
 
-use commons_e2e::E2eError;
 use commons_operator::ledger::{Attribution, Held, Interval, Kind, Ledger, Write};
 use commons_operator::metering::charges::Rater;
 use commons_operator::metering::periods::{self, Month};
@@ -75,26 +73,6 @@ fn peak_mib() -> f64 {
                 .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
         })
         .map_or(0.0, |kb| kb / 1024.0)
-}
-
-fn fresh_postgres(name: &str) -> Result<String, E2eError> {
-    let admin = std::env::var("COMMONS_E2E_POSTGRES").map_err(|_| {
-        E2eError::Timeout(std::time::Duration::ZERO, "COMMONS_E2E_POSTGRES (source e2e/postgres.sh)".into())
-    })?;
-    for sql in [format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"), format!("CREATE DATABASE {name}")] {
-        let out = Command::new("/usr/lib/postgresql/15/bin/psql")
-            .args([admin.as_str(), "-qAtc", &sql])
-            .output()
-            .map_err(|source| E2eError::Spawn { cmd: "psql".into(), source })?;
-        if !out.status.success() {
-            return Err(E2eError::Command {
-                cmd: sql,
-                status: out.status.to_string(),
-                stderr: String::from_utf8_lossy(&out.stderr).into(),
-            });
-        }
-    }
-    Ok(admin.rsplit_once('/').map(|(server, _)| format!("{server}/{name}")).unwrap_or(admin))
 }
 
 async fn write_all(
@@ -205,6 +183,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     bench("sqlite", &format!("sqlite://{}", dir.join("ledger.db").display()), pods, tenancies, rows).await?;
-    bench("postgres", &fresh_postgres("commons_bench_ledger")?, pods, tenancies, rows).await?;
+    bench("postgres", &commons_e2e::ledgers::fresh_postgres("commons_bench_ledger")?, pods, tenancies, rows)
+        .await?;
     Ok(())
 }

@@ -1,0 +1,54 @@
+//! What the metering tests and benchmark share: fresh databases on the PostgreSQL the scripts run
+//! (e2e/postgres.sh), and rate cards replaced whole (a card cannot be changed once written).
+
+use std::process::Command;
+use std::time::Duration;
+
+use commons_crds::RateCard;
+use kube::api::DeleteParams;
+use kube::{Api, Client};
+
+use crate::E2eError;
+
+/// Debian's psql for PostgreSQL 15.
+pub const PSQL: &str = "/usr/lib/postgresql/15/bin/psql";
+
+/// Runs one statement against `url` with psql.
+pub fn psql(url: &str, sql: &str) -> Result<(), E2eError> {
+    let out = Command::new(PSQL)
+        .args([url, "-qAtc", sql])
+        .output()
+        .map_err(|source| E2eError::Spawn { cmd: "psql".into(), source })?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(E2eError::Command {
+            cmd: sql.into(),
+            status: out.status.to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).into(),
+        })
+    }
+}
+
+/// A fresh database `name` on the server COMMONS_E2E_POSTGRES names, and its URL.
+pub fn fresh_postgres(name: &str) -> Result<String, E2eError> {
+    let admin = std::env::var("COMMONS_E2E_POSTGRES").map_err(|_| {
+        E2eError::Timeout(Duration::ZERO, "COMMONS_E2E_POSTGRES (set by e2e/postgres.sh)".into())
+    })?;
+    psql(&admin, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))?;
+    psql(&admin, &format!("CREATE DATABASE {name}"))?;
+    Ok(admin.rsplit_once('/').map(|(server, _)| format!("{server}/{name}")).unwrap_or(admin))
+}
+
+/// Makes rate card `card` (JSON), first deleting one of the same name left by an earlier run.
+pub async fn replace_rate_card(client: &Client, card: serde_json::Value) -> Result<(), E2eError> {
+    let name = card["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+    let api = Api::<RateCard>::all(client.clone());
+    let _ = api.delete(&name, &DeleteParams::default()).await;
+    crate::wait_for(&format!("earlier rate card {name} gone"), Duration::from_secs(30), || async {
+        api.get_opt(&name).await.ok()?.is_none().then_some(())
+    })
+    .await?;
+    crate::apply_raw::<RateCard>(client, None, card).await?;
+    Ok(())
+}
