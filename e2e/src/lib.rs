@@ -109,9 +109,13 @@ pub async fn delete_tenancy(client: &Client, name: &str) -> Result<(), E2eError>
     .await
 }
 
-/// The repository root.
+/// The repository root: cargo's `CARGO_MANIFEST_DIR` as the test or binary runs (the build may
+/// come from a cache shared by clones at other paths, so the path it was compiled at is only the
+/// fallback).
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().map(PathBuf::from).unwrap_or_default()
+    let manifest =
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
+    PathBuf::from(manifest).parent().map(PathBuf::from).unwrap_or_default()
 }
 
 /// Runs kubectl (from PATH, as `e2e/controlplane/env.sh` sets it) and returns its stdout.

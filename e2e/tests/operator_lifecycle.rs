@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use commons_crds::Tenancy;
 use commons_e2e::{
-    apply_raw, client, install_crds, operator, operator_metric, restricted_pod, wait_for, wait_for_condition,
-    wait_for_default_service_account,
+    apply_raw, client, install_crds, operator, operator_metric, operator_samples, restricted_pod, wait_for,
+    wait_for_condition, wait_for_default_service_account,
 };
 use futures::FutureExt;
 use k8s_openapi::api::core::v1::{LimitRange, Namespace, Pod, ResourceQuota};
@@ -71,6 +71,31 @@ fn writes() -> f64 {
     operator_metric("commons_apiserver_writes_total").unwrap()
 }
 
+/// Waits (up to two minutes) until the operator has written nothing for ten seconds.
+async fn quiet() {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let mut last = writes();
+    let mut since = std::time::Instant::now();
+    while since.elapsed() < Duration::from_secs(10) {
+        assert!(std::time::Instant::now() < deadline, "the operator kept writing for two minutes");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = writes();
+        if now != last {
+            (last, since) = (now, std::time::Instant::now());
+        }
+    }
+}
+
+/// The write counters (by kind and verb) that moved between two readings.
+fn changed(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>) -> String {
+    after
+        .iter()
+        .filter(|(k, v)| before.get(*k) != Some(v))
+        .map(|(k, v)| format!("{k}: {} -> {v}", before.get(k).copied().unwrap_or(0.0)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 #[tokio::test]
 async fn an_idle_tenancy_is_never_written_across_resyncs_and_an_operator_restart() {
     let _turn = TURN.lock().await;
@@ -78,20 +103,29 @@ async fn an_idle_tenancy_is_never_written_across_resyncs_and_an_operator_restart
     install_crds(&client).await.unwrap();
     apply_raw::<Tenancy>(&client, None, tenancy("e2e-idle")).await.unwrap();
     wait_for_condition(&client, "e2e-idle", "Ready", "True", None, Duration::from_secs(60)).await.unwrap();
-    // Let any reconcile triggered by our own writes settle.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Let any reconcile triggered by our own writes settle, and whatever the tests before this one
+    // left in motion (namespaces still terminating, finalizers being removed) finish: the counter
+    // below is the whole operator's.
+    quiet().await;
     let before = resource_versions(&client, "e2e-idle").await;
     assert_eq!(before.len(), 1 + 2 * 5, "the Tenancy and 5 objects in each of 2 namespaces: {before:?}");
 
     // Idle resyncs (the test operator resyncs every 10 s): reconciles happen, writes do not.
     let (reconciles_before, writes_before) = (reconciles(), writes());
+    let samples_before = operator_samples("commons_apiserver_writes_total").unwrap();
     tokio::time::sleep(Duration::from_secs(25)).await;
     assert!(
         reconciles() >= reconciles_before + 2.0,
         "no resync happened: {reconciles_before} -> {}",
         reconciles()
     );
-    assert_eq!(writes(), writes_before, "an idle resync wrote to the apiserver");
+    let after = operator_samples("commons_apiserver_writes_total").unwrap();
+    assert_eq!(
+        writes(),
+        writes_before,
+        "an idle resync wrote to the apiserver: {}",
+        changed(&samples_before, &after)
+    );
     assert_eq!(resource_versions(&client, "e2e-idle").await, before);
 
     // A restart re-reads everything and reconciles every tenancy: still nothing written.
@@ -102,7 +136,12 @@ async fn an_idle_tenancy_is_never_written_across_resyncs_and_an_operator_restart
     .await
     .unwrap();
     tokio::time::sleep(Duration::from_secs(12)).await;
-    assert_eq!(writes(), 0.0, "the restarted operator wrote to the apiserver");
+    assert_eq!(
+        writes(),
+        0.0,
+        "the restarted operator wrote to the apiserver: {:?}",
+        operator_samples("commons_apiserver_writes_total").unwrap()
+    );
     assert_eq!(resource_versions(&client, "e2e-idle").await, before);
 
     Api::<Tenancy>::all(client.clone()).delete("e2e-idle", &DeleteParams::background()).await.unwrap();
