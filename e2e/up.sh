@@ -48,6 +48,10 @@ kubectl apply --server-side --field-manager=commons-examples -f "$root/docs/exam
 kubectl wait --for=condition=InForce --timeout=60s -f "$root/docs/examples/rate-cards.yaml" >>"$COMMONS_CLUSTER_DIR/logs/examples.log" 2>&1 \
   || note "the example rate card is not in force (kubectl describe ratecard standard-2026): a later card in this cluster supersedes it"
 kubectl get ratecards | sed 's/^/   /'
+step "applying the example VAT rate (docs/examples/vat-rates.yaml)"
+kubectl apply --server-side --field-manager=commons-examples -f "$root/docs/examples/vat-rates.yaml" >>"$COMMONS_CLUSTER_DIR/logs/examples.log" 2>&1 \
+  || fail "applying the example VAT rate" "$COMMONS_CLUSTER_DIR/logs/examples.log"
+kubectl get vatrates | sed 's/^/   /'
 echo
 step "month-to-date spend by organisation (commons report)"
 if report="$("$COMMONS_BIN" report --period "$(date -u +%Y-%m)" --by organisation --ledger "$COMMONS_LEDGER" 2>&1)"; then
@@ -87,6 +91,7 @@ Try:
   commons catalogue                          # the applications store
   commons report --period $(date -u +%Y-%m) --ledger $COMMONS_LEDGER   # month-to-date spend per tenancy
   commons report --period $(date -u +%Y-%m) --by sector --format csv --ledger $COMMONS_LEDGER
+  commons report --period $(date -u +%Y-%m) --savings --ledger $COMMONS_LEDGER   # what sharing payroll saved
   sqlite3 ${COMMONS_LEDGER#sqlite://} 'select kind, namespace, object_name, start_ms, end_ms from allocation_interval'   # the raw intervals
   commons reachability --services            # southshire and westshire reach payroll; nothing else of Northshire's
   kubectl get commons -A                     # every Commons object

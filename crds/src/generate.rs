@@ -3,7 +3,7 @@
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
-use crate::{HostedService, NetworkSegment, RateCard, Subscription, Tenancy, TenancyRequest};
+use crate::{HostedService, NetworkSegment, RateCard, Subscription, Tenancy, TenancyRequest, VatRate};
 
 /// Every Commons CRD, in a stable order.
 pub fn crds() -> Vec<CustomResourceDefinition> {
@@ -14,6 +14,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         HostedService::crd(),
         Subscription::crd(),
         RateCard::crd(),
+        VatRate::crd(),
     ]
 }
 

@@ -18,6 +18,7 @@ pub mod rate_card;
 pub mod subscription;
 pub mod tenancy;
 pub mod tenancy_request;
+pub mod vat_rate;
 
 pub use common::{Amount, Classification, Protocol, ResourceRequirements, Sector};
 pub use hosted_service::{HostedService, HostedServiceSpec, HostedServiceStatus};
@@ -26,6 +27,7 @@ pub use rate_card::{RateCard, RateCardSpec, RateCardStatus};
 pub use subscription::{Subscription, SubscriptionSpec, SubscriptionStatus};
 pub use tenancy::{Tenancy, TenancySpec, TenancyStatus};
 pub use tenancy_request::{TenancyRequest, TenancyRequestSpec, TenancyRequestStatus};
+pub use vat_rate::{VatRate, VatRateSpec};
 
 /// The API group of every Commons kind.
 pub const GROUP: &str = "commons.dev";

@@ -102,9 +102,15 @@ async fn kubectl_explain_shows_the_field_docs() {
     let sector = kubectl(&["explain", "tenancy.spec.organisation.sector"]).unwrap();
     assert!(sector.contains("local-government") && sector.contains("criminal-justice"), "{sector}");
     let resources = kubectl(&["api-resources", "--api-group=commons.dev", "-o", "name"]).unwrap();
-    for plural in
-        ["tenancies", "tenancyrequests", "networksegments", "hostedservices", "subscriptions", "ratecards"]
-    {
+    for plural in [
+        "tenancies",
+        "tenancyrequests",
+        "networksegments",
+        "hostedservices",
+        "subscriptions",
+        "ratecards",
+        "vatrates",
+    ] {
         assert!(resources.contains(&format!("{plural}.commons.dev")), "{plural} missing: {resources}");
     }
     // The category lists every kind.

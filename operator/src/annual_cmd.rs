@@ -16,7 +16,7 @@ use crate::metering::annual::{self, Annual, Shared};
 use crate::metering::chart;
 use crate::metering::periods::{self, Month};
 use crate::metering::report::By;
-use crate::report_cmd::cards_in;
+use crate::report_cmd::tariff_in;
 
 /// The group a tenancy is in when grouping `by` (as the ledger records it: `annual::group_of`).
 fn group(by: By, t: &Tenancy, namespace: &str, service: &str) -> String {
@@ -69,12 +69,12 @@ async fn shared(client: &Client, by: By) -> Result<Vec<Shared>> {
 /// The year's spend grouped `by`.
 pub async fn annual(year: i16, by: By, ledger_url: &str) -> Result<Annual> {
     let client = Client::try_default().await.map_err(Error::KubeConfig)?;
-    let cards = cards_in(&client).await?;
+    let tariff = tariff_in(&client).await?;
     let ledger = Ledger::open_to_read(ledger_url)?;
     let began = ledger.metering_began().await?.and_then(|ms| Timestamp::from_millisecond(ms).ok());
     let now = Timestamp::now();
     let mut months = Vec::new();
-    let mut currency = cards.first().map(|c| c.currency.clone()).unwrap_or_default();
+    let mut currency = tariff.cards.first().map(|c| c.currency.clone()).unwrap_or_default();
     for m in 1..=12 {
         let month = Month::parse(&format!("{year:04}-{m:02}"))?;
         let reported = began.is_some_and(|b| month.until > b) && month.from < now;
@@ -82,7 +82,7 @@ pub async fn annual(year: i16, by: By, ledger_url: &str) -> Result<Annual> {
             months.push(None);
             continue;
         }
-        let (lines, closed) = periods::lines(&ledger, &month, month.until.min(now), &cards).await?;
+        let (lines, closed) = periods::lines(&ledger, &month, month.until.min(now), &tariff).await?;
         if let Some(p) = &closed {
             currency = p.currency.clone();
         }

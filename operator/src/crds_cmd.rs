@@ -117,10 +117,16 @@ mod tests {
     #[test]
     fn print_is_one_stream_of_every_crd() {
         let all = print().unwrap();
-        assert_eq!(all.matches("kind: CustomResourceDefinition").count(), 6);
-        for kind in
-            ["Tenancy", "TenancyRequest", "NetworkSegment", "HostedService", "Subscription", "RateCard"]
-        {
+        assert_eq!(all.matches("kind: CustomResourceDefinition").count(), 7);
+        for kind in [
+            "Tenancy",
+            "TenancyRequest",
+            "NetworkSegment",
+            "HostedService",
+            "Subscription",
+            "RateCard",
+            "VatRate",
+        ] {
             assert!(all.contains(&format!("kind: {kind}\n")), "{kind} missing");
         }
     }

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::metering::charges::ChargeLine;
 use crate::metering::forecast::{self, ForecastError};
 use crate::metering::periods::Month;
-use crate::metering::rating::Card;
+use crate::metering::rating::Tariff;
 
 /// One object's forecast.
 #[derive(Debug, Serialize)]
@@ -41,8 +41,8 @@ fn invalid(e: ForecastError) -> Error {
 }
 
 /// The forecasts of every supported object in `yaml`, for `month`.
-pub fn forecasts(yaml: &str, month: &Month, cards: &[Card]) -> Result<Vec<Forecast>> {
-    let currency = cards.first().map(|c| c.currency.clone()).unwrap_or_default();
+pub fn forecasts(yaml: &str, month: &Month, tariff: &Tariff) -> Result<Vec<Forecast>> {
+    let currency = tariff.cards.first().map(|c| c.currency.clone()).unwrap_or_default();
     let mut out = Vec::new();
     for doc in serde_saphyr::from_multiple::<serde_json::Value>(yaml)
         .map_err(|e| Error::Invalid(format!("the file is not YAML: {e}")))?
@@ -66,7 +66,7 @@ pub fn forecasts(yaml: &str, month: &Month, cards: &[Card]) -> Result<Vec<Foreca
             _ => continue,
         }
         .map_err(|e| Error::Invalid(format!("{kind}/{name}: {e}")))?;
-        let lines = forecast::month_cost(held, month, cards).map_err(invalid)?;
+        let lines = forecast::month_cost(held, month, tariff).map_err(invalid)?;
         let total = lines.iter().map(|l| l.amount).sum();
         out.push(Forecast {
             object: format!("{kind}/{name}"),
@@ -95,8 +95,8 @@ pub async fn run(file: &Path, month: Option<&str>, json: bool) -> Result<String>
         Some(m) => Month::parse(m)?,
         None => forecast::next_month(Timestamp::now()),
     };
-    let cards = crate::report_cmd::cluster_cards().await?;
-    let all = forecasts(&yaml, &month, &cards)?;
+    let tariff = crate::report_cmd::cluster_tariff().await?;
+    let all = forecasts(&yaml, &month, &tariff)?;
     if json {
         return serde_json::to_string_pretty(&all).map_err(|e| Error::Invalid(e.to_string()));
     }
@@ -119,6 +119,7 @@ pub async fn run(file: &Path, month: Option<&str>, json: bool) -> Result<String>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metering::rating::Card;
     use rust_decimal::dec;
 
     #[test]
@@ -144,14 +145,14 @@ kind: ConfigMap
 metadata: {name: ignored}
 "#;
         let month = Month::parse("2026-11").unwrap();
-        let f = forecasts(yaml, &month, std::slice::from_ref(&card)).unwrap();
+        let f = forecasts(yaml, &month, &Tariff::of_cards(vec![card.clone()])).unwrap();
         assert_eq!(
             (f.len(), f[0].object.as_str(), f[0].total),
             (1, "HostedService/payroll", dec!(360.00)),
             "0.5 cores × 720 h"
         );
         let bad = yaml.replace("250m", "lots");
-        let err = forecasts(&bad, &month, &[card]).unwrap_err().to_string();
+        let err = forecasts(&bad, &month, &Tariff::of_cards(vec![card])).unwrap_err().to_string();
         assert!(
             err.contains("HostedService/payroll") && err.contains("spec.resources.requests.cpu"),
             "{err}"

@@ -8,15 +8,15 @@ use rust_decimal::Decimal;
 use crate::error::{Error, Result};
 use crate::ledger::Ledger;
 use crate::metering::periods::{self, Month};
-use crate::report_cmd::cluster_cards;
+use crate::report_cmd::cluster_tariff;
 
-/// `commons ledger close PERIOD`: closes a month with the cluster's rate cards.
+/// `commons ledger close PERIOD`: closes a month with the cluster's rate cards and VAT rates.
 pub async fn close(period: &str, ledger_url: &str) -> Result<String> {
     let month = Month::parse(period)?;
-    let cards = cluster_cards().await?;
+    let tariff = cluster_tariff().await?;
     let ledger = Ledger::open(ledger_url)?;
     ledger.migrate().await?;
-    let closed = periods::close(&ledger, &month, &cards, Timestamp::now()).await;
+    let closed = periods::close(&ledger, &month, &tariff, Timestamp::now()).await;
     ledger.close().await;
     let p = closed?;
     Ok(format!(

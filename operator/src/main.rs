@@ -67,6 +67,10 @@ enum Command {
         /// tenancy, organisation, sector, cost-centre or service.
         #[arg(long, default_value = "tenancy")]
         by: String,
+        /// With `--period`: the sharing-savings report instead: for each shared service, what it
+        /// cost, what its consumers paid, and what each would have paid running its own copy.
+        #[arg(long, conflicts_with = "year")]
+        savings: bool,
         /// table, json, csv, focus (FinOps FOCUS 1.3 Cost and Usage CSV, one row per charge line;
         /// `--by` does not apply) or, with `--year`, svg (a chart of the months).
         #[arg(long, default_value = "table")]
@@ -220,8 +224,11 @@ fn main() -> ExitCode {
             block_on(reachability_cmd::run(services, json)).map(|out| println!("{out}"))
         }
         Command::Catalogue { json } => block_on(catalogue_cmd::run(json)).map(|out| println!("{out}")),
-        Command::Report { period, year, by, format, ledger } => match (period, year) {
+        Command::Report { period, year, by, savings, format, ledger } => match (period, year) {
             (_, Some(year)) => block_on(commons_operator::annual_cmd::run(year, &by, &format, &ledger)),
+            (Some(period), None) if savings => {
+                block_on(commons_operator::savings_cmd::run(&period, &format, &ledger))
+            }
             (Some(period), None) => {
                 block_on(commons_operator::report_cmd::run(&period, &by, &format, &ledger))
             }

@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
+use commons_crds::VatRate;
 use commons_crds::rate_card::RateCard;
 use jiff::Timestamp;
 use kube::api::ListParams;
@@ -14,7 +15,7 @@ use crate::ledger::Ledger;
 use crate::metering::charges::ChargeLine;
 use crate::metering::focus;
 use crate::metering::periods::{self, Month};
-use crate::metering::rating::Card;
+use crate::metering::rating::{self, Card, Tariff};
 use crate::metering::report::{self as summary, By, Report};
 use crate::ratecard::{Standing, standings};
 
@@ -61,14 +62,26 @@ pub fn usable_cards(cards: &[Arc<RateCard>]) -> Vec<Card> {
         .collect()
 }
 
-/// The rate cards in the cluster in KUBECONFIG that rating can use.
-pub async fn cluster_cards() -> Result<Vec<Card>> {
-    let client = Client::try_default().await.map_err(Error::KubeConfig)?;
-    cards_in(&client).await
+/// The VAT rates as rating reads them.
+pub fn vat_rates(rates: &[VatRate]) -> Vec<rating::VatRate> {
+    rates
+        .iter()
+        .map(|v| rating::VatRate {
+            name: v.name_any(),
+            effective_from: v.spec.effective_from.0,
+            percent: v.spec.percent.value(),
+        })
+        .collect()
 }
 
-/// The rate cards in the cluster that rating can use.
-pub async fn cards_in(client: &Client) -> Result<Vec<Card>> {
+/// The rate cards and VAT rates in the cluster in KUBECONFIG that rating can use.
+pub async fn cluster_tariff() -> Result<Tariff> {
+    let client = Client::try_default().await.map_err(Error::KubeConfig)?;
+    tariff_in(&client).await
+}
+
+/// The rate cards and VAT rates in the cluster that rating can use.
+pub async fn tariff_in(client: &Client) -> Result<Tariff> {
     let cards: Vec<Arc<RateCard>> = Api::<RateCard>::all(client.clone())
         .list(&ListParams::default())
         .await
@@ -77,7 +90,12 @@ pub async fn cards_in(client: &Client) -> Result<Vec<Card>> {
         .into_iter()
         .map(Arc::new)
         .collect();
-    Ok(usable_cards(&cards))
+    let vat = Api::<VatRate>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .map_err(|source| Error::Kube { context: "listing vatrates".into(), source })?
+        .items;
+    Ok(Tariff { cards: usable_cards(&cards), vat: vat_rates(&vat) })
 }
 
 /// A period's charge lines and what they were priced with.
@@ -89,8 +107,8 @@ pub struct Loaded {
     pub until: Timestamp,
     /// Its charge lines (an open month's with the corrections due).
     pub lines: Vec<ChargeLine>,
-    /// The cards that priced them.
-    pub cards: Vec<Card>,
+    /// The cards and VAT rates that priced them.
+    pub tariff: Tariff,
     /// Their currency.
     pub currency: String,
     /// Whether the month is closed.
@@ -109,16 +127,17 @@ pub async fn load(period: &str, ledger_url: &str) -> Result<Loaded> {
     }
     let ledger = Ledger::open_to_read(ledger_url)?;
     let closed = ledger.is_closed(period).await?;
-    let cards = if closed { periods::closed_cards(&ledger, period).await? } else { cluster_cards().await? };
-    let loaded = periods::lines(&ledger, &month, until, &cards).await;
+    let tariff =
+        if closed { periods::closed_tariff(&ledger, period).await? } else { cluster_tariff().await? };
+    let loaded = periods::lines(&ledger, &month, until, &tariff).await;
     ledger.close().await;
     let (lines, record) = loaded?;
     let currency = match &record {
         Some(p) => p.currency.clone(),
-        None => cards.first().map(|c| c.currency.clone()).unwrap_or_default(),
+        None => tariff.cards.first().map(|c| c.currency.clone()).unwrap_or_default(),
     };
     let until = record.as_ref().map_or(until, |_| month.until);
-    Ok(Loaded { month, until, lines, cards, currency, closed: record.is_some() })
+    Ok(Loaded { month, until, lines, tariff, currency, closed: record.is_some() })
 }
 
 /// Makes the report of `period` (`YYYY-MM`) grouped `by` (see [`load`]).
@@ -142,11 +161,8 @@ pub async fn run(period: &str, by: &str, format: &str, ledger_url: &str) -> Resu
     if format == "focus" {
         let l = load(period, ledger_url).await?;
         let mut out = Vec::new();
-        focus::write(&mut out, &l.month, &l.lines, &l.cards, &l.currency).map_err(|source| Error::Io {
-            action: "cannot write",
-            path: "FOCUS export".into(),
-            source,
-        })?;
+        focus::write(&mut out, &l.month, &l.lines, &l.tariff.cards, &l.currency)
+            .map_err(|source| Error::Io { action: "cannot write", path: "FOCUS export".into(), source })?;
         return Ok(String::from_utf8_lossy(&out).into_owned());
     }
     let format = Format::parse(format).ok_or_else(|| match format {
@@ -231,7 +247,7 @@ pub fn render(r: &Report, format: Format) -> String {
 }
 
 /// A CSV field, quoted when it must be.
-fn csv(s: &str) -> String {
+pub(crate) fn csv(s: &str) -> String {
     if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_owned() }
 }
 

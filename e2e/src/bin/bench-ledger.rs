@@ -10,9 +10,10 @@
 use std::time::Instant;
 
 use commons_operator::ledger::{Attribution, Held, Interval, Kind, Ledger, Write};
-use commons_operator::metering::charges::Rater;
 use commons_operator::metering::periods::{self, Month};
+use commons_operator::metering::rater::Rater;
 use commons_operator::metering::rating::Card;
+use commons_operator::metering::rating::Tariff;
 use commons_operator::metering::report::{By, Period, summarise};
 use futures::StreamExt;
 use jiff::Timestamp;
@@ -107,7 +108,7 @@ async fn bench(
     ledger.migrate().await?;
     let month = Month::parse("2026-11")?;
     ledger.metering_since(month.from.as_millisecond()).await?;
-    let cards = vec![card()];
+    let cards = Tariff::of_cards(vec![card()]);
     let wrote = write_all(&ledger, pods, tenancies, &month, 0).await?;
     println!(
         "{store}: recorded {pods} pods over {tenancies} tenancies in {wrote:.2}s ({:.0} intervals/s)",

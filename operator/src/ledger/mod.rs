@@ -36,7 +36,7 @@ pub mod periods;
 pub mod record;
 mod store;
 
-pub use periods::{ClosedPeriod, StoredCard, StoredLine};
+pub use periods::{ClosedPeriod, StoredCard, StoredLine, StoredVat};
 pub use record::{Attribution, Close, Held, Interval, Kind, Write};
 pub use store::Ledger;
 

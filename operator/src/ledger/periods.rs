@@ -43,6 +43,17 @@ pub struct StoredCard {
     pub overhead_percent: String,
 }
 
+/// A VAT rate as a period was closed with it.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct StoredVat {
+    /// The VatRate's name.
+    pub name: String,
+    /// When it took effect (Unix ms).
+    pub effective_from_ms: i64,
+    /// The percentage, as the exact decimal text of the rate.
+    pub percent: String,
+}
+
 /// A closed period's charge line as stored.
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct StoredLine {
@@ -84,6 +95,9 @@ const CORRECTIONS_OF: &str = "SELECT line_no, corrects, tenancy, namespace, host
     WHERE corrects = $1 AND period < $2 ORDER BY period, line_no";
 const CARDS: &str = "SELECT name, effective_from_ms, currency, cpu, memory, storage, load_balancer, \
     overhead_percent FROM period_rate_card WHERE period = $1 ORDER BY effective_from_ms, name";
+const VAT_RATES: &str = "SELECT name, effective_from_ms, percent FROM period_vat_rate WHERE period = $1 ORDER BY effective_from_ms, name";
+const INSERT_VAT: &str =
+    "INSERT INTO period_vat_rate (period, name, effective_from_ms, percent) VALUES ($1, $2, $3, $4)";
 const INSERT_PERIOD: &str = "INSERT INTO closed_period (period, from_ms, until_ms, closed_ms, currency, \
     lines, total_nanos) VALUES ($1, $2, $3, $4, $5, $6, $7)";
 const INSERT_CARD: &str = "INSERT INTO period_rate_card (period, name, effective_from_ms, currency, cpu, \
@@ -139,6 +153,18 @@ impl Ledger {
         Ok(rows)
     }
 
+    /// The VAT rates a period was closed with.
+    pub async fn period_vat_rates(&self, period: &str) -> Result<Vec<StoredVat>> {
+        let rows: Vec<StoredVat> = on_pool!(self, |pool| {
+            sqlx::query_as(VAT_RATES)
+                .bind(period)
+                .fetch_all(pool)
+                .await
+                .map_err(db("reading a period's VAT rates"))?
+        });
+        Ok(rows)
+    }
+
     /// Whether `period` is closed.
     pub async fn is_closed(&self, period: &str) -> Result<bool> {
         let n: i64 = on_pool!(self, |pool| {
@@ -151,12 +177,14 @@ impl Ledger {
         Ok(n > 0)
     }
 
-    /// Closes a period: its record, the cards it was rated with and its lines, all or nothing.
+    /// Closes a period: its record, the cards and VAT rates it was rated with and its lines, all
+    /// or nothing.
     /// A period already closed is refused (it never changes).
     pub async fn close_period(
         &self,
         p: &ClosedPeriod,
         cards: &[StoredCard],
+        vat: &[StoredVat],
         lines: &[StoredLine],
     ) -> Result<()> {
         if self.is_closed(&p.period).await? {
@@ -177,6 +205,16 @@ impl Ledger {
                     .execute(&mut *tx)
                     .await
                     .map_err(db("recording a period's rate cards"))?;
+            }
+            for v in vat {
+                sqlx::query(INSERT_VAT)
+                    .bind(&p.period)
+                    .bind(&v.name)
+                    .bind(v.effective_from_ms)
+                    .bind(&v.percent)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db("recording a period's VAT rates"))?;
             }
             for l in lines {
                 sqlx::query(INSERT_LINE)

@@ -12,6 +12,15 @@ pub enum Kind {
     Claim,
     /// A Service of type LoadBalancer.
     LoadBalancer,
+    /// A node: the CPU and memory it offers pods (its allocatable), charged to no tenancy; what
+    /// no pod reserved of it is the platform's unallocated capacity.
+    Node,
+    /// A consumer's share of a shared HostedService's cost while its Subscription is active:
+    /// attributed to the consumer, `hosted_service` is `<provider namespace>/<service>`, the
+    /// weight in `Held::share_weight`.
+    Share,
+    /// The provider's own share, while it lists its own tenancy among the service's consumers.
+    ProviderShare,
 }
 
 impl Kind {
@@ -21,12 +30,17 @@ impl Kind {
             Kind::Pod => "pod",
             Kind::Claim => "claim",
             Kind::LoadBalancer => "load-balancer",
+            Kind::Node => "node",
+            Kind::Share => "share",
+            Kind::ProviderShare => "provider-share",
         }
     }
 
     /// The kind a stored name stands for.
     pub fn parse(s: &str) -> Option<Kind> {
-        [Kind::Pod, Kind::Claim, Kind::LoadBalancer].into_iter().find(|k| k.as_str() == s)
+        [Kind::Pod, Kind::Claim, Kind::LoadBalancer, Kind::Node, Kind::Share, Kind::ProviderShare]
+            .into_iter()
+            .find(|k| k.as_str() == s)
     }
 }
 
@@ -65,6 +79,8 @@ pub struct Held {
     pub storage_milli: i64,
     /// Load balancers, thousandths.
     pub load_balancer_milli: i64,
+    /// For a share of a shared service: its weight in the split (1 for an equal split).
+    pub share_weight: i64,
 }
 
 impl Held {

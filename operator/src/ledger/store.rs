@@ -30,8 +30,8 @@ pub enum Ledger {
 const OPEN: &str = "INSERT INTO allocation_interval (interval_key, kind, object_uid, namespace, \
     object_name, tenancy, organisation, organisation_name, sector, cost_centre, hosted_service, \
     cpu_milli, memory_milli, storage_milli, load_balancer_milli, start_ms, end_ms, end_estimated, \
-    recorded_ms, end_recorded_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-    $15, $16, $17, $18, $19, $20) ON CONFLICT DO NOTHING";
+    recorded_ms, end_recorded_ms, share_weight) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
+    $13, $14, $15, $16, $17, $18, $19, $20, $21) ON CONFLICT DO NOTHING";
 const CLOSE: &str = "UPDATE allocation_interval SET end_ms = $2, end_estimated = $3, end_recorded_ms = $4 \
     WHERE interval_key = $1 AND end_ms IS NULL";
 const SET_STATE: &str = "INSERT INTO meter_state (name, value) VALUES ($1, $2) \
@@ -42,16 +42,16 @@ const GET_STATE: &str = "SELECT value FROM meter_state WHERE name = $1";
 #[cfg(test)]
 const COLUMNS: &str = "interval_key, kind, object_uid, namespace, object_name, tenancy, organisation, \
     organisation_name, sector, cost_centre, hosted_service, cpu_milli, memory_milli, storage_milli, \
-    load_balancer_milli, start_ms, end_ms, end_estimated, recorded_ms, end_recorded_ms";
+    load_balancer_milli, start_ms, end_ms, end_estimated, recorded_ms, end_recorded_ms, share_weight";
 const OPEN_INTERVALS: &str = "SELECT interval_key, kind, object_uid, namespace, object_name, tenancy, \
     organisation, organisation_name, sector, cost_centre, hosted_service, cpu_milli, memory_milli, \
-    storage_milli, load_balancer_milli, start_ms, end_ms, end_estimated, recorded_ms, end_recorded_ms \
-    FROM allocation_interval \
+    storage_milli, load_balancer_milli, start_ms, end_ms, end_estimated, recorded_ms, end_recorded_ms, \
+    share_weight FROM allocation_interval \
     WHERE end_ms IS NULL ORDER BY id";
 const OVERLAPPING: &str = "SELECT interval_key, kind, object_uid, namespace, object_name, tenancy, \
     organisation, organisation_name, sector, cost_centre, hosted_service, cpu_milli, memory_milli, \
-    storage_milli, load_balancer_milli, start_ms, end_ms, end_estimated, recorded_ms, end_recorded_ms \
-    FROM allocation_interval \
+    storage_milli, load_balancer_milli, start_ms, end_ms, end_estimated, recorded_ms, end_recorded_ms, \
+    share_weight FROM allocation_interval \
     WHERE start_ms < $2 AND (end_ms IS NULL OR end_ms > $1) ORDER BY id";
 
 /// The meter's own facts, by name in `meter_state`.
@@ -81,6 +81,7 @@ struct Row {
     end_estimated: i64,
     recorded_ms: i64,
     end_recorded_ms: Option<i64>,
+    share_weight: i64,
 }
 
 impl TryFrom<Row> for Interval {
@@ -110,6 +111,7 @@ impl TryFrom<Row> for Interval {
                 memory_milli: r.memory_milli,
                 storage_milli: r.storage_milli,
                 load_balancer_milli: r.load_balancer_milli,
+                share_weight: r.share_weight,
             },
             start_ms: r.start_ms,
             end_ms: r.end_ms,
@@ -251,6 +253,7 @@ impl Ledger {
                             .bind(i64::from(i.estimated))
                             .bind(now_ms)
                             .bind(i.end_ms.map(|_| now_ms))
+                            .bind(i.held.share_weight)
                             .execute(&mut *tx)
                             .await
                             .map_err(db("opening an interval"))?;

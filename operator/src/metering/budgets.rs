@@ -15,9 +15,11 @@ use kube::Client;
 use kube::runtime::reflector::ObjectRef;
 use rust_decimal::Decimal;
 
-use super::charges::{ChargeLine, Rater};
+use super::charges::ChargeLine;
 use super::periods::{self, Month};
-use crate::ledger::Ledger;
+use super::rater::Rater;
+use super::rating::Tariff;
+use crate::ledger::{Kind, Ledger};
 
 /// A tenancy's spend this month.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,12 +43,13 @@ pub fn figures(
     rest_of_month: &[ChargeLine],
 ) -> BTreeMap<String, Figures> {
     let mut sums: BTreeMap<String, (Decimal, Decimal)> = BTreeMap::new();
-    for l in month_to_date {
+    // Lines charged to no tenancy (unallocated capacity) are nobody's budget.
+    for l in month_to_date.iter().filter(|l| !l.grain.tenancy.is_empty()) {
         let s = sums.entry(l.grain.tenancy.clone()).or_default();
         s.0 += l.amount;
         s.1 += l.amount;
     }
-    for l in rest_of_month {
+    for l in rest_of_month.iter().filter(|l| !l.grain.tenancy.is_empty()) {
         sums.entry(l.grain.tenancy.clone()).or_default().1 += l.amount;
     }
     sums.into_iter()
@@ -329,16 +332,19 @@ impl SpendMetrics {
 /// what it holds now.
 pub async fn measure(
     ledger: &Ledger,
-    cards: &[super::rating::Card],
+    tariff: &Tariff,
     now: Timestamp,
 ) -> crate::error::Result<(BTreeMap<String, Figures>, Holdings)> {
     let month = Month::of(now);
-    let (spent, _) = periods::lines(ledger, &month, now, cards).await?;
-    let mut rest = Rater::new(now, month.until, cards.to_vec(), None)?;
+    let (spent, _) = periods::lines(ledger, &month, now, tariff).await?;
+    let mut rest = Rater::new(now, month.until, tariff.clone(), None)?;
     let mut who = BTreeMap::new();
     let mut held: BTreeMap<String, crate::ledger::Held> = BTreeMap::new();
     for i in ledger.open_intervals().await? {
         rest.add(&i)?;
+        if !matches!(i.kind, Kind::Pod | Kind::Claim | Kind::LoadBalancer) {
+            continue;
+        }
         let h = held.entry(i.attribution.tenancy.clone()).or_default();
         h.cpu_milli += i.held.cpu_milli;
         h.memory_milli += i.held.memory_milli;
@@ -346,7 +352,7 @@ pub async fn measure(
         h.load_balancer_milli += i.held.load_balancer_milli;
         who.insert(i.attribution.tenancy.clone(), i.attribution);
     }
-    let currency = cards.first().map(|c| c.currency.clone()).unwrap_or_default();
+    let currency = tariff.cards.first().map(|c| c.currency.clone()).unwrap_or_default();
     Ok((figures(&month.name, &currency, &spent, &rest.finish()), (who, held)))
 }
 
@@ -371,18 +377,18 @@ pub async fn run(
             () = &mut stop => return,
             _ = ticks.next() => {}
         }
-        let cards = match crate::report_cmd::cards_in(&client).await {
-            Ok(c) if !c.is_empty() => c,
+        let tariff = match crate::report_cmd::tariff_in(&client).await {
+            Ok(t) if !t.cards.is_empty() => t,
             Ok(_) => continue,
             Err(e) => {
                 tracing::debug!(error = %e, "budgets: cannot list rate cards");
                 continue;
             }
         };
-        match measure(&ledger, &cards, Timestamp::now()).await {
+        match measure(&ledger, &tariff, Timestamp::now()).await {
             Ok((figures, holdings)) => {
                 metrics.set(&figures, &holdings);
-                let currency = cards[0].currency.clone();
+                let currency = tariff.cards[0].currency.clone();
                 for t in budgets.replace(figures, currency) {
                     let _ = touch.unbounded_send(ObjectRef::new(&t));
                 }

@@ -1,5 +1,5 @@
 //! Closes each month automatically a configurable number of days after it ends (default 5), in
-//! order, with the rate cards in the cluster then: the same close as `commons ledger close`.
+//! order, with the rate cards and VAT rates in the cluster then: the same close as `commons ledger close`.
 
 use std::time::Duration;
 
@@ -60,9 +60,9 @@ async fn close_due(client: &Client, ledger: &Ledger, after_days: u32) -> crate::
     if months.is_empty() {
         return Ok(());
     }
-    let cards = crate::report_cmd::cards_in(client).await?;
+    let tariff = crate::report_cmd::tariff_in(client).await?;
     for m in months {
-        let p = periods::close(ledger, &m, &cards, Timestamp::now()).await?;
+        let p = periods::close(ledger, &m, &tariff, Timestamp::now()).await?;
         tracing::info!(period = %p.period, lines = p.lines, total_nanos = p.total_nanos, currency = %p.currency, "period closed");
     }
     Ok(())

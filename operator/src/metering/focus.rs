@@ -22,6 +22,9 @@ pub const PROVIDER: &str = "Commons";
 /// must not be null).
 pub const UNATTRIBUTED: &str = "unattributed";
 
+/// The billing account of what is charged to no tenancy: the platform's unallocated capacity.
+pub const PLATFORM: &str = "commons-platform";
+
 /// The columns, in the order written: every Mandatory FOCUS 1.3 column, and the Conditional and
 /// Recommended ones whose condition Commons meets (sub-accounts, resources, SKUs and unit prices,
 /// usage measurement, tags).
@@ -70,32 +73,38 @@ pub const COLUMNS: [&str; 39] = [
 /// The FOCUS service of each charge: name, category and subcategory (one category per name).
 fn service(charge: Charge) -> (&'static str, &'static str, &'static str) {
     match charge {
-        Charge::Cpu | Charge::Memory => ("Commons Compute", "Compute", "Containers"),
+        Charge::Cpu | Charge::Memory | Charge::UnallocatedCpu | Charge::UnallocatedMemory => {
+            ("Commons Compute", "Compute", "Containers")
+        }
         Charge::Storage => ("Commons Storage", "Storage", "Block Storage"),
         Charge::LoadBalancer => ("Commons Load Balancing", "Networking", "Application Networking"),
         Charge::PlatformOverhead => {
             ("Commons Platform", "Management and Governance", "Other (Management and Governance)")
         }
+        Charge::SharedService | Charge::SharedServiceCredit => {
+            ("Commons Shared Services", "Other", "Other (Other)")
+        }
+        Charge::Vat => ("Commons VAT", "Other", "Other (Other)"),
     }
 }
 
 fn resource(charge: Charge) -> Option<Resource> {
     match charge {
-        Charge::Cpu => Some(Resource::Cpu),
-        Charge::Memory => Some(Resource::Memory),
+        Charge::Cpu | Charge::UnallocatedCpu => Some(Resource::Cpu),
+        Charge::Memory | Charge::UnallocatedMemory => Some(Resource::Memory),
         Charge::Storage => Some(Resource::Storage),
         Charge::LoadBalancer => Some(Resource::LoadBalancer),
-        Charge::PlatformOverhead => None,
+        Charge::PlatformOverhead | Charge::SharedService | Charge::SharedServiceCredit | Charge::Vat => None,
     }
 }
 
 /// The unit of a charge's quantity, in FOCUS UnitFormat.
 fn unit(charge: Charge) -> Option<&'static str> {
     match charge {
-        Charge::Cpu => Some("Core-Hours"),
-        Charge::Memory | Charge::Storage => Some("GiB-Hours"),
+        Charge::Cpu | Charge::UnallocatedCpu => Some("Core-Hours"),
+        Charge::Memory | Charge::Storage | Charge::UnallocatedMemory => Some("GiB-Hours"),
         Charge::LoadBalancer => Some("Hours"),
-        Charge::PlatformOverhead => None,
+        Charge::PlatformOverhead | Charge::SharedService | Charge::SharedServiceCredit | Charge::Vat => None,
     }
 }
 
@@ -142,8 +151,20 @@ pub fn write(
             Charge::Storage => "storage claimed",
             Charge::LoadBalancer => "load balancers held",
             Charge::PlatformOverhead => "platform overhead on the charges",
+            Charge::UnallocatedCpu => "node CPU no tenancy reserved",
+            Charge::UnallocatedMemory => "node memory no tenancy reserved",
+            Charge::SharedService => "share of a shared service's cost",
+            Charge::SharedServiceCredit => "credit for the shares of a shared service paid by its consumers",
+            Charge::Vat => "VAT on the charges",
         };
-        let mut description = format!("{what} in namespace {}", g.namespace);
+        let mut description = if g.namespace.is_empty() {
+            format!("{what} (charged to no tenancy)")
+        } else {
+            format!("{what} in namespace {}", g.namespace)
+        };
+        if l.charge == Charge::Vat {
+            description.push_str(&format!(" at VAT rate {}", l.rate_card));
+        }
         if !g.hosted_service.is_empty() {
             description.push_str(&format!(" by hosted service {}", g.hosted_service));
         }
@@ -161,7 +182,14 @@ pub fn write(
         if !g.hosted_service.is_empty() {
             tags.insert("commons.dev/hosted-service".into(), g.hosted_service.clone().into());
         }
-        let usage = l.charge != Charge::PlatformOverhead;
+        let usage = resource(l.charge).is_some();
+        let charge_category = match l.charge {
+            Charge::Vat => "Tax",
+            Charge::SharedServiceCredit => "Credit",
+            _ if usage => "Usage",
+            _ => "Adjustment",
+        };
+        let platform = g.tenancy.is_empty();
         // A correction's quantity and cost need not be price × quantity (a price change alone
         // corrects the cost, not the quantity): its unit prices are left out.
         let unit_price = unit_price.filter(|_| l.corrects.is_empty());
@@ -170,16 +198,20 @@ pub fn write(
         let sku = usage.then(|| format!("commons-{}", l.charge));
         let row: [Option<String>; 39] = [
             cost.clone(),
-            Some(if g.organisation.is_empty() { UNATTRIBUTED.to_owned() } else { g.organisation.clone() }),
-            Some(if g.organisation_name.is_empty() {
-                "Unattributed".to_owned()
-            } else {
-                g.organisation_name.clone()
+            Some(match () {
+                () if platform => PLATFORM.to_owned(),
+                () if g.organisation.is_empty() => UNATTRIBUTED.to_owned(),
+                () => g.organisation.clone(),
+            }),
+            Some(match () {
+                () if platform => "Commons platform".to_owned(),
+                () if g.organisation_name.is_empty() => "Unattributed".to_owned(),
+                () => g.organisation_name.clone(),
             }),
             Some(currency.to_owned()),
             Some(at(billing.until)),
             Some(at(billing.from)),
-            Some(if usage { "Usage" } else { "Adjustment" }.to_owned()),
+            Some(charge_category.to_owned()),
             (!l.corrects.is_empty()).then(|| "Correction".to_owned()),
             Some(description),
             Some("Usage-Based".to_owned()),
@@ -199,9 +231,10 @@ pub fn write(
             usage.then(|| unit(l.charge).unwrap_or_default().to_owned()),
             Some(PROVIDER.to_owned()),
             Some(PROVIDER.to_owned()),
-            Some(resource_id.clone()),
-            Some(resource_id),
-            Some(if g.hosted_service.is_empty() { "Namespace" } else { "Hosted Service" }.to_owned()),
+            (!platform).then(|| resource_id.clone()),
+            (!platform).then_some(resource_id),
+            (!platform)
+                .then(|| if g.hosted_service.is_empty() { "Namespace" } else { "Hosted Service" }.to_owned()),
             Some(category.to_owned()),
             Some(service_name.to_owned()),
             Some(PROVIDER.to_owned()),
@@ -209,9 +242,9 @@ pub fn write(
             sku.clone(),
             // Stable over time (FOCUS): the price itself is in ListUnitPrice.
             sku.map(|s| format!("{s}-standard")),
-            Some(g.tenancy.clone()),
-            Some(g.tenancy.clone()),
-            Some("Tenancy".to_owned()),
+            (!platform).then(|| g.tenancy.clone()),
+            (!platform).then(|| g.tenancy.clone()),
+            (!platform).then(|| "Tenancy".to_owned()),
             Some(serde_json::Value::Object(tags).to_string()),
         ];
         let cells: Vec<String> = row.into_iter().map(field).collect();

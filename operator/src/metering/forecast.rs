@@ -6,9 +6,12 @@ use commons_crds::hosted_service::HostedServiceSpec;
 use commons_crds::tenancy::TenancyQuota;
 use jiff::Timestamp;
 
-use super::charges::{ChargeError, ChargeLine, Grain, Rater};
+use super::charges::{ChargeError, ChargeLine, Grain};
 use super::periods::Month;
+use super::rater::Rater;
+#[cfg(test)]
 use super::rating::Card;
+use super::rating::Tariff;
 use crate::ledger::{Attribution, Held, Interval, Kind};
 use crate::quantity::Milli;
 
@@ -46,6 +49,7 @@ pub fn of_quota(q: &TenancyQuota, field: &str) -> Result<Held, ForecastError> {
         memory_milli: milli(&format!("{field}.memory"), q.memory.as_ref())?,
         storage_milli: milli(&format!("{field}.storage"), q.storage.as_ref())?,
         load_balancer_milli: i64::from(q.load_balancers.unwrap_or(0).max(0)) * 1000,
+        ..Held::default()
     })
 }
 
@@ -62,8 +66,8 @@ pub fn of_service(s: &HostedServiceSpec) -> Result<Held, ForecastError> {
 }
 
 /// The month's charge lines for holding `held` all of `month`.
-pub fn month_cost(held: Held, month: &Month, cards: &[Card]) -> Result<Vec<ChargeLine>, ForecastError> {
-    let mut rater = Rater::new(month.from, month.until, cards.to_vec(), None)?;
+pub fn month_cost(held: Held, month: &Month, tariff: &Tariff) -> Result<Vec<ChargeLine>, ForecastError> {
+    let mut rater = Rater::new(month.from, month.until, tariff.clone(), None)?;
     let interval = Interval {
         key: "forecast".into(),
         kind: Kind::Pod,
@@ -113,7 +117,8 @@ mod tests {
             load_balancers: Some(2),
         };
         let held = of_quota(&q, "spec.quota").unwrap();
-        let lines = month_cost(held, &Month::parse("2026-11").unwrap(), &[card]).unwrap();
+        let lines =
+            month_cost(held, &Month::parse("2026-11").unwrap(), &Tariff::of_cards(vec![card])).unwrap();
         let amount = |c: Charge| lines.iter().find(|l| l.charge == c).unwrap().amount;
         // November has 720 hours.
         assert_eq!(amount(Charge::Cpu), dec!(397.44), "16 × 720 × 0.0345");

@@ -1,15 +1,18 @@
-//! The meter: watches pods, claims and Services, turns what it sees into spans (`tracker`) and
-//! hands the changes to the ledger's writer (`writer`) as they happen.
+//! The meter: watches pods, claims, Services, nodes, Subscriptions and HostedServices, turns what
+//! it sees into spans (`tracker`) and hands the changes to the ledger's writer (`writer`) as they
+//! happen. Nodes are recorded charged to no tenancy (what no pod reserved of them is unallocated
+//! capacity); shared subscriptions and a provider listing its own tenancy are recorded as shares
+//! of the service's cost (`shares_observe`), re-observed when the service's split changes.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use commons_crds::Tenancy;
+use commons_crds::{HostedService, Subscription, Tenancy};
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Pod, Service};
+use k8s_openapi::api::core::v1::{Namespace, Node, PersistentVolumeClaim, Pod, Service};
 use kube::runtime::reflector::Store;
 use kube::runtime::watcher::{self, Event};
 use kube::{Resource, ResourceExt};
@@ -17,7 +20,8 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::health::{MeterMetrics, Standing};
 use super::observe;
-use super::tracker::Tracker;
+use super::shares_observe::{self, Shares};
+use super::tracker::{Observation, Tracker};
 use super::writer::Message;
 use crate::ledger::{Kind, Ledger, Write};
 use crate::watch::Watches;
@@ -25,11 +29,14 @@ use crate::watch::Watches;
 /// How often the meter records how far its view is complete.
 const TICK: Duration = Duration::from_secs(1);
 
-/// One event of one of the three watches.
+/// One event of one of the meter's watches.
 enum Seen {
     Pod(Box<Result<Event<Pod>, watcher::Error>>),
     Claim(Box<Result<Event<PersistentVolumeClaim>, watcher::Error>>),
     Service(Box<Result<Event<Service>, watcher::Error>>),
+    Node(Box<Result<Event<Node>, watcher::Error>>),
+    Subscription(Box<Result<Event<Subscription>, watcher::Error>>),
+    Hosted(Box<Result<Event<HostedService>, watcher::Error>>),
     Tenancy(Arc<Tenancy>),
     Tick,
 }
@@ -58,7 +65,8 @@ pub struct Sinks {
 }
 
 /// Where each watch stands: whether its list is complete, and which objects the list in progress
-/// has shown.
+/// has shown. Each watch is known by the kind of span it records: the Service watch by
+/// `LoadBalancer`, the Subscription watch by `Share`, the HostedService watch by `ProviderShare`.
 #[derive(Debug, Default)]
 struct Lists {
     synced: HashMap<Kind, bool>,
@@ -72,11 +80,18 @@ struct Lists {
 /// How long a watch must go without an error to count as working again.
 const QUIET_MS: i64 = 10_000;
 
+/// The kind of span each of the meter's watches records.
+const WATCHED: [Kind; 6] =
+    [Kind::Pod, Kind::Claim, Kind::LoadBalancer, Kind::Node, Kind::Share, Kind::ProviderShare];
+
 impl Lists {
     fn complete(&self, now: i64) -> bool {
-        [Kind::Pod, Kind::Claim, Kind::LoadBalancer].iter().all(|k| {
-            self.synced.get(k) == Some(&true) && self.failed_at.get(k).is_none_or(|t| now - t >= QUIET_MS)
-        })
+        WATCHED.iter().all(|k| self.synced(*k) && self.failed_at.get(k).is_none_or(|t| now - t >= QUIET_MS))
+    }
+
+    /// Whether the watch recording `kind` has completed its current list.
+    fn synced(&self, kind: Kind) -> bool {
+        self.synced.get(&kind) == Some(&true)
     }
 }
 
@@ -107,7 +122,9 @@ pub async fn run(
     // object found gone at the next list is closed at.
     let mut seen_through = watermark;
     let mut lists = Lists::default();
+    // The Services, nodes and HostedServices seen in this run (by uid).
     let mut known: HashSet<String> = HashSet::new();
+    let mut shares = Shares::default();
     let ticks = tokio_stream_interval(TICK);
     let events = futures::stream::select_all([
         watches.events::<Pod>(watcher::Config::default()).map(|e| Seen::Pod(Box::new(e))).boxed(),
@@ -116,6 +133,15 @@ pub async fn run(
             .map(|e| Seen::Claim(Box::new(e)))
             .boxed(),
         watches.events::<Service>(watcher::Config::default()).map(|e| Seen::Service(Box::new(e))).boxed(),
+        watches.events::<Node>(watcher::Config::default()).map(|e| Seen::Node(Box::new(e))).boxed(),
+        watches
+            .events::<Subscription>(watcher::Config::default())
+            .map(|e| Seen::Subscription(Box::new(e)))
+            .boxed(),
+        watches
+            .events::<HostedService>(watcher::Config::default())
+            .map(|e| Seen::Hosted(Box::new(e)))
+            .boxed(),
         tenancy_changes.map(Seen::Tenancy).boxed(),
         ticks.map(|_| Seen::Tick).boxed(),
     ]);
@@ -146,20 +172,63 @@ pub async fn run(
                 // now; one seen for the first time, from its creation if that was after the
                 // record was last complete.
                 let e = *e;
-                let first_sight = match &e {
-                    Ok(Event::Apply(s) | Event::InitApply(s)) => known.insert(s.uid().unwrap_or_default()),
-                    Ok(Event::Delete(s)) => {
-                        known.remove(&s.uid().unwrap_or_default());
-                        false
-                    }
-                    _ => false,
-                };
-                let after = if first_sight { watermark } else { i64::MAX };
+                let after = created_after(&mut known, &e, watermark);
                 on_event(e, Kind::LoadBalancer, &mut tracker, &mut lists, seen_through, now, |s, _| {
                     let who =
                         observe::attribution(&namespace(s), None, &lookups.namespaces, &lookups.tenancies)?;
                     Some(observe::service(s, who, after, now))
                 })
+            }
+            // A node, likewise: from its creation only if first seen created after the record was
+            // last complete.
+            Seen::Node(e) => {
+                let e = *e;
+                let after = created_after(&mut known, &e, watermark);
+                on_event(e, Kind::Node, &mut tracker, &mut lists, seen_through, now, |n, _| {
+                    Some(observe::node(n, after, now))
+                })
+            }
+            // A share is decided once the meter's own HostedService list is complete (until then
+            // it is decided when that list completes), from the service as that watch last showed
+            // it.
+            Seen::Subscription(e) => {
+                let e = *e;
+                if let Ok(event) = &e {
+                    shares.follow_subscription(event);
+                }
+                let ready = lists.synced(Kind::ProviderShare);
+                on_event(e, Kind::Share, &mut tracker, &mut lists, seen_through, now, |s, _| {
+                    ready.then(|| share(s, &shares, &lookups)).flatten()
+                })
+            }
+            // The provider's own share; then the shares of the subscriptions to the service (its
+            // split may have changed, or it may be gone), or of all of them once a list completes.
+            Seen::Hosted(e) => {
+                let e = *e;
+                let after = created_after(&mut known, &e, watermark);
+                let touched = e.as_ref().ok().and_then(|event| {
+                    shares.follow_service(event);
+                    shares_observe::touched(event)
+                });
+                let mut writes =
+                    on_event(e, Kind::ProviderShare, &mut tracker, &mut lists, seen_through, now, |h, _| {
+                        let place = shares_observe::service_key(&namespace(h), &h.name_any());
+                        let who = observe::attribution(
+                            &namespace(h),
+                            Some(&place),
+                            &lookups.namespaces,
+                            &lookups.tenancies,
+                        )?;
+                        Some(shares_observe::provider_share(h, who, after, now))
+                    });
+                if let Some(place) = touched.filter(|_| lists.synced(Kind::ProviderShare)) {
+                    for s in shares.subscribers(place.as_ref()) {
+                        writes.extend(
+                            share(s, &shares, &lookups).map(|o| tracker.observe(o, now)).unwrap_or_default(),
+                        );
+                    }
+                }
+                writes
             }
             // Who pays may have changed (a new cost centre, the organisation's name or sector).
             Seen::Tenancy(t) => {
@@ -204,8 +273,37 @@ fn namespace<K: Resource>(obj: &K) -> String {
     obj.meta().namespace.clone().unwrap_or_default()
 }
 
-/// What one watch event changes. `observe(obj, deleted)` is `None` for an object no tenancy is
-/// charged for.
+/// The watermark an object's creation is weighed against (`observe::from_creation`): the one the
+/// meter resumed from when this event shows the object for the first time in this run; otherwise
+/// none (it is billable from the instant it is seen to be, if not already). A deletion forgets it.
+fn created_after<K: Resource>(
+    known: &mut HashSet<String>,
+    event: &Result<Event<K>, watcher::Error>,
+    watermark: i64,
+) -> i64 {
+    let first_sight = match event {
+        Ok(Event::Apply(o) | Event::InitApply(o)) => known.insert(o.uid().unwrap_or_default()),
+        Ok(Event::Delete(o)) => {
+            known.remove(&o.uid().unwrap_or_default());
+            false
+        }
+        _ => false,
+    };
+    if first_sight { watermark } else { i64::MAX }
+}
+
+/// A shared subscription's share, charged to the tenancy owning its namespace; `None` when no
+/// tenancy does.
+fn share(s: &Subscription, shares: &Shares, lookups: &Lookups) -> Option<Observation> {
+    let target = &s.spec.service;
+    let place = shares_observe::service_key(&target.namespace, &target.name);
+    let who = observe::attribution(&namespace(s), Some(&place), &lookups.namespaces, &lookups.tenancies)?;
+    Some(shares_observe::share(s, who, shares.service(target)))
+}
+
+/// What one watch event changes. `observe(obj, deleted)` is `None` for an object in no tenancy's
+/// namespace (a node is charged to no tenancy, but observed), and for a subscription while its
+/// share waits for the HostedService list.
 fn on_event<K: Resource>(
     event: Result<Event<K>, watcher::Error>,
     kind: Kind,

@@ -1,6 +1,7 @@
 //! Chargeback metering: what each tenancy holds, as per-second spans from the objects' own
 //! lifecycle timestamps (`interval`, `observe`, `tracker`), recorded in the ledger as they open and
-//! close (`meter`, `writer`), and priced exactly (`rating`, `money`).
+//! close (`meter`, `writer`), and priced exactly (`rating`, `rater`, `sharing`, `money`) into
+//! charge lines (`charges`).
 
 pub mod allocation;
 pub mod annual;
@@ -16,8 +17,11 @@ pub mod meter;
 pub mod money;
 pub mod observe;
 pub mod periods;
+pub mod rater;
 pub mod rating;
 pub mod report;
 pub mod runtime;
+pub mod shares_observe;
+pub mod sharing;
 pub mod tracker;
 pub mod writer;

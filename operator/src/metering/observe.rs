@@ -1,10 +1,11 @@
-//! What the meter sees of a pod, claim or Service (pure): who it is charged to, what it holds and
-//! when it is billable, by the rules of docs/metering.md.
+//! What the meter sees of a pod, claim, Service or node (pure): who it is charged to, what it holds
+//! and when it is billable, by the rules of docs/metering.md. Shares of shared services are in
+//! `shares_observe`.
 
 use commons_crds::Tenancy;
 use commons_crds::labels;
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Pod, Service};
+use k8s_openapi::api::core::v1::{Namespace, Node, PersistentVolumeClaim, Pod, Service};
 use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
 
@@ -93,13 +94,30 @@ pub fn claim(c: &PersistentVolumeClaim, attribution: Attribution) -> Observation
 pub fn service(s: &Service, attribution: Attribution, watermark_ms: i64, now_ms: i64) -> Observation {
     let lbs = milli(&usage::service(s), resources::LOAD_BALANCERS);
     let held = Held { load_balancer_milli: lbs, ..Held::default() };
-    let created = s.creation_timestamp().map(|t| ms(t.0));
-    let span = match created {
-        _ if lbs == 0 => Span::Never,
+    let span = if lbs == 0 { Span::Never } else { from_creation(s, watermark_ms, now_ms) };
+    observation(Kind::LoadBalancer, s, attribution, held, span)
+}
+
+/// Billable from the object's creation when it was created after `watermark_ms` (the last instant
+/// the meter's record was complete), otherwise from `now_ms`: time nobody observed is not billed.
+pub(super) fn from_creation<K: kube::Resource>(obj: &K, watermark_ms: i64, now_ms: i64) -> Span {
+    match obj.meta().creation_timestamp.as_ref().map(|t| ms(t.0)) {
         Some(c) if c >= watermark_ms => Span::Since(c),
         _ => Span::Since(now_ms),
+    }
+}
+
+/// A node's allocatable CPU and memory (what it offers pods), charged to no tenancy (an empty
+/// attribution): what no pod reserved of it is the platform's unallocated capacity. Billable as a
+/// load balancer is ([`from_creation`]) until its deletion is seen.
+pub fn node(n: &Node, watermark_ms: i64, now_ms: i64) -> Observation {
+    let allocatable = crate::quantity::amounts(n.status.as_ref().and_then(|s| s.allocatable.as_ref()));
+    let held = Held {
+        cpu_milli: milli(&allocatable, "cpu"),
+        memory_milli: milli(&allocatable, "memory"),
+        ..Held::default()
     };
-    observation(Kind::LoadBalancer, s, attribution, held, span)
+    observation(Kind::Node, n, Attribution::default(), held, from_creation(n, watermark_ms, now_ms))
 }
 
 /// The HostedService a pod belongs to, from the label Commons puts on its pods, when a
@@ -111,7 +129,8 @@ pub fn hosted_service<'a>(p: &'a Pod, hosted: &Store<commons_crds::HostedService
     hosted.get(&ObjectRef::new(name).within(&ns)).map(|_| name.as_str())
 }
 
-fn observation<K: kube::Resource>(
+/// An observation of `obj`, by its uid, namespace (empty for a cluster-scoped object) and name.
+pub(super) fn observation<K: kube::Resource>(
     kind: Kind,
     obj: &K,
     attribution: Attribution,
@@ -168,6 +187,48 @@ mod tests {
         let mut plain = s.clone();
         plain.spec.as_mut().unwrap().type_ = Some("ClusterIP".into());
         assert_eq!(service(&plain, who(), 0, created).span, Span::Never);
+    }
+
+    fn a_node(created: &str, allocatable: serde_json::Value) -> Node {
+        serde_json::from_value(json!({
+            "metadata": {"name": "n1", "uid": "u4", "creationTimestamp": created},
+            "status": {"allocatable": allocatable, "capacity": {"cpu": "8", "memory": "32Gi"}}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_node_holds_its_allocatable_charged_to_no_tenancy() {
+        let cases = [
+            (json!({"cpu": "3920m", "memory": "15Gi", "pods": "110"}), 3_920, 15 * 1000 * (1 << 30)),
+            (json!({"cpu": "4", "memory": "1536Mi"}), 4_000, 1536 * 1000 * (1 << 20)),
+            (json!({"memory": "1Gi"}), 0, 1000 * (1 << 30)),
+            (json!({}), 0, 0),
+        ];
+        for (allocatable, cpu, memory) in cases {
+            let o = node(&a_node("2026-11-02T10:00:00Z", allocatable.clone()), 0, 0);
+            assert_eq!(
+                o.held,
+                Held { cpu_milli: cpu, memory_milli: memory, ..Held::default() },
+                "{allocatable}"
+            );
+            assert_eq!((o.kind, o.namespace.as_str(), o.name.as_str()), (Kind::Node, "", "n1"));
+            assert_eq!(o.attribution, Attribution::default(), "charged to no tenancy");
+        }
+    }
+
+    #[test]
+    fn a_node_bills_from_creation_only_if_created_while_watched() {
+        let created = ms("2026-11-02T10:00:00Z".parse().unwrap());
+        let n = a_node("2026-11-02T10:00:00Z", json!({"cpu": "4", "memory": "16Gi"}));
+        let cases = [
+            ("created after the watermark", created - 1, Span::Since(created)),
+            ("created at the watermark", created, Span::Since(created)),
+            ("created before the watermark: from now", created + 1, Span::Since(created + 60_000)),
+        ];
+        for (name, watermark, want) in cases {
+            assert_eq!(node(&n, watermark, created + 60_000).span, want, "{name}");
+        }
     }
 
     #[test]

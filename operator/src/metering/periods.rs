@@ -14,11 +14,12 @@ use jiff::{Timestamp, ToSpan, tz::TimeZone};
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 
-use super::charges::{Charge, ChargeLine, Grain, Rater, corrections};
+use super::charges::{Charge, ChargeLine, Grain, corrections};
 use super::money;
-use super::rating::Card;
+use super::rater::Rater;
+use super::rating::{Card, Tariff, VatRate};
 use crate::error::{Error, Result};
-use crate::ledger::{ClosedPeriod, Ledger, StoredCard, StoredLine};
+use crate::ledger::{ClosedPeriod, Ledger, StoredCard, StoredLine, StoredVat};
 
 /// A calendar month in UTC.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -164,9 +165,37 @@ fn cards_from_stored(cards: &[StoredCard]) -> Result<Vec<Card>> {
         .collect()
 }
 
-/// The rate cards closed month `period` was closed with.
-pub async fn closed_cards(ledger: &Ledger, period: &str) -> Result<Vec<Card>> {
-    cards_from_stored(&ledger.period_cards(period).await?)
+fn vat_to_stored(rates: &[VatRate]) -> Vec<StoredVat> {
+    rates
+        .iter()
+        .map(|v| StoredVat {
+            name: v.name.clone(),
+            effective_from_ms: v.effective_from.as_millisecond(),
+            percent: v.percent.to_string(),
+        })
+        .collect()
+}
+
+fn vat_from_stored(rates: &[StoredVat]) -> Result<Vec<VatRate>> {
+    rates
+        .iter()
+        .map(|v| {
+            let bad = || Error::Invalid(format!("stored VAT rate {}", v.name));
+            Ok(VatRate {
+                name: v.name.clone(),
+                effective_from: Timestamp::from_millisecond(v.effective_from_ms).map_err(|_| bad())?,
+                percent: v.percent.parse().map_err(|_| bad())?,
+            })
+        })
+        .collect()
+}
+
+/// The rate cards and VAT rates closed month `period` was closed with.
+pub async fn closed_tariff(ledger: &Ledger, period: &str) -> Result<Tariff> {
+    Ok(Tariff {
+        cards: cards_from_stored(&ledger.period_cards(period).await?)?,
+        vat: vat_from_stored(&ledger.period_vat_rates(period).await?)?,
+    })
 }
 
 /// A month's own charge lines from the ledger as it was known at `as_of` (or now).
@@ -174,15 +203,32 @@ pub async fn rate(
     ledger: &Ledger,
     month: &Month,
     until: Timestamp,
-    cards: &[Card],
+    tariff: &Tariff,
     as_of: Option<i64>,
 ) -> Result<Vec<ChargeLine>> {
-    let mut rater = Rater::new(month.from, until, cards.to_vec(), as_of)?;
+    let mut rater = Rater::new(month.from, until, tariff.clone(), as_of)?;
     let mut intervals = ledger.overlapping(month.from.as_millisecond(), until.as_millisecond());
     while let Some(interval) = intervals.next().await {
         rater.add(&interval?)?;
     }
     Ok(rater.finish())
+}
+
+/// What sharing each shared service saved in `month` (until `until`), from the ledger as it was
+/// known at `as_of` (a closed month: when it closed, with the tariff it closed with).
+pub async fn savings(
+    ledger: &Ledger,
+    month: &Month,
+    until: Timestamp,
+    tariff: &Tariff,
+    as_of: Option<i64>,
+) -> Result<Vec<super::sharing::Saving>> {
+    let mut rater = Rater::new(month.from, until, tariff.clone(), as_of)?;
+    let mut intervals = ledger.overlapping(month.from.as_millisecond(), until.as_millisecond());
+    while let Some(interval) = intervals.next().await {
+        rater.add(&interval?)?;
+    }
+    Ok(rater.savings())
 }
 
 /// What has been charged for closed month `q` in periods closed before `before`: its own lines
@@ -198,13 +244,13 @@ async fn billed(ledger: &Ledger, q: &ClosedPeriod, before: &str) -> Result<Vec<C
 async fn corrections_before(
     ledger: &Ledger,
     month: &Month,
-    cards: &[Card],
+    tariff: &Tariff,
     as_of: Option<i64>,
 ) -> Result<Vec<ChargeLine>> {
     let mut out = Vec::new();
     for closed in ledger.closed_periods().await?.into_iter().filter(|p| p.period < month.name) {
         let q = Month::parse(&closed.period)?;
-        let due = rate(ledger, &q, q.until, cards, as_of).await?;
+        let due = rate(ledger, &q, q.until, tariff, as_of).await?;
         out.extend(corrections(&q.name, &due, &billed(ledger, &closed, &month.name).await?));
     }
     Ok(out)
@@ -216,7 +262,7 @@ pub async fn lines(
     ledger: &Ledger,
     month: &Month,
     until: Timestamp,
-    cards: &[Card],
+    tariff: &Tariff,
 ) -> Result<(Vec<ChargeLine>, Option<ClosedPeriod>)> {
     if let Some(closed) = ledger.closed_periods().await?.into_iter().find(|p| p.period == month.name) {
         let places = money::minor_unit_places(&closed.currency);
@@ -228,20 +274,20 @@ pub async fn lines(
             .collect::<Result<_>>()?;
         return Ok((lines, Some(closed)));
     }
-    let mut lines = rate(ledger, month, until, cards, None).await?;
+    let mut lines = rate(ledger, month, until, tariff, None).await?;
     // The corrections due belong to the next month to close, the one after the latest closed, and
     // to no later month (they would be counted twice).
     let latest = ledger.closed_periods().await?.last().map(|p| p.period.clone());
     let next_to_close = latest.as_deref().map(Month::parse).transpose()?.map(|m| m.next().name);
     if next_to_close.is_none_or(|n| n == month.name) {
-        lines.extend(corrections_before(ledger, month, cards, None).await?);
+        lines.extend(corrections_before(ledger, month, tariff, None).await?);
     }
     Ok((lines, None))
 }
 
 /// Closes `month` at `now` with `cards`: refused unless it has ended and every month before it
 /// since metering began is closed.
-pub async fn close(ledger: &Ledger, month: &Month, cards: &[Card], now: Timestamp) -> Result<ClosedPeriod> {
+pub async fn close(ledger: &Ledger, month: &Month, tariff: &Tariff, now: Timestamp) -> Result<ClosedPeriod> {
     if month.until > now {
         return Err(Error::Invalid(format!(
             "period {}: the month has not ended; it can be closed from {}",
@@ -274,19 +320,21 @@ pub async fn close(ledger: &Ledger, month: &Month, cards: &[Card], now: Timestam
             month.name, month.until
         )));
     }
-    let mut lines = rate(ledger, month, month.until, cards, Some(now_ms)).await?;
-    lines.extend(corrections_before(ledger, month, cards, Some(now_ms)).await?);
+    let mut lines = rate(ledger, month, month.until, tariff, Some(now_ms)).await?;
+    lines.extend(corrections_before(ledger, month, tariff, Some(now_ms)).await?);
     let stored = to_stored(&lines)?;
     let period = ClosedPeriod {
         period: month.name.clone(),
         from_ms: month.from.as_millisecond(),
         until_ms: month.until.as_millisecond(),
         closed_ms: now_ms,
-        currency: cards.first().map(|c| c.currency.clone()).unwrap_or_default(),
+        currency: tariff.cards.first().map(|c| c.currency.clone()).unwrap_or_default(),
         lines: i64::try_from(stored.len()).unwrap_or(i64::MAX),
         total_nanos: stored.iter().map(|l| l.amount_nanos).sum(),
     };
-    ledger.close_period(&period, &cards_to_stored(cards), &stored).await?;
+    ledger
+        .close_period(&period, &cards_to_stored(&tariff.cards), &vat_to_stored(&tariff.vat), &stored)
+        .await?;
     Ok(period)
 }
 
@@ -294,10 +342,10 @@ pub async fn close(ledger: &Ledger, month: &Month, cards: &[Card], now: Timestam
 /// cards it was closed with; every difference, naming the line. Empty when all agree.
 pub async fn verify(ledger: &Ledger, period: &ClosedPeriod) -> Result<Vec<String>> {
     let month = Month::parse(&period.period)?;
-    let cards = cards_from_stored(&ledger.period_cards(&period.period).await?)?;
+    let tariff = closed_tariff(ledger, &period.period).await?;
     let as_of = Some(period.closed_ms);
-    let mut expected = rate(ledger, &month, month.until, &cards, as_of).await?;
-    expected.extend(corrections_before(ledger, &month, &cards, as_of).await?);
+    let mut expected = rate(ledger, &month, month.until, &tariff, as_of).await?;
+    expected.extend(corrections_before(ledger, &month, &tariff, as_of).await?);
     let expected = to_stored(&expected)?;
     let stored = ledger.period_lines(&period.period).await?;
     let mut problems = Vec::new();

@@ -53,6 +53,60 @@ impl Card {
     }
 }
 
+/// A VAT rate as rating reads it: a percentage from an instant.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VatRate {
+    /// The VatRate's name.
+    pub name: String,
+    /// When it takes effect.
+    pub effective_from: Timestamp,
+    /// The percentage added.
+    pub percent: Decimal,
+}
+
+/// Everything usage is priced with: the rate cards and the VAT rates.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Tariff {
+    /// The rate cards.
+    pub cards: Vec<Card>,
+    /// The VAT rates (none: no VAT is charged).
+    pub vat: Vec<VatRate>,
+}
+
+impl Tariff {
+    /// Rate cards only, no VAT.
+    pub fn of_cards(cards: Vec<Card>) -> Tariff {
+        Tariff { cards, vat: Vec::new() }
+    }
+
+    /// The parts of `[start, end)` with one VAT rate each (an index into `vat`), in order;
+    /// time before the first rate has none.
+    pub fn vat_parts(&self, start: Timestamp, end: Timestamp) -> Vec<(Timestamp, Timestamp, Option<usize>)> {
+        let mut out = Vec::new();
+        let mut at = start;
+        while at < end {
+            let in_force = (0..self.vat.len())
+                .filter(|&i| self.vat[i].effective_from <= at)
+                .max_by_key(|&i| self.vat[i].effective_from);
+            let next = self.vat.iter().map(|v| v.effective_from).filter(|t| *t > at).min();
+            let until = next.map_or(end, |n| n.min(end));
+            out.push((at, until, in_force));
+            at = until;
+        }
+        out
+    }
+
+    /// Two VAT rates from the same instant: which applies is not decidable.
+    pub fn vat_conflict(&self) -> Option<(&str, &str)> {
+        self.vat.iter().enumerate().find_map(|(i, a)| {
+            self.vat[i + 1..]
+                .iter()
+                .find(|b| b.effective_from == a.effective_from)
+                .map(|b| (a.name.as_str(), b.name.as_str()))
+        })
+    }
+}
+
 /// A quantity of a resource held over `[start, end)`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Usage {
@@ -185,6 +239,35 @@ mod tests {
         let parts = price(&usage, &cards).unwrap();
         assert_eq!(parts[0].unit_seconds, dec!(1.6875));
         assert_eq!(parts[0].amount, dec!(1.6875) * dec!(0.0345) / dec!(3600));
+    }
+
+    #[test]
+    fn vat_applies_from_its_own_date_and_none_before_the_first() {
+        let vat = |name: &str, from: &str, percent: Decimal| VatRate {
+            name: name.into(),
+            effective_from: at(from),
+            percent,
+        };
+        let tariff = Tariff {
+            cards: vec![],
+            vat: vec![
+                vat("new", "2026-11-15T00:00:00Z", dec!(17.5)),
+                vat("old", "2026-11-10T00:00:00Z", dec!(20)),
+            ],
+        };
+        let parts = tariff.vat_parts(at("2026-11-01T00:00:00Z"), at("2026-12-01T00:00:00Z"));
+        assert_eq!(
+            parts,
+            vec![
+                (at("2026-11-01T00:00:00Z"), at("2026-11-10T00:00:00Z"), None),
+                (at("2026-11-10T00:00:00Z"), at("2026-11-15T00:00:00Z"), Some(1)),
+                (at("2026-11-15T00:00:00Z"), at("2026-12-01T00:00:00Z"), Some(0)),
+            ]
+        );
+        assert_eq!(tariff.vat_conflict(), None);
+        let mut twice = tariff.clone();
+        twice.vat.push(vat("again", "2026-11-15T00:00:00Z", dec!(5)));
+        assert_eq!(twice.vat_conflict(), Some(("new", "again")));
     }
 
     #[test]

@@ -10,6 +10,9 @@ use serde::Serialize;
 
 use super::charges::{Charge, ChargeLine};
 
+/// The group of the lines charged to no tenancy, whatever the grouping.
+pub const UNALLOCATED: &str = "(unallocated capacity)";
+
 /// What lines are grouped by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -53,6 +56,10 @@ impl By {
     /// The group a charge line belongs to, and the organisation's name where the group has one.
     fn key(self, l: &ChargeLine) -> (String, String) {
         let g = &l.grain;
+        if g.tenancy.is_empty() {
+            // What nodes offered and no tenancy reserved: charged to nobody, shown apart.
+            return (UNALLOCATED.to_owned(), String::new());
+        }
         let (group, name) = match self {
             By::Tenancy => (g.tenancy.clone(), g.organisation_name.clone()),
             By::Organisation => (g.organisation.clone(), g.organisation_name.clone()),
@@ -62,6 +69,8 @@ impl By {
             By::Service if g.hosted_service.is_empty() => {
                 (format!("{} (not in a hosted service)", g.tenancy), g.organisation_name.clone())
             }
+            // A consumer's share names the provider's service as `namespace/name` already.
+            By::Service if g.hosted_service.contains('/') => (g.hosted_service.clone(), String::new()),
             By::Service => (format!("{}/{}", g.namespace, g.hosted_service), g.organisation_name.clone()),
         };
         match group.is_empty() {

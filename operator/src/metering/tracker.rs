@@ -1,6 +1,9 @@
 //! Which spans are open and what each observation changes (pure): the meter's decisions, apart
 //! from watching the cluster and writing the ledger. Every rule of docs/metering.md, "What is
-//! billed, from when to when", that concerns opening and closing is here.
+//! billed, from when to when", that concerns opening and closing is here. Spans are kept alike
+//! whatever their kind and whoever pays: a node's (charged to no tenancy: its attribution is empty)
+//! and a share of a shared service's cost (whose `share_weight` is what it holds) open, change and
+//! close by the same rules as a pod's.
 
 use std::collections::HashMap;
 
@@ -348,6 +351,27 @@ mod tests {
         let mut t = Tracker::new(0, vec![]);
         t.observe(pod("a", 100, Span::Since(10_000)), 10_000);
         assert_eq!(closed(&t.gone("a", 2_000, true)[0]).1, 10_000);
+    }
+
+    #[test]
+    fn a_span_charged_to_no_tenancy_is_kept_like_any_other() {
+        let node = |cpu: i64| Observation {
+            kind: Kind::Node,
+            uid: "n1".into(),
+            namespace: String::new(),
+            name: "n1".into(),
+            attribution: Attribution::default(),
+            held: held(cpu),
+            span: Span::Since(1_000),
+        };
+        let mut t = Tracker::new(0, vec![]);
+        let w = t.observe(node(4_000), 1_000);
+        assert_eq!(opened(&w[0]), ("node/n1/1000", 1_000, None));
+        let w = t.observe(node(3_000), 5_000);
+        assert_eq!((closed(&w[0]).1, opened(&w[1]).0), (5_000, "node/n1/5000"));
+        let renamed = |a: &Attribution| Attribution { organisation: "x".into(), ..a.clone() };
+        assert!(t.reattribute("t", renamed, 6_000).is_empty(), "no tenancy's change moves it");
+        assert_eq!(closed(&t.gone("n1", 9_000, false)[0]), ("node/n1/5000", 9_000, false));
     }
 
     #[test]
