@@ -206,12 +206,24 @@ pub async fn rate(
     tariff: &Tariff,
     as_of: Option<i64>,
 ) -> Result<Vec<ChargeLine>> {
-    let mut rater = Rater::new(month.from, until, tariff.clone(), as_of)?;
+    let mut rater = rater(ledger, month, until, tariff, as_of).await?;
     let mut intervals = ledger.overlapping(month.from.as_millisecond(), until.as_millisecond());
     while let Some(interval) = intervals.next().await {
         rater.add(&interval?)?;
     }
     Ok(rater.finish())
+}
+
+/// A rater for `[month.from, until)` with the nodes' capacity in it.
+async fn rater(
+    ledger: &Ledger,
+    month: &Month,
+    until: Timestamp,
+    tariff: &Tariff,
+    as_of: Option<i64>,
+) -> Result<Rater> {
+    let nodes = ledger.nodes_overlapping(month.from.as_millisecond(), until.as_millisecond()).await?;
+    Ok(Rater::new(month.from, until, tariff.clone(), as_of)?.with_nodes(&nodes)?)
 }
 
 /// What sharing each shared service saved in `month` (until `until`), from the ledger as it was
@@ -223,7 +235,7 @@ pub async fn savings(
     tariff: &Tariff,
     as_of: Option<i64>,
 ) -> Result<Vec<super::sharing::Saving>> {
-    let mut rater = Rater::new(month.from, until, tariff.clone(), as_of)?;
+    let mut rater = rater(ledger, month, until, tariff, as_of).await?;
     let mut intervals = ledger.overlapping(month.from.as_millisecond(), until.as_millisecond());
     while let Some(interval) = intervals.next().await {
         rater.add(&interval?)?;

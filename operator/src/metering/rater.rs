@@ -5,8 +5,9 @@
 //! line, with the card's platform overhead and the VAT in force (its own effective dates). Three
 //! things need every interval before they are known, and are made when the rater finishes:
 //! - **Unallocated capacity**: what the nodes offered (their allocatable CPU and memory) less what
-//!   the tenancies' pods reserved, priced like any CPU or memory, on lines of its own charged to no
-//!   tenancy.
+//!   the tenancies' pods reserved while nodes were recorded, priced like any CPU or memory, on lines
+//!   of its own charged to no tenancy. The nodes are given first (`with_nodes`), so each pod's
+//!   reservation is counted only for the time capacity was known.
 //! - **Shared services** (`sharing`): the provider's cost moved to the tenancies sharing it.
 //! - **VAT** on every grain's charges, moved ones included.
 //!
@@ -79,6 +80,8 @@ pub struct Rater {
     vat: BTreeMap<(Grain, String), Decimal>,
     /// Per resource and card: unit-seconds the nodes offered, and the pods reserved.
     capacity: BTreeMap<(Resource, usize), (Decimal, Decimal)>,
+    /// When some node's capacity was recorded: disjoint spans, in order.
+    coverage: Vec<(Timestamp, Timestamp)>,
     sharing: Sharing,
 }
 
@@ -105,8 +108,45 @@ impl Rater {
             sums: BTreeMap::new(),
             vat: BTreeMap::new(),
             capacity: BTreeMap::new(),
+            coverage: Vec::new(),
             sharing: Sharing::default(),
         })
+    }
+
+    /// Adds what the nodes offered (their intervals, all of them, before any pod is added): what
+    /// no tenancy's pod reserved of it becomes the unallocated-capacity lines.
+    pub fn with_nodes(mut self, nodes: &[Interval]) -> Result<Rater, ChargeError> {
+        let mut spans = Vec::new();
+        for n in nodes.iter().filter(|n| n.kind == Kind::Node) {
+            if self.as_of.is_some_and(|t| n.recorded_ms > t) {
+                continue;
+            }
+            let Some((start, end)) = span(n, self.from, self.until, self.as_of) else { continue };
+            spans.push((start, end));
+            for usage in usages(n, start, end) {
+                for p in self.price(n, &usage)? {
+                    self.capacity.entry((usage.resource, p.card)).or_default().0 += p.unit_seconds;
+                }
+            }
+        }
+        spans.sort();
+        for (s, e) in spans {
+            match self.coverage.last_mut() {
+                Some(last) if s <= last.1 => last.1 = last.1.max(e),
+                _ => self.coverage.push((s, e)),
+            }
+        }
+        Ok(self)
+    }
+
+    /// Seconds of `[start, end)` during which node capacity was recorded.
+    fn covered(&self, start: Timestamp, end: Timestamp) -> Decimal {
+        self.coverage
+            .iter()
+            .map(|&(s, e)| (s.max(start), e.min(end)))
+            .filter(|(s, e)| s < e)
+            .map(|(s, e)| seconds(s, e))
+            .sum()
     }
 
     /// The currency of every amount.
@@ -134,14 +174,8 @@ impl Rater {
                 });
                 return Ok(());
             }
-            Kind::Node => {
-                for usage in usages(interval, start, end) {
-                    for p in self.price(interval, &usage)? {
-                        self.capacity.entry((usage.resource, p.card)).or_default().0 += p.unit_seconds;
-                    }
-                }
-                return Ok(());
-            }
+            // Given to `with_nodes`, before any pod.
+            Kind::Node => return Ok(()),
             Kind::Pod | Kind::Claim | Kind::LoadBalancer => {}
         }
         for usage in usages(interval, start, end) {
@@ -158,8 +192,9 @@ impl Rater {
                     .entry((grain.clone(), Charge::PlatformOverhead, card.name.clone()))
                     .or_default()
                     .1 += overhead;
-                if interval.kind == Kind::Pod {
-                    self.capacity.entry((usage.resource, p.card)).or_default().1 += p.unit_seconds;
+                if interval.kind == Kind::Pod && !self.coverage.is_empty() {
+                    let reserved = usage.quantity * self.covered(p.start, p.end);
+                    self.capacity.entry((usage.resource, p.card)).or_default().1 += reserved;
                 }
                 let gross = p.amount + overhead;
                 for (a, b, rate) in self.tariff.vat_parts(p.start, p.end) {

@@ -188,11 +188,13 @@ fn node(cpu_milli: i64, gib: i64, from: &str, to: Option<&str>) -> Interval {
 #[test]
 fn what_nodes_offered_and_no_pod_reserved_is_unallocated_capacity_on_lines_of_its_own() {
     let (from, until) = november();
-    let mut r =
-        Rater::new(from, until, Tariff::of_cards(vec![card("2026-01-01T00:00:00Z", dec!(1))]), None).unwrap();
-    // A 4-core, 16 GiB node for 10 hours; pods reserve 1.5 cores and 4 GiB for those hours.
-    r.add(&node(4000, 16, "2026-11-10T00:00:00Z", Some("2026-11-10T10:00:00Z"))).unwrap();
-    r.add(&pod("north", 1000, 3, "2026-11-10T00:00:00Z", Some("2026-11-10T10:00:00Z"))).unwrap();
+    // A 4-core, 16 GiB node for 10 hours; pods reserve 1.5 cores and 4 GiB for those hours. North's
+    // pod ran from the day before, when no node's capacity was recorded: only the 10 hours count.
+    let nodes = [node(4000, 16, "2026-11-10T00:00:00Z", Some("2026-11-10T10:00:00Z"))];
+    let tariff = Tariff::of_cards(vec![card("2026-01-01T00:00:00Z", dec!(1))]);
+    let mut r = Rater::new(from, until, tariff.clone(), None).unwrap().with_nodes(&nodes).unwrap();
+    r.add(&nodes[0]).unwrap();
+    r.add(&pod("north", 1000, 3, "2026-11-09T00:00:00Z", Some("2026-11-10T10:00:00Z"))).unwrap();
     r.add(&pod("south", 500, 1, "2026-11-10T00:00:00Z", Some("2026-11-10T10:00:00Z"))).unwrap();
     let lines = r.finish();
     let cpu = lines.iter().find(|l| l.charge == Charge::UnallocatedCpu).unwrap();
@@ -204,7 +206,10 @@ fn what_nodes_offered_and_no_pod_reserved_is_unallocated_capacity_on_lines_of_it
         dec!(0),
         "no overhead on capacity nobody is charged for"
     );
-    assert_eq!(of(&lines, "north", Charge::Cpu), dec!(10.00), "tenancies' lines are unchanged");
+    assert_eq!(of(&lines, "north", Charge::Cpu), dec!(34.00), "tenancies' lines are unchanged");
+    let mut without = Rater::new(from, until, tariff, None).unwrap();
+    without.add(&nodes[0]).unwrap();
+    assert!(without.finish().iter().all(|l| l.charge != Charge::UnallocatedCpu), "nodes must be given first");
 }
 
 fn share(kind: Kind, tenancy: &str, weight: i64, from: &str, to: Option<&str>) -> Interval {
