@@ -40,6 +40,20 @@ pub fn fresh_postgres(name: &str) -> Result<String, E2eError> {
     Ok(admin.rsplit_once('/').map(|(server, _)| format!("{server}/{name}")).unwrap_or(admin))
 }
 
+/// Applies the example VAT rate (`docs/examples/vat-rates.yaml`: 20% from the start of 2026), as
+/// the README's first command does, so tests that check amounts know the VAT in force.
+pub fn example_vat() -> Result<(), E2eError> {
+    let file = crate::repo_root().join("docs/examples/vat-rates.yaml");
+    crate::kubectl(&[
+        "apply",
+        "--server-side",
+        "--field-manager=commons-examples",
+        "-f",
+        file.to_str().unwrap_or_default(),
+    ])?;
+    Ok(())
+}
+
 /// Makes rate card `card` (JSON), first deleting one of the same name left by an earlier run.
 pub async fn replace_rate_card(client: &Client, card: serde_json::Value) -> Result<(), E2eError> {
     let name = card["metadata"]["name"].as_str().unwrap_or_default().to_owned();

@@ -96,12 +96,35 @@ async fn exercise(url: &str) {
     let l = Ledger::open(url).unwrap();
     l.migrate().await.unwrap();
     l.metering_since(ms("2026-10-01T00:00:00Z")).await.unwrap();
-    // Recorded in October as they happened: a, ten hours of one core; b, half a core from
-    // 20:00 on the 31st, still running at the month's end.
+    // Recorded in October as they happened: a, ten hours of one core in its hosted service app,
+    // shared with s for its first five hours; b, half a core from 20:00 on the 31st, still running
+    // at the month's end; a node of 4 cores for a's ten hours.
     let october = ms("2026-10-31T23:00:00Z");
-    let a = pod("e2e-per-a", 1000, "2026-10-10T00:00:00Z");
+    let mut a = pod("e2e-per-a", 1000, "2026-10-10T00:00:00Z");
+    a.attribution.hosted_service = "app".into();
     let b = pod("e2e-per-b", 500, "2026-10-31T20:00:00Z");
-    l.write(&[ended(a, "2026-10-10T10:00:00Z"), open(b.clone())], Some(october), october).await.unwrap();
+    let mut share = pod("e2e-per-s", 0, "2026-10-10T00:00:00Z");
+    share.kind = Kind::Share;
+    share.key = "share/e2e-per-s".into();
+    share.attribution.hosted_service = "e2e-per-a-apps/app".into();
+    share.held = Held { share_weight: 1, ..Held::default() };
+    let mut node = pod("", 4000, "2026-10-10T00:00:00Z");
+    node.kind = Kind::Node;
+    node.key = "node/e2e-per-node".into();
+    node.namespace = String::new();
+    node.attribution = Attribution::default();
+    l.write(
+        &[
+            ended(a, "2026-10-10T10:00:00Z"),
+            open(b.clone()),
+            ended(share, "2026-10-10T05:00:00Z"),
+            ended(node, "2026-10-10T10:00:00Z"),
+        ],
+        Some(october),
+        october,
+    )
+    .await
+    .unwrap();
 
     let refused = ledger(&["close", "2026-11"], url).unwrap_err();
     assert!(refused.contains("close 2026-10 first"), "{refused}");
@@ -113,17 +136,34 @@ async fn exercise(url: &str) {
     let now = Timestamp::now().as_millisecond();
     l.write(&[], Some(now), now).await.unwrap();
     let closed = ledger(&["close", "2026-10"], url).unwrap();
-    // a: 10 core-hours at 1 = 10.00 + 1.00 overhead; b: 2 core-hours = 2.00 + 0.20.
-    assert!(closed.contains("closed 2026-10: 4 lines, total 13.2 GBP"), "{closed}");
+    // a: 10 core-hours at 1 = 10.00 + 1.00 overhead, half of which (5.50) moved to s, VAT 1.10
+    // each; b: 2 core-hours = 2.00 + 0.20, VAT 0.44; 30 core-hours of the node no pod reserved,
+    // 30.00 (no overhead, no VAT: nobody is charged it).
+    assert!(closed.contains("closed 2026-10: 10 lines, total 45.84 GBP"), "{closed}");
     let refused = ledger(&["close", "2026-10"], url).unwrap_err();
     assert!(refused.contains("closed already"), "{refused}");
 
     let csv = report("2026-10", "csv", url);
     let json = report("2026-10", "json", url);
     let focus = report("2026-10", "focus", url);
-    assert_focus(&focus, "13.20");
+    assert_focus(&focus, "45.84");
     assert!(json.contains("\"closed\": true"), "{json}");
-    assert!(csv.contains("e2e-per-a,e2e-per-a council,cpu,10,core-hours,10.00,GBP,\n"), "{csv}");
+    for line in [
+        "e2e-per-a,e2e-per-a council,cpu,10,core-hours,10.00,GBP,\n",
+        "e2e-per-a,e2e-per-a council,shared-service-credit,,,-5.50,GBP,\n",
+        "e2e-per-a,e2e-per-a council,vat,,,1.10,GBP,\n",
+        "e2e-per-s,e2e-per-s council,shared-service,,,5.50,GBP,\n",
+        "e2e-per-s,e2e-per-s council,vat,,,1.10,GBP,\n",
+        "(unallocated capacity),,unallocated-cpu,30,core-hours,30.00,GBP,\n",
+    ] {
+        assert!(csv.contains(line), "{line} in {csv}");
+    }
+    let savings =
+        commons(&["report", "--period", "2026-10", "--savings", "--format", "csv", "--ledger", url]).unwrap();
+    assert!(
+        savings.contains("\ne2e-per-a-apps/app,e2e-per-a,e2e-per-s,11.00,5.50,16.50,5.50,GBP\n"),
+        "{savings}"
+    );
 
     // Learned after October closed: c ran two hours in October while nothing recorded it, and b
     // ended in November.
@@ -142,8 +182,8 @@ async fn exercise(url: &str) {
     );
 
     let closed = ledger(&["close", "2026-11"], url).unwrap();
-    // b: 4 core-hours × 0.5 = 2.00 + 0.20; the correction for c: 2.00 + 0.20.
-    assert!(closed.contains("closed 2026-11: 4 lines, total 4.4 GBP"), "{closed}");
+    // b: 4 core-hours × 0.5 = 2.00 + 0.20 + 0.44 VAT; the correction for c: 2.00 + 0.20 + 0.44.
+    assert!(closed.contains("closed 2026-11: 6 lines, total 5.28 GBP"), "{closed}");
     let november = report("2026-11", "csv", url);
     assert!(
         november.contains("e2e-per-c,e2e-per-c council,cpu,2,core-hours,2.00,GBP,2026-10\n"),
@@ -155,21 +195,22 @@ async fn exercise(url: &str) {
     );
     assert_eq!(report("2026-11", "csv", url), november);
     let focus = report("2026-11", "focus", url);
-    assert_focus(&focus, "4.40");
+    assert_focus(&focus, "5.28");
     let rows = commons_e2e::focus::parse_csv(&focus);
     let class = rows[0].iter().position(|h| h == "ChargeClass").unwrap();
     let start = rows[0].iter().position(|h| h == "ChargePeriodStart").unwrap();
     let corrections: Vec<&Vec<String>> = rows[1..].iter().filter(|r| r[class] == "Correction").collect();
-    assert_eq!(corrections.len(), 2, "c's CPU and overhead: {focus}");
+    assert_eq!(corrections.len(), 3, "c's CPU, overhead and VAT: {focus}");
     assert!(corrections.iter().all(|r| r[start] == "2026-10-01T00:00:00Z"), "charged for October: {focus}");
     let verified = ledger(&["verify"], url).unwrap();
-    assert!(verified.contains("2026-10: 4 lines") && verified.contains("2026-11: 4 lines"), "{verified}");
+    assert!(verified.contains("2026-10: 10 lines") && verified.contains("2026-11: 6 lines"), "{verified}");
     assert!(ledger(&["periods"], url).unwrap().contains("2026-11"));
 
     // The year by sector: October and November as closed, the total theirs.
     let year =
         commons(&["report", "--year", "2026", "--by", "sector", "--format", "csv", "--ledger", url]).unwrap();
-    assert!(year.contains("\nlocal-government,0,0,0,0,0,0,0,0,0,13.20,4.40,0,17.60,GBP\n"), "{year}");
+    assert!(year.contains("\nlocal-government,0,0,0,0,0,0,0,0,0,15.84,5.28,0,21.12,GBP\n"), "{year}");
+    assert!(year.contains("\n(unallocated capacity),0,0,0,0,0,0,0,0,0,30.00,0,0,30.00,GBP\n"), "{year}");
     let table = commons(&["report", "--year", "2026", "--by", "organisation", "--ledger", url]).unwrap();
     assert!(table.contains("2026-10 closed, 2026-11 closed"), "{table}");
     let svg =
@@ -177,7 +218,7 @@ async fn exercise(url: &str) {
     assert!(
         svg.starts_with("<svg")
             && svg.contains("Spend in 2026 by sector, GBP")
-            && svg.contains("local-government: 17.60 GBP."),
+            && svg.contains("local-government: 21.12 GBP."),
         "{svg}"
     );
 
@@ -202,9 +243,20 @@ async fn exercise(url: &str) {
         "DROP TRIGGER charge_line_immutable ON charge_line"
     };
     assert!(sql(url, drop).0);
-    assert!(sql(url, "UPDATE charge_line SET amount_nanos = 1 WHERE period = '2026-10' AND line_no = 1").0);
+    let (_, line) = sql(
+        url,
+        "SELECT line_no FROM charge_line WHERE period = '2026-10' AND tenancy = 'e2e-per-a' AND charge = 'cpu'",
+    );
+    let line = line.trim();
+    assert!(
+        sql(
+            url,
+            &format!("UPDATE charge_line SET amount_nanos = 1 WHERE period = '2026-10' AND line_no = {line}")
+        )
+        .0
+    );
     let caught = ledger(&["verify"], url).unwrap_err();
-    assert!(caught.contains("2026-10 line 1: stored cpu 10 0.000000001"), "{caught}");
+    assert!(caught.contains(&format!("2026-10 line {line}: stored cpu 10 0.000000001")), "{caught}");
     assert!(caught.contains("recomputed cpu 10 10"), "{caught}");
     l.close().await;
 }
@@ -219,6 +271,8 @@ async fn months_close_in_order_never_change_and_verify_on_both_ledgers() {
     });
     // Rate cards cannot be changed: one left by an earlier run is replaced.
     commons_e2e::ledgers::replace_rate_card(&client, card).await.unwrap();
+    // VAT at 20% throughout, as in the examples.
+    commons_e2e::ledgers::example_vat().unwrap();
     let dir = commons_e2e::measure::cluster_dir().join("e2e-periods");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -234,7 +288,10 @@ async fn months_close_in_order_never_change_and_verify_on_both_ledgers() {
         commons(&["forecast", "-f", file.to_str().unwrap(), "--month", "2026-10", "--json"]).unwrap();
     let f: serde_json::Value = serde_json::from_str(&forecast).unwrap();
     assert_eq!(f[0]["object"], "Tenancy/e2e-forecast");
-    assert_eq!(f[0]["total"], "3273.60", "2 cores and 4 GiB for 744 h at 1 and 0.5, plus 10%: {forecast}");
+    assert_eq!(
+        f[0]["total"], "3928.32",
+        "2 cores and 4 GiB for 744 h at 1 and 0.5, plus 10%, plus 20% VAT: {forecast}"
+    );
     std::fs::write(
         &file,
         serde_json::to_string(&commons_e2e::tenancy_manifest(

@@ -77,16 +77,7 @@ pub struct Annual {
 
 /// The group a line belongs to when grouping `by`.
 pub fn group_of(by: By, l: &ChargeLine) -> String {
-    let g = &l.grain;
-    let name = match by {
-        By::Tenancy => g.tenancy.clone(),
-        By::Organisation => g.organisation.clone(),
-        By::Sector => g.sector.clone(),
-        By::CostCentre => format!("{}/{}", g.organisation, g.cost_centre),
-        By::Service if g.hosted_service.is_empty() => format!("{} (not in a hosted service)", g.tenancy),
-        By::Service => format!("{}/{}", g.namespace, g.hosted_service),
-    };
-    if name.is_empty() { "(not recorded)".into() } else { name }
+    by.group(l).0
 }
 
 /// Builds the year from each reported month's lines (`months[i]` is month i + 1; `None` where
@@ -189,7 +180,12 @@ mod tests {
 
     fn line(sector: &str, org: &str, amount: Decimal) -> ChargeLine {
         ChargeLine {
-            grain: Grain { sector: sector.into(), organisation_name: org.into(), ..Grain::default() },
+            grain: Grain {
+                tenancy: org.to_lowercase(),
+                sector: sector.into(),
+                organisation_name: org.into(),
+                ..Grain::default()
+            },
             charge: Charge::Cpu,
             quantity: Some(dec!(1)),
             amount,
@@ -230,6 +226,9 @@ mod tests {
             c.starts_with("group,2026-01,") && c.contains("\nhealth,0,0,0,0,0,0,0,0,0,10.00,0,0,10.00,GBP\n"),
             "{c}"
         );
-        assert_eq!(build(2026, By::Organisation, "GBP", &months, vec![]).rows[0].group, "(not recorded)");
+        assert_eq!(
+            build(2026, By::Organisation, "GBP", &months, vec![]).rows[0].group,
+            "(organisation not recorded)"
+        );
     }
 }

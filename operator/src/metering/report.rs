@@ -53,8 +53,9 @@ impl By {
         }
     }
 
-    /// The group a charge line belongs to, and the organisation's name where the group has one.
-    fn key(self, l: &ChargeLine) -> (String, String) {
+    /// The group a charge line belongs to, and the organisation's name where the group has one
+    /// (the same in every report: the month's, the year's).
+    pub fn group(self, l: &ChargeLine) -> (String, String) {
         let g = &l.grain;
         if g.tenancy.is_empty() {
             // What nodes offered and no tenancy reserved: charged to nobody, shown apart.
@@ -148,7 +149,7 @@ type GroupKey = (String, String, Charge);
 pub fn summarise(period: Period<'_>, lines: &[ChargeLine], by: By) -> Report {
     let mut groups: BTreeMap<GroupKey, (String, Option<Decimal>, Decimal)> = BTreeMap::new();
     for l in lines {
-        let (group, name) = by.key(l);
+        let (group, name) = by.group(l);
         let g = groups.entry((group, l.corrects.clone(), l.charge)).or_insert((name, None, Decimal::ZERO));
         if let Some(q) = l.quantity {
             g.1 = Some(g.1.unwrap_or_default() + q);
