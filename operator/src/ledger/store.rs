@@ -53,11 +53,11 @@ const OVERLAPPING: &str = "SELECT interval_key, kind, object_uid, namespace, obj
     storage_milli, load_balancer_milli, start_ms, end_ms, end_estimated, recorded_ms, end_recorded_ms, \
     share_weight FROM allocation_interval \
     WHERE start_ms < $2 AND (end_ms IS NULL OR end_ms > $1) ORDER BY id";
-const NODES_OVERLAPPING: &str = "SELECT interval_key, kind, object_uid, namespace, object_name, tenancy, \
+const CONTEXT_OVERLAPPING: &str = "SELECT interval_key, kind, object_uid, namespace, object_name, tenancy, \
     organisation, organisation_name, sector, cost_centre, hosted_service, cpu_milli, memory_milli, \
     storage_milli, load_balancer_milli, start_ms, end_ms, end_estimated, recorded_ms, end_recorded_ms, \
     share_weight FROM allocation_interval \
-    WHERE kind = 'node' AND start_ms < $2 AND (end_ms IS NULL OR end_ms > $1) ORDER BY id";
+    WHERE kind IN ('node', 'share', 'provider-share') AND start_ms < $2 AND (end_ms IS NULL OR end_ms > $1) ORDER BY id";
 
 /// The meter's own facts, by name in `meter_state`.
 const METERING_SINCE: &str = "metering_since_ms";
@@ -309,15 +309,13 @@ impl Ledger {
         })
     }
 
-    /// The node intervals overlapping `[from_ms, to_ms)` (few: one per node and change).
-    pub async fn nodes_overlapping(&self, from_ms: i64, to_ms: i64) -> Result<Vec<Interval>> {
+    /// The node and share intervals overlapping `[from_ms, to_ms)`: what rating needs before the
+    /// other intervals (few: one per node or subscription and change).
+    pub async fn context_overlapping(&self, from_ms: i64, to_ms: i64) -> Result<Vec<Interval>> {
         let rows: Vec<Row> = on_pool!(self, |pool| {
-            sqlx::query_as(NODES_OVERLAPPING)
-                .bind(from_ms)
-                .bind(to_ms)
-                .fetch_all(pool)
-                .await
-                .map_err(|source| LedgerError::Database { action: "reading node intervals", source })?
+            sqlx::query_as(CONTEXT_OVERLAPPING).bind(from_ms).bind(to_ms).fetch_all(pool).await.map_err(
+                |source| LedgerError::Database { action: "reading node and share intervals", source },
+            )?
         });
         rows.into_iter().map(Interval::try_from).collect()
     }
@@ -373,7 +371,7 @@ mod tests {
         assert!(
             OPEN_INTERVALS.contains(COLUMNS)
                 && OVERLAPPING.contains(COLUMNS)
-                && NODES_OVERLAPPING.contains(COLUMNS)
+                && CONTEXT_OVERLAPPING.contains(COLUMNS)
         );
     }
 }

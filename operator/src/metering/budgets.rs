@@ -337,10 +337,17 @@ pub async fn measure(
 ) -> crate::error::Result<(BTreeMap<String, Figures>, Holdings)> {
     let month = Month::of(now);
     let (spent, _) = periods::lines(ledger, &month, now, tariff).await?;
-    let mut rest = Rater::new(now, month.until, tariff.clone(), None)?;
+    // The rest of the month, if what is open now stays open: shares of shared services included.
+    let open = ledger.open_intervals().await?;
+    let context: Vec<_> = open
+        .iter()
+        .filter(|i| matches!(i.kind, Kind::Node | Kind::Share | Kind::ProviderShare))
+        .cloned()
+        .collect();
+    let mut rest = Rater::new(now, month.until, tariff.clone(), None)?.with_context(&context)?;
     let mut who = BTreeMap::new();
     let mut held: BTreeMap<String, crate::ledger::Held> = BTreeMap::new();
-    for i in ledger.open_intervals().await? {
+    for i in open {
         rest.add(&i)?;
         if !matches!(i.kind, Kind::Pod | Kind::Claim | Kind::LoadBalancer) {
             continue;

@@ -214,7 +214,7 @@ pub async fn rate(
     Ok(rater.finish())
 }
 
-/// A rater for `[month.from, until)` with the nodes' capacity in it.
+/// A rater for `[month.from, until)` given the nodes' capacity and the shares first.
 async fn rater(
     ledger: &Ledger,
     month: &Month,
@@ -222,8 +222,8 @@ async fn rater(
     tariff: &Tariff,
     as_of: Option<i64>,
 ) -> Result<Rater> {
-    let nodes = ledger.nodes_overlapping(month.from.as_millisecond(), until.as_millisecond()).await?;
-    Ok(Rater::new(month.from, until, tariff.clone(), as_of)?.with_nodes(&nodes)?)
+    let context = ledger.context_overlapping(month.from.as_millisecond(), until.as_millisecond()).await?;
+    Ok(Rater::new(month.from, until, tariff.clone(), as_of)?.with_context(&context)?)
 }
 
 /// What sharing each shared service saved in `month` (until `until`), from the ledger as it was

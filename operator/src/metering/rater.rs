@@ -6,8 +6,11 @@
 //! things need every interval before they are known, and are made when the rater finishes:
 //! - **Unallocated capacity**: what the nodes offered (their allocatable CPU and memory) less what
 //!   the tenancies' pods reserved while nodes were recorded, priced like any CPU or memory, on lines
-//!   of its own charged to no tenancy. The nodes are given first (`with_nodes`), so each pod's
+//!   of its own charged to no tenancy. The nodes are given first (`with_context`), so each pod's
 //!   reservation is counted only for the time capacity was known.
+//!
+//! Nodes and shares (few) are given before the stream of other intervals, and everything is
+//! aggregated as it comes: rating a month takes memory by charge line, not by interval.
 //! - **Shared services** (`sharing`): the provider's cost moved to the tenancies sharing it.
 //! - **VAT** on every grain's charges, moved ones included.
 //!
@@ -113,15 +116,29 @@ impl Rater {
         })
     }
 
-    /// Adds what the nodes offered (their intervals, all of them, before any pod is added): what
-    /// no tenancy's pod reserved of it becomes the unallocated-capacity lines.
-    pub fn with_nodes(mut self, nodes: &[Interval]) -> Result<Rater, ChargeError> {
+    /// Adds what the nodes offered and the shares of shared services (their intervals, all of
+    /// them, before any other is added): what no tenancy's pod reserved of the nodes becomes the
+    /// unallocated-capacity lines; the shares split their services' costs.
+    pub fn with_context(mut self, context: &[Interval]) -> Result<Rater, ChargeError> {
         let mut spans = Vec::new();
-        for n in nodes.iter().filter(|n| n.kind == Kind::Node) {
+        for n in context {
             if self.as_of.is_some_and(|t| n.recorded_ms > t) {
                 continue;
             }
             let Some((start, end)) = span(n, self.from, self.until, self.as_of) else { continue };
+            if matches!(n.kind, Kind::Share | Kind::ProviderShare) {
+                self.sharing.share(Share {
+                    grain: Grain::of(n),
+                    provider: n.kind == Kind::ProviderShare,
+                    weight: Decimal::from(n.held.share_weight),
+                    start,
+                    end,
+                });
+                continue;
+            }
+            if n.kind != Kind::Node {
+                continue;
+            }
             spans.push((start, end));
             for usage in usages(n, start, end) {
                 for p in self.price(n, &usage)? {
@@ -164,20 +181,11 @@ impl Rater {
         };
         let grain = Grain::of(interval);
         match interval.kind {
-            Kind::Share | Kind::ProviderShare => {
-                self.sharing.share(Share {
-                    grain,
-                    provider: interval.kind == Kind::ProviderShare,
-                    weight: Decimal::from(interval.held.share_weight),
-                    start,
-                    end,
-                });
-                return Ok(());
-            }
-            // Given to `with_nodes`, before any pod.
-            Kind::Node => return Ok(()),
+            // Given to `with_context`, before any other.
+            Kind::Node | Kind::Share | Kind::ProviderShare => return Ok(()),
             Kind::Pod | Kind::Claim | Kind::LoadBalancer => {}
         }
+        let shared = self.sharing.is_shared(&grain);
         for usage in usages(interval, start, end) {
             for p in self.price(interval, &usage)? {
                 let card = &self.tariff.cards[p.card];
@@ -203,13 +211,16 @@ impl Rater {
                         gross * seconds(a, b) / seconds(p.start, p.end) * rate.percent / Decimal::ONE_HUNDRED;
                     *self.vat.entry((grain.clone(), rate.name.clone())).or_default() += part;
                 }
-                self.sharing.cost(Cost {
-                    grain: grain.clone(),
-                    card: card.name.clone(),
-                    start: p.start,
-                    end: p.end,
-                    amount: gross,
-                });
+                if shared {
+                    let cost = Cost {
+                        grain: grain.clone(),
+                        card: card.name.clone(),
+                        start: p.start,
+                        end: p.end,
+                        amount: gross,
+                    };
+                    self.sharing.cost(&cost, &self.tariff);
+                }
             }
         }
         Ok(())
@@ -246,7 +257,7 @@ impl Rater {
             self.sums.entry((Grain::default(), charge, card.name.clone())).or_default().1 += amount;
         }
         // Shared services: one credit for the provider, a charge for each consumer, adding up.
-        let (moves, vat_moves) = self.sharing.split(&self.tariff);
+        let (moves, vat_moves) = self.sharing.split();
         for ((provider, card), consumers) in moves {
             let exact: Vec<Decimal> = consumers.values().copied().collect();
             let credit = money::round(exact.iter().copied().sum(), places);

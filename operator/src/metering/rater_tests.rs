@@ -192,7 +192,7 @@ fn what_nodes_offered_and_no_pod_reserved_is_unallocated_capacity_on_lines_of_it
     // pod ran from the day before, when no node's capacity was recorded: only the 10 hours count.
     let nodes = [node(4000, 16, "2026-11-10T00:00:00Z", Some("2026-11-10T10:00:00Z"))];
     let tariff = Tariff::of_cards(vec![card("2026-01-01T00:00:00Z", dec!(1))]);
-    let mut r = Rater::new(from, until, tariff.clone(), None).unwrap().with_nodes(&nodes).unwrap();
+    let mut r = Rater::new(from, until, tariff.clone(), None).unwrap().with_context(&nodes).unwrap();
     r.add(&nodes[0]).unwrap();
     r.add(&pod("north", 1000, 3, "2026-11-09T00:00:00Z", Some("2026-11-10T10:00:00Z"))).unwrap();
     r.add(&pod("south", 500, 1, "2026-11-10T00:00:00Z", Some("2026-11-10T10:00:00Z"))).unwrap();
@@ -225,21 +225,20 @@ fn share(kind: Kind, tenancy: &str, weight: i64, from: &str, to: Option<&str>) -
 fn a_shared_service_is_credited_to_its_provider_and_charged_to_its_consumers_adding_up_exactly() {
     let (from, until) = november();
     let cards = vec![card("2026-01-01T00:00:00Z", dec!(1))];
-    let mut r = Rater::new(
-        from,
-        until,
-        Tariff { cards, vat: vec![vat("standard", "2026-01-01T00:00:00Z", dec!(20))] },
-        None,
-    )
-    .unwrap();
     // Payroll: 1 core for 10 hours = 10.00 + 1.00 overhead. Three equal shares: the provider's
     // own and two consumers'.
+    let shares = [
+        share(Kind::ProviderShare, "north", 1, "2026-11-01T00:00:00Z", None),
+        share(Kind::Share, "south", 1, "2026-11-01T00:00:00Z", None),
+        share(Kind::Share, "west", 1, "2026-11-01T00:00:00Z", None),
+    ];
+    let tariff = Tariff { cards, vat: vec![vat("standard", "2026-01-01T00:00:00Z", dec!(20))] };
+    let mut r = Rater::new(from, until, tariff, None).unwrap().with_context(&shares).unwrap();
     let mut payroll = pod("north", 1000, 0, "2026-11-10T00:00:00Z", Some("2026-11-10T10:00:00Z"));
     payroll.attribution.hosted_service = "payroll".into();
     r.add(&payroll).unwrap();
-    r.add(&share(Kind::ProviderShare, "north", 1, "2026-11-01T00:00:00Z", None)).unwrap();
-    r.add(&share(Kind::Share, "south", 1, "2026-11-01T00:00:00Z", None)).unwrap();
-    r.add(&share(Kind::Share, "west", 1, "2026-11-01T00:00:00Z", None)).unwrap();
+    // Given again in the stream, they count once.
+    r.add(&shares[1]).unwrap();
     // Someone else's service is not split.
     r.add(&pod("east", 1000, 0, "2026-11-10T00:00:00Z", Some("2026-11-10T10:00:00Z"))).unwrap();
     let lines = r.finish();

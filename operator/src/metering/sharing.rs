@@ -53,11 +53,25 @@ pub type Moves = BTreeMap<(Grain, String), BTreeMap<Grain, Decimal>>;
 /// VAT on what was moved, exactly, per grain and VAT rate (negative for the provider).
 pub type VatMoves = BTreeMap<(Grain, String), Decimal>;
 
-/// The shares and the provider costs of every service seen, by service (`<namespace>/<name>`).
+/// What one service's shares came to so far, exactly.
+#[derive(Debug, Default)]
+struct Tally {
+    provider: String,
+    consumers: std::collections::BTreeSet<String>,
+    cost: Decimal,
+    paid: Decimal,
+    alone: Decimal,
+}
+
+/// The shares of every shared service (`<namespace>/<name>`), given before any cost, and what the
+/// costs added so far moved: aggregates only, so rating stays in constant memory however many
+/// intervals stream through.
 #[derive(Debug, Default)]
 pub struct Sharing {
     shares: BTreeMap<String, Vec<Share>>,
-    costs: BTreeMap<String, Vec<Cost>>,
+    moves: Moves,
+    vat: VatMoves,
+    tallies: BTreeMap<String, Tally>,
 }
 
 /// A provider grain's service key.
@@ -70,58 +84,62 @@ fn seconds(a: Timestamp, b: Timestamp) -> Decimal {
 }
 
 impl Sharing {
-    /// Adds a share.
+    /// Adds a share (before any cost of its service).
     pub fn share(&mut self, share: Share) {
         if share.end > share.start && share.weight > Decimal::ZERO {
             self.shares.entry(share.grain.hosted_service.clone()).or_default().push(share);
         }
     }
 
-    /// Adds a provider's cost of its service.
-    pub fn cost(&mut self, cost: Cost) {
-        if let Some(service) = service_of(&cost.grain)
-            && cost.end > cost.start
-            && !cost.amount.is_zero()
-        {
-            self.costs.entry(service).or_default().push(cost);
-        }
+    /// Whether the service of a provider's line has shares.
+    pub fn is_shared(&self, grain: &Grain) -> bool {
+        service_of(grain).is_some_and(|s| self.shares.contains_key(&s))
     }
 
-    /// What the consumers' shares come to, and the VAT on it.
-    pub fn split(&self, tariff: &Tariff) -> (Moves, VatMoves) {
-        let mut moves = Moves::new();
-        let mut vat = VatMoves::new();
-        for (service, costs) in &self.costs {
-            let Some(shares) = self.shares.get(service) else { continue };
-            for cost in costs {
-                let total = seconds(cost.start, cost.end);
-                for (from, until) in slices(cost.start, cost.end, shares) {
-                    let active: Vec<&Share> =
-                        shares.iter().filter(|s| s.start <= from && s.end >= until).collect();
-                    let weights: Decimal = active.iter().map(|s| s.weight).sum();
-                    if weights.is_zero() {
-                        continue;
-                    }
-                    let slice = cost.amount * seconds(from, until) / total;
-                    for s in active.iter().filter(|s| !s.provider) {
-                        let moved = slice * s.weight / weights;
-                        *moves
-                            .entry((cost.grain.clone(), cost.card.clone()))
-                            .or_default()
-                            .entry(s.grain.clone())
-                            .or_default() += moved;
-                        for (a, b, rate) in tariff.vat_parts(from, until) {
-                            let Some(rate) = rate.map(|r| &tariff.vat[r]) else { continue };
-                            let part = moved * seconds(a, b) / seconds(from, until) * rate.percent
-                                / Decimal::ONE_HUNDRED;
-                            *vat.entry((s.grain.clone(), rate.name.clone())).or_default() += part;
-                            *vat.entry((cost.grain.clone(), rate.name.clone())).or_default() -= part;
-                        }
-                    }
+    /// Adds a provider's cost of its service: each slice divided among the shares active in it.
+    pub fn cost(&mut self, cost: &Cost, tariff: &Tariff) {
+        let Some(service) = service_of(&cost.grain) else { return };
+        let Some(shares) = self.shares.get(&service) else { return };
+        if cost.end <= cost.start || cost.amount.is_zero() {
+            return;
+        }
+        let total = seconds(cost.start, cost.end);
+        let tally = self.tallies.entry(service).or_default();
+        tally.provider.clone_from(&cost.grain.tenancy);
+        for (from, until) in slices(cost.start, cost.end, shares) {
+            let active: Vec<&Share> = shares.iter().filter(|s| s.start <= from && s.end >= until).collect();
+            let weights: Decimal = active.iter().map(|s| s.weight).sum();
+            let slice = cost.amount * seconds(from, until) / total;
+            let others: Vec<&&Share> = active.iter().filter(|s| !s.provider).collect();
+            tally.cost += slice;
+            tally.alone += slice * Decimal::from(others.len() + 1);
+            if weights.is_zero() {
+                continue;
+            }
+            for s in others {
+                let moved = slice * s.weight / weights;
+                tally.paid += moved;
+                tally.consumers.insert(s.grain.tenancy.clone());
+                *self
+                    .moves
+                    .entry((cost.grain.clone(), cost.card.clone()))
+                    .or_default()
+                    .entry(s.grain.clone())
+                    .or_default() += moved;
+                for (a, b, rate) in tariff.vat_parts(from, until) {
+                    let Some(rate) = rate.map(|r| &tariff.vat[r]) else { continue };
+                    let part =
+                        moved * seconds(a, b) / seconds(from, until) * rate.percent / Decimal::ONE_HUNDRED;
+                    *self.vat.entry((s.grain.clone(), rate.name.clone())).or_default() += part;
+                    *self.vat.entry((cost.grain.clone(), rate.name.clone())).or_default() -= part;
                 }
             }
         }
-        (moves, vat)
+    }
+
+    /// What the consumers' shares came to, and the VAT on it.
+    pub fn split(self) -> (Moves, VatMoves) {
+        (self.moves, self.vat)
     }
 }
 
@@ -151,44 +169,21 @@ pub struct Saving {
 }
 
 impl Sharing {
-    /// What sharing each service with shares saved, amounts rounded once to `places`.
+    /// What sharing each service with shares and costs saved, amounts rounded once to `places`.
     pub fn savings(&self, places: u32) -> Vec<Saving> {
-        let mut out = Vec::new();
-        for (service, shares) in &self.shares {
-            let Some(costs) = self.costs.get(service) else { continue };
-            let (mut cost, mut paid, mut alone) = (Decimal::ZERO, Decimal::ZERO, Decimal::ZERO);
-            let mut consumers: Vec<String> = Vec::new();
-            for c in costs {
-                let total = seconds(c.start, c.end);
-                for (from, until) in slices(c.start, c.end, shares) {
-                    let active: Vec<&Share> =
-                        shares.iter().filter(|s| s.start <= from && s.end >= until).collect();
-                    let weights: Decimal = active.iter().map(|s| s.weight).sum();
-                    let slice = c.amount * seconds(from, until) / total;
-                    let others: Vec<&&Share> = active.iter().filter(|s| !s.provider).collect();
-                    cost += slice;
-                    alone += slice * Decimal::from(others.len() + 1);
-                    if !weights.is_zero() {
-                        paid += others.iter().map(|s| slice * s.weight / weights).sum::<Decimal>();
-                    }
-                    consumers.extend(others.iter().map(|s| s.grain.tenancy.clone()));
-                }
-            }
-            consumers.sort();
-            consumers.dedup();
-            let provider = costs.first().map(|c| c.grain.tenancy.clone()).unwrap_or_default();
-            let round = |d: Decimal| super::money::round(d, places);
-            out.push(Saving {
+        let round = |d: Decimal| super::money::round(d, places);
+        self.tallies
+            .iter()
+            .map(|(service, t)| Saving {
                 service: service.clone(),
-                provider,
-                consumers,
-                cost: round(cost),
-                paid_by_consumers: round(paid),
-                each_alone: round(alone),
-                saved: round(alone) - round(cost),
-            });
-        }
-        out
+                provider: t.provider.clone(),
+                consumers: t.consumers.iter().cloned().collect(),
+                cost: round(t.cost),
+                paid_by_consumers: round(t.paid),
+                each_alone: round(t.alone),
+                saved: round(t.alone) - round(t.cost),
+            })
+            .collect()
     }
 }
 
@@ -283,8 +278,8 @@ mod tests {
         for (name, shares, south, west) in cases {
             let mut s = Sharing::default();
             shares.into_iter().for_each(|x| s.share(x));
-            s.cost(day_cost(dec!(24)));
-            let (moves, vat) = s.split(&Tariff::default());
+            s.cost(&day_cost(dec!(24)), &Tariff::default());
+            let (moves, vat) = s.split();
             assert_eq!(moved(&moves, "south"), south, "{name}: south");
             assert_eq!(moved(&moves, "west"), west, "{name}: west");
             assert_eq!(moved(&moves, "north"), dec!(0), "{name}: the provider's own share is not moved");
@@ -298,7 +293,7 @@ mod tests {
         // South all day, west from noon: two parties besides the provider for half the day.
         s.share(share("south", dec!(1), "2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z"));
         s.share(share("west", dec!(1), "2026-11-01T12:00:00Z", "2026-11-02T00:00:00Z"));
-        s.cost(day_cost(dec!(24)));
+        s.cost(&day_cost(dec!(24)), &Tariff::default());
         let saving = &s.savings(2)[0];
         assert_eq!(saving.service, "north-apps/payroll");
         assert_eq!(saving.consumers, vec!["south".to_owned(), "west".to_owned()]);
@@ -312,7 +307,6 @@ mod tests {
     fn vat_on_what_moves_goes_with_it() {
         let mut s = Sharing::default();
         s.share(share("south", dec!(1), "2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z"));
-        s.cost(day_cost(dec!(24)));
         let tariff = Tariff {
             cards: vec![],
             vat: vec![VatRate {
@@ -321,7 +315,8 @@ mod tests {
                 percent: dec!(20),
             }],
         };
-        let (_, vat) = s.split(&tariff);
+        s.cost(&day_cost(dec!(24)), &tariff);
+        let (_, vat) = s.split();
         let of = |t: &str| vat.iter().filter(|((g, _), _)| g.tenancy == t).map(|(_, v)| *v).sum::<Decimal>();
         assert_eq!(of("south"), dec!(2.4), "20% of the 12.00 moved after noon");
         assert_eq!(of("north"), dec!(-2.4));
