@@ -8,6 +8,7 @@ root="$(cd "$here/.." && pwd)"
 source "$here/controlplane/lib.sh"
 source "$here/commons.sh"
 source "$here/postgres.sh"
+source "$here/keycloak.sh"
 cd "$root"
 mkdir -p "$COMMONS_CACHE/logs"
 started=$(date +%s)
@@ -37,6 +38,7 @@ tail -n 4 "$COMMONS_CACHE/logs/test-controlplane-up.log"
 # shellcheck source=e2e/controlplane/env.sh
 source "$here/controlplane/env.sh"
 postgres_up
+keycloak_up
 
 # The operator under test: the binary just built (e2e/commons.sh sets a short resync, so the tests
 # can watch idle resyncs happen).

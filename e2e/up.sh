@@ -8,9 +8,11 @@ root="$(cd "$here/.." && pwd)"
 source "$here/controlplane/lib.sh"
 source "$here/commons.sh"
 source "$here/postgres.sh"
+source "$here/keycloak.sh"
 
 "$here/controlplane/up.sh"
 postgres_up
+keycloak_up
 # shellcheck source=e2e/controlplane/env.sh
 source "$here/controlplane/env.sh"
 
@@ -95,6 +97,7 @@ Try:
   sqlite3 ${COMMONS_LEDGER#sqlite://} 'select kind, namespace, object_name, start_ms, end_ms from allocation_interval'   # the raw intervals
   commons reachability --services            # southshire and westshire reach payroll; nothing else of Northshire's
   kubectl get commons -A                     # every Commons object
+  curl -s $COMMONS_E2E_OIDC_ISSUER/.well-known/openid-configuration   # the OIDC provider (Keycloak), realm commons
   curl -s http://$COMMONS_LISTEN/readyz      # the operator's readiness
   curl -s http://$COMMONS_LISTEN/metrics | grep ^commons_
   commons crds | less                        # the CRDs, generated from crds/src
