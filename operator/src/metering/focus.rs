@@ -196,8 +196,17 @@ pub fn write(
         let cost = Some(l.amount.to_string());
         let quantity = l.quantity.filter(|_| usage).map(|q: Decimal| q.to_string());
         let sku = usage.then(|| format!("commons-{}", l.charge));
+        // Capacity no tenancy reserved is a cost nobody is invoiced for: billed nothing, its cost in
+        // the effective, list and contracted columns.
+        let billed = if platform {
+            let mut zero = Decimal::ZERO;
+            zero.rescale(l.amount.scale());
+            Some(zero.to_string())
+        } else {
+            cost.clone()
+        };
         let row: [Option<String>; 39] = [
-            cost.clone(),
+            billed,
             Some(match () {
                 () if platform => PLATFORM.to_owned(),
                 () if g.organisation.is_empty() => UNATTRIBUTED.to_owned(),

@@ -198,7 +198,7 @@ pub async fn run(
                 }
                 let ready = lists.synced(Kind::ProviderShare);
                 on_event(e, Kind::Share, &mut tracker, &mut lists, seen_through, now, |s, _| {
-                    ready.then(|| share(s, &shares, &lookups)).flatten()
+                    ready.then(|| share(s, &shares, &lookups, (watermark, now))).flatten()
                 })
             }
             // The provider's own share; then the shares of the subscriptions to the service (its
@@ -224,7 +224,9 @@ pub async fn run(
                 if let Some(place) = touched.filter(|_| lists.synced(Kind::ProviderShare)) {
                     for s in shares.subscribers(place.as_ref()) {
                         writes.extend(
-                            share(s, &shares, &lookups).map(|o| tracker.observe(o, now)).unwrap_or_default(),
+                            share(s, &shares, &lookups, (watermark, now))
+                                .map(|o| tracker.observe(o, now))
+                                .unwrap_or_default(),
                         );
                     }
                 }
@@ -294,11 +296,20 @@ fn created_after<K: Resource>(
 
 /// A shared subscription's share, charged to the tenancy owning its namespace; `None` when no
 /// tenancy does.
-fn share(s: &Subscription, shares: &Shares, lookups: &Lookups) -> Option<Observation> {
+/// Billed from its own `activeSince` only if that is after `watermark` (see
+/// `shares_observe::from_watermark`).
+fn share(
+    s: &Subscription,
+    shares: &Shares,
+    lookups: &Lookups,
+    (watermark, now): (i64, i64),
+) -> Option<Observation> {
     let target = &s.spec.service;
     let place = shares_observe::service_key(&target.namespace, &target.name);
     let who = observe::attribution(&namespace(s), Some(&place), &lookups.namespaces, &lookups.tenancies)?;
-    Some(shares_observe::share(s, who, shares.service(target)))
+    let mut o = shares_observe::share(s, who, shares.service(target));
+    o.span = shares_observe::from_watermark(o.span, watermark, now);
+    Some(o)
 }
 
 /// What one watch event changes. `observe(obj, deleted)` is `None` for an object in no tenancy's

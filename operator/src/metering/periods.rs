@@ -262,7 +262,12 @@ async fn corrections_before(
     let mut out = Vec::new();
     for closed in ledger.closed_periods().await?.into_iter().filter(|p| p.period < month.name) {
         let q = Month::parse(&closed.period)?;
-        let due = rate(ledger, &q, q.until, tariff, as_of).await?;
+        // Prices as they stand (a card published later with an earlier effectiveFrom re-prices a
+        // closed month, as a correction); VAT as the month was closed with: a VAT rate published
+        // or deleted later does not tax or refund months already invoiced.
+        let vat = vat_from_stored(&ledger.period_vat_rates(&closed.period).await?)?;
+        let q_tariff = Tariff { cards: tariff.cards.clone(), vat };
+        let due = rate(ledger, &q, q.until, &q_tariff, as_of).await?;
         out.extend(corrections(&q.name, &due, &billed(ledger, &closed, &month.name).await?));
     }
     Ok(out)

@@ -56,6 +56,26 @@ pub fn share(sub: &Subscription, consumer: Attribution, service: Option<&HostedS
     observe::observation(Kind::Share, sub, attribution, held, span)
 }
 
+/// A share's span as the meter may record it: never before `watermark_ms`, the instant the
+/// meter's record was last complete before this run (a share active since before then that the
+/// ledger does not hold began before shares were metered, or while nobody watched: it is billed
+/// from `now_ms`, as the provider's own share and a load balancer are; an ended one is clipped
+/// there). A share billed from its own `activeSince` long before would re-split months already
+/// closed and invoiced.
+pub fn from_watermark(span: Span, watermark_ms: i64, now_ms: i64) -> Span {
+    match span {
+        Span::Since(start) if start < watermark_ms => Span::Since(now_ms),
+        Span::Ended { start_ms, end_ms } if start_ms < watermark_ms => {
+            if end_ms > watermark_ms {
+                Span::Ended { start_ms: watermark_ms, end_ms }
+            } else {
+                Span::Never
+            }
+        }
+        span => span,
+    }
+}
+
 /// When a subscription was in use, by its status.
 fn active(sub: &Subscription) -> Span {
     let Some(status) = sub.status.as_ref() else { return Span::Never };
@@ -347,5 +367,29 @@ mod tests {
         assert_eq!(shares.subscribers(None).count(), 0, "a new list starts afresh");
         assert_eq!(touched(&Event::InitDone), Some(None));
         assert_eq!(touched(&Event::InitApply(hs)), None);
+    }
+
+    #[test]
+    fn a_share_older_than_the_record_is_billed_from_when_the_meter_first_sees_it() {
+        let (watermark, now) = (100_000, 150_000);
+        let cases = [
+            ("active since after the watermark", Span::Since(120_000), Span::Since(120_000)),
+            ("active since before: from now", Span::Since(10_000), Span::Since(now)),
+            ("ended before the watermark", Span::Ended { start_ms: 10_000, end_ms: 90_000 }, Span::Never),
+            (
+                "ended after it: clipped",
+                Span::Ended { start_ms: 10_000, end_ms: 130_000 },
+                Span::Ended { start_ms: watermark, end_ms: 130_000 },
+            ),
+            (
+                "wholly after it",
+                Span::Ended { start_ms: 110_000, end_ms: 130_000 },
+                Span::Ended { start_ms: 110_000, end_ms: 130_000 },
+            ),
+            ("never", Span::Never, Span::Never),
+        ];
+        for (name, span, want) in cases {
+            assert_eq!(from_watermark(span, watermark, now), want, "{name}");
+        }
     }
 }

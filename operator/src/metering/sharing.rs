@@ -59,7 +59,8 @@ struct Tally {
     provider: String,
     consumers: std::collections::BTreeSet<String>,
     cost: Decimal,
-    paid: Decimal,
+    /// Per provider line and card, as the credit lines are rounded.
+    paid: BTreeMap<(Grain, String), Decimal>,
     alone: Decimal,
 }
 
@@ -107,18 +108,29 @@ impl Sharing {
         let tally = self.tallies.entry(service).or_default();
         tally.provider.clone_from(&cost.grain.tenancy);
         for (from, until) in slices(cost.start, cost.end, shares) {
-            let active: Vec<&Share> = shares.iter().filter(|s| s.start <= from && s.end >= until).collect();
-            let weights: Decimal = active.iter().map(|s| s.weight).sum();
+            // One party per tenancy, at its weight (two of its namespaces sharing the service count
+            // once, its part divided between them); the provider's tenancy keeps its part.
+            let mut parties: BTreeMap<&str, (Decimal, Vec<&Share>)> = BTreeMap::new();
+            for s in shares.iter().filter(|s| s.start <= from && s.end >= until) {
+                let party = parties.entry(s.grain.tenancy.as_str()).or_insert((s.weight, Vec::new()));
+                party.0 = party.0.max(s.weight);
+                party.1.push(s);
+            }
+            let weights: Decimal = parties.values().map(|(w, _)| *w).sum();
             let slice = cost.amount * seconds(from, until) / total;
-            let others: Vec<&&Share> = active.iter().filter(|s| !s.provider).collect();
+            parties.remove(cost.grain.tenancy.as_str());
             tally.cost += slice;
-            tally.alone += slice * Decimal::from(others.len() + 1);
+            tally.alone += slice * Decimal::from(parties.len() + 1);
             if weights.is_zero() {
                 continue;
             }
-            for s in others {
-                let moved = slice * s.weight / weights;
-                tally.paid += moved;
+            let each = parties.values().flat_map(|(w, shares)| {
+                let n = Decimal::from(shares.len());
+                shares.iter().map(move |s| (*s, *w / n))
+            });
+            for (s, weight) in each {
+                let moved = slice * weight / weights;
+                *tally.paid.entry((cost.grain.clone(), cost.card.clone())).or_default() += moved;
                 tally.consumers.insert(s.grain.tenancy.clone());
                 *self
                     .moves
@@ -179,7 +191,7 @@ impl Sharing {
                 provider: t.provider.clone(),
                 consumers: t.consumers.iter().cloned().collect(),
                 cost: round(t.cost),
-                paid_by_consumers: round(t.paid),
+                paid_by_consumers: t.paid.values().map(|p| round(*p)).sum(),
                 each_alone: round(t.alone),
                 saved: round(t.alone) - round(t.cost),
             })
@@ -285,6 +297,22 @@ mod tests {
             assert_eq!(moved(&moves, "north"), dec!(0), "{name}: the provider's own share is not moved");
             assert!(vat.is_empty(), "{name}: no VAT rate, no VAT");
         }
+    }
+
+    #[test]
+    fn a_tenancy_sharing_from_two_namespaces_is_one_party() {
+        let mut s = Sharing::default();
+        s.share(share("south", dec!(1), "2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z"));
+        let mut again = share("south", dec!(1), "2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z");
+        again.grain.namespace = "south-other".into();
+        s.share(again);
+        s.share(share("west", dec!(1), "2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z"));
+        s.cost(&day_cost(dec!(24)), &Tariff::default());
+        let saving = &s.savings(2)[0];
+        let (moves, _) = s.split();
+        assert_eq!(moved(&moves, "south"), dec!(12), "half, split between its two namespaces");
+        assert_eq!(moved(&moves, "west"), dec!(12));
+        assert_eq!(saving.each_alone, dec!(72.00), "three parties: the provider, south and west");
     }
 
     #[test]
