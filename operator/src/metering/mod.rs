@@ -23,5 +23,6 @@ pub mod report;
 pub mod runtime;
 pub mod shares_observe;
 pub mod sharing;
+pub mod stored;
 pub mod tracker;
 pub mod writer;
