@@ -312,3 +312,70 @@ async fn months_close_in_order_never_change_and_verify_on_both_ledgers() {
     exercise(&commons_e2e::ledgers::fresh_postgres("commons_e2e_periods").unwrap()).await;
     let _ = Api::<RateCard>::all(client).delete(CARD, &DeleteParams::default()).await;
 }
+
+/// A VAT rate published after a month closed taxes the months after it, never the closed one:
+/// its corrections are rated with the VAT rates it closed with. (The tariffs are given to the
+/// ledger code directly, as `commons ledger close` gives the cluster's, so the cluster's own VAT
+/// rates are left alone.)
+async fn vat_published_later(url: &str) {
+    use commons_operator::metering::charges::Charge;
+    use commons_operator::metering::periods::{self, Month};
+    use commons_operator::metering::rating::{Card, Tariff, VatRate};
+    use rust_decimal::Decimal;
+
+    let l = Ledger::open(url).unwrap();
+    l.migrate().await.unwrap();
+    l.metering_since(ms("2026-09-01T00:00:00Z")).await.unwrap();
+    let card = Card {
+        name: "flat".into(),
+        effective_from: "2026-01-01T00:00:00Z".parse().unwrap(),
+        currency: "GBP".into(),
+        cpu: Decimal::ONE,
+        memory: Decimal::ZERO,
+        storage: Decimal::ZERO,
+        load_balancer: Decimal::ZERO,
+        overhead_percent: Decimal::ZERO,
+    };
+    // Ten core-hours in September, ten in October.
+    let now = Timestamp::now().as_millisecond();
+    let sep = pod("e2e-vat-a", 1000, "2026-09-10T00:00:00Z");
+    let oct = pod("e2e-vat-a", 1000, "2026-10-10T00:00:00Z");
+    l.write(&[ended(sep, "2026-09-10T10:00:00Z"), ended(oct, "2026-10-10T10:00:00Z")], Some(now), now)
+        .await
+        .unwrap();
+    let september = Month::parse("2026-09").unwrap();
+    let october = Month::parse("2026-10").unwrap();
+    let closed = periods::close(&l, &september, &Tariff::of_cards(vec![card.clone()]), Timestamp::now())
+        .await
+        .unwrap();
+    assert_eq!(closed.total_nanos, 10_000_000_000, "10.00, no VAT yet");
+    // Then VAT at 20% is published, from before September.
+    let vat = VatRate {
+        name: "late".into(),
+        effective_from: "2026-01-01T00:00:00Z".parse().unwrap(),
+        percent: Decimal::from(20),
+    };
+    let with_vat = Tariff { cards: vec![card], vat: vec![vat] };
+    periods::close(&l, &october, &with_vat, Timestamp::now()).await.unwrap();
+    let (lines, _) = periods::lines(&l, &october, october.until, &with_vat).await.unwrap();
+    let vat_for = |corrects: &str| -> Decimal {
+        lines.iter().filter(|x| x.charge == Charge::Vat && x.corrects == corrects).map(|x| x.amount).sum()
+    };
+    assert_eq!(vat_for(""), Decimal::new(200, 2), "October is taxed: 20% of 10.00");
+    assert_eq!(
+        vat_for("2026-09"),
+        Decimal::ZERO,
+        "September, closed without VAT, is not taxed later: {lines:#?}"
+    );
+    assert!(periods::verify(&l, &l.closed_periods().await.unwrap()[1]).await.unwrap().is_empty());
+    l.close().await;
+}
+
+#[tokio::test]
+async fn a_vat_rate_published_later_never_taxes_a_closed_month_on_both_ledgers() {
+    let dir = commons_e2e::measure::cluster_dir().join("e2e-periods-vat");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    vat_published_later(&format!("sqlite://{}", dir.join("ledger.db").display())).await;
+    vat_published_later(&commons_e2e::ledgers::fresh_postgres("commons_e2e_periods_vat").unwrap()).await;
+}
