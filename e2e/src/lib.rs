@@ -353,8 +353,11 @@ pub fn commons_binary() -> Result<PathBuf, E2eError> {
     let pid = std::fs::read_to_string(&path)
         .map_err(|source| E2eError::Spawn { cmd: format!("read {}", path.display()), source })?;
     let exe = PathBuf::from(format!("/proc/{}/exe", pid.trim()));
-    std::fs::read_link(&exe)
-        .map_err(|source| E2eError::Spawn { cmd: format!("read {}", exe.display()), source })
+    let target = std::fs::read_link(&exe)
+        .map_err(|source| E2eError::Spawn { cmd: format!("read {}", exe.display()), source })?;
+    // A build since it started replaced the file (with the same content, or the scripts would
+    // have restarted it): the running binary is still reachable through /proc.
+    Ok(if target.exists() { target } else { exe })
 }
 
 /// Runs `e2e/operator.sh ACTION` (start, stop or restart the operator under test, ...) and
