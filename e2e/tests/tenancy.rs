@@ -213,6 +213,11 @@ async fn owners_run_workloads_but_cannot_change_what_commons_manages_or_touch_ot
         ("create", "endpoints", own),
         ("update", "endpoints", own),
         ("create", "subscriptions.commons.dev", other),
+        // Prices and tax are the platform's: no owner publishes or withdraws them.
+        ("create", "ratecards.commons.dev", None),
+        ("delete", "ratecards.commons.dev", None),
+        ("create", "vatrates.commons.dev", None),
+        ("delete", "vatrates.commons.dev", None),
         ("create", "endpointslices.discovery.k8s.io", own),
     ];
     for (verb, resource, ns) in denied {

@@ -129,7 +129,6 @@ impl Rater {
             if matches!(n.kind, Kind::Share | Kind::ProviderShare) {
                 self.sharing.share(Share {
                     grain: Grain::of(n),
-                    provider: n.kind == Kind::ProviderShare,
                     weight: Decimal::from(n.held.share_weight),
                     start,
                     end,

@@ -80,9 +80,13 @@ impl Tariff {
     }
 
     /// The parts of `[start, end)` with one VAT rate each (an index into `vat`), in order;
-    /// time before the first rate has none.
+    /// time before the first rate has none; no parts at all when there are no VAT rates.
     pub fn vat_parts(&self, start: Timestamp, end: Timestamp) -> Vec<(Timestamp, Timestamp, Option<usize>)> {
         let mut out = Vec::new();
+        // No VAT rate at all (the common case on the hot path): nothing to cut, nothing allocated.
+        if self.vat.is_empty() {
+            return out;
+        }
         let mut at = start;
         while at < end {
             let in_force = (0..self.vat.len())
@@ -265,6 +269,9 @@ mod tests {
             ]
         );
         assert_eq!(tariff.vat_conflict(), None);
+        assert!(
+            Tariff::default().vat_parts(at("2026-11-01T00:00:00Z"), at("2026-12-01T00:00:00Z")).is_empty()
+        );
         let mut twice = tariff.clone();
         twice.vat.push(vat("again", "2026-11-15T00:00:00Z", dec!(5)));
         assert_eq!(twice.vat_conflict(), Some(("new", "again")));

@@ -22,8 +22,6 @@ use super::rating::Tariff;
 pub struct Share {
     /// Who holds it (its `hosted_service` is the service, `<namespace>/<name>`).
     pub grain: Grain,
-    /// Whether it is the provider's own.
-    pub provider: bool,
     /// Its weight.
     pub weight: Decimal,
     /// From.
@@ -94,7 +92,9 @@ impl Sharing {
 
     /// Whether the service of a provider's line has shares.
     pub fn is_shared(&self, grain: &Grain) -> bool {
-        service_of(grain).is_some_and(|s| self.shares.contains_key(&s))
+        !self.shares.is_empty()
+            && !grain.hosted_service.is_empty()
+            && service_of(grain).is_some_and(|s| self.shares.contains_key(&s))
     }
 
     /// Adds a provider's cost of its service: each slice divided among the shares active in it.
@@ -232,13 +232,7 @@ mod tests {
     }
 
     fn share(tenancy: &str, weight: Decimal, from: &str, to: &str) -> Share {
-        Share {
-            grain: grain(tenancy, "north-apps/payroll"),
-            provider: tenancy == "north",
-            weight,
-            start: at(from),
-            end: at(to),
-        }
+        Share { grain: grain(tenancy, "north-apps/payroll"), weight, start: at(from), end: at(to) }
     }
 
     fn day_cost(amount: Decimal) -> Cost {
