@@ -1,9 +1,15 @@
-//! The Commons REST API. This crate is the HTTP layer only: the process that runs it (the `commons`
-//! binary in the operator crate) hands it shared state — readiness, the metrics registry and, in
-//! later issues, the stores it reads from.
+//! The Commons REST API. This crate is the HTTP layer: who is calling ([`auth`]), what they may do
+//! ([`authz`]), and the routes. The process that runs it (the `commons` binary in the operator
+//! crate) hands it shared state — readiness, the metrics registry, the stores it reads from and
+//! the ledger behind small traits — so nothing here depends on the controllers.
 
+pub mod auth;
+pub mod authz;
 pub mod health;
 pub mod problem;
+pub mod v1;
+
+use std::sync::Arc;
 
 use axum::Router;
 use axum::http::{StatusCode, Uri};
@@ -20,17 +26,21 @@ pub struct AppState {
     pub readiness: watch::Receiver<Readiness>,
     /// The metrics registry `/metrics` renders.
     pub registry: prometheus::Registry,
+    /// The `/v1` API, where this process serves it.
+    pub v1: Option<Arc<v1::V1>>,
 }
 
 /// The API's routes.
 pub fn router(state: AppState) -> Router {
+    let v1 = state.v1.clone().map(v1::router).unwrap_or_default();
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/readyz/{check}", get(health::readyz_check))
         .route("/metrics", get(health::metrics))
-        .fallback(not_found)
         .with_state(state)
+        .merge(v1)
+        .fallback(not_found)
 }
 
 async fn not_found(uri: Uri) -> Problem {
@@ -53,7 +63,7 @@ mod tests {
         let counter = prometheus::IntCounter::new("commons_test_total", "A test counter").unwrap();
         registry.register(Box::new(counter.clone())).unwrap();
         counter.inc();
-        (router(AppState { readiness: rx, registry }), tx)
+        (router(AppState { readiness: rx, registry, v1: None }), tx)
     }
 
     async fn call(router: Router, path: &str) -> (StatusCode, String, String) {

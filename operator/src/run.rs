@@ -219,7 +219,7 @@ pub async fn run(settings: Settings) -> Result<()> {
         _ => None,
     };
 
-    let app = commons_api::router(AppState { readiness: rx, registry: metrics.registry.clone() });
+    let app = commons_api::router(AppState { readiness: rx, registry: metrics.registry.clone(), v1: None });
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .map_err(|source| Error::Listen { addr: settings.listen.to_string(), source })?;

@@ -1,0 +1,158 @@
+//! `/v1`: the versioned REST API. Every route authenticates the caller ([`crate::auth`]), asks RBAC
+//! whether it may take the route's action ([`crate::authz`]), and shows only the organisations the
+//! caller acts for unless RBAC grants it every organisation.
+
+pub mod tenancies;
+pub mod whoami;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::routing::get;
+use commons_crds::Tenancy;
+use kube::runtime::reflector::Store;
+
+use crate::auth::{AuthFailure, Authenticator, Identity};
+use crate::authz::{ALL_ORGANISATIONS, Action, Authorizer};
+use crate::problem::Problem;
+
+/// A tenancy's spend this month, as the meter last measured it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Spend {
+    /// `YYYY-MM`.
+    pub period: String,
+    /// Spend so far, an exact decimal string.
+    pub month_to_date: String,
+    /// By the month's end at the current rate (what is held now, held until then).
+    pub projected: String,
+    /// The currency.
+    pub currency: String,
+}
+
+/// Where spend figures come from (the meter's budgets, in the `commons` binary).
+pub trait SpendSource: Send + Sync + std::fmt::Debug {
+    /// The tenancy's figures, if the ledger has any.
+    fn of(&self, tenancy: &str) -> Option<Spend>;
+}
+
+/// What the `/v1` handlers reach.
+#[derive(Debug)]
+pub struct V1 {
+    /// Checks credentials.
+    pub auth: Authenticator,
+    /// Decides actions.
+    pub authz: Arc<dyn Authorizer>,
+    /// Every Tenancy (the operator's shared store).
+    pub tenancies: Store<Tenancy>,
+    /// Spend per tenancy.
+    pub spend: Arc<dyn SpendSource>,
+    /// `commons_api_authentication_failures_total{reason}`.
+    pub auth_failures: prometheus::IntCounterVec,
+}
+
+impl V1 {
+    /// The failure counter, registered in `registry`.
+    pub fn auth_failures(registry: &prometheus::Registry) -> prometheus::Result<prometheus::IntCounterVec> {
+        let counter = prometheus::IntCounterVec::new(
+            prometheus::Opts::new(
+                "commons_api_authentication_failures_total",
+                "Requests to /v1 refused as unauthenticated, by reason",
+            ),
+            &["reason"],
+        )?;
+        registry.register(Box::new(counter.clone()))?;
+        Ok(counter)
+    }
+}
+
+/// The `/v1` routes.
+pub fn router(v1: Arc<V1>) -> Router {
+    Router::new()
+        .route("/v1/whoami", get(whoami::whoami))
+        .route("/v1/tenancies", get(tenancies::list))
+        .route("/v1/tenancies/{name}", get(tenancies::get))
+        .with_state(v1)
+}
+
+/// The caller, authenticated; a handler taking it never runs for an unauthenticated request.
+#[derive(Debug, Clone)]
+pub struct Caller(pub Identity);
+
+impl FromRequestParts<Arc<V1>> for Caller {
+    type Rejection = AuthFailure;
+
+    async fn from_request_parts(parts: &mut Parts, v1: &Arc<V1>) -> Result<Self, Self::Rejection> {
+        let now_ms = jiff::Timestamp::now().as_millisecond();
+        match v1.auth.authenticate(&parts.headers, now_ms).await {
+            Ok(identity) => Ok(Caller(identity)),
+            Err(failure) => {
+                v1.auth_failures.with_label_values(&[failure.label()]).inc();
+                tracing::info!(reason = %failure, path = %parts.uri.path(), "request not authenticated");
+                Err(failure)
+            }
+        }
+    }
+}
+
+/// Which organisations a caller may see for an action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Every organisation.
+    All,
+    /// These only.
+    Own(Vec<String>),
+}
+
+impl Scope {
+    /// Whether `organisation` is in scope.
+    pub fn covers(&self, organisation: &str) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Own(own) => own.iter().any(|o| o == organisation),
+        }
+    }
+}
+
+/// Refuses unless RBAC lets `who` take `action`; then the organisations it may take it for.
+pub async fn authorise(v1: &V1, who: &Identity, action: Action, path: &str) -> Result<Scope, Problem> {
+    let allowed = |action| async move {
+        v1.authz.allowed(who, action).await.map_err(|e| {
+            tracing::warn!(error = %e, "authorisation cannot be decided");
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "authorisation-unavailable",
+                "Authorisation cannot be decided now",
+            )
+            .with_detail("the cluster's RBAC cannot be asked; try again shortly")
+            .with_instance(path.to_owned())
+        })
+    };
+    if !allowed(action).await? {
+        return Err(forbidden(action, path));
+    }
+    if allowed(ALL_ORGANISATIONS).await? {
+        return Ok(Scope::All);
+    }
+    Ok(Scope::Own(who.organisations.clone()))
+}
+
+/// 403 naming the action refused (which reveals nothing the caller does not know: its own request).
+pub fn forbidden(action: Action, path: &str) -> Problem {
+    Problem::new(StatusCode::FORBIDDEN, "forbidden", "Not allowed")
+        .with_detail(format!("you may not {} {}", action.verb, action.resource))
+        .with_instance(path.to_owned())
+}
+
+/// 404 for what does not exist or is another organisation's business: the same answer for both.
+pub fn not_found(what: &str, path: &str) -> Problem {
+    Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found")
+        .with_detail(format!("no {what} at {path}"))
+        .with_instance(path.to_owned())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,191 @@
+//! The `/v1` routes over HTTP in memory: API keys for identities, an RBAC stand-in that grants by
+//! group, tenancies in a store.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use commons_crds::Tenancy;
+use futures::future::BoxFuture;
+use http_body_util::BodyExt;
+use kube::runtime::reflector::store::Writer;
+use kube::runtime::watcher;
+use tower::ServiceExt;
+
+use super::*;
+use crate::auth::apikey::{self, KeyStore, StoredKey};
+use crate::auth::{Authenticator, Identity};
+
+#[derive(Debug, Default)]
+struct Keys(HashMap<String, StoredKey>);
+
+impl KeyStore for Keys {
+    fn find(&self, id: &str) -> BoxFuture<'_, Result<Option<StoredKey>, String>> {
+        let found = self.0.get(id).cloned();
+        Box::pin(async move { Ok(found) })
+    }
+}
+
+/// Grants (group, verb, resource).
+#[derive(Debug, Default)]
+struct Grants(BTreeSet<(String, &'static str, &'static str)>);
+
+impl Authorizer for Grants {
+    fn allowed<'a>(&'a self, who: &'a Identity, a: Action) -> BoxFuture<'a, Result<bool, String>> {
+        let ok = who.groups.iter().any(|g| self.0.contains(&(g.clone(), a.verb, a.resource)));
+        Box::pin(async move { Ok(ok) })
+    }
+}
+
+#[derive(Debug)]
+struct NoSpend;
+
+impl SpendSource for NoSpend {
+    fn of(&self, tenancy: &str) -> Option<Spend> {
+        (tenancy == "north-apps").then(|| Spend {
+            period: "2026-12".into(),
+            month_to_date: "12.34".into(),
+            projected: "99.00".into(),
+            currency: "GBP".into(),
+        })
+    }
+}
+
+fn tenancy(name: &str, organisation: &str) -> Tenancy {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "commons.dev/v1alpha1", "kind": "Tenancy", "metadata": {"name": name},
+        "spec": {
+            "organisation": {"id": organisation, "displayName": "Council", "sector": "local-government",
+                             "costCentre": "CC1", "contactEmail": "a@b.example"},
+            "owners": [{"kind": "User", "name": "a@b.example"}],
+            "namespaces": [{"name": "web"}]
+        },
+        "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "Ready", "message": "",
+                                   "lastTransitionTime": "2026-12-01T00:00:00Z"}],
+                   "quota": {"hard": {"cpu": "4"}, "used": {"cpu": "1"}}}
+    }))
+    .unwrap()
+}
+
+struct World {
+    app: axum::Router,
+    keys: HashMap<&'static str, String>,
+}
+
+fn world() -> World {
+    let mut stored = Keys::default();
+    let mut keys = HashMap::new();
+    for (who, organisation, role) in [
+        ("north-requester", "north", "requester"),
+        ("south-requester", "south", "requester"),
+        ("central", "north", "finance-central"),
+        ("nobody", "north", "finance"),
+    ] {
+        let new = apikey::generate().unwrap();
+        stored.0.insert(
+            new.id.clone(),
+            StoredKey {
+                id: new.id.clone(),
+                hash: new.hash.clone(),
+                organisation: organisation.into(),
+                role: role.into(),
+                description: String::new(),
+                created_by: "test".into(),
+                created_at_ms: 0,
+                expires_at_ms: i64::MAX,
+                revoked_at_ms: None,
+            },
+        );
+        keys.insert(who, new.key);
+    }
+    let mut grants = Grants::default();
+    for verb in ["get", "list"] {
+        grants.0.insert(("commons:apikey:requester".into(), verb, "tenancies"));
+        grants.0.insert(("commons:apikey:finance-central".into(), verb, "tenancies"));
+    }
+    grants.0.insert(("commons:apikey:finance-central".into(), "list", "organisations"));
+    let mut writer: Writer<Tenancy> = Writer::default();
+    let store = writer.as_reader();
+    writer.apply_watcher_event(&watcher::Event::Init);
+    for t in [tenancy("north-apps", "north"), tenancy("south-apps", "south")] {
+        writer.apply_watcher_event(&watcher::Event::InitApply(t));
+    }
+    writer.apply_watcher_event(&watcher::Event::InitDone);
+    let registry = prometheus::Registry::new();
+    let v1 = V1 {
+        auth: Authenticator { oidc: None, keys: Some(Arc::new(stored)) },
+        authz: Arc::new(grants),
+        tenancies: store,
+        spend: Arc::new(NoSpend),
+        auth_failures: V1::auth_failures(&registry).unwrap(),
+    };
+    World { app: router(Arc::new(v1)), keys }
+}
+
+async fn call(app: &axum::Router, key: Option<&str>, path: &str) -> (StatusCode, serde_json::Value) {
+    let mut request = Request::get(path);
+    if let Some(key) = key {
+        request = request.header("authorization", format!("Bearer {key}"));
+    }
+    let response = app.clone().oneshot(request.body(Body::empty()).unwrap()).await.unwrap();
+    let status = response.status();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null))
+}
+
+fn names(list: &serde_json::Value) -> Vec<&str> {
+    list["items"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect()
+}
+
+#[tokio::test]
+async fn each_organisation_sees_its_own_tenancies_and_central_scope_sees_all() {
+    let w = world();
+    let (status, list) = call(&w.app, Some(&w.keys["north-requester"]), "/v1/tenancies").await;
+    assert_eq!((status, names(&list)), (StatusCode::OK, vec!["north-apps"]));
+    assert_eq!(list["items"][0]["spend"]["monthToDate"], "12.34");
+    assert_eq!(list["items"][0]["quota"]["used"]["cpu"], "1");
+    assert_eq!(list["items"][0]["state"], "Ready");
+    let (_, list) = call(&w.app, Some(&w.keys["south-requester"]), "/v1/tenancies").await;
+    assert_eq!(names(&list), vec!["south-apps"]);
+    let (_, list) = call(&w.app, Some(&w.keys["central"]), "/v1/tenancies").await;
+    assert_eq!(names(&list), vec!["north-apps", "south-apps"]);
+}
+
+#[tokio::test]
+async fn another_organisations_tenancy_is_not_found_like_one_that_does_not_exist() {
+    let w = world();
+    let (status, own) = call(&w.app, Some(&w.keys["north-requester"]), "/v1/tenancies/north-apps").await;
+    assert_eq!((status, own["name"].as_str()), (StatusCode::OK, Some("north-apps")));
+    let (other, body_other) =
+        call(&w.app, Some(&w.keys["north-requester"]), "/v1/tenancies/south-apps").await;
+    let (missing, body_missing) =
+        call(&w.app, Some(&w.keys["north-requester"]), "/v1/tenancies/nowhere").await;
+    assert_eq!((other, missing), (StatusCode::NOT_FOUND, StatusCode::NOT_FOUND));
+    assert_eq!(body_other["title"], body_missing["title"]);
+}
+
+#[tokio::test]
+async fn without_the_rbac_grant_it_is_403_and_without_a_credential_401() {
+    let w = world();
+    let (status, body) = call(&w.app, Some(&w.keys["nobody"]), "/v1/tenancies").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["detail"], "you may not list tenancies");
+    let (status, body) = call(&w.app, None, "/v1/tenancies/north-apps").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["type"], "https://commons.dev/problems/unauthenticated");
+    let forged = format!("{}x", &w.keys["central"][..w.keys["central"].len() - 1]);
+    let (status, _) = call(&w.app, Some(&forged), "/v1/tenancies").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn whoami_says_who_and_with_what_scope() {
+    let w = world();
+    let (_, me) = call(&w.app, Some(&w.keys["central"]), "/v1/whoami").await;
+    assert_eq!(me["organisations"], serde_json::json!(["north"]));
+    assert_eq!(me["allOrganisations"], true);
+    assert_eq!(me["credential"], "api-key");
+    let (_, me) = call(&w.app, Some(&w.keys["north-requester"]), "/v1/whoami").await;
+    assert_eq!(me["allOrganisations"], false);
+}
