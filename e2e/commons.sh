@@ -91,7 +91,9 @@ commons_command() {
   commons_cmd=("$COMMONS_BIN" run --listen "$COMMONS_LISTEN" --resync-seconds "$COMMONS_RESYNC_SECONDS"
     --webhook-listen "$COMMONS_WEBHOOK_LISTEN" --webhook-cert-dir "$COMMONS_WEBHOOK_CERT_DIR"
     --webhook-client-ca "$COMMONS_WEBHOOK_CLIENT_CA" --allowed-registries "$COMMONS_ALLOWED_REGISTRIES"
-    --cluster-networks "$COMMONS_CLUSTER_NETWORKS" --ledger "$COMMONS_LEDGER")
+    --cluster-networks "$COMMONS_CLUSTER_NETWORKS" --ledger "$COMMONS_LEDGER"
+    --oidc-issuer "${COMMONS_E2E_OIDC_ISSUER:-http://127.0.0.1:18180/realms/commons}"
+    --oidc-username-claim preferred_username)
 }
 
 # commons_inputs: a hash of what commons runs from: the binary, its command line, its kubeconfig

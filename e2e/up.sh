@@ -55,6 +55,10 @@ kubectl apply --server-side --field-manager=commons-examples -f "$root/docs/exam
   || fail "applying the example VAT rate" "$COMMONS_CLUSTER_DIR/logs/examples.log"
 kubectl get vatrates | sed 's/^/   /'
 echo
+step "granting the REST API's roles to the example identity provider's groups (docs/examples/api-access.yaml)"
+kubectl apply --server-side --field-manager=commons-examples -f "$root/docs/examples/api-access.yaml" >>"$COMMONS_CLUSTER_DIR/logs/examples.log" 2>&1 \
+  || fail "applying the API's roles" "$COMMONS_CLUSTER_DIR/logs/examples.log"
+echo
 step "month-to-date spend by organisation (commons report)"
 if report="$("$COMMONS_BIN" report --period "$(date -u +%Y-%m)" --by organisation --ledger "$COMMONS_LEDGER" 2>&1)"; then
   sed 's/^/   /' <<<"$report"
@@ -98,6 +102,14 @@ Try:
   commons reachability --services            # southshire and westshire reach payroll; nothing else of Northshire's
   kubectl get commons -A                     # every Commons object
   curl -s $COMMONS_E2E_OIDC_ISSUER/.well-known/openid-configuration   # the OIDC provider (Keycloak), realm commons
+  # the REST API (docs/api.md): a token for Nora (Northshire, requester), then her tenancies
+  # (other example users: sam (Southshire), finn (finance), cara (central finance), pat (platform admin); password <name>-password)
+  TOKEN=\$(curl -s -d grant_type=password -d client_id=commons-e2e -d username=nora -d password=nora-password \\
+    $COMMONS_E2E_OIDC_ISSUER/protocol/openid-connect/token | jq -r .access_token)
+  curl -s -H "Authorization: Bearer \$TOKEN" http://$COMMONS_LISTEN/v1/tenancies | jq
+  curl -s -H "Authorization: Bearer \$TOKEN" http://$COMMONS_LISTEN/v1/whoami | jq
+  # an API key for a finance system (printed once; commons apikey list / revoke ID):
+  commons apikey create --organisation northshire-county-council --role finance --expires 90d --ledger $COMMONS_LEDGER
   curl -s http://$COMMONS_LISTEN/readyz      # the operator's readiness
   curl -s http://$COMMONS_LISTEN/metrics | grep ^commons_
   commons crds | less                        # the CRDs, generated from crds/src

@@ -2,6 +2,8 @@
 
 pub mod admission;
 pub mod annual_cmd;
+pub mod api_settings;
+pub mod apikey_cmd;
 pub mod catalogue;
 pub mod catalogue_cmd;
 pub mod crds_cmd;

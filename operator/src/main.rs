@@ -101,6 +101,15 @@ enum Command {
         #[arg(long, global = true, env = "COMMONS_LEDGER", default_value = "sqlite://commons-ledger.db")]
         ledger: String,
     },
+    /// API keys for machine clients (a finance system pulling reports nightly): make one (printed
+    /// once; only its hash is kept), list them without secrets, revoke one.
+    Apikey {
+        #[command(subcommand)]
+        action: ApikeyAction,
+        /// Where keys are kept: the ledger's database, `sqlite://PATH` or `postgres://USER@HOST/DB`.
+        #[arg(long, global = true, env = "COMMONS_LEDGER", default_value = "sqlite://commons-ledger.db")]
+        ledger: String,
+    },
     /// Run the meter alone (no controllers, no webhook) against the cluster in KUBECONFIG,
     /// recording into one ledger: what `commons run` records, for a second ledger or a cluster
     /// whose controllers run elsewhere.
@@ -171,6 +180,8 @@ enum Command {
         /// against its budget (the BudgetExceeded condition, threshold Events, spend metrics).
         #[arg(long, env = "COMMONS_BUDGET_SECONDS", default_value_t = 300)]
         budget_seconds: u64,
+        #[command(flatten)]
+        api: Box<commons_operator::api_settings::ApiFlags>,
     },
 }
 
@@ -192,6 +203,43 @@ enum LedgerAction {
     },
     /// List the closed months.
     Periods,
+}
+
+#[derive(Debug, Subcommand)]
+enum ApikeyAction {
+    /// Make a key and print it (once).
+    Create {
+        /// The organisation the key acts for (a Tenancy's spec.organisation.id).
+        #[arg(long)]
+        organisation: String,
+        /// requester, finance, finance-central or platform-admin; what each may do is RBAC's
+        /// (docs/api.md).
+        #[arg(long)]
+        role: String,
+        /// How long the key lives: `90d`, `12h`, `30m`, `45s` (at most 366d).
+        #[arg(long, default_value = "90d")]
+        expires: String,
+        /// What the key is for, shown in listings.
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Who makes it, for the record (default: the user running the command).
+        #[arg(long, env = "USER", default_value = "unknown")]
+        by: String,
+    },
+    /// List every key: id, organisation, role, state (active, expired, revoked), never the key.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key by its id: it is refused from then on.
+    Revoke {
+        /// The key's id (the part after `cmk_`, as `list` shows it).
+        id: String,
+        /// Who revokes it, for the record.
+        #[arg(long, env = "USER", default_value = "unknown")]
+        by: String,
+    },
 }
 
 /// Runs a one-shot command's future on a runtime of its own.
@@ -251,6 +299,24 @@ fn main() -> ExitCode {
             };
             out.map(|text| print!("{text}"))
         }
+        Command::Apikey { action, ledger } => {
+            use commons_operator::apikey_cmd;
+            let out = match action {
+                ApikeyAction::Create { organisation, role, expires, description, by } => {
+                    let request = apikey_cmd::NewKeyRequest {
+                        organisation: &organisation,
+                        role: &role,
+                        expires: &expires,
+                        description: &description,
+                        by: &by,
+                    };
+                    block_on(apikey_cmd::create(&request, &ledger))
+                }
+                ApikeyAction::List { json } => block_on(apikey_cmd::list(&ledger, json)),
+                ApikeyAction::Revoke { id, by } => block_on(apikey_cmd::revoke(&id, &by, &ledger)),
+            };
+            out.map(|text| print!("{text}"))
+        }
         Command::Meter { listen, ledger, log_json } => {
             init_tracing(log_json);
             match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -276,6 +342,7 @@ fn main() -> ExitCode {
             ledger,
             close_after_days,
             budget_seconds,
+            api,
         } => {
             init_tracing(log_json);
             let webhook = match webhook_settings(
@@ -301,6 +368,7 @@ fn main() -> ExitCode {
                     ledger,
                     close_after_days,
                     budget_every: std::time::Duration::from_secs(budget_seconds.max(1)),
+                    api: *api,
                 })),
                 Err(source) => Err(commons_operator::Error::Io {
                     action: "cannot start the async runtime",

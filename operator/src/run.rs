@@ -30,6 +30,8 @@ pub struct Settings {
     pub close_after_days: u32,
     /// How often each tenancy's spend is weighed against its budget (`--budget-seconds`).
     pub budget_every: std::time::Duration,
+    /// The REST API's identity provider and authorisation cache.
+    pub api: crate::api_settings::ApiFlags,
 }
 
 /// Settings for the quota admission webhook.
@@ -49,6 +51,7 @@ pub struct WebhookSettings {
 /// until SIGINT or SIGTERM, then lets in-flight reconciles finish.
 pub async fn run(settings: Settings) -> Result<()> {
     let client = Client::try_default().await.map_err(Error::KubeConfig)?;
+    let oidc = settings.api.oidc()?;
     let watches = crate::watch::Watches::start(client.clone());
     let metrics = Metrics::new()?;
     // Certificates are read before anything starts, so a bad file stops `commons` at once.
@@ -113,6 +116,7 @@ pub async fn run(settings: Settings) -> Result<()> {
         )),
         false => None,
     };
+    let api_tenancies = shared.tenancies.store();
     shared.start(&watches);
     let mut local_checks: Vec<(&'static str, readiness::LocalCheck)> = Vec::new();
     if let Some(adm) = &admission {
@@ -142,6 +146,19 @@ pub async fn run(settings: Settings) -> Result<()> {
         metrics.repairs.clone(),
         stop_rx.clone(),
     );
+    let v1 = std::sync::Arc::new(commons_api::v1::V1 {
+        auth: commons_api::auth::Authenticator {
+            oidc,
+            keys: Some(std::sync::Arc::new(crate::ledger::keys::LedgerKeys(ledger.clone()))),
+        },
+        authz: std::sync::Arc::new(commons_api::authz::Rbac::new(
+            client.clone(),
+            std::time::Duration::from_secs(settings.api.authz_cache_seconds),
+        )),
+        tenancies: api_tenancies,
+        spend: std::sync::Arc::new(crate::api_settings::BudgetSpend(budgets.clone())),
+        auth_failures: commons_api::v1::V1::auth_failures(&metrics.registry)?,
+    });
     let budget_task = tokio::spawn(crate::metering::budgets::run(
         client.clone(),
         ledger.clone(),
@@ -219,14 +236,15 @@ pub async fn run(settings: Settings) -> Result<()> {
         _ => None,
     };
 
-    let app = commons_api::router(AppState { readiness: rx, registry: metrics.registry.clone(), v1: None });
+    let app =
+        commons_api::router(AppState { readiness: rx, registry: metrics.registry.clone(), v1: Some(v1) });
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .map_err(|source| Error::Listen { addr: settings.listen.to_string(), source })?;
     let local = listener
         .local_addr()
         .map_err(|source| Error::Listen { addr: settings.listen.to_string(), source })?;
-    tracing::info!(%local, "serving /healthz, /readyz and /metrics");
+    tracing::info!(%local, "serving /v1, /healthz, /readyz and /metrics");
     let served = axum::serve(listener, app)
         .with_graceful_shutdown({
             let mut stopping = stop_tx.subscribe();

@@ -1,0 +1,100 @@
+//! `commons run`'s flags for the REST API: the OpenID Connect issuer whose tokens it accepts and
+//! which claims say who, and how long RBAC's answers are kept. API keys are always accepted; they
+//! live in the ledger (`commons apikey`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use commons_api::auth::claims::ClaimMapping;
+use commons_api::auth::http::{HttpFetch, allowed_url};
+use commons_api::auth::oidc::{Oidc, OidcConfig};
+use commons_api::v1::{Spend, SpendSource};
+
+use crate::error::{Error, Result};
+use crate::metering::budgets::Budgets;
+
+/// The flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ApiFlags {
+    /// The OpenID Connect issuer whose bearer tokens the API accepts (its `iss`, exactly; its keys
+    /// are found by discovery). Without it, only API keys are accepted. https, or http to a
+    /// loopback address.
+    #[arg(long, env = "COMMONS_OIDC_ISSUER", value_name = "URL")]
+    pub oidc_issuer: Option<String>,
+    /// The audience tokens must name (`aud`).
+    #[arg(long, env = "COMMONS_OIDC_AUDIENCE", default_value = "commons-api")]
+    pub oidc_audience: String,
+    /// The claim naming the person (Kubernetes' own default is `sub`).
+    #[arg(long, env = "COMMONS_OIDC_USERNAME_CLAIM", default_value = "sub")]
+    pub oidc_username_claim: String,
+    /// Put before the name to make the Kubernetes user RBAC sees.
+    #[arg(long, env = "COMMONS_OIDC_USERNAME_PREFIX", default_value = "oidc:")]
+    pub oidc_username_prefix: String,
+    /// The claim listing the person's groups.
+    #[arg(long, env = "COMMONS_OIDC_GROUPS_CLAIM", default_value = "groups")]
+    pub oidc_groups_claim: String,
+    /// Put before each group to make the Kubernetes groups RBAC sees.
+    #[arg(long, env = "COMMONS_OIDC_GROUPS_PREFIX", default_value = "oidc:")]
+    pub oidc_groups_prefix: String,
+    /// The claim naming the person's organisation(s).
+    #[arg(long, env = "COMMONS_OIDC_ORGANISATION_CLAIM", default_value = "groups")]
+    pub oidc_organisation_claim: String,
+    /// Only values of that claim starting with this are organisations, and it is taken off
+    /// (`/organisations/leeds-city-council` → `leeds-city-council`). Empty: every value is one.
+    #[arg(long, env = "COMMONS_OIDC_ORGANISATION_PREFIX", default_value = "/organisations/")]
+    pub oidc_organisation_prefix: String,
+    /// Allowed clock difference with the issuer, in seconds (expiry and not-before).
+    #[arg(long, env = "COMMONS_OIDC_LEEWAY_SECONDS", default_value_t = 5)]
+    pub oidc_leeway_seconds: u64,
+    /// How long an RBAC answer is kept, in seconds: a removed binding takes effect within it.
+    #[arg(long, env = "COMMONS_AUTHZ_CACHE_SECONDS", default_value_t = 10)]
+    pub authz_cache_seconds: u64,
+}
+
+impl ApiFlags {
+    /// The token verifier, when an issuer is configured.
+    pub fn oidc(&self) -> Result<Option<Arc<Oidc>>> {
+        let Some(issuer) = &self.oidc_issuer else { return Ok(None) };
+        allowed_url(issuer).map_err(|e| Error::Invalid(format!("--oidc-issuer {e}")))?;
+        let fetch = HttpFetch::new(Duration::from_secs(10))
+            .map_err(|e| Error::Invalid(format!("--oidc-issuer: {e}")))?;
+        let config = OidcConfig {
+            issuer: issuer.clone(),
+            audience: self.oidc_audience.clone(),
+            mapping: ClaimMapping {
+                username_claim: self.oidc_username_claim.clone(),
+                username_prefix: self.oidc_username_prefix.clone(),
+                groups_claim: self.oidc_groups_claim.clone(),
+                groups_prefix: self.oidc_groups_prefix.clone(),
+                organisation_claim: self.oidc_organisation_claim.clone(),
+                organisation_prefix: self.oidc_organisation_prefix.clone(),
+            },
+            leeway: Duration::from_secs(self.oidc_leeway_seconds),
+            min_refresh: Duration::from_secs(30),
+            max_age: Duration::from_secs(600),
+        };
+        if config.mapping.username_prefix.starts_with("system:")
+            || config.mapping.groups_prefix.starts_with("system:")
+        {
+            return Err(Error::Invalid(
+                "--oidc-username-prefix and --oidc-groups-prefix must not begin with system: (Kubernetes' own names)".into(),
+            ));
+        }
+        Ok(Some(Arc::new(Oidc::new(config, Arc::new(fetch)))))
+    }
+}
+
+/// Spend for the API, from the figures the budgets loop keeps.
+#[derive(Debug)]
+pub struct BudgetSpend(pub Arc<Budgets>);
+
+impl SpendSource for BudgetSpend {
+    fn of(&self, tenancy: &str) -> Option<Spend> {
+        self.0.of(tenancy).map(|f| Spend {
+            period: f.period,
+            month_to_date: f.month_to_date.to_string(),
+            projected: f.projected.to_string(),
+            currency: f.currency,
+        })
+    }
+}
