@@ -49,9 +49,28 @@ pub struct ApiFlags {
     /// How long an RBAC answer is kept, in seconds: a removed binding takes effect within it.
     #[arg(long, env = "COMMONS_AUTHZ_CACHE_SECONDS", default_value_t = 10)]
     pub authz_cache_seconds: u64,
+    /// The auto-approval policy for tenancy requests (YAML: rules under which a request is
+    /// approved at once; docs/api.md). Without it every request waits for a platform admin.
+    #[arg(long, env = "COMMONS_REQUEST_POLICY", value_name = "FILE")]
+    pub request_policy: Option<std::path::PathBuf>,
+    /// The namespace the API keeps TenancyRequests in (made at start if missing).
+    #[arg(long, env = "COMMONS_REQUESTS_NAMESPACE", default_value = "commons-requests")]
+    pub requests_namespace: String,
 }
 
 impl ApiFlags {
+    /// The auto-approval policy: the file's, or none.
+    pub fn policy(&self) -> Result<crate::request::policy::Policy> {
+        let Some(path) = &self.request_policy else { return Ok(Default::default()) };
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            action: "cannot read --request-policy",
+            path: path.clone(),
+            source,
+        })?;
+        crate::request::policy::Policy::parse(&text)
+            .map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))
+    }
+
     /// The token verifier, when an issuer is configured.
     pub fn oidc(&self) -> Result<Option<Arc<Oidc>>> {
         let Some(issuer) = &self.oidc_issuer else { return Ok(None) };

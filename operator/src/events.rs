@@ -63,6 +63,14 @@ pub enum Reason {
     SubscriptionRefused,
     /// A Subscription was ended by its provider.
     SubscriptionEnded,
+    /// A tenancy request was approved by the auto-approval policy.
+    RequestApproved,
+    /// An approved request's Tenancy was created.
+    TenancyCreated,
+    /// An approved request's Tenancy is Ready.
+    TenancyProvisioned,
+    /// An approved request's tenancy name is taken by another Tenancy.
+    TenancyNameTaken,
 }
 
 impl Reason {
@@ -97,6 +105,10 @@ impl Reason {
             Reason::SubscriptionPending => "Pending",
             Reason::SubscriptionRefused => "Refused",
             Reason::SubscriptionEnded => "Ended",
+            Reason::RequestApproved => "Approved",
+            Reason::TenancyCreated => "TenancyCreated",
+            Reason::TenancyProvisioned => "Provisioned",
+            Reason::TenancyNameTaken => "NameTaken",
         }
     }
 
@@ -116,7 +128,10 @@ impl Reason {
             | Reason::ConsumerEnded
             | Reason::SubscriptionActive
             | Reason::SubscriptionPending
-            | Reason::SubscriptionEnded => EventType::Normal,
+            | Reason::SubscriptionEnded
+            | Reason::RequestApproved
+            | Reason::TenancyCreated
+            | Reason::TenancyProvisioned => EventType::Normal,
             Reason::NamespaceDeletionHeld
             | Reason::NamespaceConflict
             | Reason::QuotaExhausted
@@ -130,7 +145,8 @@ impl Reason {
             | Reason::ServiceRefused
             | Reason::ServiceQuotaExceeded
             | Reason::ServicePodsRefused
-            | Reason::SubscriptionRefused => EventType::Warning,
+            | Reason::SubscriptionRefused
+            | Reason::TenancyNameTaken => EventType::Warning,
         }
     }
 }

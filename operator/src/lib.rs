@@ -33,6 +33,7 @@ pub mod reachability;
 pub mod reachability_cmd;
 pub mod reflectors;
 pub mod report_cmd;
+pub mod request;
 pub mod savings_cmd;
 pub mod segment;
 pub mod shutdown;

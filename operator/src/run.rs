@@ -52,6 +52,7 @@ pub struct WebhookSettings {
 pub async fn run(settings: Settings) -> Result<()> {
     let client = Client::try_default().await.map_err(Error::KubeConfig)?;
     let oidc = settings.api.oidc()?;
+    let request_policy = settings.api.policy()?;
     let watches = crate::watch::Watches::start(client.clone());
     let metrics = Metrics::new()?;
     // Certificates are read before anything starts, so a bad file stops `commons` at once.
@@ -93,6 +94,13 @@ pub async fn run(settings: Settings) -> Result<()> {
         recorder.clone(),
         metrics.clone(),
         settings.resync,
+    );
+    let request_inputs = crate::request::Inputs::subscribe(
+        &mut shared,
+        client.clone(),
+        recorder.clone(),
+        metrics.clone(),
+        (settings.resync, request_policy),
     );
     // The ledger's URL is checked now; the database itself is waited for by the meter.
     let ledger = crate::ledger::Ledger::open(&settings.ledger)?;
@@ -204,6 +212,8 @@ pub async fn run(settings: Settings) -> Result<()> {
         demand,
         crate::shutdown::stopped(stop_rx.clone()),
     ));
+    let requests =
+        tokio::spawn(crate::request::run(request_inputs, crate::shutdown::stopped(stop_rx.clone())));
     let services = tokio::spawn(hosted::run(hosted_inputs, crate::shutdown::stopped(stop_rx.clone())));
     let subscriptions =
         tokio::spawn(subscription::run(subscription_inputs, crate::shutdown::stopped(stop_rx.clone())));
@@ -262,7 +272,10 @@ pub async fn run(settings: Settings) -> Result<()> {
     if let Some(w) = webhook {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), w).await;
     }
-    let controllers = futures::future::join5(tenancies, segments, services, subscriptions, rate_cards);
+    let controllers = futures::future::join(
+        futures::future::join5(tenancies, segments, services, subscriptions, rate_cards),
+        requests,
+    );
     if tokio::time::timeout(std::time::Duration::from_secs(20), controllers).await.is_err() {
         tracing::warn!("controllers did not stop within 20s");
     }

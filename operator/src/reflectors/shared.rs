@@ -10,6 +10,7 @@
 //! | ResourceQuota, Commons' own | tenancy controller (changes only), webhook (hard and used) | all but annotations and [`super::unread_meta`] |
 //! | HostedService | hosted service and subscription controllers, webhook (subscriptions) | all |
 //! | Subscription | hosted service and subscription controllers | all |
+//! | TenancyRequest | request controller, the API | all |
 //!
 //! `managedFields` and client-side apply's copy of the object are never kept (see [`Reflector`]).
 
@@ -17,6 +18,7 @@ use commons_crds::hosted_service::HostedService;
 use commons_crds::network_segment::NetworkSegment;
 use commons_crds::subscription::Subscription;
 use commons_crds::tenancy::Tenancy;
+use commons_crds::tenancy_request::TenancyRequest;
 use k8s_openapi::api::core::v1::{Namespace, ResourceQuota};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::runtime::watcher;
@@ -41,6 +43,8 @@ pub struct Shared {
     pub hosted: Reflector<HostedService>,
     /// Every Subscription.
     pub subscriptions: Reflector<Subscription>,
+    /// Every TenancyRequest.
+    pub requests: Reflector<TenancyRequest>,
 }
 
 impl Default for Shared {
@@ -60,6 +64,7 @@ impl Shared {
             quotas: Reflector::new(managed_or_all(false), strip_quota),
             hosted: Reflector::new(watcher::Config::default(), |_| {}),
             subscriptions: Reflector::new(watcher::Config::default(), |_| {}),
+            requests: Reflector::new(watcher::Config::default(), |_| {}),
         }
     }
 
@@ -72,6 +77,7 @@ impl Shared {
         self.quotas.start(watches);
         self.hosted.start(watches);
         self.subscriptions.start(watches);
+        self.requests.start(watches);
     }
 }
 

@@ -1,0 +1,214 @@
+//! What a tenancy request should lead to, as pure functions: the Tenancy an approved request makes,
+//! the decision the policy writes, and the request's status from its decision and its Tenancy.
+
+use std::collections::BTreeMap;
+
+use commons_crds::tenancy::Tenancy;
+use commons_crds::tenancy_request::{Decision, Outcome, TenancyRequest, TenancyRequestStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, Time};
+use kube::ResourceExt;
+
+use crate::conditions::{carry_transition_times, condition};
+
+/// On a Tenancy made from a request: `<namespace>/<name>` of the request.
+pub const FROM_REQUEST: &str = "commons.dev/tenancy-request";
+
+/// `<namespace>/<name>`.
+pub fn key(req: &TenancyRequest) -> String {
+    format!("{}/{}", req.namespace().unwrap_or_default(), req.name_any())
+}
+
+/// The Tenancy an approved request makes: the spec asked for, marked with the request.
+pub fn tenancy(req: &TenancyRequest) -> Tenancy {
+    Tenancy {
+        metadata: ObjectMeta {
+            name: Some(req.spec.tenancy_name.clone()),
+            annotations: Some(BTreeMap::from([(FROM_REQUEST.to_owned(), key(req))])),
+            ..ObjectMeta::default()
+        },
+        spec: req.spec.tenancy.clone(),
+        status: None,
+    }
+}
+
+/// Where an approved request's Tenancy stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Provisioning {
+    /// Not approved: nothing is made.
+    NotApproved,
+    /// Approved; the Tenancy is still to be made.
+    Missing,
+    /// The Tenancy made from this request, ready or not (and why not).
+    Made {
+        /// Whether its Ready condition is True.
+        ready: bool,
+        /// Its Ready condition's message.
+        message: String,
+    },
+    /// A Tenancy of that name exists that this request did not make.
+    Taken,
+}
+
+/// The decision on `req`, if there is one.
+pub fn decision(req: &TenancyRequest) -> Option<&Decision> {
+    req.status.as_ref().and_then(|s| s.decision.as_ref())
+}
+
+/// Where the request's Tenancy stands, given the Tenancy of its name (if any).
+pub fn provisioning(req: &TenancyRequest, observed: Option<&Tenancy>) -> Provisioning {
+    if decision(req).map(|d| d.outcome) != Some(Outcome::Approved) {
+        return Provisioning::NotApproved;
+    }
+    match observed {
+        None => Provisioning::Missing,
+        Some(t) if t.annotations().get(FROM_REQUEST) == Some(&key(req)) => {
+            let ready = t.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"));
+            Provisioning::Made {
+                ready: ready.is_some_and(|c| c.status == "True"),
+                message: ready.map(|c| c.message.clone()).unwrap_or_default(),
+            }
+        }
+        Some(_) => Provisioning::Taken,
+    }
+}
+
+/// The decision an auto-approval rule makes.
+pub fn by_policy(rule: &str, why: &str, at: jiff::Timestamp) -> Decision {
+    Decision {
+        outcome: Outcome::Approved,
+        decided_by: format!("policy:{rule}"),
+        decided_at: Time(at),
+        reason: format!("approved by the auto-approval rule {rule}: {why}"),
+    }
+}
+
+/// The decision's condition (`Approved` or `Denied`, True).
+pub fn decision_condition(d: &Decision, generation: Option<i64>) -> Condition {
+    let (type_, reason) = match d.outcome {
+        Outcome::Approved => {
+            ("Approved", if d.decided_by.starts_with("policy:") { "AutoApproved" } else { "Approved" })
+        }
+        Outcome::Denied => ("Denied", "Denied"),
+    };
+    let mut c =
+        condition(type_, true, reason, format!("{} by {}: {}", type_, d.decided_by, d.reason), generation);
+    c.last_transition_time = d.decided_at.clone();
+    c
+}
+
+/// The request's status: its decision (kept as it is), the decision's condition, and once
+/// approved whether its Tenancy is made and Ready.
+pub fn status(
+    req: &TenancyRequest,
+    decision: Option<&Decision>,
+    provisioning: &Provisioning,
+) -> TenancyRequestStatus {
+    let generation = req.metadata.generation;
+    let name = &req.spec.tenancy_name;
+    let mut conditions: Vec<Condition> =
+        decision.map(|d| decision_condition(d, generation)).into_iter().collect();
+    let (provisioned, tenancy) = match provisioning {
+        Provisioning::NotApproved => (None, None),
+        Provisioning::Missing => (
+            Some(condition(
+                "Provisioned",
+                false,
+                "Creating",
+                format!("creating the Tenancy {name}"),
+                generation,
+            )),
+            None,
+        ),
+        Provisioning::Made { ready: true, .. } => (
+            Some(condition("Provisioned", true, "Ready", format!("the Tenancy {name} is Ready"), generation)),
+            Some(name.clone()),
+        ),
+        Provisioning::Made { ready: false, message } => {
+            let message = if message.is_empty() {
+                format!("the Tenancy {name} is not Ready yet")
+            } else {
+                format!("the Tenancy {name} is not Ready yet: {message}")
+            };
+            (Some(condition("Provisioned", false, "Provisioning", message, generation)), Some(name.clone()))
+        }
+        Provisioning::Taken => (
+            Some(condition(
+                "Provisioned",
+                false,
+                "NameTaken",
+                format!("a Tenancy named {name} exists that this request did not make; it is left alone"),
+                generation,
+            )),
+            None,
+        ),
+    };
+    conditions.extend(provisioned);
+    let previous = req.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
+    carry_transition_times(&mut conditions, previous);
+    TenancyRequestStatus { conditions, decision: decision.cloned(), tenancy }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::fixtures::{request, tenancy_with};
+
+    #[test]
+    fn provisioning_follows_the_decision_and_whose_tenancy_it_is() {
+        let pending = request("r1", "sandbox-a", None);
+        let approved = request("r1", "sandbox-a", Some(Outcome::Approved));
+        let denied = request("r1", "sandbox-a", Some(Outcome::Denied));
+        let ours_ready = tenancy_with("sandbox-a", Some("requests/r1"), true);
+        let ours_pending = tenancy_with("sandbox-a", Some("requests/r1"), false);
+        let someone_elses = tenancy_with("sandbox-a", None, true);
+        let other_request = tenancy_with("sandbox-a", Some("requests/r2"), true);
+        let table = [
+            ("pending", &pending, None, Provisioning::NotApproved),
+            ("denied", &denied, Some(&ours_ready), Provisioning::NotApproved),
+            ("approved, nothing yet", &approved, None, Provisioning::Missing),
+            (
+                "approved, made and ready",
+                &approved,
+                Some(&ours_ready),
+                Provisioning::Made { ready: true, message: String::new() },
+            ),
+            (
+                "approved, made",
+                &approved,
+                Some(&ours_pending),
+                Provisioning::Made { ready: false, message: "creating".into() },
+            ),
+            ("a tenancy not from a request", &approved, Some(&someone_elses), Provisioning::Taken),
+            ("a tenancy from another request", &approved, Some(&other_request), Provisioning::Taken),
+        ];
+        for (name, req, observed, want) in table {
+            assert_eq!(provisioning(req, observed), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn the_status_keeps_the_decision_and_says_where_the_tenancy_stands() {
+        let approved = request("r1", "sandbox-a", Some(Outcome::Approved));
+        let d = decision(&approved).cloned();
+        let s = status(&approved, d.as_ref(), &Provisioning::Made { ready: true, message: String::new() });
+        assert_eq!(s.decision, d);
+        assert_eq!(s.tenancy.as_deref(), Some("sandbox-a"));
+        let types: Vec<(&str, &str, &str)> =
+            s.conditions.iter().map(|c| (c.type_.as_str(), c.status.as_str(), c.reason.as_str())).collect();
+        assert_eq!(types, [("Approved", "True", "Approved"), ("Provisioned", "True", "Ready")]);
+        let s = status(&approved, d.as_ref(), &Provisioning::Taken);
+        assert_eq!((s.tenancy, s.conditions[1].reason.as_str()), (None, "NameTaken"));
+        let pending = request("r1", "sandbox-a", None);
+        assert_eq!(status(&pending, None, &Provisioning::NotApproved), TenancyRequestStatus::default());
+    }
+
+    #[test]
+    fn a_policy_decision_names_its_rule_and_an_approved_tenancy_carries_its_request() {
+        let d = by_policy("council-sandbox", "sector local-government", jiff::Timestamp::UNIX_EPOCH);
+        assert_eq!(d.decided_by, "policy:council-sandbox");
+        assert_eq!(decision_condition(&d, Some(1)).reason, "AutoApproved");
+        let t = tenancy(&request("r1", "sandbox-a", Some(Outcome::Approved)));
+        assert_eq!(t.name_any(), "sandbox-a");
+        assert_eq!(t.annotations().get(FROM_REQUEST).map(String::as_str), Some("requests/r1"));
+    }
+}

@@ -1,0 +1,141 @@
+//! Reconciling one TenancyRequest: the policy decides an undecided request if a rule approves it →
+//! an approved request's Tenancy is made once → the status follows it to Ready → Events on each
+//! transition. A decision, once written (by the policy here, or by a platform admin through the
+//! API or `kubectl`), is never changed: the CRD's rules refuse it.
+
+use std::sync::Arc;
+
+use commons_crds::tenancy::Tenancy;
+use commons_crds::tenancy_request::{Outcome, TenancyRequest};
+use kube::api::PostParams;
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
+use kube::{Api, ResourceExt};
+
+use super::Context;
+use super::desired::{self, Provisioning};
+use crate::error::{Error, Result};
+use crate::events::{Reason, publish};
+
+/// Reconciles one request.
+pub async fn reconcile(req: Arc<TenancyRequest>, ctx: Arc<Context>) -> Result<Action> {
+    let _timer = ctx.metrics.reconcile_duration.with_label_values(&["tenancyrequest"]).start_timer();
+    if req.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    crate::watch::synced(&[&ctx.tenancies]).await?;
+    let ns = req.namespace().unwrap_or_default();
+    let api = Api::<TenancyRequest>::namespaced(ctx.client.clone(), &ns);
+    let mut decision = desired::decision(&req).cloned();
+    if decision.is_none()
+        && let Some((rule, why)) = ctx.policy.approves(&req.spec.tenancy, jiff::Timestamp::now())
+    {
+        let decided = desired::by_policy(&rule, &why, jiff::Timestamp::now());
+        let status = desired::status(&req, Some(&decided), &Provisioning::NotApproved);
+        crate::apply::write_status(&api, &req.name_any(), req.status.as_ref(), &status).await?;
+        publish(&ctx.recorder, req.as_ref(), Reason::RequestApproved, "Decide", decided.reason.clone()).await;
+        decision = Some(decided);
+    }
+    let observed = ctx.tenancies.get(&ObjectRef::new(&req.spec.tenancy_name));
+    let mut provisioning = provisioning_of(&req, decision.as_ref(), observed.as_deref());
+    if provisioning == Provisioning::Missing {
+        let made = desired::tenancy(&req);
+        crate::apply::count_write("Tenancy", "create");
+        match Api::<Tenancy>::all(ctx.client.clone()).create(&PostParams::default(), &made).await {
+            Ok(_) => {
+                publish(
+                    &ctx.recorder,
+                    req.as_ref(),
+                    Reason::TenancyCreated,
+                    "Provision",
+                    format!("created the Tenancy {}", req.spec.tenancy_name),
+                )
+                .await;
+                provisioning = Provisioning::Made { ready: false, message: String::new() };
+            }
+            // Made by an earlier reconcile, or taken: the store will say which.
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                return Ok(Action::requeue(std::time::Duration::from_secs(1)));
+            }
+            Err(source) => {
+                return Err(Error::Kube {
+                    context: format!("creating the Tenancy {}", req.spec.tenancy_name),
+                    source,
+                });
+            }
+        }
+    }
+    let status = desired::status(&req, decision.as_ref(), &provisioning);
+    let before = req.status.clone().unwrap_or_default();
+    if status_changed(&before, &status) {
+        if provisioning == Provisioning::Taken && !had(&before, "Provisioned", "NameTaken") {
+            publish(
+                &ctx.recorder,
+                req.as_ref(),
+                Reason::TenancyNameTaken,
+                "Provision",
+                format!("a Tenancy named {} exists that this request did not make", req.spec.tenancy_name),
+            )
+            .await;
+        }
+        if matches!(provisioning, Provisioning::Made { ready: true, .. })
+            && !had(&before, "Provisioned", "Ready")
+        {
+            publish(
+                &ctx.recorder,
+                req.as_ref(),
+                Reason::TenancyProvisioned,
+                "Provision",
+                format!("the Tenancy {} is Ready", req.spec.tenancy_name),
+            )
+            .await;
+        }
+        crate::apply::write_status(&api, &req.name_any(), req.status.as_ref(), &status).await?;
+    }
+    Ok(match provisioning {
+        Provisioning::Made { ready: true, .. } | Provisioning::NotApproved => Action::requeue(ctx.resync),
+        _ => Action::requeue(std::time::Duration::from_secs(5)),
+    })
+}
+
+fn provisioning_of(
+    req: &TenancyRequest,
+    decision: Option<&commons_crds::tenancy_request::Decision>,
+    observed: Option<&Tenancy>,
+) -> Provisioning {
+    // The decision just written is not in `req` yet.
+    match decision.map(|d| d.outcome) {
+        Some(Outcome::Approved) if desired::decision(req).is_none() => {
+            let mut decided = req.clone();
+            let status = decided.status.get_or_insert_with(Default::default);
+            status.decision = decision.cloned();
+            desired::provisioning(&decided, observed)
+        }
+        _ => desired::provisioning(req, observed),
+    }
+}
+
+fn had(status: &commons_crds::tenancy_request::TenancyRequestStatus, type_: &str, reason: &str) -> bool {
+    status.conditions.iter().any(|c| c.type_ == type_ && c.reason == reason)
+}
+
+/// Whether the status differs in anything but condition times.
+fn status_changed(
+    before: &commons_crds::tenancy_request::TenancyRequestStatus,
+    after: &commons_crds::tenancy_request::TenancyRequestStatus,
+) -> bool {
+    let shape = |s: &commons_crds::tenancy_request::TenancyRequestStatus| {
+        let conditions: Vec<_> = s
+            .conditions
+            .iter()
+            .map(|c| (c.type_.clone(), c.status.clone(), c.reason.clone(), c.message.clone()))
+            .collect();
+        (conditions, s.decision.clone(), s.tenancy.clone())
+    };
+    shape(before) != shape(after)
+}
+
+/// Counts a failed reconcile and retries soon.
+pub fn error_policy(req: Arc<TenancyRequest>, error: &Error, ctx: Arc<Context>) -> Action {
+    crate::error::retry_after_failure("tenancyrequest", &req.name_any(), error, &ctx.metrics)
+}
