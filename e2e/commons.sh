@@ -93,7 +93,8 @@ commons_command() {
     --webhook-client-ca "$COMMONS_WEBHOOK_CLIENT_CA" --allowed-registries "$COMMONS_ALLOWED_REGISTRIES"
     --cluster-networks "$COMMONS_CLUSTER_NETWORKS" --ledger "$COMMONS_LEDGER"
     --oidc-issuer "${COMMONS_E2E_OIDC_ISSUER:-http://127.0.0.1:18180/realms/commons}"
-    --oidc-username-claim preferred_username)
+    --oidc-username-claim preferred_username
+    --request-policy "$root/docs/examples/request-policy.yaml")
 }
 
 # commons_inputs: a hash of what commons runs from: the binary, its command line, its kubeconfig

@@ -126,6 +126,8 @@ mod tests {
             groups: vec!["oidc:/roles/requester".into()],
             organisations: vec!["northshire-county-council".into()],
             credential: Credential::Token,
+            display_name: None,
+            email: None,
         };
         let sar = review(&who, Action { verb: "create", resource: "tenancyrequests" });
         assert_eq!(sar.spec.user.as_deref(), Some("oidc:nora"));

@@ -15,7 +15,7 @@ pub struct Problem {
     #[serde(rename = "type")]
     pub kind: String,
     /// A short summary of the problem type.
-    pub title: String,
+    pub title: &'static str,
     /// The HTTP status code.
     pub status: u16,
     /// What went wrong this time.
@@ -24,23 +24,42 @@ pub struct Problem {
     /// The request path the problem occurred on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instance: Option<String>,
+    /// For invalid input: each field refused and why (an extension member).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+/// A field of the request body refused, and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FieldError {
+    /// The field's path in the request body, for example `tenancy.quota.cpu`.
+    pub field: String,
+    /// Why.
+    pub detail: String,
 }
 
 impl Problem {
     /// A problem of the given status, with a type under `https://commons.dev/problems/`.
-    pub fn new(status: StatusCode, slug: &str, title: &str) -> Self {
+    pub fn new(status: StatusCode, slug: &str, title: &'static str) -> Self {
         Problem {
             kind: format!("https://commons.dev/problems/{slug}"),
-            title: title.to_owned(),
+            title,
             status: status.as_u16(),
             detail: None,
             instance: None,
+            errors: Vec::new(),
         }
     }
 
     /// Adds the explanation of this occurrence.
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
         self.detail = Some(detail.into());
+        self
+    }
+
+    /// Adds the fields refused.
+    pub fn with_errors(mut self, errors: Vec<FieldError>) -> Self {
+        self.errors = errors;
         self
     }
 

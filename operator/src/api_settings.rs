@@ -117,3 +117,73 @@ impl SpendSource for BudgetSpend {
         })
     }
 }
+
+/// Prices a quota for the API with the forecast code `commons forecast` uses and the cluster's
+/// rate cards and VAT rates: next month, all of the quota held all month, VAT included.
+#[derive(Clone)]
+pub struct ClusterForecast(pub kube::Client);
+
+impl std::fmt::Debug for ClusterForecast {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClusterForecast")
+    }
+}
+
+impl commons_api::v1::Forecaster for ClusterForecast {
+    fn monthly(
+        &self,
+        quota: &commons_crds::tenancy::TenancyQuota,
+    ) -> futures::future::BoxFuture<'_, std::result::Result<commons_api::v1::Estimate, String>> {
+        let quota = quota.clone();
+        Box::pin(async move {
+            use crate::metering::forecast;
+            let tariff = crate::report_cmd::tariff_in(&self.0).await.map_err(|e| e.to_string())?;
+            let currency =
+                tariff.cards.first().map(|c| c.currency.clone()).ok_or("no rate card is published")?;
+            let month = forecast::next_month(jiff::Timestamp::now());
+            let held = forecast::of_quota(&quota, "tenancy.quota").map_err(|e| e.to_string())?;
+            let lines = forecast::month_cost(held, &month, &tariff).map_err(|e| e.to_string())?;
+            let total: rust_decimal::Decimal = lines.iter().map(|l| l.amount).sum();
+            Ok(commons_api::v1::Estimate {
+                month: month.name,
+                currency,
+                total: total.to_string(),
+                lines: lines
+                    .iter()
+                    .map(|l| commons_api::v1::EstimateLine {
+                        charge: l.charge.to_string(),
+                        quantity: l
+                            .quantity
+                            .map(|q| format!("{} {}", q.round_dp(3).normalize(), l.charge.unit())),
+                        amount: l.amount.to_string(),
+                    })
+                    .collect(),
+            })
+        })
+    }
+}
+
+/// Makes the namespace TenancyRequests are kept in, if missing (server-side apply: one write,
+/// the same every start).
+pub async fn ensure_requests_namespace(client: &kube::Client, name: &str) -> Result<()> {
+    use k8s_openapi::api::core::v1::Namespace;
+    use kube::api::{Api, Patch, PatchParams};
+    let api: Api<Namespace> = Api::all(client.clone());
+    if api
+        .get_opt(name)
+        .await
+        .map_err(|source| Error::Kube { context: format!("reading namespace {name}"), source })?
+        .is_some()
+    {
+        return Ok(());
+    }
+    let ns = serde_json::json!({
+        "apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "commons"}},
+    });
+    crate::apply::count_write("Namespace", "apply");
+    api.patch(name, &PatchParams::apply("commons"), &Patch::Apply(&ns))
+        .await
+        .map(|_| ())
+        .map_err(|source| Error::Kube { context: format!("making namespace {name}"), source })
+}

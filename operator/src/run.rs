@@ -125,6 +125,7 @@ pub async fn run(settings: Settings) -> Result<()> {
         false => None,
     };
     let api_tenancies = shared.tenancies.store();
+    let api_requests = shared.requests.store();
     shared.start(&watches);
     let mut local_checks: Vec<(&'static str, readiness::LocalCheck)> = Vec::new();
     if let Some(adm) = &admission {
@@ -166,7 +167,17 @@ pub async fn run(settings: Settings) -> Result<()> {
         tenancies: api_tenancies,
         spend: std::sync::Arc::new(crate::api_settings::BudgetSpend(budgets.clone())),
         auth_failures: commons_api::v1::V1::auth_failures(&metrics.registry)?,
+        requests: api_requests,
+        requests_namespace: settings.api.requests_namespace.clone(),
+        forecaster: std::sync::Arc::new(crate::api_settings::ClusterForecast(client.clone())),
+        client: Some(client.clone()),
     });
+    if let Err(e) =
+        crate::api_settings::ensure_requests_namespace(&client, &settings.api.requests_namespace).await
+    {
+        // Requests cannot be made until it exists; everything else runs.
+        tracing::warn!(error = %e, "the tenancy requests' namespace cannot be made");
+    }
     let budget_task = tokio::spawn(crate::metering::budgets::run(
         client.clone(),
         ledger.clone(),

@@ -68,6 +68,10 @@ pub struct Person {
     pub groups: Vec<String>,
     /// The organisation ids the person belongs to.
     pub organisations: Vec<String>,
+    /// The person's name (`name`, else `preferred_username`), for records people read.
+    pub display_name: Option<String>,
+    /// The person's email address (`email`, unless `email_verified` is false).
+    pub email: Option<String>,
     /// The token's `exp`, seconds since the epoch.
     pub expires_at: i64,
 }
@@ -124,7 +128,19 @@ pub fn check(
         .collect();
     organisations.sort();
     organisations.dedup();
-    Ok(Person { user: format!("{}{name}", mapping.username_prefix), groups, organisations, expires_at })
+    let text =
+        |claim: &str| claims.get(claim).and_then(Value::as_str).filter(|v| !v.is_empty()).map(str::to_owned);
+    let display_name = text("name").or_else(|| text("preferred_username"));
+    let verified = claims.get("email_verified").and_then(Value::as_bool) != Some(false);
+    let email = text("email").filter(|_| verified);
+    Ok(Person {
+        user: format!("{}{name}", mapping.username_prefix),
+        groups,
+        organisations,
+        display_name,
+        email,
+        expires_at,
+    })
 }
 
 /// A claim that is a string or a list of strings, as a list.

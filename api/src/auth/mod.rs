@@ -39,6 +39,10 @@ pub struct Identity {
     pub organisations: Vec<String>,
     /// How it authenticated.
     pub credential: Credential,
+    /// A name for records people read (the person's name; for a key, its description).
+    pub display_name: Option<String>,
+    /// The person's email address, when the token carries a verified one.
+    pub email: Option<String>,
 }
 
 impl Identity {
@@ -142,6 +146,8 @@ impl Authenticator {
                 groups: person.groups,
                 organisations: person.organisations,
                 credential: Credential::Token,
+                display_name: person.display_name,
+                email: person.email,
             })
         }
     }
@@ -156,7 +162,13 @@ impl Authenticator {
             user: format!("commons:apikey:{}", stored.id),
             groups: vec![format!("commons:apikey:{}", stored.role), "commons:apikeys".to_owned()],
             organisations: vec![stored.organisation],
+            display_name: Some(if stored.description.is_empty() {
+                format!("API key {}", stored.id)
+            } else {
+                format!("API key {} ({})", stored.id, stored.description)
+            }),
             credential: Credential::ApiKey(stored.id),
+            email: None,
         })
     }
 }

@@ -2,6 +2,7 @@
 //! whether it may take the route's action ([`crate::authz`]), and shows only the organisations the
 //! caller acts for unless RBAC grants it every organisation.
 
+pub mod requests;
 pub mod tenancies;
 pub mod whoami;
 
@@ -12,7 +13,8 @@ use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::routing::get;
-use commons_crds::Tenancy;
+use commons_crds::{Tenancy, TenancyRequest};
+use futures::future::BoxFuture;
 use kube::runtime::reflector::Store;
 
 use crate::auth::{AuthFailure, Authenticator, Identity};
@@ -39,8 +41,40 @@ pub trait SpendSource: Send + Sync + std::fmt::Debug {
     fn of(&self, tenancy: &str) -> Option<Spend>;
 }
 
+/// A month's estimated cost of holding a quota all month.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Estimate {
+    /// The month priced, `YYYY-MM` (next month).
+    pub month: String,
+    /// The currency.
+    pub currency: String,
+    /// The month's total, VAT included, an exact decimal string.
+    pub total: String,
+    /// Its lines: `{charge, quantity, amount}`.
+    pub lines: Vec<EstimateLine>,
+}
+
+/// One line of an estimate.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct EstimateLine {
+    /// cpu, memory, storage, load-balancer, overhead, vat.
+    pub charge: String,
+    /// The quantity and its unit, where it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quantity: Option<String>,
+    /// The amount, an exact decimal string.
+    pub amount: String,
+}
+
+/// Prices a quota with the metering code that bills (the `commons` binary's forecast).
+pub trait Forecaster: Send + Sync + std::fmt::Debug {
+    /// Next month's cost of holding all of `quota` all month.
+    fn monthly(&self, quota: &commons_crds::tenancy::TenancyQuota)
+    -> BoxFuture<'_, Result<Estimate, String>>;
+}
+
 /// What the `/v1` handlers reach.
-#[derive(Debug)]
 pub struct V1 {
     /// Checks credentials.
     pub auth: Authenticator,
@@ -50,8 +84,25 @@ pub struct V1 {
     pub tenancies: Store<Tenancy>,
     /// Spend per tenancy.
     pub spend: Arc<dyn SpendSource>,
+    /// Every TenancyRequest (the operator's shared store).
+    pub requests: Store<TenancyRequest>,
+    /// Where TenancyRequests are made.
+    pub requests_namespace: String,
+    /// Prices quotas.
+    pub forecaster: Arc<dyn Forecaster>,
+    /// Writes to the cluster (TenancyRequests and their decisions), as Commons.
+    pub client: Option<kube::Client>,
     /// `commons_api_authentication_failures_total{reason}`.
     pub auth_failures: prometheus::IntCounterVec,
+}
+
+impl std::fmt::Debug for V1 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("V1")
+            .field("auth", &self.auth)
+            .field("requests_namespace", &self.requests_namespace)
+            .finish_non_exhaustive()
+    }
 }
 
 impl V1 {
@@ -75,6 +126,12 @@ pub fn router(v1: Arc<V1>) -> Router {
         .route("/v1/whoami", get(whoami::whoami))
         .route("/v1/tenancies", get(tenancies::list))
         .route("/v1/tenancies/{name}", get(tenancies::get))
+        .route("/v1/tenancy-requests", get(requests::list).post(requests::create))
+        .route("/v1/tenancy-requests/{name}", get(requests::get).delete(requests::withdraw))
+        .route("/v1/tenancy-requests/{name}/approve", axum::routing::post(requests::approve))
+        .route("/v1/tenancy-requests/{name}/deny", axum::routing::post(requests::deny))
+        // Bodies are small (a tenancy request is a few KiB): anything larger is refused, 413.
+        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
         .with_state(v1)
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use commons_crds::Tenancy;
+use commons_crds::{Tenancy, TenancyRequest};
 use futures::future::BoxFuture;
 use http_body_util::BodyExt;
 use kube::runtime::reflector::store::Writer;
@@ -49,6 +49,15 @@ impl SpendSource for NoSpend {
             projected: "99.00".into(),
             currency: "GBP".into(),
         })
+    }
+}
+
+#[derive(Debug)]
+struct NoForecast;
+
+impl Forecaster for NoForecast {
+    fn monthly(&self, _: &commons_crds::tenancy::TenancyQuota) -> BoxFuture<'_, Result<Estimate, String>> {
+        Box::pin(async { Err("no rate cards".to_owned()) })
     }
 }
 
@@ -119,6 +128,10 @@ fn world() -> World {
         tenancies: store,
         spend: Arc::new(NoSpend),
         auth_failures: V1::auth_failures(&registry).unwrap(),
+        requests: Writer::<TenancyRequest>::default().as_reader(),
+        requests_namespace: "commons-requests".into(),
+        forecaster: Arc::new(NoForecast),
+        client: None,
     };
     World { app: router(Arc::new(v1)), keys }
 }

@@ -1,0 +1,453 @@
+//! `/v1/tenancy-requests`: an organisation asks for a tenancy, with the estimated monthly cost of
+//! the quota it asks for; a platform admin approves or denies it with a reason (or the
+//! auto-approval policy approves it at once); a pending request can be withdrawn. The body becomes
+//! a `TenancyRequest` exactly as sent, so the apiserver validates it with the CRD's own schema and
+//! rules, and each refused field is named in the answer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{OriginalUri, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use commons_crds::TenancyRequest;
+use commons_crds::tenancy_request::{Decision, Outcome};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::api::{ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams, Preconditions};
+use kube::{Api, ResourceExt};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::{Caller, Estimate, Scope, V1, authorise, not_found};
+use crate::authz::Action;
+use crate::problem::{FieldError, Problem};
+
+const CREATE: Action = Action { verb: "create", resource: "tenancyrequests" };
+const LIST: Action = Action { verb: "list", resource: "tenancyrequests" };
+const GET: Action = Action { verb: "get", resource: "tenancyrequests" };
+const APPROVE: Action = Action { verb: "approve", resource: "tenancyrequests" };
+const DENY: Action = Action { verb: "deny", resource: "tenancyrequests" };
+const WITHDRAW: Action = Action { verb: "delete", resource: "tenancyrequests" };
+
+/// How long a new request's answer waits for the auto-approval policy's decision.
+const POLICY_WAIT: Duration = Duration::from_secs(3);
+
+/// A request as the API shows it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestView {
+    /// The request's name.
+    pub name: String,
+    /// The tenancy asked for.
+    pub tenancy_name: String,
+    /// The organisation asking.
+    pub organisation: String,
+    /// Who asked.
+    pub requester: Requester,
+    /// Why.
+    pub justification: String,
+    /// Pending, Denied, Approved (its Tenancy being made) or Ready.
+    pub state: &'static str,
+    /// The decision, once made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision: Option<DecisionView>,
+    /// The Tenancy made from it, once made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenancy: Option<String>,
+    /// When it was made (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+    /// Next month's cost of the quota asked for, VAT included.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimated_monthly_cost: Option<Estimate>,
+}
+
+/// Who asked.
+#[derive(Debug, Serialize)]
+pub struct Requester {
+    /// Their name.
+    pub name: String,
+    /// Their email address.
+    pub email: String,
+}
+
+/// A decision.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DecisionView {
+    /// Approved or Denied.
+    pub outcome: Outcome,
+    /// Who decided (`policy:<rule>` for the auto-approval policy).
+    pub decided_by: String,
+    /// When (RFC 3339).
+    pub decided_at: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// The list's answer.
+#[derive(Debug, Serialize)]
+pub struct RequestList {
+    /// Oldest first.
+    pub items: Vec<RequestView>,
+}
+
+/// How the API shows `r`.
+pub fn view(r: &TenancyRequest, estimate: Option<Estimate>) -> RequestView {
+    let status = r.status.clone().unwrap_or_default();
+    let provisioned = status.conditions.iter().any(|c| c.type_ == "Provisioned" && c.status == "True");
+    let state = match status.decision.as_ref().map(|d| d.outcome) {
+        None => "Pending",
+        Some(Outcome::Denied) => "Denied",
+        Some(Outcome::Approved) if provisioned => "Ready",
+        Some(Outcome::Approved) => "Approved",
+    };
+    RequestView {
+        name: r.name_any(),
+        tenancy_name: r.spec.tenancy_name.clone(),
+        organisation: r.spec.requester.organisation.clone(),
+        requester: Requester { name: r.spec.requester.name.clone(), email: r.spec.requester.email.clone() },
+        justification: r.spec.justification.clone(),
+        state,
+        decision: status.decision.map(|d| DecisionView {
+            outcome: d.outcome,
+            decided_by: d.decided_by,
+            decided_at: d.decided_at.0.to_string(),
+            reason: d.reason,
+        }),
+        tenancy: status.tenancy,
+        created_at: r.metadata.creation_timestamp.as_ref().map(|t| t.0.to_string()),
+        estimated_monthly_cost: estimate,
+    }
+}
+
+fn in_scope(scope: &Scope, r: &TenancyRequest) -> bool {
+    *scope == Scope::All || scope.covers(&r.spec.requester.organisation)
+}
+
+fn find(v1: &V1, scope: &Scope, name: &str, path: &str) -> Result<Arc<TenancyRequest>, Problem> {
+    v1.requests
+        .state()
+        .into_iter()
+        .find(|r| r.name_any() == name && r.namespace().as_deref() == Some(v1.requests_namespace.as_str()))
+        .filter(|r| in_scope(scope, r))
+        .ok_or_else(|| not_found("tenancy request", path))
+}
+
+fn client(v1: &V1, path: &str) -> Result<kube::Client, Problem> {
+    v1.client.clone().ok_or_else(|| unavailable("this server does not write to the cluster", path))
+}
+
+fn unavailable(detail: &str, path: &str) -> Problem {
+    Problem::new(StatusCode::SERVICE_UNAVAILABLE, "cluster-unavailable", "The cluster cannot be reached")
+        .with_detail(detail.to_owned())
+        .with_instance(path.to_owned())
+}
+
+fn invalid(errors: Vec<FieldError>, path: &str) -> Problem {
+    Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-request", "The request is not valid")
+        .with_detail(
+            errors.iter().map(|e| format!("{}: {}", e.field, e.detail)).collect::<Vec<_>>().join("; "),
+        )
+        .with_errors(errors)
+        .with_instance(path.to_owned())
+}
+
+/// The apiserver's refusal of what was sent, with the fields it names relative to the body.
+fn refused(error: kube::Error, path: &str) -> Problem {
+    match error {
+        kube::Error::Api(status) if status.code == 422 || status.code == 400 => {
+            let causes = status.details.map(|d| d.causes).unwrap_or_default();
+            let mut errors: Vec<FieldError> = causes
+                .into_iter()
+                .map(|c| FieldError {
+                    // Paths and messages relative to the body sent (the apiserver sees `spec`).
+                    field: match c.field.as_str() {
+                        "<nil>" => String::new(),
+                        f => f.strip_prefix("spec.").unwrap_or(f).to_owned(),
+                    },
+                    detail: if c.message.is_empty() { c.reason } else { c.message.replace("spec.", "") },
+                })
+                .collect();
+            if errors.is_empty() {
+                errors.push(FieldError { field: String::new(), detail: status.message });
+            }
+            invalid(errors, path)
+        }
+        kube::Error::Api(status) if status.code == 409 => conflict(&status.message, path),
+        other => {
+            tracing::warn!(error = %other, "the cluster refused a write");
+            unavailable("the cluster did not take the request; try again shortly", path)
+        }
+    }
+}
+
+fn conflict(detail: &str, path: &str) -> Problem {
+    Problem::new(StatusCode::CONFLICT, "conflict", "The request changed meanwhile or is already decided")
+        .with_detail(detail.to_owned())
+        .with_instance(path.to_owned())
+}
+
+/// `GET /v1/tenancy-requests`.
+pub async fn list(
+    State(v1): State<Arc<V1>>,
+    OriginalUri(uri): OriginalUri,
+    Caller(who): Caller,
+) -> Result<Json<RequestList>, Problem> {
+    let scope = authorise(&v1, &who, LIST, uri.path()).await?;
+    let mut found: Vec<Arc<TenancyRequest>> = v1
+        .requests
+        .state()
+        .into_iter()
+        .filter(|r| r.namespace().as_deref() == Some(v1.requests_namespace.as_str()) && in_scope(&scope, r))
+        .collect();
+    found.sort_by(|a, b| {
+        (a.metadata.creation_timestamp.as_ref().map(|t| t.0), a.name_any())
+            .cmp(&(b.metadata.creation_timestamp.as_ref().map(|t| t.0), b.name_any()))
+    });
+    Ok(Json(RequestList { items: found.iter().map(|r| view(r, None)).collect() }))
+}
+
+/// `GET /v1/tenancy-requests/{name}`, with the estimated monthly cost.
+pub async fn get(
+    State(v1): State<Arc<V1>>,
+    OriginalUri(uri): OriginalUri,
+    Path(name): Path<String>,
+    Caller(who): Caller,
+) -> Result<Json<RequestView>, Problem> {
+    let scope = authorise(&v1, &who, GET, uri.path()).await?;
+    let r = find(&v1, &scope, &name, uri.path())?;
+    let estimate = estimate(&v1, &r.spec.tenancy.quota.clone().unwrap_or_default()).await;
+    Ok(Json(view(&r, estimate)))
+}
+
+async fn estimate(v1: &V1, quota: &commons_crds::tenancy::TenancyQuota) -> Option<Estimate> {
+    match v1.forecaster.monthly(quota).await {
+        Ok(e) => Some(e),
+        Err(e) => {
+            tracing::info!(error = %e, "no estimate for a tenancy request");
+            None
+        }
+    }
+}
+
+/// The body's members, each checked to be what the request needs before anything is written.
+const MEMBERS: [&str; 3] = ["tenancyName", "tenancy", "justification"];
+
+/// `POST /v1/tenancy-requests`.
+pub async fn create(
+    State(v1): State<Arc<V1>>,
+    OriginalUri(uri): OriginalUri,
+    Caller(who): Caller,
+    body: Bytes,
+) -> Result<(StatusCode, HeaderMap, Json<RequestView>), Problem> {
+    let path = uri.path();
+    let scope = authorise(&v1, &who, CREATE, path).await?;
+    let body: Value = serde_json::from_slice(&body).map_err(|e| {
+        Problem::new(StatusCode::BAD_REQUEST, "invalid-json", "The body is not JSON")
+            .with_detail(e.to_string())
+            .with_instance(path.to_owned())
+    })?;
+    let Value::Object(members) = &body else {
+        return Err(invalid(
+            vec![FieldError { field: String::new(), detail: "must be a JSON object".into() }],
+            path,
+        ));
+    };
+    let unknown: Vec<FieldError> = members
+        .keys()
+        .filter(|k| !MEMBERS.contains(&k.as_str()))
+        .map(|k| FieldError {
+            field: k.clone(),
+            detail: format!("unknown field; expected {}", MEMBERS.join(", ")),
+        })
+        .collect();
+    if !unknown.is_empty() {
+        return Err(invalid(unknown, path));
+    }
+    let organisation = body.pointer("/tenancy/organisation/id").and_then(Value::as_str).unwrap_or_default();
+    if !organisation.is_empty() && !scope.covers(organisation) {
+        return Err(Problem::new(StatusCode::FORBIDDEN, "forbidden", "Not allowed")
+            .with_detail(format!("you do not act for the organisation {organisation}"))
+            .with_instance(path.to_owned()));
+    }
+    let tenancy_name = body.get("tenancyName").and_then(Value::as_str).unwrap_or_default();
+    let contact =
+        body.pointer("/tenancy/organisation/contactEmail").and_then(Value::as_str).unwrap_or_default();
+    let object = json!({
+        "apiVersion": "commons.dev/v1alpha1",
+        "kind": "TenancyRequest",
+        "metadata": {
+            "generateName": generate_name(tenancy_name),
+            "namespace": v1.requests_namespace,
+            "annotations": {"commons.dev/requested-by": who.user},
+        },
+        "spec": {
+            "requester": {
+                "organisation": organisation,
+                "name": who.display_name.clone().unwrap_or_else(|| who.user.clone()),
+                "email": who.email.clone().unwrap_or_else(|| contact.to_owned()),
+            },
+            "tenancyName": body.get("tenancyName"),
+            "tenancy": body.get("tenancy"),
+            "justification": body.get("justification"),
+        },
+    });
+    let object: DynamicObject = serde_json::from_value(object)
+        .map_err(|e| invalid(vec![FieldError { field: String::new(), detail: e.to_string() }], path))?;
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        client(&v1, path)?,
+        &v1.requests_namespace,
+        &ApiResource::erase::<TenancyRequest>(&()),
+    );
+    let made = api.create(&PostParams::default(), &object).await.map_err(|e| refused(e, path))?;
+    let made: TenancyRequest = serde_json::to_value(made)
+        .and_then(serde_json::from_value)
+        .map_err(|_| unavailable("the cluster answered with an object Commons cannot read", path))?;
+    let name = made.name_any();
+    // The auto-approval policy decides at once when a rule approves: wait a moment for it.
+    let decided = wait_for_decision(&v1, &name).await.unwrap_or_else(|| Arc::new(made.clone()));
+    let estimate = estimate(&v1, &made.spec.tenancy.quota.clone().unwrap_or_default()).await;
+    let mut headers = HeaderMap::new();
+    if let Ok(location) = HeaderValue::from_str(&format!("/v1/tenancy-requests/{name}")) {
+        headers.insert(header::LOCATION, location);
+    }
+    Ok((StatusCode::CREATED, headers, Json(view(&decided, estimate))))
+}
+
+/// `<tenancyName>-` when it is a DNS label short enough, else `request-`.
+fn generate_name(tenancy_name: &str) -> String {
+    let label = !tenancy_name.is_empty()
+        && tenancy_name.len() <= 40
+        && tenancy_name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !tenancy_name.starts_with('-');
+    if label { format!("{tenancy_name}-") } else { "request-".to_owned() }
+}
+
+async fn wait_for_decision(v1: &V1, name: &str) -> Option<Arc<TenancyRequest>> {
+    let deadline = tokio::time::Instant::now() + POLICY_WAIT;
+    loop {
+        let found = v1.requests.state().into_iter().find(|r| {
+            r.name_any() == name && r.namespace().as_deref() == Some(v1.requests_namespace.as_str())
+        });
+        if found.as_ref().is_some_and(|r| r.status.as_ref().is_some_and(|s| s.decision.is_some())) {
+            return found;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `POST /v1/tenancy-requests/{name}/approve`, body `{"reason": "..."}`.
+pub async fn approve(
+    State(v1): State<Arc<V1>>,
+    OriginalUri(uri): OriginalUri,
+    Path(name): Path<String>,
+    Caller(who): Caller,
+    body: Bytes,
+) -> Result<Json<RequestView>, Problem> {
+    decide(&v1, &who, &name, uri.path(), &body, Outcome::Approved).await
+}
+
+/// `POST /v1/tenancy-requests/{name}/deny`, body `{"reason": "..."}`.
+pub async fn deny(
+    State(v1): State<Arc<V1>>,
+    OriginalUri(uri): OriginalUri,
+    Path(name): Path<String>,
+    Caller(who): Caller,
+    body: Bytes,
+) -> Result<Json<RequestView>, Problem> {
+    decide(&v1, &who, &name, uri.path(), &body, Outcome::Denied).await
+}
+
+async fn decide(
+    v1: &V1,
+    who: &crate::auth::Identity,
+    name: &str,
+    path: &str,
+    body: &[u8],
+    outcome: Outcome,
+) -> Result<Json<RequestView>, Problem> {
+    let action = if outcome == Outcome::Approved { APPROVE } else { DENY };
+    let scope = authorise(v1, who, action, path).await?;
+    let r = find(v1, &scope, name, path)?;
+    let reason = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|b| b.get("reason").and_then(Value::as_str).map(str::trim).map(str::to_owned))
+        .unwrap_or_default();
+    if reason.is_empty() || reason.len() > 4096 {
+        let detail = "a decision needs a reason of 1 to 4096 characters, sent as {\"reason\": \"...\"}";
+        return Err(invalid(vec![FieldError { field: "reason".into(), detail: detail.into() }], path));
+    }
+    if let Some(d) = r.status.as_ref().and_then(|s| s.decision.as_ref()) {
+        return Err(conflict(
+            &format!("already {:?} by {}: decisions are final", d.outcome, d.decided_by),
+            path,
+        ));
+    }
+    let decision =
+        Decision { outcome, decided_by: who.user.clone(), decided_at: Time(jiff::Timestamp::now()), reason };
+    let type_ = if outcome == Outcome::Approved { "Approved" } else { "Denied" };
+    let condition = Condition {
+        type_: type_.into(),
+        status: "True".into(),
+        reason: type_.into(),
+        message: format!("{type_} by {}: {}", decision.decided_by, decision.reason),
+        observed_generation: r.metadata.generation,
+        last_transition_time: decision.decided_at.clone(),
+    };
+    // Only if nothing changed since it was read: a concurrent decision makes this one a conflict.
+    let patch = json!({
+        "metadata": {"resourceVersion": r.resource_version()},
+        "status": {"decision": decision, "conditions": [condition]},
+    });
+    let api: Api<TenancyRequest> = Api::namespaced(client(v1, path)?, &v1.requests_namespace);
+    let decided = api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch)).await.map_err(
+        |e| match e {
+            kube::Error::Api(s) if s.code == 409 || s.code == 422 => {
+                conflict("the request was decided or changed meanwhile; decisions are final", path)
+            }
+            other => refused(other, path),
+        },
+    )?;
+    tracing::info!(request = name, by = %who.user, outcome = ?outcome, "tenancy request decided");
+    Ok(Json(view(&decided, None)))
+}
+
+/// `DELETE /v1/tenancy-requests/{name}`: withdraws a pending request; decided ones are kept.
+pub async fn withdraw(
+    State(v1): State<Arc<V1>>,
+    OriginalUri(uri): OriginalUri,
+    Path(name): Path<String>,
+    Caller(who): Caller,
+) -> Result<StatusCode, Problem> {
+    let path = uri.path();
+    let scope = authorise(&v1, &who, WITHDRAW, path).await?;
+    let r = find(&v1, &scope, &name, path)?;
+    if let Some(d) = r.status.as_ref().and_then(|s| s.decision.as_ref()) {
+        return Err(conflict(
+            &format!(
+                "already {:?} by {}: a decided request is kept as the record of the decision",
+                d.outcome, d.decided_by
+            ),
+            path,
+        ));
+    }
+    let api: Api<TenancyRequest> = Api::namespaced(client(&v1, path)?, &v1.requests_namespace);
+    let params = DeleteParams {
+        preconditions: Some(Preconditions { uid: r.uid(), resource_version: r.resource_version() }),
+        ..DeleteParams::default()
+    };
+    api.delete(&name, &params).await.map_err(|e| match e {
+        kube::Error::Api(s) if s.code == 409 => {
+            conflict("the request changed meanwhile (decided?); read it again", path)
+        }
+        kube::Error::Api(s) if s.code == 404 => not_found("tenancy request", path),
+        other => refused(other, path),
+    })?;
+    tracing::info!(request = name, by = %who.user, "tenancy request withdrawn");
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,241 @@
+//! The council journey over HTTP, against the real parts: tokens from the OIDC provider, RBAC in
+//! the local control plane, the TenancyRequest controller and its auto-approval policy
+//! (docs/examples/request-policy.yaml), the Tenancy controller. A council asks for a sandbox and
+//! sees it approved at once and Ready, priced before it runs; asks for a production tenancy that a
+//! platform admin approves; and cannot see, decide or make requests for another organisation.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use commons_e2e::{kubectl, repo_root};
+use serde_json::{Value, json};
+
+fn issuer() -> String {
+    std::env::var("COMMONS_E2E_OIDC_ISSUER").expect("COMMONS_E2E_OIDC_ISSUER is set by e2e/keycloak.sh")
+}
+
+fn api() -> String {
+    format!("http://{}", std::env::var("COMMONS_LISTEN").expect("COMMONS_LISTEN is set by e2e/commons.sh"))
+}
+
+fn token(user: &str) -> String {
+    let out = Command::new("curl")
+        .args(["-sS", "-d", "grant_type=password", "-d", "client_id=commons-e2e"])
+        .args(["-d", &format!("username={user}"), "-d", &format!("password={user}-password")])
+        .arg(format!("{}/protocol/openid-connect/token", issuer()))
+        .output()
+        .unwrap();
+    let body: Value = serde_json::from_slice(&out.stdout).unwrap();
+    body["access_token"].as_str().unwrap_or_else(|| panic!("no token for {user}: {body}")).to_owned()
+}
+
+/// `method path` with `token` and an optional JSON body: status and JSON answer.
+fn call(method: &str, path: &str, token: &str, body: Option<&Value>) -> (u16, Value) {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "-w", "\n%{http_code}", "-X", method, "-H", &format!("Authorization: Bearer {token}")]);
+    if let Some(b) = body {
+        cmd.args(["-H", "Content-Type: application/json", "--data-binary", &b.to_string()]);
+    }
+    let out = cmd.arg(format!("{}{path}", api())).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').unwrap();
+    (status.trim().parse().unwrap(), serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+fn grant_api_roles() {
+    let file = repo_root().join("docs/examples/api-access.yaml");
+    kubectl(&["apply", "--server-side", "--field-manager=commons-examples", "-f", file.to_str().unwrap()])
+        .unwrap();
+}
+
+/// A name no earlier run used.
+fn unique(prefix: &str) -> String {
+    let n =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() % 1_000_000;
+    format!("{prefix}-{n}")
+}
+
+fn request(tenancy: &str, organisation: &str, sandbox_days: Option<i64>, cpu: &str) -> Value {
+    let mut spec = json!({
+        "organisation": {"id": organisation, "displayName": "Northshire County Council", "sector": "local-government",
+                         "costCentre": "NCC-IT-001", "contactEmail": "it@northshire.example.gov.uk"},
+        "classification": "official",
+        "owners": [{"kind": "User", "name": "nora@northshire.example.gov.uk"}],
+        "namespaces": [{"name": "app"}],
+        "quota": {"cpu": cpu, "memory": "4Gi", "storage": "10Gi", "loadBalancers": 0},
+        "deletionProtection": false,
+    });
+    if let Some(days) = sandbox_days {
+        let at = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * days);
+        spec["expiresAt"] = json!(at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string());
+    }
+    json!({"tenancyName": tenancy, "tenancy": spec, "justification": "a place to try the new planning service"})
+}
+
+fn wait_for_state(name: &str, token: &str, state: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let (status, body) = call("GET", &format!("/v1/tenancy-requests/{name}"), token, None);
+        if status == 200 && body["state"] == state {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "{name} never became {state}: {status} {body}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn remove(tenancy: &str) {
+    let _ = kubectl(&["delete", "tenancy", tenancy, "--wait=false", "--ignore-not-found"]);
+}
+
+#[test]
+fn a_council_sandbox_is_priced_approved_by_the_policy_and_ready() {
+    grant_api_roles();
+    let nora = token("nora");
+    let tenancy = unique("sandbox");
+    let (status, made) = call(
+        "POST",
+        "/v1/tenancy-requests",
+        &nora,
+        Some(&request(&tenancy, "northshire-county-council", Some(30), "2")),
+    );
+    assert_eq!(status, 201, "{made}");
+    let name = made["name"].as_str().unwrap().to_owned();
+    assert_eq!(made["requester"]["email"], "nora@northshire.example.gov.uk");
+    let estimate = &made["estimatedMonthlyCost"];
+    assert_eq!(estimate["currency"], "GBP", "{made}");
+    let total: f64 = estimate["total"].as_str().unwrap().parse().unwrap();
+    assert!(total > 0.0, "the quota is priced: {estimate}");
+    assert!(estimate["lines"].as_array().unwrap().iter().any(|l| l["charge"] == "vat"), "{estimate}");
+    assert_eq!(made["decision"]["decidedBy"], "policy:council-sandbox", "decided at once: {made}");
+    assert_eq!(made["state"], "Approved");
+
+    let ready = wait_for_state(&name, &nora, "Ready");
+    assert_eq!(ready["tenancy"], tenancy.as_str());
+    let (status, t) = call("GET", &format!("/v1/tenancies/{tenancy}"), &nora, None);
+    assert_eq!((status, t["state"].as_str()), (200, Some("Ready")), "{t}");
+    let events = kubectl(&[
+        "get",
+        "events",
+        "-n",
+        "commons-requests",
+        "--field-selector",
+        &format!("involvedObject.name={name}"),
+        "-o",
+        "jsonpath={.items[*].reason}",
+    ])
+    .unwrap();
+    assert!(events.contains("Approved") && events.contains("Provisioned"), "{events}");
+    remove(&tenancy);
+}
+
+#[test]
+fn a_platform_admin_decides_once_and_other_organisations_see_nothing() {
+    grant_api_roles();
+    let (nora, sam, pat) = (token("nora"), token("sam"), token("pat"));
+    let tenancy = unique("planning");
+    let (status, made) = call(
+        "POST",
+        "/v1/tenancy-requests",
+        &nora,
+        Some(&request(&tenancy, "northshire-county-council", None, "2")),
+    );
+    assert_eq!(status, 201, "{made}");
+    assert_eq!(made["state"], "Pending", "not a sandbox: no rule approves it: {made}");
+    let name = made["name"].as_str().unwrap().to_owned();
+    let path = format!("/v1/tenancy-requests/{name}");
+
+    // Another council: not found, like a request that does not exist; not in its list.
+    let (status, _) = call("GET", &path, &sam, None);
+    assert_eq!(status, 404);
+    let (_, theirs) = call("GET", "/v1/tenancy-requests", &sam, None);
+    assert!(
+        theirs["items"].as_array().unwrap().iter().all(|r| r["organisation"] != "northshire-county-council"),
+        "{theirs}"
+    );
+    // The requester cannot decide; a reason is required; the admin's decision is final.
+    let reason = json!({"reason": "capacity agreed with the council"});
+    let (status, body) = call("POST", &format!("{path}/approve"), &nora, Some(&reason));
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = call("POST", &format!("{path}/approve"), &pat, Some(&json!({})));
+    assert_eq!((status, body["errors"][0]["field"].as_str()), (422, Some("reason")), "{body}");
+    let (status, body) = call("POST", &format!("{path}/approve"), &pat, Some(&reason));
+    assert_eq!((status, body["state"].as_str()), (200, Some("Approved")), "{body}");
+    assert_eq!(body["decision"]["decidedBy"], "oidc:pat");
+    let (status, body) = call("POST", &format!("{path}/deny"), &pat, Some(&reason));
+    assert_eq!(status, 409, "decisions are final: {body}");
+    let (status, body) = call("DELETE", &path, &nora, None);
+    assert_eq!(status, 409, "a decided request is kept: {body}");
+    wait_for_state(&name, &nora, "Ready");
+    remove(&tenancy);
+}
+
+#[test]
+fn bad_requests_name_each_field_and_make_nothing() {
+    grant_api_roles();
+    let nora = token("nora");
+    let (_, before) = call("GET", "/v1/tenancy-requests", &nora, None);
+    let mut bad = request("Bad_Name", "northshire-county-council", Some(30), "lots");
+    bad["tenancy"]["namespaces"] = json!([]);
+    let (status, body) = call("POST", "/v1/tenancy-requests", &nora, Some(&bad));
+    assert_eq!(status, 422, "{body}");
+    let fields: Vec<&str> =
+        body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    for want in ["tenancyName", "tenancy.quota.cpu", "tenancy.namespaces"] {
+        assert!(fields.contains(&want), "{want} not named: {body}");
+    }
+    let (status, body) =
+        call("POST", "/v1/tenancy-requests", &nora, Some(&json!({"tenancyName": "x", "colour": "red"})));
+    assert_eq!((status, body["errors"][0]["field"].as_str()), (422, Some("colour")), "{body}");
+    let (status, body) = call(
+        "POST",
+        "/v1/tenancy-requests",
+        &nora,
+        Some(&request(&unique("theirs"), "southshire-district-council", Some(30), "1")),
+    );
+    assert_eq!(status, 403, "Nora does not act for Southshire: {body}");
+    let (_, after) = call("GET", "/v1/tenancy-requests", &nora, None);
+    assert_eq!(
+        before["items"].as_array().unwrap().len(),
+        after["items"].as_array().unwrap().len(),
+        "nothing was made"
+    );
+}
+
+#[test]
+fn a_pending_request_can_be_withdrawn_and_a_denied_one_makes_nothing() {
+    grant_api_roles();
+    let (nora, pat) = (token("nora"), token("pat"));
+    let (status, made) = call(
+        "POST",
+        "/v1/tenancy-requests",
+        &nora,
+        Some(&request(&unique("withdrawn"), "northshire-county-council", None, "1")),
+    );
+    assert_eq!(status, 201, "{made}");
+    let path = format!("/v1/tenancy-requests/{}", made["name"].as_str().unwrap());
+    let (status, _) = call("DELETE", &path, &nora, None);
+    assert_eq!(status, 204);
+    let (status, _) = call("GET", &path, &nora, None);
+    assert_eq!(status, 404);
+
+    let tenancy = unique("denied");
+    let (_, made) = call(
+        "POST",
+        "/v1/tenancy-requests",
+        &nora,
+        Some(&request(&tenancy, "northshire-county-council", None, "1")),
+    );
+    let path = format!("/v1/tenancy-requests/{}", made["name"].as_str().unwrap());
+    let (status, body) = call(
+        "POST",
+        &format!("{path}/deny"),
+        &pat,
+        Some(&json!({"reason": "use the shared planning service instead"})),
+    );
+    assert_eq!((status, body["state"].as_str()), (200, Some("Denied")), "{body}");
+    std::thread::sleep(Duration::from_secs(3));
+    let exists = kubectl(&["get", "tenancy", &tenancy, "--ignore-not-found", "-o", "name"]).unwrap();
+    assert!(exists.trim().is_empty(), "a denied request makes no tenancy: {exists}");
+}
