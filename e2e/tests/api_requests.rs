@@ -127,7 +127,14 @@ fn a_council_sandbox_is_priced_approved_by_the_policy_and_ready() {
     ])
     .unwrap();
     assert!(events.contains("Approved") && events.contains("Provisioned"), "{events}");
+    // Deleted on purpose, the tenancy is not made again from the request.
     remove(&tenancy);
+    wait_for_state(&name, &nora, "TenancyDeleted");
+    // Past the next resyncs of the request, which must find it deleted again, not missing.
+    let resync: u64 = std::env::var("COMMONS_RESYNC_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
+    std::thread::sleep(Duration::from_secs(2 * resync + 2));
+    let exists = kubectl(&["get", "tenancy", &tenancy, "--ignore-not-found", "-o", "name"]).unwrap();
+    assert!(exists.trim().is_empty(), "made again: {exists}");
 }
 
 #[test]

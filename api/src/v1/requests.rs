@@ -47,7 +47,8 @@ pub struct RequestView {
     pub requester: Requester,
     /// Why.
     pub justification: String,
-    /// Pending, Denied, Approved (its Tenancy being made) or Ready.
+    /// Pending, Denied, Approved (its Tenancy being made), Ready, or TenancyDeleted (the Tenancy
+    /// it made was deleted since; it is not made again).
     pub state: &'static str,
     /// The decision, once made.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -96,12 +97,13 @@ pub struct RequestList {
 /// How the API shows `r`.
 pub fn view(r: &TenancyRequest, estimate: Option<Estimate>) -> RequestView {
     let status = r.status.clone().unwrap_or_default();
-    let provisioned = status.conditions.iter().any(|c| c.type_ == "Provisioned" && c.status == "True");
-    let state = match status.decision.as_ref().map(|d| d.outcome) {
-        None => "Pending",
-        Some(Outcome::Denied) => "Denied",
-        Some(Outcome::Approved) if provisioned => "Ready",
-        Some(Outcome::Approved) => "Approved",
+    let provisioned = status.conditions.iter().find(|c| c.type_ == "Provisioned");
+    let state = match (status.decision.as_ref().map(|d| d.outcome), provisioned) {
+        (None, _) => "Pending",
+        (Some(Outcome::Denied), _) => "Denied",
+        (Some(Outcome::Approved), Some(c)) if c.status == "True" => "Ready",
+        (Some(Outcome::Approved), Some(c)) if c.reason == "TenancyDeleted" => "TenancyDeleted",
+        (Some(Outcome::Approved), _) => "Approved",
     };
     RequestView {
         name: r.name_any(),

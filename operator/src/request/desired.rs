@@ -47,6 +47,9 @@ pub enum Provisioning {
     },
     /// A Tenancy of that name exists that this request did not make.
     Taken,
+    /// The Tenancy this request made was deleted since: it is never made again (a tenancy is
+    /// deleted on purpose, with its protection lifted first).
+    Gone,
 }
 
 /// The decision on `req`, if there is one.
@@ -59,7 +62,9 @@ pub fn provisioning(req: &TenancyRequest, observed: Option<&Tenancy>) -> Provisi
     if decision(req).map(|d| d.outcome) != Some(Outcome::Approved) {
         return Provisioning::NotApproved;
     }
+    let made_before = req.status.as_ref().is_some_and(|s| s.tenancy.is_some());
     match observed {
+        None if made_before => Provisioning::Gone,
         None => Provisioning::Missing,
         Some(t) if t.annotations().get(FROM_REQUEST) == Some(&key(req)) => {
             let ready = t.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"));
@@ -131,6 +136,17 @@ pub fn status(
             };
             (Some(condition("Provisioned", false, "Provisioning", message, generation)), Some(name.clone()))
         }
+        Provisioning::Gone => (
+            Some(condition(
+                "Provisioned",
+                false,
+                "TenancyDeleted",
+                format!("the Tenancy {name} made from this request was deleted; it is not made again"),
+                generation,
+            )),
+            // Still the record of what the request made: it is what keeps it from being made again.
+            Some(name.clone()),
+        ),
         Provisioning::Taken => (
             Some(condition(
                 "Provisioned",
@@ -162,6 +178,10 @@ mod tests {
         let ours_pending = tenancy_with("sandbox-a", Some("requests/r1"), false);
         let someone_elses = tenancy_with("sandbox-a", None, true);
         let other_request = tenancy_with("sandbox-a", Some("requests/r2"), true);
+        let mut made_before = approved.clone();
+        if let Some(s) = made_before.status.as_mut() {
+            s.tenancy = Some("sandbox-a".into());
+        }
         let table = [
             ("pending", &pending, None, Provisioning::NotApproved),
             ("denied", &denied, Some(&ours_ready), Provisioning::NotApproved),
@@ -180,6 +200,7 @@ mod tests {
             ),
             ("a tenancy not from a request", &approved, Some(&someone_elses), Provisioning::Taken),
             ("a tenancy from another request", &approved, Some(&other_request), Provisioning::Taken),
+            ("made once, deleted since", &made_before, None, Provisioning::Gone),
         ];
         for (name, req, observed, want) in table {
             assert_eq!(provisioning(req, observed), want, "{name}");
@@ -198,6 +219,11 @@ mod tests {
         assert_eq!(types, [("Approved", "True", "Approved"), ("Provisioned", "True", "Ready")]);
         let s = status(&approved, d.as_ref(), &Provisioning::Taken);
         assert_eq!((s.tenancy, s.conditions[1].reason.as_str()), (None, "NameTaken"));
+        // Gone, the status still names it: the next reconcile must see Gone again, not Missing.
+        let mut gone = approved.clone();
+        gone.status = Some(status(&approved, d.as_ref(), &Provisioning::Gone));
+        assert_eq!(gone.status.as_ref().unwrap().tenancy.as_deref(), Some("sandbox-a"));
+        assert_eq!(provisioning(&gone, None), Provisioning::Gone);
         let pending = request("r1", "sandbox-a", None);
         assert_eq!(status(&pending, None, &Provisioning::NotApproved), TenancyRequestStatus::default());
     }

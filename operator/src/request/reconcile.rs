@@ -93,7 +93,9 @@ pub async fn reconcile(req: Arc<TenancyRequest>, ctx: Arc<Context>) -> Result<Ac
         crate::apply::write_status(&api, &req.name_any(), req.status.as_ref(), &status).await?;
     }
     Ok(match provisioning {
-        Provisioning::Made { ready: true, .. } | Provisioning::NotApproved => Action::requeue(ctx.resync),
+        Provisioning::Made { ready: true, .. } | Provisioning::NotApproved | Provisioning::Gone => {
+            Action::requeue(ctx.resync)
+        }
         _ => Action::requeue(std::time::Duration::from_secs(5)),
     })
 }
