@@ -71,13 +71,31 @@ fn writes() -> f64 {
     operator_metric("commons_apiserver_writes_total").unwrap()
 }
 
-/// Waits (up to two minutes) until the operator has written nothing for ten seconds.
-async fn quiet() {
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+/// Waits (up to three minutes) until nothing Commons manages is being deleted (a namespace still
+/// terminating changes its tenancy's status when it goes, whenever that is) and the operator has
+/// then written nothing for ten seconds.
+async fn quiet(client: &Client) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    let selector = ListParams::default().labels("commons.dev/tenancy");
+    loop {
+        let namespaces = Api::<Namespace>::all(client.clone()).list(&selector).await.unwrap().items;
+        let tenancies = Api::<Tenancy>::all(client.clone()).list(&ListParams::default()).await.unwrap().items;
+        let going: Vec<String> = namespaces
+            .iter()
+            .map(|n| (n.metadata.deletion_timestamp.is_some(), n.name_any()))
+            .chain(tenancies.iter().map(|t| (t.metadata.deletion_timestamp.is_some(), t.name_any())))
+            .filter_map(|(deleting, name)| deleting.then_some(name))
+            .collect();
+        if going.is_empty() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "still being deleted after three minutes: {going:?}");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
     let mut last = writes();
     let mut since = std::time::Instant::now();
     while since.elapsed() < Duration::from_secs(10) {
-        assert!(std::time::Instant::now() < deadline, "the operator kept writing for two minutes");
+        assert!(std::time::Instant::now() < deadline, "the operator kept writing for three minutes");
         tokio::time::sleep(Duration::from_secs(1)).await;
         let now = writes();
         if now != last {
@@ -106,7 +124,7 @@ async fn an_idle_tenancy_is_never_written_across_resyncs_and_an_operator_restart
     // Let any reconcile triggered by our own writes settle, and whatever the tests before this one
     // left in motion (namespaces still terminating, finalizers being removed) finish: the counter
     // below is the whole operator's.
-    quiet().await;
+    quiet(&client).await;
     let before = resource_versions(&client, "e2e-idle").await;
     assert_eq!(before.len(), 1 + 2 * 5, "the Tenancy and 5 objects in each of 2 namespaces: {before:?}");
 
@@ -129,6 +147,13 @@ async fn an_idle_tenancy_is_never_written_across_resyncs_and_an_operator_restart
     assert_eq!(resource_versions(&client, "e2e-idle").await, before);
 
     // A restart re-reads everything and reconciles every tenancy: still nothing written.
+    let versions = || async {
+        let all = Api::<Tenancy>::all(client.clone()).list(&ListParams::default()).await.unwrap().items;
+        all.into_iter()
+            .map(|t| (t.name_any(), t.resource_version().unwrap_or_default()))
+            .collect::<BTreeMap<_, _>>()
+    };
+    let tenancies_before = versions().await;
     operator("restart").unwrap();
     wait_for("the restarted operator reconciles", Duration::from_secs(60), || async {
         (reconciles() >= 1.0).then_some(())
@@ -136,11 +161,17 @@ async fn an_idle_tenancy_is_never_written_across_resyncs_and_an_operator_restart
     .await
     .unwrap();
     tokio::time::sleep(Duration::from_secs(12)).await;
+    let tenancies_after = versions().await;
     assert_eq!(
         writes(),
         0.0,
-        "the restarted operator wrote to the apiserver: {:?}",
-        operator_samples("commons_apiserver_writes_total").unwrap()
+        "the restarted operator wrote to the apiserver: {:?}; tenancies changed: {:?}",
+        operator_samples("commons_apiserver_writes_total").unwrap(),
+        tenancies_after
+            .iter()
+            .filter(|(n, v)| tenancies_before.get(*n) != Some(v))
+            .map(|(n, _)| n)
+            .collect::<Vec<_>>()
     );
     assert_eq!(resource_versions(&client, "e2e-idle").await, before);
 

@@ -119,19 +119,28 @@ pub struct Loaded {
 /// cards it closed with), an open one's priced now with the cluster's rate cards (a month still
 /// running, until now).
 pub async fn load(period: &str, ledger_url: &str) -> Result<Loaded> {
+    let ledger = Ledger::open_to_read(ledger_url)?;
+    let loaded = load_from(&ledger, period, cluster_tariff()).await;
+    ledger.close().await;
+    loaded
+}
+
+/// A period's charge lines from `ledger`: a closed period's as stored (with the cards it closed
+/// with), an open one's priced now with `open_tariff` (a month still running, until now).
+pub async fn load_from(
+    ledger: &Ledger,
+    period: &str,
+    open_tariff: impl std::future::Future<Output = Result<Tariff>>,
+) -> Result<Loaded> {
     let month = Month::parse(period)?;
     let now = Timestamp::from_millisecond(Timestamp::now().as_millisecond()).unwrap_or(month.until);
     let until = month.until.min(now);
     if until <= month.from {
         return Err(Error::Invalid(format!("--period {period}: the month has not begun")));
     }
-    let ledger = Ledger::open_to_read(ledger_url)?;
     let closed = ledger.is_closed(period).await?;
-    let tariff =
-        if closed { periods::closed_tariff(&ledger, period).await? } else { cluster_tariff().await? };
-    let loaded = periods::lines(&ledger, &month, until, &tariff).await;
-    ledger.close().await;
-    let (lines, record) = loaded?;
+    let tariff = if closed { periods::closed_tariff(ledger, period).await? } else { open_tariff.await? };
+    let (lines, record) = periods::lines(ledger, &month, until, &tariff).await?;
     let currency = match &record {
         Some(p) => p.currency.clone(),
         None => tariff.cards.first().map(|c| c.currency.clone()).unwrap_or_default(),

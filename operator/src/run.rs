@@ -170,6 +170,10 @@ pub async fn run(settings: Settings) -> Result<()> {
         requests: api_requests,
         requests_namespace: settings.api.requests_namespace.clone(),
         forecaster: std::sync::Arc::new(crate::api_settings::ClusterForecast(client.clone())),
+        usage: std::sync::Arc::new(crate::api_usage::LedgerUsage {
+            ledger: ledger.clone(),
+            client: client.clone(),
+        }),
         client: Some(client.clone()),
     });
     if let Err(e) =

@@ -4,6 +4,7 @@
 
 pub mod requests;
 pub mod tenancies;
+pub mod usage;
 pub mod whoami;
 
 use std::sync::Arc;
@@ -90,6 +91,8 @@ pub struct V1 {
     pub requests_namespace: String,
     /// Prices quotas.
     pub forecaster: Arc<dyn Forecaster>,
+    /// Usage and reports from the ledger.
+    pub usage: Arc<dyn usage::UsageSource>,
     /// Writes to the cluster (TenancyRequests and their decisions), as Commons.
     pub client: Option<kube::Client>,
     /// `commons_api_authentication_failures_total{reason}`.
@@ -126,6 +129,7 @@ pub fn router(v1: Arc<V1>) -> Router {
         .route("/v1/whoami", get(whoami::whoami))
         .route("/v1/tenancies", get(tenancies::list))
         .route("/v1/tenancies/{name}", get(tenancies::get))
+        .route("/v1/usage", get(usage::usage))
         .route("/v1/tenancy-requests", get(requests::list).post(requests::create))
         .route("/v1/tenancy-requests/{name}", get(requests::get).delete(requests::withdraw))
         .route("/v1/tenancy-requests/{name}/approve", axum::routing::post(requests::approve))

@@ -53,6 +53,17 @@ impl SpendSource for NoSpend {
 }
 
 #[derive(Debug)]
+struct NoUsage;
+
+impl usage::UsageSource for NoUsage {
+    fn usage(&self, q: usage::UsageQuery) -> BoxFuture<'_, Result<usage::UsageDocument, usage::UsageError>> {
+        // Says whose lines it was asked for, so the tests see the scope the route passed.
+        let report = serde_json::json!({"period": q.period, "lines": q.organisations.clone().unwrap_or_else(|| vec!["*".into()])});
+        Box::pin(async move { Ok(usage::UsageDocument::Json { closed: true, report }) })
+    }
+}
+
+#[derive(Debug)]
 struct NoForecast;
 
 impl Forecaster for NoForecast {
@@ -114,6 +125,8 @@ fn world() -> World {
         grants.0.insert(("commons:apikey:finance-central".into(), verb, "tenancies"));
     }
     grants.0.insert(("commons:apikey:finance-central".into(), "list", "organisations"));
+    grants.0.insert(("commons:apikey:requester".into(), "get", "usage"));
+    grants.0.insert(("commons:apikey:finance-central".into(), "get", "usage"));
     let mut writer: Writer<Tenancy> = Writer::default();
     let store = writer.as_reader();
     writer.apply_watcher_event(&watcher::Event::Init);
@@ -131,6 +144,7 @@ fn world() -> World {
         requests: Writer::<TenancyRequest>::default().as_reader(),
         requests_namespace: "commons-requests".into(),
         forecaster: Arc::new(NoForecast),
+        usage: Arc::new(NoUsage),
         client: None,
     };
     World { app: router(Arc::new(v1)), keys }
@@ -201,4 +215,43 @@ async fn whoami_says_who_and_with_what_scope() {
     assert_eq!(me["credential"], "api-key");
     let (_, me) = call(&w.app, Some(&w.keys["north-requester"]), "/v1/whoami").await;
     assert_eq!(me["allOrganisations"], false);
+}
+
+async fn call_with(
+    app: &axum::Router,
+    key: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> axum::response::Response {
+    let mut request = Request::get(path).header("authorization", format!("Bearer {key}"));
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    app.clone().oneshot(request.body(Body::empty()).unwrap()).await.unwrap()
+}
+
+#[tokio::test]
+async fn usage_is_scoped_paginated_tagged_and_negotiated() {
+    let w = world();
+    let (status, own) = call(&w.app, Some(&w.keys["north-requester"]), "/v1/usage?period=2026-11").await;
+    assert_eq!((status, own["lines"].clone()), (StatusCode::OK, serde_json::json!(["north"])));
+    let (_, all) = call(&w.app, Some(&w.keys["central"]), "/v1/usage?period=2026-11&limit=1").await;
+    assert_eq!(all["lines"], serde_json::json!(["*"]));
+    assert_eq!(all["next"], serde_json::Value::Null);
+
+    let first = call_with(&w.app, &w.keys["central"], "/v1/usage?period=2026-11", &[]).await;
+    let tag = first.headers()["etag"].to_str().unwrap().to_owned();
+    let again =
+        call_with(&w.app, &w.keys["central"], "/v1/usage?period=2026-11", &[("if-none-match", &tag)]).await;
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+    let png =
+        call_with(&w.app, &w.keys["central"], "/v1/usage?period=2026-11", &[("accept", "image/png")]).await;
+    assert_eq!(png.status(), StatusCode::NOT_ACCEPTABLE);
+    let (status, body) = call(&w.app, Some(&w.keys["central"]), "/v1/usage").await;
+    assert_eq!(
+        (status, body["errors"][0]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("period"))
+    );
+    let (status, _) = call(&w.app, Some(&w.keys["nobody"]), "/v1/usage?period=2026-11").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "finance without a usage grant in this world");
 }

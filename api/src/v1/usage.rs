@@ -1,0 +1,278 @@
+//! `GET /v1/usage`: a month's spend from the ledger, for the caller's organisations (every
+//! organisation's, and the platform's unallocated capacity, with `list organisations`), grouped
+//! `by` tenancy, organisation, sector, cost centre or service; JSON (cursor-paginated), CSV or FOCUS
+//! by `Accept`. A closed month never changes, so its answer is the same bytes on every call, with a
+//! strong ETag (and `304` for `If-None-Match`).
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{OriginalUri, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use futures::future::BoxFuture;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{Caller, Scope, V1, authorise};
+use crate::authz::Action;
+use crate::problem::{FieldError, Problem};
+
+const GET: Action = Action { verb: "get", resource: "usage" };
+
+/// FOCUS (FinOps Open Cost and Usage Specification) as CSV.
+pub const FOCUS_CSV: &str = "application/vnd.finops.focus+csv";
+
+/// What is asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsageFormat {
+    /// The report as JSON.
+    Json,
+    /// The report as CSV.
+    Csv,
+    /// FOCUS rows as CSV (`by` does not apply).
+    Focus,
+}
+
+/// A usage question.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageQuery {
+    /// `YYYY-MM`.
+    pub period: String,
+    /// tenancy, organisation, sector, cost-centre or service.
+    pub by: String,
+    /// Only these organisations' lines; `None`: every line.
+    pub organisations: Option<Vec<String>>,
+    /// The format.
+    pub format: UsageFormat,
+}
+
+/// The answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UsageDocument {
+    /// The report as JSON (`lines` is paginated by the route).
+    Json {
+        /// Whether the month is closed.
+        closed: bool,
+        /// The report.
+        report: Value,
+    },
+    /// CSV or FOCUS text.
+    Text {
+        /// Whether the month is closed.
+        closed: bool,
+        /// The text.
+        body: Vec<u8>,
+    },
+}
+
+/// Why no usage can be given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UsageError {
+    /// A query parameter is wrong.
+    #[error("{field}: {detail}")]
+    Invalid {
+        /// The parameter.
+        field: &'static str,
+        /// Why.
+        detail: String,
+    },
+    /// The ledger or the cluster cannot be read.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// Where usage comes from (the ledger and the metering code, in the `commons` binary).
+pub trait UsageSource: Send + Sync + std::fmt::Debug {
+    /// The usage asked for.
+    fn usage(&self, query: UsageQuery) -> BoxFuture<'_, Result<UsageDocument, UsageError>>;
+}
+
+/// The query string.
+#[derive(Debug, Deserialize)]
+pub struct Params {
+    /// `YYYY-MM`.
+    period: Option<String>,
+    /// The grouping (default tenancy).
+    by: Option<String>,
+    /// JSON: lines per page (default 1000, at most 10000).
+    limit: Option<usize>,
+    /// JSON: where the page starts (the `next` of the page before).
+    cursor: Option<String>,
+}
+
+/// The format `Accept` asks for; `None` when it accepts none Commons gives.
+pub fn negotiate(headers: &HeaderMap) -> Option<UsageFormat> {
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return Some(UsageFormat::Json);
+    };
+    let mut ranges: Vec<(f32, &str)> = accept
+        .split(',')
+        .filter_map(|part| {
+            let mut pieces = part.split(';').map(str::trim);
+            let media = pieces.next()?;
+            let q =
+                pieces.find_map(|p| p.strip_prefix("q=")).and_then(|q| q.parse::<f32>().ok()).unwrap_or(1.0);
+            (q > 0.0).then_some((q, media))
+        })
+        .collect();
+    ranges.sort_by(|a, b| b.0.total_cmp(&a.0));
+    ranges.into_iter().find_map(|(_, media)| match media {
+        "application/json" | "application/*" | "*/*" => Some(UsageFormat::Json),
+        "text/csv" | "text/*" => Some(UsageFormat::Csv),
+        FOCUS_CSV => Some(UsageFormat::Focus),
+        _ => None,
+    })
+}
+
+fn invalid(field: &str, detail: &str, path: &str) -> Problem {
+    Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-request", "The request is not valid")
+        .with_detail(format!("{field}: {detail}"))
+        .with_errors(vec![FieldError { field: field.to_owned(), detail: detail.to_owned() }])
+        .with_instance(path.to_owned())
+}
+
+/// A cursor: the offset of the page's first line, opaque to clients.
+fn cursor(offset: usize) -> String {
+    URL_SAFE_NO_PAD.encode(format!("lines:{offset}"))
+}
+
+fn offset(cursor: &str) -> Option<usize> {
+    let text = String::from_utf8(URL_SAFE_NO_PAD.decode(cursor).ok()?).ok()?;
+    text.strip_prefix("lines:")?.parse().ok()
+}
+
+/// A strong ETag: the SHA-256 of the bytes sent.
+fn etag(body: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, body);
+    let hex: String = digest.as_ref().iter().take(16).map(|b| format!("{b:02x}")).collect();
+    format!("\"{hex}\"")
+}
+
+/// `GET /v1/usage`.
+pub async fn usage(
+    State(v1): State<Arc<V1>>,
+    OriginalUri(uri): OriginalUri,
+    Query(params): Query<Params>,
+    headers: HeaderMap,
+    Caller(who): Caller,
+) -> Result<Response, Problem> {
+    let path = uri.path();
+    let scope = authorise(&v1, &who, GET, path).await?;
+    let format = negotiate(&headers).ok_or_else(|| {
+        Problem::new(StatusCode::NOT_ACCEPTABLE, "not-acceptable", "No acceptable format")
+            .with_detail(format!("usage is served as application/json, text/csv or {FOCUS_CSV}"))
+            .with_instance(path.to_owned())
+    })?;
+    let period = params.period.ok_or_else(|| invalid("period", "required, YYYY-MM", path))?;
+    let limit = params.limit.unwrap_or(1000);
+    if limit == 0 || limit > 10_000 {
+        return Err(invalid("limit", "from 1 to 10000", path));
+    }
+    let start = match params.cursor.as_deref() {
+        None => 0,
+        Some(c) => offset(c).ok_or_else(|| invalid("cursor", "not a cursor this API gave", path))?,
+    };
+    let query = UsageQuery {
+        period,
+        by: params.by.unwrap_or_else(|| "tenancy".to_owned()),
+        organisations: match scope {
+            Scope::All => None,
+            Scope::Own(own) => Some(own),
+        },
+        format,
+    };
+    let document = v1.usage.usage(query).await.map_err(|e| match e {
+        UsageError::Invalid { field, detail } => invalid(field, &detail, path),
+        UsageError::Unavailable(reason) => {
+            tracing::warn!(%reason, "usage cannot be read");
+            Problem::new(StatusCode::SERVICE_UNAVAILABLE, "usage-unavailable", "Usage cannot be read now")
+                .with_detail("the ledger cannot be read; try again shortly")
+                .with_instance(path.to_owned())
+        }
+    })?;
+    let (closed, content_type, body) = match document {
+        UsageDocument::Text { closed, body } => {
+            let media = if format == UsageFormat::Focus { FOCUS_CSV } else { "text/csv" };
+            (closed, format!("{media}; charset=utf-8"), body)
+        }
+        UsageDocument::Json { closed, mut report } => {
+            let lines =
+                report.get_mut("lines").and_then(Value::as_array_mut).map(std::mem::take).unwrap_or_default();
+            if start > lines.len() {
+                return Err(invalid("cursor", "beyond the last line", path));
+            }
+            let end = (start + limit).min(lines.len());
+            report["lines"] = Value::Array(lines[start..end].to_vec());
+            report["next"] = if end < lines.len() { Value::String(cursor(end)) } else { Value::Null };
+            let body = serde_json::to_vec(&report).unwrap_or_default();
+            (closed, "application/json".to_owned(), body)
+        }
+    };
+    let tag = etag(&body);
+    let mut response = if closed
+        && headers
+            .get(header::IF_NONE_MATCH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.split(',').any(|t| t.trim() == tag || t.trim() == "*"))
+    {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let mut r = Response::new(Body::from(body));
+        if let Ok(v) = HeaderValue::from_str(&content_type) {
+            r.headers_mut().insert(header::CONTENT_TYPE, v);
+        }
+        r
+    };
+    let h = response.headers_mut();
+    h.insert(header::VARY, HeaderValue::from_static("Accept, Authorization"));
+    if closed {
+        // A closed month never changes: the same bytes, the same strong tag, every time.
+        if let Ok(v) = HeaderValue::from_str(&tag) {
+            h.insert(header::ETAG, v);
+        }
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=86400"));
+    } else {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    }
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accept(value: &str) -> Option<UsageFormat> {
+        let mut h = HeaderMap::new();
+        h.insert(header::ACCEPT, HeaderValue::from_str(value).unwrap());
+        negotiate(&h)
+    }
+
+    #[test]
+    fn the_format_follows_accept_with_its_weights() {
+        assert_eq!(negotiate(&HeaderMap::new()), Some(UsageFormat::Json));
+        assert_eq!(accept("text/csv"), Some(UsageFormat::Csv));
+        assert_eq!(accept(FOCUS_CSV), Some(UsageFormat::Focus));
+        assert_eq!(accept("text/csv;q=0.5, application/json"), Some(UsageFormat::Json));
+        assert_eq!(accept("application/json;q=0.1, text/csv"), Some(UsageFormat::Csv));
+        assert_eq!(accept("*/*"), Some(UsageFormat::Json));
+        assert_eq!(accept("image/png"), None);
+        assert_eq!(accept("text/csv;q=0"), None);
+    }
+
+    #[test]
+    fn cursors_round_trip_and_others_are_refused() {
+        assert_eq!(offset(&cursor(1234)), Some(1234));
+        assert_eq!(offset("bm9wZQ"), None);
+        assert_eq!(offset("!!"), None);
+    }
+
+    #[test]
+    fn the_etag_is_strong_and_follows_the_bytes() {
+        assert_eq!(etag(b"a"), etag(b"a"));
+        assert_ne!(etag(b"a"), etag(b"b"));
+        assert!(etag(b"a").starts_with('"'));
+    }
+}

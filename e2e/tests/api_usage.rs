@@ -1,0 +1,199 @@
+//! The finance journey over HTTP, against the running operator's ledger: a finance user's token
+//! from the OIDC provider and an API key for a finance system; the month so far as JSON, CSV and
+//! FOCUS, only the caller's organisation unless RBAC grants every organisation; a closed month the
+//! same bytes on every call, with a strong ETag.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
+
+use std::process::Command;
+
+use commons_e2e::{commons, kubectl, repo_root};
+use serde_json::Value;
+
+fn issuer() -> String {
+    std::env::var("COMMONS_E2E_OIDC_ISSUER").expect("COMMONS_E2E_OIDC_ISSUER is set by e2e/keycloak.sh")
+}
+
+fn api() -> String {
+    format!("http://{}", std::env::var("COMMONS_LISTEN").expect("COMMONS_LISTEN is set by e2e/commons.sh"))
+}
+
+fn ledger() -> String {
+    std::env::var("COMMONS_LEDGER").expect("COMMONS_LEDGER is set by e2e/commons.sh")
+}
+
+fn token(user: &str) -> String {
+    let out = Command::new("curl")
+        .args(["-sS", "-d", "grant_type=password", "-d", "client_id=commons-e2e"])
+        .args(["-d", &format!("username={user}"), "-d", &format!("password={user}-password")])
+        .arg(format!("{}/protocol/openid-connect/token", issuer()))
+        .output()
+        .unwrap();
+    let body: Value = serde_json::from_slice(&out.stdout).unwrap();
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+/// GET `path` with `credential` and extra headers: status, headers (lower case), body.
+fn get(path: &str, credential: &str, headers: &[&str]) -> (u16, String, String) {
+    let mut cmd = Command::new("curl");
+    cmd.args([
+        "-sS",
+        "-D",
+        "-",
+        "-w",
+        "\n%{http_code}",
+        "-H",
+        &format!("Authorization: Bearer {credential}"),
+    ]);
+    for h in headers {
+        cmd.args(["-H", h]);
+    }
+    let out = cmd.arg(format!("{}{path}", api())).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (rest, status) = text.rsplit_once('\n').unwrap();
+    let (head, body) = rest.split_once("\r\n\r\n").unwrap_or((rest, ""));
+    (status.trim().parse().unwrap(), head.to_lowercase(), body.to_owned())
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| l.strip_prefix(&format!("{name}: "))).map(str::trim)
+}
+
+fn grant_api_roles() {
+    let file = repo_root().join("docs/examples/api-access.yaml");
+    kubectl(&["apply", "--server-side", "--field-manager=commons-examples", "-f", file.to_str().unwrap()])
+        .unwrap();
+}
+
+fn this_month() -> String {
+    jiff::Timestamp::now().strftime("%Y-%m").to_string()
+}
+
+fn decimal(s: &str) -> f64 {
+    s.parse().unwrap_or_else(|_| panic!("{s:?} is not a decimal"))
+}
+
+#[test]
+fn finance_sees_its_own_organisation_in_json_csv_and_focus_with_one_total() {
+    grant_api_roles();
+    let finn = token("finn");
+    let month = this_month();
+    let path = format!("/v1/usage?period={month}&by=organisation");
+    let (status, head, body) = get(&path, &finn, &[]);
+    assert_eq!(status, 200, "{body}");
+    assert!(header(&head, "content-type").is_some_and(|c| c.starts_with("application/json")), "{head}");
+    assert!(
+        header(&head, "cache-control").is_some_and(|c| c.contains("no-store")),
+        "an open month changes: {head}"
+    );
+    let report: Value = serde_json::from_str(&body).unwrap();
+    let groups: Vec<&str> =
+        report["lines"].as_array().unwrap().iter().map(|l| l["group"].as_str().unwrap()).collect();
+    assert!(!groups.is_empty(), "the example tenancies have run since the meter started: {report}");
+    assert!(groups.iter().all(|g| *g == "northshire-county-council"), "only Northshire: {groups:?}");
+    let total = decimal(report["total"].as_str().unwrap());
+    let summed: f64 =
+        report["lines"].as_array().unwrap().iter().map(|l| decimal(l["amount"].as_str().unwrap())).sum();
+    assert!((total - summed).abs() < 1e-9, "{total} vs {summed}");
+
+    let (status, head, csv) = get(&path, &finn, &["Accept: text/csv"]);
+    assert_eq!(status, 200);
+    assert!(header(&head, "content-type").is_some_and(|c| c.starts_with("text/csv")), "{head}");
+    assert!(csv.starts_with("group,organisation_name,charge,"), "{csv}");
+    assert!(csv.lines().skip(1).all(|l| l.starts_with("northshire-county-council,")), "{csv}");
+
+    let (status, _, focus) =
+        get(&format!("/v1/usage?period={month}"), &finn, &["Accept: application/vnd.finops.focus+csv"]);
+    assert_eq!(status, 200, "{focus}");
+    let mut rows = focus.lines();
+    let columns: Vec<&str> = rows.next().unwrap().split(',').collect();
+    let billed = columns.iter().position(|c| *c == "BilledCost").unwrap();
+    let account = columns.iter().position(|c| *c == "BillingAccountId").unwrap();
+    let mut focus_total = 0.0;
+    for row in rows {
+        // Descriptions may hold quoted commas; the first columns never do.
+        let cells: Vec<&str> = row.split(',').collect();
+        assert_eq!(cells[account], "northshire-county-council", "{row}");
+        focus_total += decimal(cells[billed]);
+    }
+    // The lines time-bound at "now" move between calls: a few pence at most.
+    assert!((focus_total - total).abs() < 0.05, "FOCUS {focus_total} against the report's {total}");
+
+    let (status, _, _) = get(&path, &finn, &["Accept: image/png"]);
+    assert_eq!(status, 406);
+}
+
+#[test]
+fn central_finance_sees_every_organisation_and_the_platforms_unallocated_capacity() {
+    grant_api_roles();
+    let cara = token("cara");
+    let (status, _, body) =
+        get(&format!("/v1/usage?period={}&by=organisation&limit=2", this_month()), &cara, &[]);
+    assert_eq!(status, 200, "{body}");
+    let mut report: Value = serde_json::from_str(&body).unwrap();
+    let mut groups: Vec<String> = Vec::new();
+    let mut pages = 0;
+    loop {
+        pages += 1;
+        assert!(report["lines"].as_array().unwrap().len() <= 2);
+        groups.extend(
+            report["lines"].as_array().unwrap().iter().map(|l| l["group"].as_str().unwrap().to_owned()),
+        );
+        let Some(next) = report["next"].as_str() else { break };
+        let (status, _, body) = get(
+            &format!("/v1/usage?period={}&by=organisation&limit=2&cursor={next}", this_month()),
+            &cara,
+            &[],
+        );
+        assert_eq!(status, 200, "{body}");
+        report = serde_json::from_str(&body).unwrap();
+    }
+    groups.dedup();
+    assert!(pages > 1, "paginated");
+    assert!(groups.len() >= 3, "every organisation: {groups:?}");
+    assert!(groups.iter().any(|g| g == "(unallocated capacity)"), "{groups:?}");
+}
+
+#[test]
+fn a_closed_month_is_the_same_bytes_every_time_for_a_finance_systems_api_key() {
+    grant_api_roles();
+    let (year, month) = this_month()
+        .split_once('-')
+        .map(|(y, m)| (y.parse::<i32>().unwrap(), m.parse::<u32>().unwrap()))
+        .unwrap();
+    let previous = if month == 1 { format!("{}-12", year - 1) } else { format!("{year}-{:02}", month - 1) };
+    // Closed by the operator itself after --close-after-days, or now.
+    if let Err(e) = commons(&["ledger", "close", &previous, "--ledger", &ledger()]) {
+        assert!(e.to_string().contains("closed already"), "{e}");
+    }
+    let made = commons(&[
+        "apikey",
+        "create",
+        "--organisation",
+        "northshire-county-council",
+        "--role",
+        "finance",
+        "--expires",
+        "1h",
+        "--description",
+        "nightly FOCUS (e2e)",
+        "--ledger",
+        &ledger(),
+    ])
+    .unwrap();
+    let key = made.lines().next().unwrap().trim().to_owned();
+    let path = format!("/v1/usage?period={previous}");
+    for accept in ["Accept: application/json", "Accept: text/csv", "Accept: application/vnd.finops.focus+csv"]
+    {
+        let (status, head, first) = get(&path, &key, &[accept]);
+        assert_eq!(status, 200, "{accept}: {first}");
+        let (_, head_again, again) = get(&path, &key, &[accept]);
+        assert_eq!(first, again, "{accept}: a closed month is the same bytes");
+        let tag = header(&head, "etag").unwrap_or_else(|| panic!("{accept}: no ETag: {head}"));
+        assert!(!tag.starts_with("w/"), "a strong ETag: {tag}");
+        assert_eq!(Some(tag), header(&head_again, "etag"));
+        let (status, _, body) = get(&path, &key, &[accept, &format!("If-None-Match: {tag}")]);
+        assert_eq!((status, body.as_str()), (304, ""), "{accept}");
+    }
+    let id = key.strip_prefix("cmk_").unwrap().split('_').next().unwrap().to_owned();
+    commons(&["apikey", "revoke", &id, "--ledger", &ledger()]).unwrap();
+}
