@@ -32,7 +32,15 @@ fn token(user: &str) -> String {
 
 /// `method path` with `token` and an optional JSON body: status and JSON answer.
 fn call(method: &str, path: &str, token: &str, body: Option<&Value>) -> (u16, Value) {
+    call_with(method, path, token, body, &[])
+}
+
+/// The same, with extra headers.
+fn call_with(method: &str, path: &str, token: &str, body: Option<&Value>, headers: &[&str]) -> (u16, Value) {
     let mut cmd = Command::new("curl");
+    for h in headers {
+        cmd.args(["-H", h]);
+    }
     cmd.args(["-sS", "-w", "\n%{http_code}", "-X", method, "-H", &format!("Authorization: Bearer {token}")]);
     if let Some(b) = body {
         cmd.args(["-H", "Content-Type: application/json", "--data-binary", &b.to_string()]);
@@ -252,4 +260,60 @@ fn a_pending_request_can_be_withdrawn_and_a_denied_one_makes_nothing() {
     std::thread::sleep(Duration::from_secs(3));
     let exists = kubectl(&["get", "tenancy", &tenancy, "--ignore-not-found", "-o", "name"]).unwrap();
     assert!(exists.trim().is_empty(), "a denied request makes no tenancy: {exists}");
+}
+
+#[test]
+fn a_retried_create_makes_one_request_and_every_change_is_in_the_audit_record() {
+    grant_api_roles();
+    let (nora, pat) = (token("nora"), token("pat"));
+    let tenancy = unique("retried");
+    let body = request(&tenancy, "northshire-county-council", None, "1");
+    let key = format!("Idempotency-Key: {}", unique("key"));
+    let (first, made) = call_with("POST", "/v1/tenancy-requests", &nora, Some(&body), &[&key]);
+    let (again, replayed) = call_with("POST", "/v1/tenancy-requests", &nora, Some(&body), &[&key]);
+    assert_eq!((first, again), (201, 201), "{made} {replayed}");
+    assert_eq!(made["name"], replayed["name"], "the retry is answered with the first request");
+    let (status, _) = call_with(
+        "POST",
+        "/v1/tenancy-requests",
+        &nora,
+        Some(&request(&tenancy, "northshire-county-council", None, "2")),
+        &[&key],
+    );
+    assert_eq!(status, 422, "the key was used for another body");
+    let (_, all) = call("GET", "/v1/tenancy-requests", &pat, None);
+    let same: Vec<&Value> =
+        all["items"].as_array().unwrap().iter().filter(|r| r["tenancyName"] == tenancy.as_str()).collect();
+    assert_eq!(same.len(), 1, "one request made: {same:?}");
+
+    let name = made["name"].as_str().unwrap();
+    let (status, _) = call("DELETE", &format!("/v1/tenancy-requests/{name}"), &nora, None);
+    assert_eq!(status, 204);
+    // The platform admin reads the record; a council may not.
+    let (status, _) = call("GET", "/v1/audit", &nora, None);
+    assert_eq!(status, 403);
+    let mut records: Vec<Value> = Vec::new();
+    let mut after = 0;
+    loop {
+        let (status, page) = call("GET", &format!("/v1/audit?after={after}&limit=1000"), &pat, None);
+        assert_eq!(status, 200, "{page}");
+        records.extend(page["items"].as_array().unwrap().iter().cloned());
+        match page["next"].as_i64() {
+            Some(next) => after = next,
+            None => break,
+        }
+    }
+    let about: Vec<(&str, &str, u64)> = records
+        .iter()
+        .filter(|r| {
+            r["object"].as_str().unwrap_or_default().ends_with(name)
+                || r["path"].as_str().unwrap_or_default().ends_with(name)
+        })
+        .map(|r| (r["method"].as_str().unwrap(), r["actor"].as_str().unwrap(), r["status"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        about,
+        [("POST", "oidc:nora", 201), ("DELETE", "oidc:nora", 204)],
+        "made once, withdrawn once"
+    );
 }

@@ -63,6 +63,12 @@ async fn resource_versions(client: &Client, name: &str) -> BTreeMap<String, Stri
     out
 }
 
+/// Every Tenancy's resourceVersion.
+async fn tenancy_versions(client: &Client) -> BTreeMap<String, String> {
+    let all = Api::<Tenancy>::all(client.clone()).list(&ListParams::default()).await.unwrap().items;
+    all.into_iter().map(|t| (t.name_any(), t.resource_version().unwrap_or_default())).collect()
+}
+
 fn reconciles() -> f64 {
     operator_metric("commons_reconcile_duration_seconds_count{controller=\"tenancy\"}").unwrap()
 }
@@ -71,19 +77,27 @@ fn writes() -> f64 {
     operator_metric("commons_apiserver_writes_total").unwrap()
 }
 
-/// Waits (up to three minutes) until nothing Commons manages is being deleted (a namespace still
-/// terminating changes its tenancy's status when it goes, whenever that is) and the operator has
-/// then written nothing for ten seconds.
+/// Waits (up to three minutes) until nothing Commons manages is being deleted (a namespace or pod
+/// still terminating changes its tenancy's status when it goes, whenever that is) and the operator
+/// has then written nothing for ten seconds.
 async fn quiet(client: &Client) {
     let deadline = std::time::Instant::now() + Duration::from_secs(180);
     let selector = ListParams::default().labels("commons.dev/tenancy");
     loop {
         let namespaces = Api::<Namespace>::all(client.clone()).list(&selector).await.unwrap().items;
         let tenancies = Api::<Tenancy>::all(client.clone()).list(&ListParams::default()).await.unwrap().items;
+        // Pods going too: the quota they held leaves their tenancy's status when they are gone.
+        let tenancy_namespaces: Vec<String> = namespaces.iter().map(|n| n.name_any()).collect();
+        let pods = Api::<Pod>::all(client.clone()).list(&ListParams::default()).await.unwrap().items;
         let going: Vec<String> = namespaces
             .iter()
             .map(|n| (n.metadata.deletion_timestamp.is_some(), n.name_any()))
             .chain(tenancies.iter().map(|t| (t.metadata.deletion_timestamp.is_some(), t.name_any())))
+            .chain(
+                pods.iter()
+                    .filter(|p| tenancy_namespaces.contains(&p.namespace().unwrap_or_default()))
+                    .map(|p| (p.metadata.deletion_timestamp.is_some(), format!("pod {}", p.name_any()))),
+            )
             .filter_map(|(deleting, name)| deleting.then_some(name))
             .collect();
         if going.is_empty() {
@@ -131,6 +145,7 @@ async fn an_idle_tenancy_is_never_written_across_resyncs_and_an_operator_restart
     // Idle resyncs (the test operator resyncs every 10 s): reconciles happen, writes do not.
     let (reconciles_before, writes_before) = (reconciles(), writes());
     let samples_before = operator_samples("commons_apiserver_writes_total").unwrap();
+    let idle_before = tenancy_versions(&client).await;
     tokio::time::sleep(Duration::from_secs(25)).await;
     assert!(
         reconciles() >= reconciles_before + 2.0,
@@ -138,22 +153,18 @@ async fn an_idle_tenancy_is_never_written_across_resyncs_and_an_operator_restart
         reconciles()
     );
     let after = operator_samples("commons_apiserver_writes_total").unwrap();
+    let idle_after = tenancy_versions(&client).await;
     assert_eq!(
         writes(),
         writes_before,
-        "an idle resync wrote to the apiserver: {}",
-        changed(&samples_before, &after)
+        "an idle resync wrote to the apiserver: {}; tenancies changed: {:?}",
+        changed(&samples_before, &after),
+        idle_after.iter().filter(|(n, v)| idle_before.get(*n) != Some(v)).map(|(n, _)| n).collect::<Vec<_>>()
     );
     assert_eq!(resource_versions(&client, "e2e-idle").await, before);
 
     // A restart re-reads everything and reconciles every tenancy: still nothing written.
-    let versions = || async {
-        let all = Api::<Tenancy>::all(client.clone()).list(&ListParams::default()).await.unwrap().items;
-        all.into_iter()
-            .map(|t| (t.name_any(), t.resource_version().unwrap_or_default()))
-            .collect::<BTreeMap<_, _>>()
-    };
-    let tenancies_before = versions().await;
+    let tenancies_before = tenancy_versions(&client).await;
     operator("restart").unwrap();
     wait_for("the restarted operator reconciles", Duration::from_secs(60), || async {
         (reconciles() >= 1.0).then_some(())
@@ -161,7 +172,7 @@ async fn an_idle_tenancy_is_never_written_across_resyncs_and_an_operator_restart
     .await
     .unwrap();
     tokio::time::sleep(Duration::from_secs(12)).await;
-    let tenancies_after = versions().await;
+    let tenancies_after = tenancy_versions(&client).await;
     assert_eq!(
         writes(),
         0.0,

@@ -174,6 +174,8 @@ pub async fn run(settings: Settings) -> Result<()> {
             ledger: ledger.clone(),
             client: client.clone(),
         }),
+        calls: std::sync::Arc::new(crate::ledger::calls::LedgerCalls(ledger.clone())),
+        audit_failures: commons_api::v1::V1::audit_failures(&metrics.registry)?,
         client: Some(client.clone()),
     });
     if let Err(e) =

@@ -2,6 +2,9 @@
 //! whether it may take the route's action ([`crate::authz`]), and shows only the organisations the
 //! caller acts for unless RBAC grants it every organisation.
 
+pub mod audit;
+pub mod guard;
+pub mod record;
 pub mod requests;
 pub mod tenancies;
 pub mod usage;
@@ -93,6 +96,10 @@ pub struct V1 {
     pub forecaster: Arc<dyn Forecaster>,
     /// Usage and reports from the ledger.
     pub usage: Arc<dyn usage::UsageSource>,
+    /// The audit record and idempotency keys.
+    pub calls: Arc<dyn record::CallStore>,
+    /// `commons_api_audit_failures_total`: calls whose audit record could not be written.
+    pub audit_failures: prometheus::IntCounter,
     /// Writes to the cluster (TenancyRequests and their decisions), as Commons.
     pub client: Option<kube::Client>,
     /// `commons_api_authentication_failures_total{reason}`.
@@ -109,6 +116,16 @@ impl std::fmt::Debug for V1 {
 }
 
 impl V1 {
+    /// The audit failure counter, registered in `registry`.
+    pub fn audit_failures(registry: &prometheus::Registry) -> prometheus::Result<prometheus::IntCounter> {
+        let counter = prometheus::IntCounter::new(
+            "commons_api_audit_failures_total",
+            "Calls to /v1 that changed something and could not be added to the audit record",
+        )?;
+        registry.register(Box::new(counter.clone()))?;
+        Ok(counter)
+    }
+
     /// The failure counter, registered in `registry`.
     pub fn auth_failures(registry: &prometheus::Registry) -> prometheus::Result<prometheus::IntCounterVec> {
         let counter = prometheus::IntCounterVec::new(
@@ -130,10 +147,12 @@ pub fn router(v1: Arc<V1>) -> Router {
         .route("/v1/tenancies", get(tenancies::list))
         .route("/v1/tenancies/{name}", get(tenancies::get))
         .route("/v1/usage", get(usage::usage))
+        .route("/v1/audit", get(audit::list))
         .route("/v1/tenancy-requests", get(requests::list).post(requests::create))
         .route("/v1/tenancy-requests/{name}", get(requests::get).delete(requests::withdraw))
         .route("/v1/tenancy-requests/{name}/approve", axum::routing::post(requests::approve))
         .route("/v1/tenancy-requests/{name}/deny", axum::routing::post(requests::deny))
+        .layer(axum::middleware::from_fn_with_state(v1.clone(), guard::guard))
         // Bodies are small (a tenancy request is a few KiB): anything larger is refused, 413.
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
         .with_state(v1)
@@ -147,12 +166,15 @@ impl FromRequestParts<Arc<V1>> for Caller {
     type Rejection = AuthFailure;
 
     async fn from_request_parts(parts: &mut Parts, v1: &Arc<V1>) -> Result<Self, Self::Rejection> {
+        // The guard authenticated the call already; this is for a route mounted without it.
+        if let Some(identity) = parts.extensions.get::<Identity>() {
+            return Ok(Caller(identity.clone()));
+        }
         let now_ms = jiff::Timestamp::now().as_millisecond();
         match v1.auth.authenticate(&parts.headers, now_ms).await {
             Ok(identity) => Ok(Caller(identity)),
             Err(failure) => {
                 v1.auth_failures.with_label_values(&[failure.label()]).inc();
-                tracing::info!(reason = %failure, path = %parts.uri.path(), "request not authenticated");
                 Err(failure)
             }
         }

@@ -52,6 +52,66 @@ impl SpendSource for NoSpend {
     }
 }
 
+/// A key's fingerprint and answer.
+type KeyEntry = (String, Option<record::StoredAnswer>);
+
+/// Calls kept in memory.
+#[derive(Debug, Default)]
+struct Calls {
+    audit: std::sync::Mutex<Vec<record::AuditRecord>>,
+    keys: std::sync::Mutex<HashMap<(String, String), KeyEntry>>,
+}
+
+impl record::CallStore for Calls {
+    fn audit(&self, mut r: record::AuditRecord) -> BoxFuture<'_, Result<(), String>> {
+        let mut all = self.audit.lock().unwrap();
+        r.id = all.len() as i64 + 1;
+        all.push(r);
+        Box::pin(async { Ok(()) })
+    }
+    fn audit_since(&self, after: i64, limit: i64) -> BoxFuture<'_, Result<Vec<record::AuditRecord>, String>> {
+        let found: Vec<_> = self
+            .audit
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.id > after)
+            .take(limit as usize)
+            .cloned()
+            .collect();
+        Box::pin(async move { Ok(found) })
+    }
+    fn begin(
+        &self,
+        actor: &str,
+        key: &str,
+        print: &str,
+        _: i64,
+    ) -> BoxFuture<'_, Result<record::KeyState, String>> {
+        let mut keys = self.keys.lock().unwrap();
+        let state = match keys.get(&(actor.to_owned(), key.to_owned())) {
+            None => {
+                keys.insert((actor.to_owned(), key.to_owned()), (print.to_owned(), None));
+                record::KeyState::New
+            }
+            Some((p, _)) if p != print => record::KeyState::Mismatch,
+            Some((_, None)) => record::KeyState::Running,
+            Some((_, Some(a))) => record::KeyState::Answered(a.clone()),
+        };
+        Box::pin(async move { Ok(state) })
+    }
+    fn answer(&self, actor: &str, key: &str, a: record::StoredAnswer) -> BoxFuture<'_, Result<(), String>> {
+        if let Some(entry) = self.keys.lock().unwrap().get_mut(&(actor.to_owned(), key.to_owned())) {
+            entry.1 = Some(a);
+        }
+        Box::pin(async { Ok(()) })
+    }
+    fn release(&self, actor: &str, key: &str) -> BoxFuture<'_, Result<(), String>> {
+        self.keys.lock().unwrap().remove(&(actor.to_owned(), key.to_owned()));
+        Box::pin(async { Ok(()) })
+    }
+}
+
 #[derive(Debug)]
 struct NoUsage;
 
@@ -127,6 +187,7 @@ fn world() -> World {
     grants.0.insert(("commons:apikey:finance-central".into(), "list", "organisations"));
     grants.0.insert(("commons:apikey:requester".into(), "get", "usage"));
     grants.0.insert(("commons:apikey:finance-central".into(), "get", "usage"));
+    grants.0.insert(("commons:apikey:finance-central".into(), "list", "audit"));
     let mut writer: Writer<Tenancy> = Writer::default();
     let store = writer.as_reader();
     writer.apply_watcher_event(&watcher::Event::Init);
@@ -145,6 +206,8 @@ fn world() -> World {
         requests_namespace: "commons-requests".into(),
         forecaster: Arc::new(NoForecast),
         usage: Arc::new(NoUsage),
+        calls: Arc::new(Calls::default()),
+        audit_failures: V1::audit_failures(&registry).unwrap(),
         client: None,
     };
     World { app: router(Arc::new(v1)), keys }
@@ -254,4 +317,54 @@ async fn usage_is_scoped_paginated_tagged_and_negotiated() {
     );
     let (status, _) = call(&w.app, Some(&w.keys["nobody"]), "/v1/usage?period=2026-11").await;
     assert_eq!(status, StatusCode::FORBIDDEN, "finance without a usage grant in this world");
+}
+
+async fn post(
+    app: &axum::Router,
+    key: Option<&str>,
+    path: &str,
+    idempotency: Option<&str>,
+    body: &str,
+) -> axum::response::Response {
+    let mut request = Request::post(path).header("content-type", "application/json");
+    if let Some(key) = key {
+        request = request.header("authorization", format!("Bearer {key}"));
+    }
+    if let Some(k) = idempotency {
+        request = request.header("idempotency-key", k);
+    }
+    app.clone().oneshot(request.body(Body::from(body.to_owned())).unwrap()).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_retried_key_gets_the_first_answer_and_every_change_is_audited() {
+    let w = world();
+    let key = &w.keys["north-requester"];
+    let first = post(&w.app, Some(key), "/v1/tenancy-requests", Some("k-1"), "{}").await;
+    assert_eq!(first.status(), StatusCode::FORBIDDEN, "this world grants no create");
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let again = post(&w.app, Some(key), "/v1/tenancy-requests", Some("k-1"), "{}").await;
+    assert_eq!(again.status(), StatusCode::FORBIDDEN);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let other = post(&w.app, Some(key), "/v1/tenancy-requests", Some("k-1"), "{\"x\":1}").await;
+    assert_eq!(other.status(), StatusCode::UNPROCESSABLE_ENTITY, "a key retries one call only");
+    let bad = post(&w.app, Some(key), "/v1/tenancy-requests", Some("has space"), "{}").await;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    let anonymous = post(&w.app, None, "/v1/tenancy-requests", None, "{}").await;
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+
+    let (status, page) = call(&w.app, Some(&w.keys["central"]), "/v1/audit").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let seen: Vec<(String, u64)> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["actor"].as_str().unwrap().to_owned(), r["status"].as_u64().unwrap()))
+        .collect();
+    // The replay changed nothing and is not recorded again; the refusals are.
+    assert_eq!(seen.len(), 4, "{page}");
+    assert_eq!(seen.iter().map(|s| s.1).collect::<Vec<_>>(), [403, 422, 400, 401]);
+    assert_eq!(seen[3].0, "(unauthenticated)");
+    let (status, _) = call(&w.app, Some(&w.keys["north-requester"]), "/v1/audit").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
 }

@@ -32,6 +32,7 @@ macro_rules! in_transaction {
     };
 }
 
+pub mod calls;
 pub mod keys;
 pub mod periods;
 pub mod record;

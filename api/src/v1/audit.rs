@@ -1,0 +1,71 @@
+//! `GET /v1/audit`: the record of every call that changed (or tried to change) something, for
+//! those RBAC lets `list audit` across every organisation (platform admins).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{OriginalUri, Query, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+
+use super::record::AuditRecord;
+use super::{Caller, Scope, V1, authorise};
+use crate::authz::Action;
+use crate::problem::{FieldError, Problem};
+
+const LIST: Action = Action { verb: "list", resource: "audit" };
+
+/// The query string.
+#[derive(Debug, Deserialize)]
+pub struct Params {
+    /// Only records after this id (the `next` of the page before).
+    after: Option<i64>,
+    /// At most this many (default 100, at most 1000).
+    limit: Option<i64>,
+}
+
+/// A page of the record.
+#[derive(Debug, Serialize)]
+pub struct AuditPage {
+    /// Oldest first.
+    pub items: Vec<AuditRecord>,
+    /// The `after` of the next page; `null` when this one is the last so far.
+    pub next: Option<i64>,
+}
+
+/// The handler.
+pub async fn list(
+    State(v1): State<Arc<V1>>,
+    OriginalUri(uri): OriginalUri,
+    Query(params): Query<Params>,
+    Caller(who): Caller,
+) -> Result<Json<AuditPage>, Problem> {
+    let path = uri.path();
+    if authorise(&v1, &who, LIST, path).await? != Scope::All {
+        return Err(Problem::new(StatusCode::FORBIDDEN, "forbidden", "Not allowed")
+            .with_detail("the audit record spans every organisation: it needs list organisations too")
+            .with_instance(path.to_owned()));
+    }
+    let limit = params.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-request",
+            "The request is not valid",
+        )
+        .with_detail("limit: from 1 to 1000")
+        .with_errors(vec![FieldError { field: "limit".into(), detail: "from 1 to 1000".into() }])
+        .with_instance(path.to_owned()));
+    }
+    let items = v1.calls.audit_since(params.after.unwrap_or(0), limit).await.map_err(|e| {
+        tracing::warn!(error = %e, "the audit record cannot be read");
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "audit-unavailable",
+            "The audit record cannot be read now",
+        )
+        .with_instance(path.to_owned())
+    })?;
+    let next = (items.len() as i64 == limit).then(|| items.last().map(|r| r.id)).flatten();
+    Ok(Json(AuditPage { items, next }))
+}

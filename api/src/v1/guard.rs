@@ -1,0 +1,254 @@
+//! What every `/v1` call passes through before its handler: authentication (once; the handler's
+//! [`super::Caller`] reads the identity found here), the Idempotency-Key of a call that changes
+//! something (a retry with the same key gets the first answer and changes nothing twice), and the
+//! audit record of every such call, whatever its outcome.
+
+use std::sync::Arc;
+
+use axum::body::{Body, to_bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::V1;
+use super::record::{AuditRecord, KeyState, StoredAnswer};
+use crate::auth::{Credential, Identity};
+use crate::problem::Problem;
+
+/// The header naming a call's idempotency key.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+/// Set on an answer given again for a retried key.
+pub const REPLAYED: &str = "idempotent-replayed";
+/// Bodies of calls are at most this long (the router refuses longer ones first, with 413).
+const MAX_BODY: usize = 64 * 1024;
+/// Answers kept for a retry are at most this long.
+const MAX_ANSWER: usize = 1 << 20;
+
+fn changes(method: &Method) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+fn credential(who: &Identity) -> String {
+    match &who.credential {
+        Credential::Token => "token".to_owned(),
+        Credential::ApiKey(id) => format!("api-key:{id}"),
+    }
+}
+
+fn problem(status: StatusCode, slug: &str, title: &'static str, detail: &str, path: &str) -> Response {
+    Problem::new(status, slug, title)
+        .with_detail(detail.to_owned())
+        .with_instance(path.to_owned())
+        .into_response()
+}
+
+/// A key is 1 to 255 visible ASCII characters (a UUID, typically).
+fn valid_key(key: &str) -> bool {
+    !key.is_empty() && key.len() <= 255 && key.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// SHA-256 of what makes a call the same call: method, path with query, body.
+fn fingerprint(method: &Method, path_and_query: &str, body: &[u8]) -> String {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(method.as_str().as_bytes());
+    ctx.update(b" ");
+    ctx.update(path_and_query.as_bytes());
+    ctx.update(b"\n");
+    ctx.update(body);
+    ctx.finish().as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn replay(answer: StoredAnswer) -> Response {
+    let mut response = Response::new(Body::from(answer.body));
+    *response.status_mut() = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
+    let h = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&answer.content_type) {
+        h.insert(header::CONTENT_TYPE, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&answer.location)
+        && !answer.location.is_empty()
+    {
+        h.insert(header::LOCATION, v);
+    }
+    h.insert(REPLAYED, HeaderValue::from_static("true"));
+    response
+}
+
+/// The middleware.
+pub async fn guard(State(v1): State<Arc<V1>>, request: Request, next: Next) -> Response {
+    let now_ms = jiff::Timestamp::now().as_millisecond();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let path_and_query = request.uri().path_and_query().map_or(path.clone(), |p| p.as_str().to_owned());
+    let key = request.headers().get(IDEMPOTENCY_KEY).map(|v| v.to_str().unwrap_or("\u{0}").to_owned());
+    let mut record = AuditRecord {
+        id: 0,
+        at_ms: now_ms,
+        actor: "(unauthenticated)".into(),
+        credential: String::new(),
+        method: method.to_string(),
+        path: path.clone(),
+        object: path.clone(),
+        status: 0,
+        idempotency_key: key.clone().unwrap_or_default(),
+    };
+    let response = match v1.auth.authenticate(request.headers(), now_ms).await {
+        Err(failure) => {
+            v1.auth_failures.with_label_values(&[failure.label()]).inc();
+            tracing::info!(reason = %failure, %path, "request not authenticated");
+            failure.into_response()
+        }
+        Ok(who) => {
+            record.actor = who.user.clone();
+            record.credential = credential(&who);
+            let (mut parts, body) = request.into_parts();
+            parts.extensions.insert(who.clone());
+            match key.filter(|_| changes(&method)) {
+                None => next.run(Request::from_parts(parts, body)).await,
+                Some(key) if !valid_key(&key) => problem(
+                    StatusCode::BAD_REQUEST,
+                    "invalid-idempotency-key",
+                    "The Idempotency-Key is not valid",
+                    "an Idempotency-Key is 1 to 255 visible ASCII characters, for example a UUID",
+                    &path,
+                ),
+                Some(key) => match to_bytes(body, MAX_BODY).await {
+                    Err(_) => problem(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "too-large",
+                        "The body is too large",
+                        "bodies are at most 64 KiB",
+                        &path,
+                    ),
+                    Ok(bytes) => {
+                        let print = fingerprint(&method, &path_and_query, &bytes);
+                        once(
+                            &v1,
+                            &who.user,
+                            &key,
+                            &print,
+                            now_ms,
+                            &path,
+                            next,
+                            Request::from_parts(parts, Body::from(bytes)),
+                        )
+                        .await
+                    }
+                },
+            }
+        }
+    };
+    if changes(&method) && response.headers().get(REPLAYED).is_none() {
+        record.status = response.status().as_u16();
+        if let Some(location) = response.headers().get(header::LOCATION).and_then(|l| l.to_str().ok()) {
+            location.clone_into(&mut record.object);
+        }
+        if let Err(e) = v1.calls.audit(record).await {
+            // The change is made; losing its record is an operational failure to alert on.
+            v1.audit_failures.inc();
+            tracing::error!(error = %e, "a call could not be added to the audit record");
+        }
+    }
+    response
+}
+
+/// Runs a call that holds an idempotency key at most once.
+#[allow(clippy::too_many_arguments)]
+async fn once(
+    v1: &V1,
+    actor: &str,
+    key: &str,
+    print: &str,
+    now_ms: i64,
+    path: &str,
+    next: Next,
+    request: Request,
+) -> Response {
+    match v1.calls.begin(actor, key, print, now_ms).await {
+        Err(e) => {
+            tracing::warn!(error = %e, "idempotency keys cannot be read");
+            problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "idempotency-unavailable",
+                "The call cannot be made safely now",
+                "its Idempotency-Key cannot be checked; try again shortly",
+                path,
+            )
+        }
+        Ok(KeyState::Answered(answer)) => replay(answer),
+        Ok(KeyState::Running) => problem(
+            StatusCode::CONFLICT,
+            "idempotency-key-in-use",
+            "A call with this Idempotency-Key is still running",
+            "wait for it to answer, then retry with the same key to get its answer",
+            path,
+        ),
+        Ok(KeyState::Mismatch) => problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency-key-reused",
+            "The Idempotency-Key was used for a different call",
+            "use a new key for each different call; a key retries one call",
+            path,
+        ),
+        Ok(KeyState::New) => {
+            let response = next.run(request).await;
+            let (parts, body) = response.into_parts();
+            let Ok(bytes) = to_bytes(body, MAX_ANSWER).await else {
+                let _ = v1.calls.release(actor, key).await;
+                return problem(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "answer-too-large",
+                    "The answer could not be kept",
+                    "the call was made, but its answer is too large to keep for a retry",
+                    path,
+                );
+            };
+            let text = |h| {
+                parts
+                    .headers
+                    .get(h)
+                    .and_then(|v: &HeaderValue| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            if parts.status.is_server_error() {
+                // Nothing was made (or what was is unknown to the client): a retry may run it again.
+                let _ = v1.calls.release(actor, key).await;
+            } else {
+                let answer = StoredAnswer {
+                    status: parts.status.as_u16(),
+                    content_type: text(header::CONTENT_TYPE),
+                    location: text(header::LOCATION),
+                    body: bytes.to_vec(),
+                };
+                if let Err(e) = v1.calls.answer(actor, key, answer).await {
+                    tracing::warn!(error = %e, "an answer could not be kept for its Idempotency-Key");
+                }
+            }
+            Response::from_parts(parts, Body::from(bytes))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fingerprint_is_the_method_path_and_body() {
+        let a = fingerprint(&Method::POST, "/v1/x", b"{}");
+        assert_eq!(a, fingerprint(&Method::POST, "/v1/x", b"{}"));
+        assert_ne!(a, fingerprint(&Method::POST, "/v1/x", b"{ }"));
+        assert_ne!(a, fingerprint(&Method::DELETE, "/v1/x", b"{}"));
+        assert_ne!(a, fingerprint(&Method::POST, "/v1/y", b"{}"));
+    }
+
+    #[test]
+    fn keys_are_short_visible_ascii() {
+        assert!(valid_key("0f8fad5b-d9cb-469f-a165-70867728950e"));
+        assert!(!valid_key(""));
+        assert!(!valid_key("has space"));
+        assert!(!valid_key(&"k".repeat(256)));
+    }
+}
