@@ -9,7 +9,7 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 
 /// A problem document (RFC 9457). `type` is a URI reference naming the kind of problem; `title` is
 /// the same for every occurrence of that kind; `detail` explains this occurrence.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Problem {
     /// A URI reference that identifies the problem type.
     #[serde(rename = "type")]
@@ -30,7 +30,7 @@ pub struct Problem {
 }
 
 /// A field of the request body refused, and why.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     /// The field's path in the request body, for example `tenancy.quota.cpu`.
     pub field: String,

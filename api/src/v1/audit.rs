@@ -16,7 +16,8 @@ use crate::problem::{FieldError, Problem};
 const LIST: Action = Action { verb: "list", resource: "audit" };
 
 /// The query string.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Params {
     /// Only records after this id (the `next` of the page before).
     after: Option<i64>,
@@ -25,7 +26,7 @@ pub struct Params {
 }
 
 /// A page of the record.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AuditPage {
     /// Oldest first.
     pub items: Vec<AuditRecord>,
@@ -34,6 +35,20 @@ pub struct AuditPage {
 }
 
 /// The handler.
+#[utoipa::path(
+    get,
+    path = "/v1/audit",
+    tag = "audit",
+    params(Params),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of the audit record, oldest first", body = AuditPage),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed: needs list audit and list organisations", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A bad limit", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The record cannot be read now", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn list(
     State(v1): State<Arc<V1>>,
     OriginalUri(uri): OriginalUri,

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod guard;
+pub mod openapi;
 pub mod record;
 pub mod requests;
 pub mod tenancies;
@@ -26,7 +27,7 @@ use crate::authz::{ALL_ORGANISATIONS, Action, Authorizer};
 use crate::problem::Problem;
 
 /// A tenancy's spend this month, as the meter last measured it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Spend {
     /// `YYYY-MM`.
@@ -46,7 +47,7 @@ pub trait SpendSource: Send + Sync + std::fmt::Debug {
 }
 
 /// A month's estimated cost of holding a quota all month.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Estimate {
     /// The month priced, `YYYY-MM` (next month).
@@ -60,7 +61,7 @@ pub struct Estimate {
 }
 
 /// One line of an estimate.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct EstimateLine {
     /// cpu, memory, storage, load-balancer, overhead, vat.
     pub charge: String,
@@ -140,22 +141,41 @@ impl V1 {
     }
 }
 
-/// The `/v1` routes.
+/// The `/v1` routes, and the OpenAPI document generated from them.
 pub fn router(v1: Arc<V1>) -> Router {
-    Router::new()
-        .route("/v1/whoami", get(whoami::whoami))
-        .route("/v1/tenancies", get(tenancies::list))
-        .route("/v1/tenancies/{name}", get(tenancies::get))
-        .route("/v1/usage", get(usage::usage))
-        .route("/v1/audit", get(audit::list))
-        .route("/v1/tenancy-requests", get(requests::list).post(requests::create))
-        .route("/v1/tenancy-requests/{name}", get(requests::get).delete(requests::withdraw))
-        .route("/v1/tenancy-requests/{name}/approve", axum::routing::post(requests::approve))
-        .route("/v1/tenancy-requests/{name}/deny", axum::routing::post(requests::deny))
-        .layer(axum::middleware::from_fn_with_state(v1.clone(), guard::guard))
+    let (routes, api) = routes(v1.clone());
+    let document = axum::body::Bytes::from(openapi::document(&api));
+    routes.route(
+        openapi::PATH,
+        get(move || {
+            let document = document.clone();
+            async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], document) }
+        }),
+    )
+}
+
+/// The guarded routes, each registered and documented by one `routes!` call.
+pub fn routes(v1: Arc<V1>) -> (Router, utoipa::openapi::OpenApi) {
+    use utoipa::OpenApi as _;
+    use utoipa_axum::{router::OpenApiRouter, routes};
+    let (router, api) = OpenApiRouter::<Arc<V1>>::with_openapi(openapi::Base::openapi())
+        .routes(routes!(whoami::whoami))
+        .routes(routes!(tenancies::list))
+        .routes(routes!(tenancies::get))
+        .routes(routes!(requests::list, requests::create))
+        .routes(routes!(requests::get, requests::withdraw))
+        .routes(routes!(requests::approve))
+        .routes(routes!(requests::deny))
+        .routes(routes!(usage::usage))
+        .routes(routes!(audit::list))
+        .split_for_parts();
+    let router = router
+        // Only routes that exist are guarded: anything else is a plain 404.
+        .route_layer(axum::middleware::from_fn_with_state(v1.clone(), guard::guard))
         // Bodies are small (a tenancy request is a few KiB): anything larger is refused, 413.
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
-        .with_state(v1)
+        .with_state(v1);
+    (router, api)
 }
 
 /// The caller, authenticated; a handler taking it never runs for an unauthenticated request.

@@ -6,7 +6,7 @@ use futures::future::BoxFuture;
 use serde::Serialize;
 
 /// One call that changed (or tried to change) something.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditRecord {
     /// Its place in the record (ascending); 0 before it is stored.

@@ -34,7 +34,7 @@ const WITHDRAW: Action = Action { verb: "delete", resource: "tenancyrequests" };
 const POLICY_WAIT: Duration = Duration::from_secs(3);
 
 /// A request as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RequestView {
     /// The request's name.
@@ -49,6 +49,7 @@ pub struct RequestView {
     pub justification: String,
     /// Pending, Denied, Approved (its Tenancy being made), Ready, or TenancyDeleted (the Tenancy
     /// it made was deleted since; it is not made again).
+    #[schema(value_type = String)]
     pub state: &'static str,
     /// The decision, once made.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -65,7 +66,7 @@ pub struct RequestView {
 }
 
 /// Who asked.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Requester {
     /// Their name.
     pub name: String,
@@ -74,10 +75,11 @@ pub struct Requester {
 }
 
 /// A decision.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DecisionView {
     /// Approved or Denied.
+    #[schema(value_type = String, example = "Approved")]
     pub outcome: Outcome,
     /// Who decided (`policy:<rule>` for the auto-approval policy).
     pub decided_by: String,
@@ -88,7 +90,7 @@ pub struct DecisionView {
 }
 
 /// The list's answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RequestList {
     /// Oldest first.
     pub items: Vec<RequestView>,
@@ -192,6 +194,18 @@ fn conflict(detail: &str, path: &str) -> Problem {
 }
 
 /// `GET /v1/tenancy-requests`.
+#[utoipa::path(
+    get,
+    path = "/v1/tenancy-requests",
+    tag = "tenancy requests",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's organisations' requests, oldest first", body = RequestList),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed: needs list tenancyrequests", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Authorisation cannot be decided now", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn list(
     State(v1): State<Arc<V1>>,
     OriginalUri(uri): OriginalUri,
@@ -212,6 +226,20 @@ pub async fn list(
 }
 
 /// `GET /v1/tenancy-requests/{name}`, with the estimated monthly cost.
+#[utoipa::path(
+    get,
+    path = "/v1/tenancy-requests/{name}",
+    tag = "tenancy requests",
+    params(("name" = String, Path, description = "The request's name")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The request, with its estimated monthly cost", body = RequestView),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed: needs get tenancyrequests", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such request, or another organisation's", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Authorisation cannot be decided now", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn get(
     State(v1): State<Arc<V1>>,
     OriginalUri(uri): OriginalUri,
@@ -234,10 +262,50 @@ async fn estimate(v1: &V1, quota: &commons_crds::tenancy::TenancyQuota) -> Optio
     }
 }
 
+/// A request for a tenancy, as `POST /v1/tenancy-requests` takes it. `tenancy` is a Tenancy's
+/// `spec`, with the CRD's own schema (the document served carries it whole).
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewTenancyRequest {
+    /// The name the Tenancy is to have (a DNS label of at most 40 characters).
+    pub tenancy_name: String,
+    /// The Tenancy asked for: a Tenancy's `spec`.
+    #[schema(value_type = Object)]
+    pub tenancy: Value,
+    /// Why the organisation needs it (10 to 4096 characters).
+    pub justification: String,
+}
+
+/// A decision's body.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+pub struct DecisionBody {
+    /// Why (1 to 4096 characters).
+    pub reason: String,
+}
+
 /// The body's members, each checked to be what the request needs before anything is written.
 const MEMBERS: [&str; 3] = ["tenancyName", "tenancy", "justification"];
 
 /// `POST /v1/tenancy-requests`.
+#[utoipa::path(
+    post,
+    path = "/v1/tenancy-requests",
+    tag = "tenancy requests",
+    request_body(content = NewTenancyRequest, content_type = "application/json"),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retries of this call with the same key get its first answer")),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Made, with its estimated monthly cost (and the policy's decision, if a rule approved it)", body = RequestView,
+         headers(("Location" = String, description = "The request's path"))),
+        (status = 400, description = "The body is not JSON, or a bad Idempotency-Key", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed: needs create tenancyrequests, and to act for the organisation", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A call with this Idempotency-Key is still running", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over 64 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Refused by the CRD's schema and rules, each field named; or a reused Idempotency-Key", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The cluster cannot be reached", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn create(
     State(v1): State<Arc<V1>>,
     OriginalUri(uri): OriginalUri,
@@ -344,6 +412,28 @@ async fn wait_for_decision(v1: &V1, name: &str) -> Option<Arc<TenancyRequest>> {
 }
 
 /// `POST /v1/tenancy-requests/{name}/approve`, body `{"reason": "..."}`.
+#[utoipa::path(
+    post,
+    path = "/v1/tenancy-requests/{name}/approve",
+    tag = "tenancy requests",
+    params(
+        ("name" = String, Path, description = "The request's name"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Retries of this call with the same key get its first answer"),
+    ),
+    request_body(content = DecisionBody, content_type = "application/json"),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Approved; the decision is final", body = RequestView),
+        (status = 400, description = "A bad Idempotency-Key", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed: needs approve tenancyrequests", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such request, or another organisation's", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already decided, or changed meanwhile", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over 64 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "No reason given, or a reused Idempotency-Key", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The cluster cannot be reached", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn approve(
     State(v1): State<Arc<V1>>,
     OriginalUri(uri): OriginalUri,
@@ -355,6 +445,28 @@ pub async fn approve(
 }
 
 /// `POST /v1/tenancy-requests/{name}/deny`, body `{"reason": "..."}`.
+#[utoipa::path(
+    post,
+    path = "/v1/tenancy-requests/{name}/deny",
+    tag = "tenancy requests",
+    params(
+        ("name" = String, Path, description = "The request's name"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Retries of this call with the same key get its first answer"),
+    ),
+    request_body(content = DecisionBody, content_type = "application/json"),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Denied; the decision is final", body = RequestView),
+        (status = 400, description = "A bad Idempotency-Key", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed: needs deny tenancyrequests", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such request, or another organisation's", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already decided, or changed meanwhile", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over 64 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "No reason given, or a reused Idempotency-Key", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The cluster cannot be reached", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn deny(
     State(v1): State<Arc<V1>>,
     OriginalUri(uri): OriginalUri,
@@ -420,6 +532,26 @@ async fn decide(
 }
 
 /// `DELETE /v1/tenancy-requests/{name}`: withdraws a pending request; decided ones are kept.
+#[utoipa::path(
+    delete,
+    path = "/v1/tenancy-requests/{name}",
+    tag = "tenancy requests",
+    params(
+        ("name" = String, Path, description = "The request's name"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Retries of this call with the same key get its first answer"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Withdrawn"),
+        (status = 400, description = "A bad Idempotency-Key", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed: needs delete tenancyrequests", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such request, or another organisation's", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Decided (kept as the record of the decision), or changed meanwhile", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A reused Idempotency-Key", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The cluster cannot be reached", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn withdraw(
     State(v1): State<Arc<V1>>,
     OriginalUri(uri): OriginalUri,

@@ -18,7 +18,7 @@ const LIST: Action = Action { verb: "list", resource: "tenancies" };
 const GET: Action = Action { verb: "get", resource: "tenancies" };
 
 /// A tenancy as the API shows it.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TenancyView {
     /// The Tenancy's name.
@@ -51,7 +51,7 @@ pub struct TenancyView {
 }
 
 /// Hard limits and use.
-#[derive(Debug, Default, Serialize, PartialEq)]
+#[derive(Debug, Default, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Quota {
     /// Hard limits.
     pub hard: BTreeMap<String, String>,
@@ -60,7 +60,7 @@ pub struct Quota {
 }
 
 /// The list's answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TenancyList {
     /// The tenancies, by name.
     pub items: Vec<TenancyView>,
@@ -102,6 +102,18 @@ pub fn view(t: &Tenancy, spend: Option<Spend>) -> TenancyView {
 }
 
 /// `GET /v1/tenancies`.
+#[utoipa::path(
+    get,
+    path = "/v1/tenancies",
+    tag = "tenancies",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's organisations' tenancies", body = TenancyList),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed: needs list tenancies", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Authorisation cannot be decided now", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn list(
     State(v1): State<Arc<V1>>,
     OriginalUri(uri): OriginalUri,
@@ -120,6 +132,20 @@ pub async fn list(
 }
 
 /// `GET /v1/tenancies/{name}`.
+#[utoipa::path(
+    get,
+    path = "/v1/tenancies/{name}",
+    tag = "tenancies",
+    params(("name" = String, Path, description = "The Tenancy's name")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The tenancy", body = TenancyView),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed: needs get tenancies", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such tenancy, or another organisation's", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Authorisation cannot be decided now", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn get(
     State(v1): State<Arc<V1>>,
     OriginalUri(uri): OriginalUri,

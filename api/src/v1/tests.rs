@@ -368,3 +368,37 @@ async fn a_retried_key_gets_the_first_answer_and_every_change_is_audited() {
     let (status, _) = call(&w.app, Some(&w.keys["north-requester"]), "/v1/audit").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn the_served_document_and_the_routes_agree() {
+    let w = world();
+    let (status, doc) = call(&w.app, None, "/v1/openapi.json").await;
+    assert_eq!(status, StatusCode::OK, "served without a credential");
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert!(doc.pointer("/components/securitySchemes/bearer").is_some());
+    assert!(
+        doc.pointer("/components/schemas/NewTenancyRequest/properties/tenancy/properties/organisation")
+            .is_some(),
+        "the Tenancy spec's schema is the CRD's"
+    );
+    let paths = doc["paths"].as_object().unwrap();
+    let mut operations = 0;
+    for (path, item) in paths {
+        for method in item.as_object().unwrap().keys() {
+            let uri = path.replace("{name}", "x");
+            let request = Request::builder()
+                .method(method.to_uppercase().as_str())
+                .uri(&uri)
+                .body(Body::empty())
+                .unwrap();
+            let response = w.app.clone().oneshot(request).await.unwrap();
+            // Served (and guarded) by a handler: not 404 or 405.
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{method} {path}");
+            operations += 1;
+        }
+    }
+    assert_eq!(operations, 11, "every /v1 operation is documented: {:?}", paths.keys().collect::<Vec<_>>());
+    // And a path that is not in the document is not served.
+    let (status, _) = call(&w.app, None, "/v1/nothing").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

@@ -91,11 +91,12 @@ pub trait UsageSource: Send + Sync + std::fmt::Debug {
 }
 
 /// The query string.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Params {
-    /// `YYYY-MM`.
+    /// The month, `YYYY-MM` (UTC). Required.
     period: Option<String>,
-    /// The grouping (default tenancy).
+    /// tenancy (the default), organisation, sector, cost-centre or service.
     by: Option<String>,
     /// JSON: lines per page (default 1000, at most 10000).
     limit: Option<usize>,
@@ -151,7 +152,43 @@ fn etag(body: &[u8]) -> String {
     format!("\"{hex}\"")
 }
 
+/// A month's usage as JSON (one page of it).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct UsagePage {
+    /// `YYYY-MM`.
+    pub period: String,
+    /// Whether the month is closed (its lines never change).
+    pub closed: bool,
+    /// The currency of every amount.
+    pub currency: String,
+    /// The whole month's total (not the page's), an exact decimal string.
+    pub total: String,
+    /// This page's lines: `group`, `organisationName`, `charge`, `quantity`, `amount`, `corrects`.
+    #[schema(value_type = Vec<Object>)]
+    pub lines: Vec<Value>,
+    /// The cursor of the next page, or null.
+    pub next: Option<String>,
+}
+
 /// `GET /v1/usage`.
+#[utoipa::path(
+    get,
+    path = "/v1/usage",
+    tag = "usage",
+    params(Params),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The month's spend for the caller's organisations (all, with list organisations)",
+         content((UsagePage = "application/json"), (String = "text/csv"), (String = "application/vnd.finops.focus+csv")),
+         headers(("ETag" = String, description = "For a closed month: strong, the same on every call"))),
+        (status = 304, description = "A closed month's answer is unchanged (If-None-Match)"),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed: needs get usage", body = Problem, content_type = "application/problem+json"),
+        (status = 406, description = "No format the Accept header allows", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A bad period, by, limit or cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The ledger cannot be read now", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn usage(
     State(v1): State<Arc<V1>>,
     OriginalUri(uri): OriginalUri,

@@ -13,7 +13,7 @@ use crate::authz::ALL_ORGANISATIONS;
 use crate::problem::Problem;
 
 /// The answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WhoAmI {
     /// The Kubernetes user RBAC sees.
@@ -32,6 +32,17 @@ pub struct WhoAmI {
 }
 
 /// The handler.
+#[utoipa::path(
+    get,
+    path = "/v1/whoami",
+    tag = "identity",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Who the API takes the caller to be", body = WhoAmI),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Credentials cannot be checked now", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn whoami(State(v1): State<Arc<V1>>, Caller(who): Caller) -> Result<Json<WhoAmI>, Problem> {
     let all_organisations = v1.authz.allowed(&who, ALL_ORGANISATIONS).await.unwrap_or(false);
     let (credential, api_key) = match &who.credential {
