@@ -9,6 +9,7 @@ source "$here/controlplane/lib.sh"
 source "$here/commons.sh"
 source "$here/postgres.sh"
 source "$here/keycloak.sh"
+source "$here/schemathesis.sh"
 cd "$root"
 mkdir -p "$COMMONS_CACHE/logs"
 started=$(date +%s)
@@ -60,5 +61,7 @@ ok "nothing restarted ($(wc -l <<<"$pids_before") processes kept their pid)"
 
 step "end-to-end tests against the real control plane"
 RUSTFLAGS="${RUSTFLAGS:-} -D warnings" cargo test -p commons-e2e -- --test-threads=4
+
+schemathesis_run
 
 ok "all tests passed in $(( $(date +%s) - started ))s"

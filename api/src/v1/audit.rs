@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use axum::Json;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{OriginalUri, Query, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -22,6 +23,7 @@ pub struct Params {
     /// Only records after this id (the `next` of the page before).
     after: Option<i64>,
     /// At most this many (default 100, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
 }
 
@@ -52,10 +54,16 @@ pub struct AuditPage {
 pub async fn list(
     State(v1): State<Arc<V1>>,
     OriginalUri(uri): OriginalUri,
-    Query(params): Query<Params>,
+    params: Result<Query<Params>, QueryRejection>,
     Caller(who): Caller,
 ) -> Result<Json<AuditPage>, Problem> {
     let path = uri.path();
+    let Query(params) = params.map_err(|e| {
+        Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-request", "The request is not valid")
+            .with_detail(e.body_text())
+            .with_errors(vec![FieldError { field: "query".into(), detail: e.body_text() }])
+            .with_instance(path.to_owned())
+    })?;
     if authorise(&v1, &who, LIST, path).await? != Scope::All {
         return Err(Problem::new(StatusCode::FORBIDDEN, "forbidden", "Not allowed")
             .with_detail("the audit record spans every organisation: it needs list organisations too")

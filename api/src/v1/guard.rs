@@ -3,10 +3,11 @@
 //! something (a retry with the same key gets the first answer and changes nothing twice), and the
 //! audit record of every such call, whatever its outcome.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::{Body, to_bytes};
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -25,8 +26,9 @@ const MAX_BODY: usize = 64 * 1024;
 /// Answers kept for a retry are at most this long.
 const MAX_ANSWER: usize = 1 << 20;
 
+/// Methods that change something (the others read, or are not served at all: 405).
 fn changes(method: &Method) -> bool {
-    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+    matches!(*method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE)
 }
 
 fn credential(who: &Identity) -> String {
@@ -75,8 +77,38 @@ fn replay(answer: StoredAnswer) -> Response {
     response
 }
 
+/// What the guard reaches: the API, and the methods each route serves (from the document).
+#[derive(Debug, Clone)]
+pub struct Guarded {
+    /// The API.
+    pub v1: Arc<V1>,
+    /// Route template → methods served (upper case).
+    pub served: Arc<HashMap<String, Vec<String>>>,
+}
+
+/// The methods each path of `api` serves.
+pub fn served(api: &utoipa::openapi::OpenApi) -> HashMap<String, Vec<String>> {
+    let doc = serde_json::to_value(api).unwrap_or_default();
+    let mut out = HashMap::new();
+    if let Some(paths) = doc.get("paths").and_then(serde_json::Value::as_object) {
+        for (path, item) in paths {
+            let methods =
+                item.as_object().map(|m| m.keys().map(|k| k.to_uppercase()).collect()).unwrap_or_default();
+            out.insert(path.clone(), methods);
+        }
+    }
+    out
+}
+
 /// The middleware.
-pub async fn guard(State(v1): State<Arc<V1>>, request: Request, next: Next) -> Response {
+pub async fn guard(State(g): State<Guarded>, request: Request, next: Next) -> Response {
+    let v1 = g.v1;
+    let template =
+        request.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned()).unwrap_or_default();
+    if !g.served.get(&template).is_some_and(|m| m.iter().any(|m| m == request.method().as_str())) {
+        // A method the route does not serve: 405 from the router, nothing to check or record.
+        return next.run(request).await;
+    }
     let now_ms = jiff::Timestamp::now().as_millisecond();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();

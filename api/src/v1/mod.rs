@@ -171,7 +171,10 @@ pub fn routes(v1: Arc<V1>) -> (Router, utoipa::openapi::OpenApi) {
         .split_for_parts();
     let router = router
         // Only routes that exist are guarded: anything else is a plain 404.
-        .route_layer(axum::middleware::from_fn_with_state(v1.clone(), guard::guard))
+        .route_layer(axum::middleware::from_fn_with_state(
+            guard::Guarded { v1: v1.clone(), served: Arc::new(guard::served(&api)) },
+            guard::guard,
+        ))
         // Bodies are small (a tenancy request is a few KiB): anything larger is refused, 413.
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
         .with_state(v1);

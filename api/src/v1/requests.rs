@@ -268,18 +268,22 @@ async fn estimate(v1: &V1, quota: &commons_crds::tenancy::TenancyQuota) -> Optio
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewTenancyRequest {
     /// The name the Tenancy is to have (a DNS label of at most 40 characters).
+    #[schema(min_length = 1, max_length = 40, pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")]
     pub tenancy_name: String,
     /// The Tenancy asked for: a Tenancy's `spec`.
     #[schema(value_type = Object)]
     pub tenancy: Value,
     /// Why the organisation needs it (10 to 4096 characters).
+    #[schema(min_length = 10, max_length = 4096)]
     pub justification: String,
 }
 
 /// A decision's body.
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct DecisionBody {
-    /// Why (1 to 4096 characters).
+    /// Why (1 to 4096 characters, not only spaces).
+    #[schema(min_length = 1, max_length = 4096, pattern = "\\S")]
     pub reason: String,
 }
 
@@ -488,14 +492,27 @@ async fn decide(
     let action = if outcome == Outcome::Approved { APPROVE } else { DENY };
     let scope = authorise(v1, who, action, path).await?;
     let r = find(v1, &scope, name, path)?;
-    let reason = serde_json::from_slice::<Value>(body)
-        .ok()
-        .and_then(|b| b.get("reason").and_then(Value::as_str).map(str::trim).map(str::to_owned))
-        .unwrap_or_default();
-    if reason.is_empty() || reason.len() > 4096 {
-        let detail = "a decision needs a reason of 1 to 4096 characters, sent as {\"reason\": \"...\"}";
-        return Err(invalid(vec![FieldError { field: "reason".into(), detail: detail.into() }], path));
-    }
+    let detail = "a decision needs a reason of 1 to 4096 characters, sent as {\"reason\": \"...\"}";
+    let reason = match serde_json::from_slice::<DecisionBody>(body) {
+        Ok(b) if !b.reason.trim().is_empty() && b.reason.len() <= 4096 => b.reason.trim().to_owned(),
+        Ok(_) => {
+            return Err(invalid(vec![FieldError { field: "reason".into(), detail: detail.into() }], path));
+        }
+        Err(e) => {
+            let text = e.to_string();
+            // serde names an unknown member `like this`.
+            let field = match text.strip_prefix("unknown field `").and_then(|r| r.split('`').next()) {
+                Some(unknown) => unknown.to_owned(),
+                None => "reason".to_owned(),
+            };
+            let detail = if field == "reason" {
+                detail.to_owned()
+            } else {
+                "unknown field; expected reason".to_owned()
+            };
+            return Err(invalid(vec![FieldError { field, detail }], path));
+        }
+    };
     if let Some(d) = r.status.as_ref().and_then(|s| s.decision.as_ref()) {
         return Err(conflict(
             &format!("already {:?} by {}: decisions are final", d.outcome, d.decided_by),

@@ -398,6 +398,9 @@ async fn the_served_document_and_the_routes_agree() {
         }
     }
     assert_eq!(operations, 11, "every /v1 operation is documented: {:?}", paths.keys().collect::<Vec<_>>());
+    // A method a route does not serve is 405, whatever headers come with it.
+    let put = Request::put("/v1/whoami").header("idempotency-key", "has space").body(Body::empty()).unwrap();
+    assert_eq!(w.app.clone().oneshot(put).await.unwrap().status(), StatusCode::METHOD_NOT_ALLOWED);
     // And a path that is not in the document is not served.
     let (status, _) = call(&w.app, None, "/v1/nothing").await;
     assert_eq!(status, StatusCode::NOT_FOUND);

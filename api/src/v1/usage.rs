@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{OriginalUri, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -99,6 +100,7 @@ pub struct Params {
     /// tenancy (the default), organisation, sector, cost-centre or service.
     by: Option<String>,
     /// JSON: lines per page (default 1000, at most 10000).
+    #[param(minimum = 1, maximum = 10000)]
     limit: Option<usize>,
     /// JSON: where the page starts (the `next` of the page before).
     cursor: Option<String>,
@@ -192,11 +194,12 @@ pub struct UsagePage {
 pub async fn usage(
     State(v1): State<Arc<V1>>,
     OriginalUri(uri): OriginalUri,
-    Query(params): Query<Params>,
+    params: Result<Query<Params>, QueryRejection>,
     headers: HeaderMap,
     Caller(who): Caller,
 ) -> Result<Response, Problem> {
     let path = uri.path();
+    let Query(params) = params.map_err(|e| invalid("query", &e.body_text(), path))?;
     let scope = authorise(&v1, &who, GET, path).await?;
     let format = negotiate(&headers).ok_or_else(|| {
         Problem::new(StatusCode::NOT_ACCEPTABLE, "not-acceptable", "No acceptable format")
