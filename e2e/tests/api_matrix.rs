@@ -1,0 +1,263 @@
+//! The authorisation matrix: every /v1 route, as every role (and as someone with none), against
+//! the caller's own organisation and another's, over HTTP with tokens from the real OIDC provider
+//! and RBAC in the real control plane. Reads of another organisation's data and writes to it are
+//! the failures this looks for: a 404 (or an empty list) where the data is not the caller's, a 403
+//! where the role does not allow the action, and for the roles that may act, an answer that shows
+//! they got past authorisation (writes are aimed at a request already decided, or carry a body the
+//! CRD refuses, so the matrix changes nothing).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use commons_e2e::{kubectl, repo_root};
+use serde_json::{Value, json};
+
+fn issuer() -> String {
+    std::env::var("COMMONS_E2E_OIDC_ISSUER").expect("COMMONS_E2E_OIDC_ISSUER is set by e2e/keycloak.sh")
+}
+
+fn api() -> String {
+    format!("http://{}", std::env::var("COMMONS_LISTEN").expect("COMMONS_LISTEN is set by e2e/commons.sh"))
+}
+
+fn token(user: &str) -> String {
+    let out = Command::new("curl")
+        .args(["-sS", "-d", "grant_type=password", "-d", "client_id=commons-e2e"])
+        .args(["-d", &format!("username={user}"), "-d", &format!("password={user}-password")])
+        .arg(format!("{}/protocol/openid-connect/token", issuer()))
+        .output()
+        .unwrap();
+    let body: Value = serde_json::from_slice(&out.stdout).unwrap();
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+fn call(method: &str, path: &str, token: &str, body: Option<&Value>) -> (u16, Value) {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "-w", "\n%{http_code}", "-X", method, "-H", &format!("Authorization: Bearer {token}")]);
+    if let Some(b) = body {
+        cmd.args(["-H", "Content-Type: application/json", "--data-binary", &b.to_string()]);
+    }
+    let out = cmd.arg(format!("{}{path}", api())).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').unwrap();
+    (status.trim().parse().unwrap(), serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+fn request_body(organisation: &str, justification: &str) -> Value {
+    json!({
+        "tenancyName": format!("matrix-{}", std::process::id()),
+        "justification": justification,
+        "tenancy": {
+            "organisation": {"id": organisation, "displayName": "Council", "sector": "local-government",
+                             "costCentre": "CC-1", "contactEmail": "it@council.example.gov.uk"},
+            "owners": [{"kind": "User", "name": "it@council.example.gov.uk"}],
+            "namespaces": [{"name": "app"}],
+            "quota": {"cpu": "1"}
+        }
+    })
+}
+
+const NORTH: &str = "northshire-county-council";
+const SOUTH: &str = "southshire-district-council";
+
+/// Who is asking: user, organisation, and whether they act for every organisation.
+struct Caller {
+    user: &'static str,
+    token: String,
+}
+
+#[test]
+fn every_route_as_every_role_against_own_and_other_organisations() {
+    let file = repo_root().join("docs/examples/api-access.yaml");
+    kubectl(&["apply", "--server-side", "--field-manager=commons-examples", "-f", file.to_str().unwrap()])
+        .unwrap();
+    let callers: Vec<Caller> = ["nora", "finn", "sam", "cara", "pat", "olive"]
+        .into_iter()
+        .map(|user| Caller { user, token: token(user) })
+        .collect();
+    let by = |user: &str| callers.iter().find(|c| c.user == user).unwrap().token.clone();
+
+    // A request of each council, decided (denied) so that no write below changes anything.
+    let mut decided = BTreeMap::new();
+    for (user, organisation) in [("nora", NORTH), ("sam", SOUTH)] {
+        let (status, made) = call(
+            "POST",
+            "/v1/tenancy-requests",
+            &by(user),
+            Some(&request_body(organisation, "matrix: to be denied at once")),
+        );
+        assert_eq!(status, 201, "{made}");
+        let name = made["name"].as_str().unwrap().to_owned();
+        let (status, body) = call(
+            "POST",
+            &format!("/v1/tenancy-requests/{name}/deny"),
+            &by("pat"),
+            Some(&json!({"reason": "matrix"})),
+        );
+        assert_eq!(status, 200, "{body}");
+        decided.insert(organisation, name);
+    }
+    let tenancies = kubectl(&[
+        "get",
+        "tenancies",
+        "-o",
+        "jsonpath={range .items[*]}{.metadata.name} {.spec.organisation.id}{\"\\n\"}{end}",
+    ])
+    .unwrap();
+    let tenancy_of = |org: &str| {
+        tenancies.lines().find_map(|l| l.strip_suffix(&format!(" {org}"))).map(str::to_owned).unwrap()
+    };
+    let (north_tenancy, south_tenancy) = (tenancy_of(NORTH), tenancy_of(SOUTH));
+
+    // (user, method, path, body, expected status). "own" is Northshire for nora, finn and olive;
+    // Southshire is the other organisation for them, and the reverse for sam.
+    let reason = json!({"reason": "matrix"});
+    let invalid_north = request_body(NORTH, "short");
+    let invalid_south = request_body(SOUTH, "short");
+    let (rn, rs) = (decided[NORTH].clone(), decided[SOUTH].clone());
+    let mut cases: Vec<(&str, &str, String, Option<&Value>, u16)> = Vec::new();
+    for (user, own_tenancy, other_tenancy, own_req, other_req, acts_for_all) in [
+        ("nora", &north_tenancy, &south_tenancy, &rn, &rs, false),
+        ("finn", &north_tenancy, &south_tenancy, &rn, &rs, false),
+        ("olive", &north_tenancy, &south_tenancy, &rn, &rs, false),
+        ("sam", &south_tenancy, &north_tenancy, &rs, &rn, false),
+        ("cara", &north_tenancy, &south_tenancy, &rn, &rs, true),
+        ("pat", &north_tenancy, &south_tenancy, &rn, &rs, true),
+    ] {
+        let role = match user {
+            "nora" | "sam" => "requester",
+            "finn" => "finance",
+            "cara" => "finance-central",
+            "pat" => "platform-admin",
+            _ => "none",
+        };
+        let reads_tenancies = role != "none";
+        let reads_requests = matches!(role, "requester" | "platform-admin");
+        let creates = matches!(role, "requester" | "platform-admin");
+        let decides = role == "platform-admin";
+        let withdraws = matches!(role, "requester" | "platform-admin");
+        let other = |allowed: bool| match (allowed, acts_for_all) {
+            (false, _) => 403,
+            (true, true) => 200,
+            (true, false) => 404,
+        };
+        let (own_body, other_body) =
+            if user == "sam" { (&invalid_south, &invalid_north) } else { (&invalid_north, &invalid_south) };
+        cases.extend([
+            (user, "GET", "/v1/whoami".to_owned(), None, 200),
+            (user, "GET", "/v1/tenancies".to_owned(), None, if reads_tenancies { 200 } else { 403 }),
+            (
+                user,
+                "GET",
+                format!("/v1/tenancies/{own_tenancy}"),
+                None,
+                if reads_tenancies { 200 } else { 403 },
+            ),
+            (user, "GET", format!("/v1/tenancies/{other_tenancy}"), None, other(reads_tenancies)),
+            (user, "GET", "/v1/tenancy-requests".to_owned(), None, if reads_requests { 200 } else { 403 }),
+            (
+                user,
+                "GET",
+                format!("/v1/tenancy-requests/{own_req}"),
+                None,
+                if reads_requests { 200 } else { 403 },
+            ),
+            (user, "GET", format!("/v1/tenancy-requests/{other_req}"), None, other(reads_requests)),
+            // Past authorisation a body the CRD refuses is 422; another organisation's is 403.
+            (
+                user,
+                "POST",
+                "/v1/tenancy-requests".to_owned(),
+                Some(own_body),
+                if creates { 422 } else { 403 },
+            ),
+            (
+                user,
+                "POST",
+                "/v1/tenancy-requests".to_owned(),
+                Some(other_body),
+                if creates && acts_for_all { 422 } else { 403 },
+            ),
+            // Past authorisation a decided request is 409.
+            (
+                user,
+                "POST",
+                format!("/v1/tenancy-requests/{own_req}/approve"),
+                Some(&reason),
+                if decides { 409 } else { 403 },
+            ),
+            (
+                user,
+                "POST",
+                format!("/v1/tenancy-requests/{other_req}/deny"),
+                Some(&reason),
+                if decides { 409 } else { 403 },
+            ),
+            (
+                user,
+                "DELETE",
+                format!("/v1/tenancy-requests/{own_req}"),
+                None,
+                if withdraws { 409 } else { 403 },
+            ),
+            (
+                user,
+                "DELETE",
+                format!("/v1/tenancy-requests/{other_req}"),
+                None,
+                match (withdraws, acts_for_all) {
+                    (false, _) => 403,
+                    (true, true) => 409,
+                    (true, false) => 404,
+                },
+            ),
+            (user, "GET", "/v1/audit".to_owned(), None, if role == "platform-admin" { 200 } else { 403 }),
+        ]);
+        let month = jiff::Timestamp::now().strftime("%Y-%m").to_string();
+        let reads_usage = role != "none";
+        cases.push((
+            user,
+            "GET",
+            format!("/v1/usage?period={month}&by=organisation"),
+            None,
+            if reads_usage { 200 } else { 403 },
+        ));
+    }
+
+    let mut wrong = Vec::new();
+    for (user, method, path, body, want) in &cases {
+        let (status, answer) = call(method, path, &by(user), *body);
+        if status != *want {
+            wrong.push(format!("{user} {method} {path}: {status}, expected {want}: {answer}"));
+            continue;
+        }
+        // What a council may read is its own organisation's and nothing else.
+        let own = if *user == "sam" { SOUTH } else { NORTH };
+        let all = matches!(*user, "cara" | "pat");
+        if status == 200 && !all {
+            let orgs: Vec<&str> = match path.as_str() {
+                p if p.starts_with("/v1/tenancies") || p.starts_with("/v1/tenancy-requests") => {
+                    answer["items"].as_array().map_or_else(
+                        || vec![answer["organisation"].as_str().unwrap_or_default()],
+                        |items| {
+                            items.iter().map(|i| i["organisation"].as_str().unwrap_or_default()).collect()
+                        },
+                    )
+                }
+                p if p.starts_with("/v1/usage") => answer["lines"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|l| l["group"].as_str().unwrap_or_default())
+                    .collect(),
+                _ => Vec::new(),
+            };
+            if let Some(foreign) = orgs.iter().find(|o| **o != own) {
+                wrong.push(format!("{user} {method} {path}: read {foreign}'s data"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{} of {} cases wrong:\n{}", wrong.len(), cases.len(), wrong.join("\n"));
+    println!("authorisation matrix: {} cases, all as expected", cases.len());
+}
