@@ -49,6 +49,16 @@ pub struct ApiFlags {
     /// How long an RBAC answer is kept, in seconds: a removed binding takes effect within it.
     #[arg(long, env = "COMMONS_AUTHZ_CACHE_SECONDS", default_value_t = 10)]
     pub authz_cache_seconds: u64,
+    /// Calls a second each API client (a person or an API key) may make on average (this
+    /// replica's share); over it, 429 with Retry-After.
+    #[arg(long, env = "COMMONS_API_RATE", default_value_t = 50)]
+    pub api_rate: u32,
+    /// Calls each API client may make at once before the rate applies.
+    #[arg(long, env = "COMMONS_API_BURST", default_value_t = 100)]
+    pub api_burst: u32,
+    /// Seconds a call may take, its body's arrival included; then 503.
+    #[arg(long, env = "COMMONS_API_DEADLINE_SECONDS", default_value_t = 30)]
+    pub api_deadline_seconds: u64,
     /// The auto-approval policy for tenancy requests (YAML: rules under which a request is
     /// approved at once; docs/api.md). Without it every request waits for a platform admin.
     #[arg(long, env = "COMMONS_REQUEST_POLICY", value_name = "FILE")]

@@ -175,6 +175,8 @@ pub async fn run(settings: Settings) -> Result<()> {
             client: client.clone(),
         }),
         calls: std::sync::Arc::new(crate::ledger::calls::LedgerCalls(ledger.clone())),
+        limits: commons_api::v1::limits::RateLimiter::new(settings.api.api_rate, settings.api.api_burst),
+        deadline: std::time::Duration::from_secs(settings.api.api_deadline_seconds.max(1)),
         audit_failures: commons_api::v1::V1::audit_failures(&metrics.registry)?,
         client: Some(client.clone()),
     });

@@ -46,6 +46,8 @@ pub struct AuditPage {
     responses(
         (status = 200, description = "A page of the audit record, oldest first", body = AuditPage),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Over this client's rate limit; see Retry-After", body = Problem, content_type = "application/problem+json",
+         headers(("Retry-After" = String, description = "Seconds to wait"))),
         (status = 403, description = "Not allowed: needs list audit and list organisations", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A bad limit", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The record cannot be read now", body = Problem, content_type = "application/problem+json"),

@@ -134,10 +134,23 @@ pub async fn guard(State(g): State<Guarded>, request: Request, next: Next) -> Re
         Ok(who) => {
             record.actor = who.user.clone();
             record.credential = credential(&who);
+            if let Err(wait) = v1.limits.take(&who.user, std::time::Instant::now()) {
+                let mut response = problem(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate-limited",
+                    "Too many calls",
+                    "this client is calling faster than its limit; wait as Retry-After says",
+                    &path,
+                );
+                if let Ok(v) = HeaderValue::from_str(&(wait.as_secs() + 1).to_string()) {
+                    response.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+                return finish(&v1, &method, record, response).await;
+            }
             let (mut parts, body) = request.into_parts();
             parts.extensions.insert(who.clone());
             match key.filter(|_| changes(&method)) {
-                None => next.run(Request::from_parts(parts, body)).await,
+                None => within(v1.deadline, &path, next.run(Request::from_parts(parts, body))).await,
                 Some(key) if !valid_key(&key) => problem(
                     StatusCode::BAD_REQUEST,
                     "invalid-idempotency-key",
@@ -145,15 +158,22 @@ pub async fn guard(State(g): State<Guarded>, request: Request, next: Next) -> Re
                     "an Idempotency-Key is 1 to 255 visible ASCII characters, for example a UUID",
                     &path,
                 ),
-                Some(key) => match to_bytes(body, MAX_BODY).await {
+                Some(key) => match tokio::time::timeout(v1.deadline, to_bytes(body, MAX_BODY)).await {
                     Err(_) => problem(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "deadline",
+                        "The call took too long",
+                        "the body did not arrive in time",
+                        &path,
+                    ),
+                    Ok(Err(_)) => problem(
                         StatusCode::PAYLOAD_TOO_LARGE,
                         "too-large",
                         "The body is too large",
                         "bodies are at most 64 KiB",
                         &path,
                     ),
-                    Ok(bytes) => {
+                    Ok(Ok(bytes)) => {
                         let print = fingerprint(&method, &path_and_query, &bytes);
                         once(
                             &v1,
@@ -171,7 +191,12 @@ pub async fn guard(State(g): State<Guarded>, request: Request, next: Next) -> Re
             }
         }
     };
-    if changes(&method) && response.headers().get(REPLAYED).is_none() {
+    finish(&v1, &method, record, response).await
+}
+
+/// Adds a call that changes something to the audit record (unless it was a replay), and answers.
+async fn finish(v1: &V1, method: &Method, mut record: AuditRecord, response: Response) -> Response {
+    if changes(method) && response.headers().get(REPLAYED).is_none() {
         record.status = response.status().as_u16();
         if let Some(location) = response.headers().get(header::LOCATION).and_then(|l| l.to_str().ok()) {
             location.clone_into(&mut record.object);
@@ -183,6 +208,28 @@ pub async fn guard(State(g): State<Guarded>, request: Request, next: Next) -> Re
         }
     }
     response
+}
+
+/// The call's answer, or 503 once `deadline` has passed (a client sending its body slowly, or a
+/// backend that does not answer, holds nothing longer than that).
+async fn within(
+    deadline: std::time::Duration,
+    path: &str,
+    call: impl std::future::Future<Output = Response>,
+) -> Response {
+    match tokio::time::timeout(deadline, call).await {
+        Ok(response) => response,
+        Err(_) => problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "deadline",
+            "The call took too long",
+            &format!(
+                "calls are answered within {} seconds; this one was not (a slow body, or a slow backend)",
+                deadline.as_secs()
+            ),
+            path,
+        ),
+    }
 }
 
 /// Runs a call that holds an idempotency key at most once.
@@ -224,7 +271,7 @@ async fn once(
             path,
         ),
         Ok(KeyState::New) => {
-            let response = next.run(request).await;
+            let response = within(v1.deadline, path, next.run(request)).await;
             let (parts, body) = response.into_parts();
             let Ok(bytes) = to_bytes(body, MAX_ANSWER).await else {
                 let _ = v1.calls.release(actor, key).await;

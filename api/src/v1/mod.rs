@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod guard;
+pub mod limits;
 pub mod openapi;
 pub mod record;
 pub mod requests;
@@ -101,6 +102,10 @@ pub struct V1 {
     pub calls: Arc<dyn record::CallStore>,
     /// `commons_api_audit_failures_total`: calls whose audit record could not be written.
     pub audit_failures: prometheus::IntCounter,
+    /// Per-caller rate limits.
+    pub limits: limits::RateLimiter,
+    /// How long a call may take, reading its body included.
+    pub deadline: std::time::Duration,
     /// Writes to the cluster (TenancyRequests and their decisions), as Commons.
     pub client: Option<kube::Client>,
     /// `commons_api_authentication_failures_total{reason}`.

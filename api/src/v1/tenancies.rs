@@ -110,6 +110,8 @@ pub fn view(t: &Tenancy, spend: Option<Spend>) -> TenancyView {
     responses(
         (status = 200, description = "The caller's organisations' tenancies", body = TenancyList),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Over this client's rate limit; see Retry-After", body = Problem, content_type = "application/problem+json",
+         headers(("Retry-After" = String, description = "Seconds to wait"))),
         (status = 403, description = "Not allowed: needs list tenancies", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Authorisation cannot be decided now", body = Problem, content_type = "application/problem+json"),
     )
@@ -141,6 +143,8 @@ pub async fn list(
     responses(
         (status = 200, description = "The tenancy", body = TenancyView),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Over this client's rate limit; see Retry-After", body = Problem, content_type = "application/problem+json",
+         headers(("Retry-After" = String, description = "Seconds to wait"))),
         (status = 403, description = "Not allowed: needs get tenancies", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such tenancy, or another organisation's", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Authorisation cannot be decided now", body = Problem, content_type = "application/problem+json"),

@@ -154,6 +154,10 @@ struct World {
 }
 
 fn world() -> World {
+    world_limited(1000)
+}
+
+fn world_limited(burst: u32) -> World {
     let mut stored = Keys::default();
     let mut keys = HashMap::new();
     for (who, organisation, role) in [
@@ -207,6 +211,8 @@ fn world() -> World {
         forecaster: Arc::new(NoForecast),
         usage: Arc::new(NoUsage),
         calls: Arc::new(Calls::default()),
+        limits: limits::RateLimiter::new(1, burst),
+        deadline: std::time::Duration::from_secs(5),
         audit_failures: V1::audit_failures(&registry).unwrap(),
         client: None,
     };
@@ -404,4 +410,17 @@ async fn the_served_document_and_the_routes_agree() {
     // And a path that is not in the document is not served.
     let (status, _) = call(&w.app, None, "/v1/nothing").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_client_over_its_rate_is_told_when_to_come_back_and_others_are_not_held_up() {
+    let w = world_limited(2);
+    for _ in 0..2 {
+        assert_eq!(call(&w.app, Some(&w.keys["north-requester"]), "/v1/whoami").await.0, StatusCode::OK);
+    }
+    let over = call_with(&w.app, &w.keys["north-requester"], "/v1/whoami", &[]).await;
+    assert_eq!(over.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(over.headers()["retry-after"], "1");
+    assert_eq!(over.headers()["content-type"], "application/problem+json");
+    assert_eq!(call(&w.app, Some(&w.keys["south-requester"]), "/v1/whoami").await.0, StatusCode::OK);
 }

@@ -185,6 +185,8 @@ pub struct UsagePage {
          headers(("ETag" = String, description = "For a closed month: strong, the same on every call"))),
         (status = 304, description = "A closed month's answer is unchanged (If-None-Match)"),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Over this client's rate limit; see Retry-After", body = Problem, content_type = "application/problem+json",
+         headers(("Retry-After" = String, description = "Seconds to wait"))),
         (status = 403, description = "Not allowed: needs get usage", body = Problem, content_type = "application/problem+json"),
         (status = 406, description = "No format the Accept header allows", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A bad period, by, limit or cursor", body = Problem, content_type = "application/problem+json"),

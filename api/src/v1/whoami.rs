@@ -40,6 +40,8 @@ pub struct WhoAmI {
     responses(
         (status = 200, description = "Who the API takes the caller to be", body = WhoAmI),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Over this client's rate limit; see Retry-After", body = Problem, content_type = "application/problem+json",
+         headers(("Retry-After" = String, description = "Seconds to wait"))),
         (status = 503, description = "Credentials cannot be checked now", body = Problem, content_type = "application/problem+json"),
     )
 )]
