@@ -2,6 +2,7 @@
 
 pub mod admission;
 pub mod annual_cmd;
+pub mod api_catalogue;
 pub mod api_settings;
 pub mod api_usage;
 pub mod apikey_cmd;

@@ -126,6 +126,12 @@ pub async fn run(settings: Settings) -> Result<()> {
     };
     let api_tenancies = shared.tenancies.store();
     let api_requests = shared.requests.store();
+    let api_catalogue = crate::api_catalogue::StoreCatalogue {
+        hosted: shared.hosted.store(),
+        subscriptions: shared.subscriptions.store(),
+        namespaces: shared.namespaces.store(),
+        tenancies: shared.tenancies.store(),
+    };
     shared.start(&watches);
     let mut local_checks: Vec<(&'static str, readiness::LocalCheck)> = Vec::new();
     if let Some(adm) = &admission {
@@ -175,6 +181,7 @@ pub async fn run(settings: Settings) -> Result<()> {
             client: client.clone(),
         }),
         calls: std::sync::Arc::new(crate::ledger::calls::LedgerCalls(ledger.clone())),
+        catalogue: std::sync::Arc::new(api_catalogue),
         limits: commons_api::v1::limits::RateLimiter::new(settings.api.api_rate, settings.api.api_burst),
         deadline: std::time::Duration::from_secs(settings.api.api_deadline_seconds.max(1)),
         audit_failures: commons_api::v1::V1::audit_failures(&metrics.registry)?,

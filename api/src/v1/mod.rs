@@ -3,6 +3,7 @@
 //! caller acts for unless RBAC grants it every organisation.
 
 pub mod audit;
+pub mod catalogue;
 pub mod guard;
 pub mod limits;
 pub mod openapi;
@@ -98,6 +99,8 @@ pub struct V1 {
     pub forecaster: Arc<dyn Forecaster>,
     /// Usage and reports from the ledger.
     pub usage: Arc<dyn usage::UsageSource>,
+    /// The applications store and the subscriptions.
+    pub catalogue: Arc<dyn catalogue::CatalogueSource>,
     /// The audit record and idempotency keys.
     pub calls: Arc<dyn record::CallStore>,
     /// `commons_api_audit_failures_total`: calls whose audit record could not be written.
@@ -173,6 +176,8 @@ pub fn routes(v1: Arc<V1>) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(requests::deny))
         .routes(routes!(usage::usage))
         .routes(routes!(audit::list))
+        .routes(routes!(catalogue::browse))
+        .routes(routes!(catalogue::subscriptions, catalogue::subscribe))
         .split_for_parts();
     let router = router
         // Only routes that exist are guarded: anything else is a plain 404.

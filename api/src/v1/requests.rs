@@ -159,7 +159,7 @@ fn invalid(errors: Vec<FieldError>, path: &str) -> Problem {
 }
 
 /// The apiserver's refusal of what was sent, with the fields it names relative to the body.
-fn refused(error: kube::Error, path: &str) -> Problem {
+pub(crate) fn refused(error: kube::Error, path: &str) -> Problem {
     match error {
         kube::Error::Api(status) if status.code == 422 || status.code == 400 => {
             let causes = status.details.map(|d| d.causes).unwrap_or_default();
@@ -362,6 +362,7 @@ pub async fn create(
             "generateName": generate_name(tenancy_name),
             "namespace": v1.requests_namespace,
             "annotations": {"commons.dev/requested-by": who.user},
+            "labels": organisation_label(organisation),
         },
         "spec": {
             "requester": {
@@ -394,6 +395,17 @@ pub async fn create(
         headers.insert(header::LOCATION, location);
     }
     Ok((StatusCode::CREATED, headers, Json(view(&decided, estimate))))
+}
+
+/// `commons.dev/organisation: <id>` when the id can be a label value (the CRD refuses the
+/// request otherwise, naming the field), so requests can be selected by organisation.
+fn organisation_label(organisation: &str) -> Value {
+    let ok = !organisation.is_empty()
+        && organisation.len() <= 63
+        && organisation.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !organisation.starts_with('-')
+        && !organisation.ends_with('-');
+    if ok { json!({"commons.dev/organisation": organisation}) } else { json!({}) }
 }
 
 /// `<tenancyName>-` when it is a DNS label short enough, else `request-`.

@@ -112,6 +112,51 @@ impl record::CallStore for Calls {
     }
 }
 
+/// One published service, and one subscription of each council.
+#[derive(Debug)]
+struct Shelf;
+
+impl catalogue::CatalogueSource for Shelf {
+    fn entries(&self) -> Vec<catalogue::CatalogueEntry> {
+        vec![catalogue::CatalogueEntry {
+            namespace: "north-apps-web".into(),
+            name: "payroll".into(),
+            title: "Payroll".into(),
+            description: "Pays council staff".into(),
+            category: Some("finance".into()),
+            provider: Some("north-apps".into()),
+            organisation: Some("North".into()),
+            sector: Some("local-government".into()),
+            classification: "official".into(),
+            ports: vec![],
+            ready: true,
+            consumers: 1,
+            instances: 0,
+            organisations: 1,
+        }]
+    }
+    fn subscriptions(&self) -> Vec<catalogue::SubscriptionView> {
+        ["north", "south"]
+            .into_iter()
+            .map(|org| catalogue::SubscriptionView {
+                namespace: format!("{org}-apps-web"),
+                name: "payroll".into(),
+                tenancy: format!("{org}-apps"),
+                organisation: org.into(),
+                service: "north-apps-web/payroll".into(),
+                mode: "shared".into(),
+                phase: Some("Active".into()),
+                reason: None,
+                message: None,
+                endpoint: None,
+            })
+            .collect()
+    }
+    fn organisation_of(&self, namespace: &str) -> Option<String> {
+        namespace.split('-').next().filter(|o| ["north", "south"].contains(o)).map(str::to_owned)
+    }
+}
+
 #[derive(Debug)]
 struct NoUsage;
 
@@ -192,6 +237,11 @@ fn world_limited(burst: u32) -> World {
     grants.0.insert(("commons:apikey:requester".into(), "get", "usage"));
     grants.0.insert(("commons:apikey:finance-central".into(), "get", "usage"));
     grants.0.insert(("commons:apikey:finance-central".into(), "list", "audit"));
+    for (verb, resource) in
+        [("list", "hostedservices"), ("list", "subscriptions"), ("create", "subscriptions")]
+    {
+        grants.0.insert(("commons:apikey:requester".into(), verb, resource));
+    }
     let mut writer: Writer<Tenancy> = Writer::default();
     let store = writer.as_reader();
     writer.apply_watcher_event(&watcher::Event::Init);
@@ -211,6 +261,7 @@ fn world_limited(burst: u32) -> World {
         forecaster: Arc::new(NoForecast),
         usage: Arc::new(NoUsage),
         calls: Arc::new(Calls::default()),
+        catalogue: Arc::new(Shelf),
         limits: limits::RateLimiter::new(1, burst),
         deadline: std::time::Duration::from_secs(5),
         audit_failures: V1::audit_failures(&registry).unwrap(),
@@ -403,7 +454,7 @@ async fn the_served_document_and_the_routes_agree() {
             operations += 1;
         }
     }
-    assert_eq!(operations, 11, "every /v1 operation is documented: {:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(operations, 14, "every /v1 operation is documented: {:?}", paths.keys().collect::<Vec<_>>());
     // A method a route does not serve is 405, whatever headers come with it.
     let put = Request::put("/v1/whoami").header("idempotency-key", "has space").body(Body::empty()).unwrap();
     assert_eq!(w.app.clone().oneshot(put).await.unwrap().status(), StatusCode::METHOD_NOT_ALLOWED);
@@ -423,4 +474,22 @@ async fn a_client_over_its_rate_is_told_when_to_come_back_and_others_are_not_hel
     assert_eq!(over.headers()["retry-after"], "1");
     assert_eq!(over.headers()["content-type"], "application/problem+json");
     assert_eq!(call(&w.app, Some(&w.keys["south-requester"]), "/v1/whoami").await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_catalogue_is_everyones_and_subscriptions_are_the_organisations_own() {
+    let w = world();
+    let (status, found) =
+        call(&w.app, Some(&w.keys["south-requester"]), "/v1/catalogue?q=pays%20STAFF").await;
+    assert_eq!((status, found["items"].as_array().unwrap().len()), (StatusCode::OK, 1), "{found}");
+    let (_, none) = call(&w.app, Some(&w.keys["south-requester"]), "/v1/catalogue?category=planning").await;
+    assert!(none["items"].as_array().unwrap().is_empty());
+    let (_, mine) = call(&w.app, Some(&w.keys["south-requester"]), "/v1/subscriptions").await;
+    let orgs: Vec<&str> =
+        mine["items"].as_array().unwrap().iter().map(|s| s["organisation"].as_str().unwrap()).collect();
+    assert_eq!(orgs, ["south"]);
+    // Subscribing another council's namespace is refused before anything is written.
+    let body = r#"{"namespace": "north-apps-web", "name": "x", "service": {"namespace": "a", "name": "b"}}"#;
+    let refused = post(&w.app, Some(&w.keys["south-requester"]), "/v1/subscriptions", None, body).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
 }
