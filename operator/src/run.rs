@@ -95,6 +95,7 @@ pub async fn run(settings: Settings) -> Result<()> {
         metrics.clone(),
         settings.resync,
     );
+    let api_policy = request_policy.clone();
     let request_inputs = crate::request::Inputs::subscribe(
         &mut shared,
         client.clone(),
@@ -176,6 +177,9 @@ pub async fn run(settings: Settings) -> Result<()> {
         requests: api_requests,
         requests_namespace: settings.api.requests_namespace.clone(),
         forecaster: std::sync::Arc::new(crate::api_settings::ClusterForecast(client.clone())),
+        approves_at_once: std::sync::Arc::new(move |t| {
+            api_policy.approves(t, jiff::Timestamp::now()).is_some()
+        }),
         usage: std::sync::Arc::new(crate::api_usage::LedgerUsage {
             ledger: ledger.clone(),
             client: client.clone(),

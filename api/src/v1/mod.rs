@@ -97,6 +97,9 @@ pub struct V1 {
     pub requests_namespace: String,
     /// Prices quotas.
     pub forecaster: Arc<dyn Forecaster>,
+    /// Whether the auto-approval policy approves a tenancy at once (the controller writes the
+    /// decision; a new request's answer waits for it only then).
+    pub approves_at_once: Arc<dyn Fn(&commons_crds::tenancy::TenancySpec) -> bool + Send + Sync>,
     /// Usage and reports from the ledger.
     pub usage: Arc<dyn usage::UsageSource>,
     /// The applications store and the subscriptions.

@@ -387,8 +387,12 @@ pub async fn create(
         .and_then(serde_json::from_value)
         .map_err(|_| unavailable("the cluster answered with an object Commons cannot read", path))?;
     let name = made.name_any();
-    // The auto-approval policy decides at once when a rule approves: wait a moment for it.
-    let decided = wait_for_decision(&v1, &name).await.unwrap_or_else(|| Arc::new(made.clone()));
+    // The auto-approval policy decides at once when a rule approves: then wait a moment for it.
+    let decided = if (v1.approves_at_once)(&made.spec.tenancy) {
+        wait_for_decision(&v1, &name).await.unwrap_or_else(|| Arc::new(made.clone()))
+    } else {
+        Arc::new(made.clone())
+    };
     let estimate = estimate(&v1, &made.spec.tenancy.quota.clone().unwrap_or_default()).await;
     let mut headers = HeaderMap::new();
     if let Ok(location) = HeaderValue::from_str(&format!("/v1/tenancy-requests/{name}")) {

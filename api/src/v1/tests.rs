@@ -259,6 +259,7 @@ fn world_limited(burst: u32) -> World {
         requests: Writer::<TenancyRequest>::default().as_reader(),
         requests_namespace: "commons-requests".into(),
         forecaster: Arc::new(NoForecast),
+        approves_at_once: Arc::new(|_| false),
         usage: Arc::new(NoUsage),
         calls: Arc::new(Calls::default()),
         catalogue: Arc::new(Shelf),
