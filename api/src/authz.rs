@@ -16,8 +16,10 @@ use kube::{Api, Client};
 
 use crate::auth::Identity;
 
-/// The API group every action is checked in.
-pub const GROUP: &str = "commons.dev";
+/// The API group every action is checked in: one no apiserver serves, so a grant of an API
+/// right is never also a right to the cluster's own `commons.dev` objects (where the API's
+/// organisation scoping would not apply).
+pub const GROUP: &str = "api.commons.dev";
 
 /// An action: a verb on a resource of [`GROUP`], cluster-wide.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -135,7 +137,7 @@ mod tests {
         let attrs = sar.spec.resource_attributes.unwrap();
         assert_eq!(
             (attrs.group.as_deref(), attrs.resource.as_deref(), attrs.verb.as_deref(), attrs.namespace),
-            (Some("commons.dev"), Some("tenancyrequests"), Some("create"), None)
+            (Some("api.commons.dev"), Some("tenancyrequests"), Some("create"), None)
         );
     }
 }

@@ -1,6 +1,7 @@
 //! Helpers for the end-to-end tests. They talk to the real local control plane that
 //! `e2e/controlplane/up.sh` starts (its kubeconfig is in `KUBECONFIG`); nothing here is mocked.
 
+pub mod api;
 pub mod churn;
 pub mod floor;
 pub mod focus;

@@ -4,47 +4,20 @@
 //! Subscription, decided by the provider's consent), and cannot subscribe another's.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use commons_e2e::{kubectl, repo_root};
+use commons_e2e::api::{grant_api_roles, token};
+use commons_e2e::kubectl;
 use serde_json::{Value, json};
 
-fn token(user: &str) -> String {
-    let issuer =
-        std::env::var("COMMONS_E2E_OIDC_ISSUER").expect("COMMONS_E2E_OIDC_ISSUER is set by e2e/keycloak.sh");
-    let out = Command::new("curl")
-        .args(["-sS", "-d", "grant_type=password", "-d", "client_id=commons-e2e"])
-        .args(["-d", &format!("username={user}"), "-d", &format!("password={user}-password")])
-        .arg(format!("{issuer}/protocol/openid-connect/token"))
-        .output()
-        .unwrap();
-    let body: Value = serde_json::from_slice(&out.stdout).unwrap();
-    body["access_token"].as_str().unwrap().to_owned()
-}
-
 fn call(method: &str, path: &str, token: &str, body: Option<&Value>) -> (u16, Value) {
-    let api = format!(
-        "http://{}",
-        std::env::var("COMMONS_LISTEN").expect("COMMONS_LISTEN is set by e2e/commons.sh")
-    );
-    let mut cmd = Command::new("curl");
-    cmd.args(["-sS", "-w", "\n%{http_code}", "-X", method, "-H", &format!("Authorization: Bearer {token}")]);
-    if let Some(b) = body {
-        cmd.args(["-H", "Content-Type: application/json", "--data-binary", &b.to_string()]);
-    }
-    let out = cmd.arg(format!("{api}{path}")).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, status) = text.rsplit_once('\n').unwrap();
-    (status.trim().parse().unwrap(), serde_json::from_str(body).unwrap_or(Value::Null))
+    commons_e2e::api::call(method, path, token, body).unwrap()
 }
 
 #[test]
 fn councils_find_published_services_and_subscribe_only_their_own_namespaces() {
-    let file = repo_root().join("docs/examples/api-access.yaml");
-    kubectl(&["apply", "--server-side", "--field-manager=commons-examples", "-f", file.to_str().unwrap()])
-        .unwrap();
-    let sam = token("sam");
+    grant_api_roles().unwrap();
+    let sam = token("sam").unwrap();
     let (status, found) = call("GET", "/v1/catalogue?q=payroll", &sam, None);
     assert_eq!(status, 200, "{found}");
     let payroll = found["items"]
@@ -117,5 +90,5 @@ fn councils_find_published_services_and_subscribe_only_their_own_namespaces() {
         "{body}"
     );
     // A finance user may not subscribe.
-    assert_eq!(call("POST", "/v1/subscriptions", &token("finn"), Some(&asked)).0, 403);
+    assert_eq!(call("POST", "/v1/subscriptions", &token("finn").unwrap(), Some(&asked)).0, 403);
 }

@@ -8,40 +8,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
 
 use std::collections::BTreeMap;
-use std::process::Command;
 
-use commons_e2e::{kubectl, repo_root};
+use commons_e2e::api::{grant_api_roles, token};
+use commons_e2e::kubectl;
 use serde_json::{Value, json};
 
-fn issuer() -> String {
-    std::env::var("COMMONS_E2E_OIDC_ISSUER").expect("COMMONS_E2E_OIDC_ISSUER is set by e2e/keycloak.sh")
-}
-
-fn api() -> String {
-    format!("http://{}", std::env::var("COMMONS_LISTEN").expect("COMMONS_LISTEN is set by e2e/commons.sh"))
-}
-
-fn token(user: &str) -> String {
-    let out = Command::new("curl")
-        .args(["-sS", "-d", "grant_type=password", "-d", "client_id=commons-e2e"])
-        .args(["-d", &format!("username={user}"), "-d", &format!("password={user}-password")])
-        .arg(format!("{}/protocol/openid-connect/token", issuer()))
-        .output()
-        .unwrap();
-    let body: Value = serde_json::from_slice(&out.stdout).unwrap();
-    body["access_token"].as_str().unwrap().to_owned()
-}
-
 fn call(method: &str, path: &str, token: &str, body: Option<&Value>) -> (u16, Value) {
-    let mut cmd = Command::new("curl");
-    cmd.args(["-sS", "-w", "\n%{http_code}", "-X", method, "-H", &format!("Authorization: Bearer {token}")]);
-    if let Some(b) = body {
-        cmd.args(["-H", "Content-Type: application/json", "--data-binary", &b.to_string()]);
-    }
-    let out = cmd.arg(format!("{}{path}", api())).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, status) = text.rsplit_once('\n').unwrap();
-    (status.trim().parse().unwrap(), serde_json::from_str(body).unwrap_or(Value::Null))
+    commons_e2e::api::call(method, path, token, body).unwrap()
 }
 
 fn request_body(organisation: &str, justification: &str) -> Value {
@@ -69,12 +42,10 @@ struct Caller {
 
 #[test]
 fn every_route_as_every_role_against_own_and_other_organisations() {
-    let file = repo_root().join("docs/examples/api-access.yaml");
-    kubectl(&["apply", "--server-side", "--field-manager=commons-examples", "-f", file.to_str().unwrap()])
-        .unwrap();
+    grant_api_roles().unwrap();
     let callers: Vec<Caller> = ["nora", "finn", "sam", "cara", "pat", "olive"]
         .into_iter()
-        .map(|user| Caller { user, token: token(user) })
+        .map(|user| Caller { user, token: token(user).unwrap() })
         .collect();
     let by = |user: &str| callers.iter().find(|c| c.user == user).unwrap().token.clone();
 

@@ -5,29 +5,18 @@
 //! platform admin approves; and cannot see, decide or make requests for another organisation.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use commons_e2e::{kubectl, repo_root};
+use commons_e2e::api::exchange;
+use commons_e2e::kubectl;
 use serde_json::{Value, json};
 
-fn issuer() -> String {
-    std::env::var("COMMONS_E2E_OIDC_ISSUER").expect("COMMONS_E2E_OIDC_ISSUER is set by e2e/keycloak.sh")
-}
-
-fn api() -> String {
-    format!("http://{}", std::env::var("COMMONS_LISTEN").expect("COMMONS_LISTEN is set by e2e/commons.sh"))
+fn grant_api_roles() {
+    commons_e2e::api::grant_api_roles().unwrap();
 }
 
 fn token(user: &str) -> String {
-    let out = Command::new("curl")
-        .args(["-sS", "-d", "grant_type=password", "-d", "client_id=commons-e2e"])
-        .args(["-d", &format!("username={user}"), "-d", &format!("password={user}-password")])
-        .arg(format!("{}/protocol/openid-connect/token", issuer()))
-        .output()
-        .unwrap();
-    let body: Value = serde_json::from_slice(&out.stdout).unwrap();
-    body["access_token"].as_str().unwrap_or_else(|| panic!("no token for {user}: {body}")).to_owned()
+    commons_e2e::api::token(user).unwrap()
 }
 
 /// `method path` with `token` and an optional JSON body: status and JSON answer.
@@ -37,24 +26,8 @@ fn call(method: &str, path: &str, token: &str, body: Option<&Value>) -> (u16, Va
 
 /// The same, with extra headers.
 fn call_with(method: &str, path: &str, token: &str, body: Option<&Value>, headers: &[&str]) -> (u16, Value) {
-    let mut cmd = Command::new("curl");
-    for h in headers {
-        cmd.args(["-H", h]);
-    }
-    cmd.args(["-sS", "-w", "\n%{http_code}", "-X", method, "-H", &format!("Authorization: Bearer {token}")]);
-    if let Some(b) = body {
-        cmd.args(["-H", "Content-Type: application/json", "--data-binary", &b.to_string()]);
-    }
-    let out = cmd.arg(format!("{}{path}", api())).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, status) = text.rsplit_once('\n').unwrap();
-    (status.trim().parse().unwrap(), serde_json::from_str(body).unwrap_or(Value::Null))
-}
-
-fn grant_api_roles() {
-    let file = repo_root().join("docs/examples/api-access.yaml");
-    kubectl(&["apply", "--server-side", "--field-manager=commons-examples", "-f", file.to_str().unwrap()])
-        .unwrap();
+    let a = exchange(method, path, token, headers, body).unwrap();
+    (a.status, a.json())
 }
 
 /// A name no earlier run used.
@@ -316,4 +289,37 @@ fn a_retried_create_makes_one_request_and_every_change_is_in_the_audit_record() 
         [("POST", "oidc:nora", 201), ("DELETE", "oidc:nora", 204)],
         "made once, withdrawn once"
     );
+}
+
+#[test]
+fn a_claimed_sector_or_extra_rights_are_never_auto_approved() {
+    grant_api_roles();
+    let nora = token("nora");
+    // Northshire is known to the platform as local government: a sandbox claiming the health
+    // sector (which would open other network segments) waits for a person, as does one asking to
+    // join a segment or for the baseline pod security level.
+    let mut claimed = request(&unique("claimed"), "northshire-county-council", Some(30), "1");
+    claimed["tenancy"]["organisation"]["sector"] = json!("health");
+    // Named otherwise than the platform knows it, though the rule would match: a person looks.
+    let mut renamed = request(&unique("renamed"), "northshire-county-council", Some(30), "1");
+    renamed["tenancy"]["organisation"]["displayName"] = json!("Northshire County Council (new)");
+    let mut segment = request(&unique("segment"), "northshire-county-council", Some(30), "1");
+    segment["tenancy"]["networkSegments"] = json!(["psn"]);
+    let mut baseline = request(&unique("baseline"), "northshire-county-council", Some(30), "1");
+    baseline["tenancy"]["podSecurity"] = json!("baseline");
+    for (what, body) in [
+        ("a claimed sector", claimed),
+        ("another name", renamed),
+        ("a segment", segment),
+        ("baseline", baseline),
+    ] {
+        let (status, made) = call("POST", "/v1/tenancy-requests", &nora, Some(&body));
+        assert_eq!((status, made["state"].as_str()), (201, Some("Pending")), "{what}: {made}");
+        let name = made["name"].as_str().unwrap();
+        // Past the controller's first look, still waiting for a person.
+        std::thread::sleep(Duration::from_secs(2));
+        let (_, again) = call("GET", &format!("/v1/tenancy-requests/{name}"), &nora, None);
+        assert_eq!(again["state"], "Pending", "{what}: {again}");
+        call("DELETE", &format!("/v1/tenancy-requests/{name}"), &nora, None);
+    }
 }

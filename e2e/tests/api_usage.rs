@@ -4,64 +4,22 @@
 //! same bytes on every call, with a strong ETag.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
 
-use std::process::Command;
-
-use commons_e2e::{commons, kubectl, repo_root};
+use commons_e2e::api::{exchange, grant_api_roles, ledger};
+use commons_e2e::commons;
 use serde_json::Value;
 
-fn issuer() -> String {
-    std::env::var("COMMONS_E2E_OIDC_ISSUER").expect("COMMONS_E2E_OIDC_ISSUER is set by e2e/keycloak.sh")
-}
-
-fn api() -> String {
-    format!("http://{}", std::env::var("COMMONS_LISTEN").expect("COMMONS_LISTEN is set by e2e/commons.sh"))
-}
-
-fn ledger() -> String {
-    std::env::var("COMMONS_LEDGER").expect("COMMONS_LEDGER is set by e2e/commons.sh")
-}
-
 fn token(user: &str) -> String {
-    let out = Command::new("curl")
-        .args(["-sS", "-d", "grant_type=password", "-d", "client_id=commons-e2e"])
-        .args(["-d", &format!("username={user}"), "-d", &format!("password={user}-password")])
-        .arg(format!("{}/protocol/openid-connect/token", issuer()))
-        .output()
-        .unwrap();
-    let body: Value = serde_json::from_slice(&out.stdout).unwrap();
-    body["access_token"].as_str().unwrap().to_owned()
+    commons_e2e::api::token(user).unwrap()
 }
 
 /// GET `path` with `credential` and extra headers: status, headers (lower case), body.
 fn get(path: &str, credential: &str, headers: &[&str]) -> (u16, String, String) {
-    let mut cmd = Command::new("curl");
-    cmd.args([
-        "-sS",
-        "-D",
-        "-",
-        "-w",
-        "\n%{http_code}",
-        "-H",
-        &format!("Authorization: Bearer {credential}"),
-    ]);
-    for h in headers {
-        cmd.args(["-H", h]);
-    }
-    let out = cmd.arg(format!("{}{path}", api())).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (rest, status) = text.rsplit_once('\n').unwrap();
-    let (head, body) = rest.split_once("\r\n\r\n").unwrap_or((rest, ""));
-    (status.trim().parse().unwrap(), head.to_lowercase(), body.to_owned())
+    let a = exchange("GET", path, credential, headers, None).unwrap();
+    (a.status, a.headers, a.body)
 }
 
 fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
     head.lines().find_map(|l| l.strip_prefix(&format!("{name}: "))).map(str::trim)
-}
-
-fn grant_api_roles() {
-    let file = repo_root().join("docs/examples/api-access.yaml");
-    kubectl(&["apply", "--server-side", "--field-manager=commons-examples", "-f", file.to_str().unwrap()])
-        .unwrap();
 }
 
 fn this_month() -> String {
@@ -74,7 +32,7 @@ fn decimal(s: &str) -> f64 {
 
 #[test]
 fn finance_sees_its_own_organisation_in_json_csv_and_focus_with_one_total() {
-    grant_api_roles();
+    grant_api_roles().unwrap();
     let finn = token("finn");
     let month = this_month();
     let path = format!("/v1/usage?period={month}&by=organisation");
@@ -124,7 +82,7 @@ fn finance_sees_its_own_organisation_in_json_csv_and_focus_with_one_total() {
 
 #[test]
 fn central_finance_sees_every_organisation_and_the_platforms_unallocated_capacity() {
-    grant_api_roles();
+    grant_api_roles().unwrap();
     let cara = token("cara");
     let (status, _, body) =
         get(&format!("/v1/usage?period={}&by=organisation&limit=2", this_month()), &cara, &[]);
@@ -155,7 +113,7 @@ fn central_finance_sees_every_organisation_and_the_platforms_unallocated_capacit
 
 #[test]
 fn a_closed_month_is_the_same_bytes_every_time_for_a_finance_systems_api_key() {
-    grant_api_roles();
+    grant_api_roles().unwrap();
     let (year, month) = this_month()
         .split_once('-')
         .map(|(y, m)| (y.parse::<i32>().unwrap(), m.parse::<u32>().unwrap()))

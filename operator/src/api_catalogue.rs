@@ -41,24 +41,6 @@ impl StoreCatalogue {
 impl CatalogueSource for StoreCatalogue {
     fn entries(&self) -> Vec<CatalogueEntry> {
         crate::catalogue::entries(&self.hosted.state(), &self.subscriptions.state(), |ns| self.tenancy_of(ns))
-            .into_iter()
-            .map(|e| CatalogueEntry {
-                namespace: e.namespace,
-                name: e.name,
-                title: e.title,
-                description: e.description,
-                category: e.category,
-                provider: e.provider,
-                organisation: e.organisation,
-                sector: e.sector,
-                classification: e.classification,
-                ports: e.ports,
-                ready: e.ready,
-                consumers: e.consumers,
-                instances: e.instances,
-                organisations: e.organisations,
-            })
-            .collect()
     }
 
     fn subscriptions(&self) -> Vec<SubscriptionView> {

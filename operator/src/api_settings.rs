@@ -102,12 +102,17 @@ impl ApiFlags {
             min_refresh: Duration::from_secs(30),
             max_age: Duration::from_secs(600),
         };
-        if config.mapping.username_prefix.starts_with("system:")
-            || config.mapping.groups_prefix.starts_with("system:")
-        {
-            return Err(Error::Invalid(
-                "--oidc-username-prefix and --oidc-groups-prefix must not begin with system: (Kubernetes' own names)".into(),
-            ));
+        for (flag, prefix) in [
+            ("--oidc-username-prefix", &config.mapping.username_prefix),
+            ("--oidc-groups-prefix", &config.mapping.groups_prefix),
+        ] {
+            // Empty, a name from the identity provider could be `system:masters` or one of the
+            // names Commons gives API keys (`commons:apikey:...`).
+            if prefix.is_empty() || prefix.starts_with("system:") || prefix.starts_with("commons:") {
+                return Err(Error::Invalid(format!(
+                    "{flag} {prefix:?}: must be set, and not begin with system: or commons: (names Kubernetes and Commons give their own)"
+                )));
+            }
         }
         Ok(Some(Arc::new(Oidc::new(config, Arc::new(fetch)))))
     }

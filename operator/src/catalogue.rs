@@ -1,6 +1,6 @@
 //! The applications store (pure): the published HostedServices, who provides each and how many
 //! organisations use it, from the services, the subscriptions' recorded phases and the tenancies.
-//! `commons catalogue` prints it; the REST API will serve the same function.
+//! `commons catalogue` prints it; the REST API serves the same function (operator/src/api_catalogue.rs).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -9,41 +9,10 @@ use commons_crds::hosted_service::HostedService;
 use commons_crds::subscription::{Subscription, SubscriptionMode, SubscriptionPhase};
 use commons_crds::tenancy::Tenancy;
 use kube::ResourceExt;
-use serde::Serialize;
 
-/// One listing of the catalogue.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Entry {
-    /// The HostedService's namespace.
-    pub namespace: String,
-    /// The HostedService's name.
-    pub name: String,
-    /// The listing's title.
-    pub title: String,
-    /// What it does.
-    pub description: String,
-    /// Its category, if given.
-    pub category: Option<String>,
-    /// The providing tenancy.
-    pub provider: Option<String>,
-    /// The providing organisation's name.
-    pub organisation: Option<String>,
-    /// The providing organisation's sector.
-    pub sector: Option<String>,
-    /// The classification of the data it handles.
-    pub classification: String,
-    /// Its ports, as `name port/protocol`.
-    pub ports: Vec<String>,
-    /// Whether it is ready now.
-    pub ready: bool,
-    /// Tenancies using it shared (Active subscriptions).
-    pub consumers: usize,
-    /// Instances of it run by other tenancies (Active instance subscriptions).
-    pub instances: usize,
-    /// Distinct organisations using it, shared or as an instance.
-    pub organisations: usize,
-}
+/// One listing of the catalogue: the API's own type, so `commons catalogue --json` and
+/// `GET /v1/catalogue` show the same thing.
+pub use commons_api::v1::catalogue::CatalogueEntry as Entry;
 
 /// The catalogue: every published service, sorted by category then title. `tenancy_of` gives
 /// the tenancy a namespace belongs to.

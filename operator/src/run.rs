@@ -101,7 +101,7 @@ pub async fn run(settings: Settings) -> Result<()> {
         client.clone(),
         recorder.clone(),
         metrics.clone(),
-        (settings.resync, request_policy),
+        (settings.resync, request_policy, settings.api.requests_namespace.clone()),
     );
     // The ledger's URL is checked now; the database itself is waited for by the meter.
     let ledger = crate::ledger::Ledger::open(&settings.ledger)?;
@@ -127,6 +127,7 @@ pub async fn run(settings: Settings) -> Result<()> {
     };
     let api_tenancies = shared.tenancies.store();
     let api_requests = shared.requests.store();
+    let shared_tenancies_for_policy = shared.tenancies.store();
     let api_catalogue = crate::api_catalogue::StoreCatalogue {
         hosted: shared.hosted.store(),
         subscriptions: shared.subscriptions.store(),
@@ -177,9 +178,13 @@ pub async fn run(settings: Settings) -> Result<()> {
         requests: api_requests,
         requests_namespace: settings.api.requests_namespace.clone(),
         forecaster: std::sync::Arc::new(crate::api_settings::ClusterForecast(client.clone())),
-        approves_at_once: std::sync::Arc::new(move |t| {
-            api_policy.approves(t, jiff::Timestamp::now()).is_some()
-        }),
+        approves_at_once: {
+            let known = shared_tenancies_for_policy;
+            std::sync::Arc::new(move |t| {
+                crate::request::desired::organisation_known(t, &known.state())
+                    && api_policy.approves(t, jiff::Timestamp::now()).is_some()
+            })
+        },
         usage: std::sync::Arc::new(crate::api_usage::LedgerUsage {
             ledger: ledger.clone(),
             client: client.clone(),

@@ -105,7 +105,9 @@ pub async fn guard(State(g): State<Guarded>, request: Request, next: Next) -> Re
     let v1 = g.v1;
     let template =
         request.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned()).unwrap_or_default();
-    if !g.served.get(&template).is_some_and(|m| m.iter().any(|m| m == request.method().as_str())) {
+    // HEAD is served wherever GET is (and guarded like it).
+    let asked = if request.method() == Method::HEAD { "GET" } else { request.method().as_str() };
+    if !g.served.get(&template).is_some_and(|m| m.iter().any(|m| m == asked)) {
         // A method the route does not serve: 405 from the router, nothing to check or record.
         return next.run(request).await;
     }
@@ -196,7 +198,11 @@ pub async fn guard(State(g): State<Guarded>, request: Request, next: Next) -> Re
 
 /// Adds a call that changes something to the audit record (unless it was a replay), and answers.
 async fn finish(v1: &V1, method: &Method, mut record: AuditRecord, response: Response) -> Response {
-    if changes(method) && response.headers().get(REPLAYED).is_none() {
+    // A refusal before the caller is known, or over its rate, changed nothing: it is counted in
+    // the metrics, not recorded (an unauthenticated client must not be able to fill the record).
+    let refused_early =
+        record.actor == "(unauthenticated)" || response.status() == StatusCode::TOO_MANY_REQUESTS;
+    if changes(method) && !refused_early && response.headers().get(REPLAYED).is_none() {
         record.status = response.status().as_u16();
         if let Some(location) = response.headers().get(header::LOCATION).and_then(|l| l.to_str().ok()) {
             location.clone_into(&mut record.object);

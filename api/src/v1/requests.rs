@@ -105,6 +105,7 @@ pub fn view(r: &TenancyRequest, estimate: Option<Estimate>) -> RequestView {
         (Some(Outcome::Denied), _) => "Denied",
         (Some(Outcome::Approved), Some(c)) if c.status == "True" => "Ready",
         (Some(Outcome::Approved), Some(c)) if c.reason == "TenancyDeleted" => "TenancyDeleted",
+        (Some(Outcome::Approved), Some(c)) if c.reason == "NameTaken" => "NameTaken",
         (Some(Outcome::Approved), _) => "Approved",
     };
     RequestView {
@@ -567,6 +568,7 @@ async fn decide(
             kube::Error::Api(s) if s.code == 409 || s.code == 422 => {
                 conflict("the request was decided or changed meanwhile; decisions are final", path)
             }
+            kube::Error::Api(s) if s.code == 404 => not_found("tenancy request", path),
             other => refused(other, path),
         },
     )?;

@@ -77,6 +77,18 @@ pub fn provisioning(req: &TenancyRequest, observed: Option<&Tenancy>) -> Provisi
     }
 }
 
+/// Whether the organisation a tenancy names is one the cluster knows as named: another Tenancy
+/// of that id has the same sector and name. Auto-approval trusts nothing else a requester
+/// asserts about its organisation (its sector decides which network segments it may join), so an
+/// organisation's first tenancy is always decided by a person.
+pub fn organisation_known(spec: &commons_crds::TenancySpec, tenancies: &[std::sync::Arc<Tenancy>]) -> bool {
+    let o = &spec.organisation;
+    tenancies.iter().any(|t| {
+        let k = &t.spec.organisation;
+        k.id == o.id && k.sector == o.sector && k.display_name == o.display_name
+    })
+}
+
 /// The decision an auto-approval rule makes.
 pub fn by_policy(rule: &str, why: &str, at: jiff::Timestamp) -> Decision {
     Decision {
@@ -110,8 +122,16 @@ pub fn status(
 ) -> TenancyRequestStatus {
     let generation = req.metadata.generation;
     let name = &req.spec.tenancy_name;
-    let mut conditions: Vec<Condition> =
-        decision.map(|d| decision_condition(d, generation)).into_iter().collect();
+    let mut conditions: Vec<Condition> = match decision {
+        Some(d) => vec![decision_condition(d, generation)],
+        None => vec![condition(
+            "Decided",
+            false,
+            "AwaitingDecision",
+            "no auto-approval rule approves it (or the organisation's details are not yet known to the platform); a platform admin decides",
+            generation,
+        )],
+    };
     let (provisioned, tenancy) = match provisioning {
         Provisioning::NotApproved => (None, None),
         Provisioning::Missing => (
@@ -225,7 +245,23 @@ mod tests {
         assert_eq!(gone.status.as_ref().unwrap().tenancy.as_deref(), Some("sandbox-a"));
         assert_eq!(provisioning(&gone, None), Provisioning::Gone);
         let pending = request("r1", "sandbox-a", None);
-        assert_eq!(status(&pending, None, &Provisioning::NotApproved), TenancyRequestStatus::default());
+        let waiting = status(&pending, None, &Provisioning::NotApproved);
+        assert_eq!(
+            (waiting.conditions.len(), waiting.conditions[0].reason.as_str()),
+            (1, "AwaitingDecision")
+        );
+        assert_eq!((waiting.decision, waiting.tenancy), (None, None));
+    }
+
+    #[test]
+    fn only_an_organisation_known_by_its_sector_and_name_is_known() {
+        let known = std::sync::Arc::new(tenancy_with("north-a", None, true));
+        let asked = request("r1", "sandbox-a", None).spec.tenancy;
+        assert!(organisation_known(&asked, std::slice::from_ref(&known)));
+        let mut claimed = asked.clone();
+        claimed.organisation.sector = commons_crds::Sector::Health;
+        assert!(!organisation_known(&claimed, std::slice::from_ref(&known)), "a sector claimed, not known");
+        assert!(!organisation_known(&asked, &[]), "a first tenancy is a person's decision");
     }
 
     #[test]

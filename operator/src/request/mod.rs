@@ -31,6 +31,8 @@ pub struct Context {
     pub tenancies: Store<Tenancy>,
     /// The auto-approval policy.
     pub policy: policy::Policy,
+    /// The namespace the API keeps requests in; requests anywhere else are not acted on.
+    pub namespace: String,
     /// Publishes Events.
     pub recorder: Recorder,
     /// Metrics.
@@ -85,7 +87,7 @@ impl Inputs {
         client: Client,
         recorder: Recorder,
         metrics: Metrics,
-        (resync, policy): (Duration, policy::Policy),
+        (resync, policy, namespace): (Duration, policy::Policy, String),
     ) -> Inputs {
         let requests = shared.requests.store();
         // A Tenancy's readiness concerns the requests for its name.
@@ -104,8 +106,15 @@ impl Inputs {
         };
         let concerned = shared.tenancies.subscribe_when(readiness).flat_map(for_name).boxed();
         let changed = shared.requests.subscribe_when(spec_or_decision).boxed();
-        let context =
-            Context { client, tenancies: shared.tenancies.store(), policy, recorder, metrics, resync };
+        let context = Context {
+            client,
+            tenancies: shared.tenancies.store(),
+            policy,
+            namespace,
+            recorder,
+            metrics,
+            resync,
+        };
         Inputs { requests, context, changed, concerned }
     }
 }

@@ -95,8 +95,16 @@ impl Policy {
         Ok(policy)
     }
 
-    /// The rule that approves `tenancy` at `now`, and why; `None` leaves it to a person.
+    /// The rule that approves `tenancy` at `now`, and why; `None` leaves it to a person. A tenancy
+    /// asking to join network segments, for anything beyond the safe defaults (`allowed`), or for
+    /// a weaker pod security level is never approved by a rule: a person looks at those.
     pub fn approves(&self, tenancy: &TenancySpec, now: jiff::Timestamp) -> Option<(String, String)> {
+        if !tenancy.network_segments.is_empty()
+            || tenancy.allowed.is_some()
+            || tenancy.pod_security != commons_crds::tenancy::PodSecurityLevel::default()
+        {
+            return None;
+        }
         self.rules.iter().find_map(|rule| rule.holds(tenancy, now).map(|why| (rule.name.clone(), why)))
     }
 }
@@ -207,6 +215,23 @@ rules:
             policy.approves(&spec("local-government", "official", Some(30), "2", Some(0)), now).unwrap();
         assert_eq!(rule, "council-sandbox");
         assert!(why.contains("sector local-government") && why.contains("within 90 days"), "{why}");
+    }
+
+    #[test]
+    fn segments_extra_rights_or_weaker_pod_security_always_need_a_person() {
+        let policy = Policy::parse(POLICY).unwrap();
+        let now = jiff::Timestamp::from_second(1_800_000_000).unwrap();
+        let base = spec("local-government", "official", Some(30), "2", Some(0));
+        assert!(policy.approves(&base, now).is_some());
+        let mut segments = base.clone();
+        segments.network_segments = vec!["psn".into()];
+        let mut allowed = base.clone();
+        allowed.allowed = Some(Default::default());
+        let mut baseline = base.clone();
+        baseline.pod_security = commons_crds::tenancy::PodSecurityLevel::Baseline;
+        for (name, t) in [("segments", segments), ("allowed", allowed), ("baseline", baseline)] {
+            assert!(policy.approves(&t, now).is_none(), "{name}");
+        }
     }
 
     #[test]

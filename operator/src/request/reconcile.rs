@@ -23,11 +23,21 @@ pub async fn reconcile(req: Arc<TenancyRequest>, ctx: Arc<Context>) -> Result<Ac
     if req.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
-    crate::watch::synced(&[&ctx.tenancies]).await?;
     let ns = req.namespace().unwrap_or_default();
+    if ns != ctx.namespace {
+        // Only the API's namespace holds requests (anyone able to write a TenancyRequest elsewhere
+        // does not thereby get a Tenancy made).
+        return Ok(Action::await_change());
+    }
+    crate::watch::synced(&[&ctx.tenancies]).await?;
     let api = Api::<TenancyRequest>::namespaced(ctx.client.clone(), &ns);
     let mut decision = desired::decision(&req).cloned();
+    // The policy looks at a request once, when it first sees it; after that a person decides.
+    let first_look = req.status.as_ref().is_none_or(|s| s.conditions.is_empty());
+    let known = desired::organisation_known(&req.spec.tenancy, &ctx.tenancies.state());
     if decision.is_none()
+        && first_look
+        && known
         && let Some((rule, why)) = ctx.policy.approves(&req.spec.tenancy, jiff::Timestamp::now())
     {
         let decided = desired::by_policy(&rule, &why, jiff::Timestamp::now());
