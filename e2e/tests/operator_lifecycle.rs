@@ -63,6 +63,31 @@ async fn resource_versions(client: &Client, name: &str) -> BTreeMap<String, Stri
     out
 }
 
+/// Commons' ResourceQuotas whose `used.pods` is not yet the number of pods in their namespace.
+async fn quotas_behind(client: &Client, namespaces: &[String], pods: &[Pod]) -> Vec<String> {
+    let quotas = Api::<ResourceQuota>::all(client.clone()).list(&ListParams::default()).await.unwrap().items;
+    quotas
+        .iter()
+        .filter(|q| namespaces.contains(&q.namespace().unwrap_or_default()))
+        .filter_map(|q| {
+            let ns = q.namespace().unwrap_or_default();
+            let used = q.status.as_ref()?.used.as_ref()?.get("pods")?.0.clone();
+            let running = pods
+                .iter()
+                .filter(|p| p.namespace().as_deref() == Some(ns.as_str()))
+                .filter(|p| {
+                    !matches!(
+                        p.status.as_ref().and_then(|s| s.phase.as_deref()),
+                        Some("Succeeded" | "Failed")
+                    )
+                })
+                .count();
+            (used != running.to_string())
+                .then(|| format!("quota {ns}/{} counts {used} pods, {running} there", q.name_any()))
+        })
+        .collect()
+}
+
 /// Every Tenancy's resourceVersion.
 async fn tenancy_versions(client: &Client) -> BTreeMap<String, String> {
     let all = Api::<Tenancy>::all(client.clone()).list(&ListParams::default()).await.unwrap().items;
@@ -99,6 +124,9 @@ async fn quiet(client: &Client) {
                     .map(|p| (p.metadata.deletion_timestamp.is_some(), format!("pod {}", p.name_any()))),
             )
             .filter_map(|(deleting, name)| deleting.then_some(name))
+            // And the quota controller caught up with pods that went: a ResourceQuota still
+            // counting a pod that is gone changes its tenancy's status.quota.used when it does.
+            .chain(quotas_behind(client, &tenancy_namespaces, &pods).await)
             .collect();
         if going.is_empty() {
             break;
