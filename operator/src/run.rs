@@ -181,8 +181,8 @@ pub async fn run(settings: Settings) -> Result<()> {
         approves_at_once: {
             let known = shared_tenancies_for_policy;
             std::sync::Arc::new(move |t| {
-                crate::request::desired::organisation_known(t, &known.state())
-                    && api_policy.approves(t, jiff::Timestamp::now()).is_some()
+                crate::request::auto_approval(&api_policy, t, &known.state(), jiff::Timestamp::now())
+                    .is_some()
             })
         },
         usage: std::sync::Arc::new(crate::api_usage::LedgerUsage {

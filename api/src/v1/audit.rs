@@ -10,9 +10,9 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use super::record::AuditRecord;
-use super::{Caller, Scope, V1, authorise};
+use super::{Caller, Scope, V1, authorise, invalid_field};
 use crate::authz::Action;
-use crate::problem::{FieldError, Problem};
+use crate::problem::Problem;
 
 const LIST: Action = Action { verb: "list", resource: "audit" };
 
@@ -60,12 +60,7 @@ pub async fn list(
     Caller(who): Caller,
 ) -> Result<Json<AuditPage>, Problem> {
     let path = uri.path();
-    let Query(params) = params.map_err(|e| {
-        Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-request", "The request is not valid")
-            .with_detail(e.body_text())
-            .with_errors(vec![FieldError { field: "query".into(), detail: e.body_text() }])
-            .with_instance(path.to_owned())
-    })?;
+    let Query(params) = params.map_err(|e| invalid_field("query", &e.body_text(), path))?;
     if authorise(&v1, &who, LIST, path).await? != Scope::All {
         return Err(Problem::new(StatusCode::FORBIDDEN, "forbidden", "Not allowed")
             .with_detail("the audit record spans every organisation: it needs list organisations too")
@@ -73,14 +68,7 @@ pub async fn list(
     }
     let limit = params.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
-        return Err(Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid-request",
-            "The request is not valid",
-        )
-        .with_detail("limit: from 1 to 1000")
-        .with_errors(vec![FieldError { field: "limit".into(), detail: "from 1 to 1000".into() }])
-        .with_instance(path.to_owned()));
+        return Err(invalid_field("limit", "from 1 to 1000", path));
     }
     let items = v1.calls.audit_since(params.after.unwrap_or(0), limit).await.map_err(|e| {
         tracing::warn!(error = %e, "the audit record cannot be read");

@@ -17,9 +17,9 @@ use kube::api::{ApiResource, DynamicObject, PostParams};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Caller, V1, authorise};
+use super::{Caller, V1, authorise, invalid_field, unavailable};
 use crate::authz::Action;
-use crate::problem::{FieldError, Problem};
+use crate::problem::Problem;
 
 const BROWSE: Action = Action { verb: "list", resource: "hostedservices" };
 const LIST: Action = Action { verb: "list", resource: "subscriptions" };
@@ -157,13 +157,6 @@ fn matches(e: &CatalogueEntry, search: &Search) -> bool {
         && search.classification.as_deref().is_none_or(|c| e.classification == c)
 }
 
-fn invalid(field: &str, detail: &str, path: &str) -> Problem {
-    Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-request", "The request is not valid")
-        .with_detail(format!("{field}: {detail}"))
-        .with_errors(vec![FieldError { field: field.to_owned(), detail: detail.to_owned() }])
-        .with_instance(path.to_owned())
-}
-
 /// `GET /v1/catalogue`.
 #[utoipa::path(
     get,
@@ -189,7 +182,7 @@ pub async fn browse(
 ) -> Result<Json<Catalogue>, Problem> {
     let path = uri.path();
     authorise(&v1, &who, BROWSE, path).await?;
-    let Query(search) = search.map_err(|e| invalid("query", &e.body_text(), path))?;
+    let Query(search) = search.map_err(|e| invalid_field("query", &e.body_text(), path))?;
     Ok(Json(Catalogue {
         items: v1.catalogue.entries().into_iter().filter(|e| matches(e, &search)).collect(),
     }))
@@ -256,7 +249,7 @@ pub async fn subscribe(
     let path = uri.path();
     let scope = authorise(&v1, &who, SUBSCRIBE, path).await?;
     let asked: NewSubscription =
-        serde_json::from_slice(&body).map_err(|e| invalid("", &e.to_string(), path))?;
+        serde_json::from_slice(&body).map_err(|e| invalid_field("", &e.to_string(), path))?;
     let organisation = v1.catalogue.organisation_of(&asked.namespace);
     if !organisation.as_deref().is_some_and(|o| scope.covers(o)) {
         return Err(Problem::new(StatusCode::FORBIDDEN, "forbidden", "Not allowed")
@@ -280,11 +273,9 @@ pub async fn subscribe(
         "spec": spec,
     });
     let object: DynamicObject =
-        serde_json::from_value(object).map_err(|e| invalid("", &e.to_string(), path))?;
-    let client = v1.client.clone().ok_or_else(|| {
-        Problem::new(StatusCode::SERVICE_UNAVAILABLE, "cluster-unavailable", "The cluster cannot be reached")
-            .with_instance(path.to_owned())
-    })?;
+        serde_json::from_value(object).map_err(|e| invalid_field("", &e.to_string(), path))?;
+    let client =
+        v1.client.clone().ok_or_else(|| unavailable("this server does not write to the cluster", path))?;
     let api: Api<DynamicObject> =
         Api::namespaced_with(client, &asked.namespace, &ApiResource::erase::<Subscription>(&()));
     api.create(&PostParams::default(), &object).await.map_err(|e| super::requests::refused(e, path))?;

@@ -266,6 +266,28 @@ pub fn forbidden(action: Action, path: &str) -> Problem {
         .with_instance(path.to_owned())
 }
 
+/// 422 naming each field refused and why.
+pub fn invalid(errors: Vec<crate::problem::FieldError>, path: &str) -> Problem {
+    Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-request", "The request is not valid")
+        .with_detail(
+            errors.iter().map(|e| format!("{}: {}", e.field, e.detail)).collect::<Vec<_>>().join("; "),
+        )
+        .with_errors(errors)
+        .with_instance(path.to_owned())
+}
+
+/// 422 naming one field.
+pub fn invalid_field(field: &str, detail: &str, path: &str) -> Problem {
+    invalid(vec![crate::problem::FieldError { field: field.to_owned(), detail: detail.to_owned() }], path)
+}
+
+/// 503: the cluster did not take or answer a write.
+pub fn unavailable(detail: &str, path: &str) -> Problem {
+    Problem::new(StatusCode::SERVICE_UNAVAILABLE, "cluster-unavailable", "The cluster cannot be reached")
+        .with_detail(detail.to_owned())
+        .with_instance(path.to_owned())
+}
+
 /// 404 for what does not exist or is another organisation's business: the same answer for both.
 pub fn not_found(what: &str, path: &str) -> Problem {
     Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found")

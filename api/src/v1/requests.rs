@@ -19,7 +19,7 @@ use kube::{Api, ResourceExt};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::{Caller, Estimate, Scope, V1, authorise, not_found};
+use super::{Caller, Estimate, Scope, V1, authorise, invalid, not_found, unavailable};
 use crate::authz::Action;
 use crate::problem::{FieldError, Problem};
 
@@ -142,21 +142,6 @@ fn find(v1: &V1, scope: &Scope, name: &str, path: &str) -> Result<Arc<TenancyReq
 
 fn client(v1: &V1, path: &str) -> Result<kube::Client, Problem> {
     v1.client.clone().ok_or_else(|| unavailable("this server does not write to the cluster", path))
-}
-
-fn unavailable(detail: &str, path: &str) -> Problem {
-    Problem::new(StatusCode::SERVICE_UNAVAILABLE, "cluster-unavailable", "The cluster cannot be reached")
-        .with_detail(detail.to_owned())
-        .with_instance(path.to_owned())
-}
-
-fn invalid(errors: Vec<FieldError>, path: &str) -> Problem {
-    Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-request", "The request is not valid")
-        .with_detail(
-            errors.iter().map(|e| format!("{}: {}", e.field, e.detail)).collect::<Vec<_>>().join("; "),
-        )
-        .with_errors(errors)
-        .with_instance(path.to_owned())
 }
 
 /// The apiserver's refusal of what was sent, with the fields it names relative to the body.

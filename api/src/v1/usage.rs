@@ -17,9 +17,9 @@ use futures::future::BoxFuture;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Caller, Scope, V1, authorise};
+use super::{Caller, Scope, V1, authorise, invalid_field};
 use crate::authz::Action;
-use crate::problem::{FieldError, Problem};
+use crate::problem::Problem;
 
 const GET: Action = Action { verb: "get", resource: "usage" };
 
@@ -130,13 +130,6 @@ pub fn negotiate(headers: &HeaderMap) -> Option<UsageFormat> {
     })
 }
 
-fn invalid(field: &str, detail: &str, path: &str) -> Problem {
-    Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-request", "The request is not valid")
-        .with_detail(format!("{field}: {detail}"))
-        .with_errors(vec![FieldError { field: field.to_owned(), detail: detail.to_owned() }])
-        .with_instance(path.to_owned())
-}
-
 /// A cursor: the offset of the page's first line, opaque to clients.
 fn cursor(offset: usize) -> String {
     URL_SAFE_NO_PAD.encode(format!("lines:{offset}"))
@@ -201,21 +194,21 @@ pub async fn usage(
     Caller(who): Caller,
 ) -> Result<Response, Problem> {
     let path = uri.path();
-    let Query(params) = params.map_err(|e| invalid("query", &e.body_text(), path))?;
+    let Query(params) = params.map_err(|e| invalid_field("query", &e.body_text(), path))?;
     let scope = authorise(&v1, &who, GET, path).await?;
     let format = negotiate(&headers).ok_or_else(|| {
         Problem::new(StatusCode::NOT_ACCEPTABLE, "not-acceptable", "No acceptable format")
             .with_detail(format!("usage is served as application/json, text/csv or {FOCUS_CSV}"))
             .with_instance(path.to_owned())
     })?;
-    let period = params.period.ok_or_else(|| invalid("period", "required, YYYY-MM", path))?;
+    let period = params.period.ok_or_else(|| invalid_field("period", "required, YYYY-MM", path))?;
     let limit = params.limit.unwrap_or(1000);
     if limit == 0 || limit > 10_000 {
-        return Err(invalid("limit", "from 1 to 10000", path));
+        return Err(invalid_field("limit", "from 1 to 10000", path));
     }
     let start = match params.cursor.as_deref() {
         None => 0,
-        Some(c) => offset(c).ok_or_else(|| invalid("cursor", "not a cursor this API gave", path))?,
+        Some(c) => offset(c).ok_or_else(|| invalid_field("cursor", "not a cursor this API gave", path))?,
     };
     let query = UsageQuery {
         period,
@@ -227,7 +220,7 @@ pub async fn usage(
         format,
     };
     let document = v1.usage.usage(query).await.map_err(|e| match e {
-        UsageError::Invalid { field, detail } => invalid(field, &detail, path),
+        UsageError::Invalid { field, detail } => invalid_field(field, &detail, path),
         UsageError::Unavailable(reason) => {
             tracing::warn!(%reason, "usage cannot be read");
             Problem::new(StatusCode::SERVICE_UNAVAILABLE, "usage-unavailable", "Usage cannot be read now")
@@ -244,7 +237,7 @@ pub async fn usage(
             let lines =
                 report.get_mut("lines").and_then(Value::as_array_mut).map(std::mem::take).unwrap_or_default();
             if start > lines.len() {
-                return Err(invalid("cursor", "beyond the last line", path));
+                return Err(invalid_field("cursor", "beyond the last line", path));
             }
             let end = (start + limit).min(lines.len());
             report["lines"] = Value::Array(lines[start..end].to_vec());

@@ -23,6 +23,18 @@ use kube::{Client, ResourceExt};
 
 use crate::metrics::Metrics;
 
+/// The rule that approves a tenancy at once, and why: only for an organisation the platform knows
+/// (by id, sector and name) and a rule of `policy` that holds. The controller decides with it, and
+/// the API asks it whether a new request's answer should wait for that decision.
+pub fn auto_approval(
+    policy: &policy::Policy,
+    spec: &commons_crds::TenancySpec,
+    tenancies: &[Arc<Tenancy>],
+    now: jiff::Timestamp,
+) -> Option<(String, String)> {
+    if desired::organisation_known(spec, tenancies) { policy.approves(spec, now) } else { None }
+}
+
 /// What every reconcile can reach.
 pub struct Context {
     /// The Kubernetes client.

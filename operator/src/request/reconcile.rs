@@ -34,11 +34,14 @@ pub async fn reconcile(req: Arc<TenancyRequest>, ctx: Arc<Context>) -> Result<Ac
     let mut decision = desired::decision(&req).cloned();
     // The policy looks at a request once, when it first sees it; after that a person decides.
     let first_look = req.status.as_ref().is_none_or(|s| s.conditions.is_empty());
-    let known = desired::organisation_known(&req.spec.tenancy, &ctx.tenancies.state());
     if decision.is_none()
         && first_look
-        && known
-        && let Some((rule, why)) = ctx.policy.approves(&req.spec.tenancy, jiff::Timestamp::now())
+        && let Some((rule, why)) = super::auto_approval(
+            &ctx.policy,
+            &req.spec.tenancy,
+            &ctx.tenancies.state(),
+            jiff::Timestamp::now(),
+        )
     {
         let decided = desired::by_policy(&rule, &why, jiff::Timestamp::now());
         let status = desired::status(&req, Some(&decided), &Provisioning::NotApproved);
