@@ -102,9 +102,10 @@ fn writes() -> f64 {
     operator_metric("commons_apiserver_writes_total").unwrap()
 }
 
-/// Waits (up to three minutes) until nothing Commons manages is being deleted (a namespace or pod
-/// still terminating changes its tenancy's status when it goes, whenever that is) and the operator
-/// has then written nothing for ten seconds.
+/// Waits (up to three minutes) until nothing Commons manages is in motion: nothing being deleted
+/// (a namespace or pod still terminating changes its tenancy's status when it goes), quotas caught
+/// up, no admission reservation held, no other tenancy made in the last two minutes; and the
+/// operator has then written nothing for ten seconds.
 async fn quiet(client: &Client) {
     let deadline = std::time::Instant::now() + Duration::from_secs(180);
     let selector = ListParams::default().labels("commons.dev/tenancy");
@@ -127,6 +128,18 @@ async fn quiet(client: &Client) {
             // And the quota controller caught up with pods that went: a ResourceQuota still
             // counting a pod that is gone changes its tenancy's status.quota.used when it does.
             .chain(quotas_behind(client, &tenancy_namespaces, &pods).await)
+            // A tenancy an earlier test made moments ago may still settle once (its first quota
+            // accounting, reservations the webhook made for its pods running out): let it.
+            .chain(tenancies.iter().filter_map(|t| {
+                let made = t.metadata.creation_timestamp.as_ref()?.0;
+                let age = jiff::Timestamp::now().duration_since(made);
+                (age < jiff::SignedDuration::from_secs(120) && t.name_any() != "e2e-idle")
+                    .then(|| format!("tenancy {} made {}s ago", t.name_any(), age.as_secs()))
+            }))
+            .chain(
+                (operator_metric("commons_admission_reservations").unwrap_or(0.0) > 0.0)
+                    .then(|| "admission reservations still held".to_owned()),
+            )
             .collect();
         if going.is_empty() {
             break;
