@@ -323,3 +323,106 @@ fn a_claimed_sector_or_extra_rights_are_never_auto_approved() {
         call("DELETE", &format!("/v1/tenancy-requests/{name}"), &nora, None);
     }
 }
+
+/// The tenancy `name` as kubectl sees it: its quota's cpu and memory.
+fn quota_of(tenancy: &str) -> (String, String) {
+    let out = kubectl(&["get", "tenancy", tenancy, "-o", "jsonpath={.spec.quota.cpu} {.spec.quota.memory}"])
+        .unwrap();
+    let (cpu, memory) = out.trim().split_once(' ').unwrap_or_default();
+    (cpu.to_owned(), memory.to_owned())
+}
+
+#[test]
+fn a_council_changes_its_quota_through_the_same_decisions() {
+    grant_api_roles();
+    let (nora, sam, pat) = (token("nora"), token("sam"), token("pat"));
+    let tenancy = unique("growing");
+    let (status, made) = call(
+        "POST",
+        "/v1/tenancy-requests",
+        &nora,
+        Some(&request(&tenancy, "northshire-county-council", Some(30), "2")),
+    );
+    assert_eq!(status, 201, "{made}");
+    wait_for_state(made["name"].as_str().unwrap(), &nora, "Ready");
+    let path = format!("/v1/tenancies/{tenancy}/quota-requests");
+    let ask = |cpu: &str| json!({"quota": {"cpu": cpu}, "justification": "more planning applications this winter"});
+
+    // Refused before anything is made: each field named; another council's tenancy is not found.
+    let (status, body) = call("POST", &path, &nora, Some(&ask("lots")));
+    assert_eq!((status, body["errors"][0]["field"].as_str()), (422, Some("quota.cpu")), "{body}");
+    let (status, body) =
+        call("POST", &path, &nora, Some(&json!({"quota": {}, "justification": "nothing at all, really"})));
+    assert_eq!((status, body["errors"][0]["field"].as_str()), (422, Some("quota")), "{body}");
+    let (status, body) = call("POST", &path, &nora, Some(&json!({"quota": {"cpu": "3"}})));
+    assert_eq!((status, body["errors"][0]["field"].as_str()), (422, Some("justification")), "{body}");
+    let (status, body) = call("POST", &path, &sam, Some(&ask("3")));
+    assert_eq!(status, 404, "Southshire cannot see Northshire's tenancy: {body}");
+    let (status, _) = call("POST", "/v1/tenancies/no-such-tenancy/quota-requests", &nora, Some(&ask("3")));
+    assert_eq!(status, 404);
+
+    // Within the sandbox rule's ceilings: approved by the policy and applied at once, only the
+    // limit asked for changed.
+    let (status, small) = call("POST", &path, &nora, Some(&ask("3")));
+    assert_eq!(status, 201, "{small}");
+    assert_eq!((small["kind"].as_str(), small["quota"]["cpu"].as_str()), (Some("QuotaChange"), Some("3")));
+    assert_eq!(small["decision"]["decidedBy"], "policy:council-sandbox", "{small}");
+    assert!(small["estimatedMonthlyCost"]["total"].is_string(), "priced: {small}");
+    let applied = wait_for_state(small["name"].as_str().unwrap(), &nora, "Applied");
+    assert_eq!(applied["tenancy"], tenancy.as_str());
+    assert_eq!(quota_of(&tenancy), ("3".to_owned(), "4Gi".to_owned()));
+
+    // Over the ceiling: a platform admin decides; one change at a time per tenancy.
+    let (status, big) = call("POST", &path, &nora, Some(&ask("16")));
+    assert_eq!((status, big["state"].as_str()), (201, Some("Pending")), "{big}");
+    let name = big["name"].as_str().unwrap().to_owned();
+    let (status, body) = call("POST", &path, &nora, Some(&ask("12")));
+    assert_eq!(status, 409, "one pending change per tenancy: {body}");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(quota_of(&tenancy).0, "3", "nothing changes before the decision");
+    let (status, body) = call("GET", "/v1/tenancy-requests", &sam, None);
+    assert!(
+        status == 200 && body["items"].as_array().unwrap().iter().all(|r| r["name"] != name.as_str()),
+        "{body}"
+    );
+    let reason = json!({"reason": "winter peak agreed with the council"});
+    let (status, body) = call("POST", &format!("/v1/tenancy-requests/{name}/approve"), &pat, Some(&reason));
+    assert_eq!((status, body["state"].as_str()), (200, Some("Approved")), "{body}");
+    wait_for_state(&name, &nora, "Applied");
+    assert_eq!(quota_of(&tenancy), ("16".to_owned(), "4Gi".to_owned()));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, t) = call("GET", &format!("/v1/tenancies/{tenancy}"), &nora, None);
+        if t["quota"]["hard"]["requests.cpu"] == "16" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the tenancy's quota never followed: {t}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let events = kubectl(&[
+        "get",
+        "events",
+        "-n",
+        "commons-requests",
+        "--field-selector",
+        &format!("involvedObject.name={name}"),
+        "-o",
+        "jsonpath={.items[*].message}",
+    ])
+    .unwrap();
+    assert!(events.contains("cpu 3 → 16"), "{events}");
+
+    // A denied change changes nothing.
+    let (_, denied) = call("POST", &path, &nora, Some(&ask("64")));
+    let name = denied["name"].as_str().unwrap();
+    let (status, body) = call(
+        "POST",
+        &format!("/v1/tenancy-requests/{name}/deny"),
+        &pat,
+        Some(&json!({"reason": "use the shared planning service instead"})),
+    );
+    assert_eq!((status, body["state"].as_str()), (200, Some("Denied")), "{body}");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(quota_of(&tenancy).0, "16");
+    remove(&tenancy);
+}

@@ -71,6 +71,11 @@ pub enum Reason {
     TenancyProvisioned,
     /// An approved request's tenancy name is taken by another Tenancy.
     TenancyNameTaken,
+    /// An approved quota change was applied to its Tenancy.
+    QuotaChanged,
+    /// An approved quota change cannot be applied (no such Tenancy, another organisation's, or
+    /// refused by the Tenancy's validation).
+    QuotaChangeNotApplied,
 }
 
 impl Reason {
@@ -109,6 +114,8 @@ impl Reason {
             Reason::TenancyCreated => "TenancyCreated",
             Reason::TenancyProvisioned => "Provisioned",
             Reason::TenancyNameTaken => "NameTaken",
+            Reason::QuotaChanged => "QuotaChanged",
+            Reason::QuotaChangeNotApplied => "QuotaChangeNotApplied",
         }
     }
 
@@ -131,8 +138,10 @@ impl Reason {
             | Reason::SubscriptionEnded
             | Reason::RequestApproved
             | Reason::TenancyCreated
-            | Reason::TenancyProvisioned => EventType::Normal,
+            | Reason::TenancyProvisioned
+            | Reason::QuotaChanged => EventType::Normal,
             Reason::NamespaceDeletionHeld
+            | Reason::QuotaChangeNotApplied
             | Reason::NamespaceConflict
             | Reason::QuotaExhausted
             | Reason::BudgetThresholdReached

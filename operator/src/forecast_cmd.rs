@@ -57,7 +57,11 @@ pub fn forecasts(yaml: &str, month: &Month, tariff: &Tariff) -> Result<Vec<Forec
             }
             "TenancyRequest" => {
                 let r: TenancyRequest = serde_json::from_value(doc).map_err(bad)?;
-                forecast::of_quota(&r.spec.tenancy.quota.unwrap_or_default(), "spec.tenancy.quota")
+                match (r.spec.tenancy, r.spec.quota) {
+                    (Some(t), _) => forecast::of_quota(&t.quota.unwrap_or_default(), "spec.tenancy.quota"),
+                    // A quota change, alone: the limits it asks for (the Tenancy's others are not in the file).
+                    (None, q) => forecast::of_quota(&q.unwrap_or_default(), "spec.quota"),
+                }
             }
             "HostedService" => {
                 let s: HostedService = serde_json::from_value(doc).map_err(bad)?;

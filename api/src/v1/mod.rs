@@ -7,7 +7,9 @@ pub mod catalogue;
 pub mod guard;
 pub mod limits;
 pub mod openapi;
+pub mod quota_requests;
 pub mod record;
+pub mod request_view;
 pub mod requests;
 pub mod tenancies;
 pub mod usage;
@@ -175,6 +177,7 @@ pub fn routes(v1: Arc<V1>) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(tenancies::get))
         .routes(routes!(requests::list, requests::create))
         .routes(routes!(requests::get, requests::withdraw))
+        .routes(routes!(quota_requests::create))
         .routes(routes!(requests::approve))
         .routes(routes!(requests::deny))
         .routes(routes!(usage::usage))

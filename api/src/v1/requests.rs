@@ -16,14 +16,14 @@ use commons_crds::tenancy_request::{Decision, Outcome};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams, Preconditions};
 use kube::{Api, ResourceExt};
-use serde::Serialize;
 use serde_json::{Value, json};
 
+pub use super::request_view::{DecisionView, RequestList, RequestView, Requester, view};
 use super::{Caller, Estimate, Scope, V1, authorise, invalid, not_found, unavailable};
 use crate::authz::Action;
 use crate::problem::{FieldError, Problem};
 
-const CREATE: Action = Action { verb: "create", resource: "tenancyrequests" };
+pub(super) const CREATE: Action = Action { verb: "create", resource: "tenancyrequests" };
 const LIST: Action = Action { verb: "list", resource: "tenancyrequests" };
 const GET: Action = Action { verb: "get", resource: "tenancyrequests" };
 const APPROVE: Action = Action { verb: "approve", resource: "tenancyrequests" };
@@ -32,100 +32,6 @@ const WITHDRAW: Action = Action { verb: "delete", resource: "tenancyrequests" };
 
 /// How long a new request's answer waits for the auto-approval policy's decision.
 const POLICY_WAIT: Duration = Duration::from_secs(3);
-
-/// A request as the API shows it.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct RequestView {
-    /// The request's name.
-    pub name: String,
-    /// The tenancy asked for.
-    pub tenancy_name: String,
-    /// The organisation asking.
-    pub organisation: String,
-    /// Who asked.
-    pub requester: Requester,
-    /// Why.
-    pub justification: String,
-    /// Pending, Denied, Approved (its Tenancy being made), Ready, or TenancyDeleted (the Tenancy
-    /// it made was deleted since; it is not made again).
-    #[schema(value_type = String)]
-    pub state: &'static str,
-    /// The decision, once made.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub decision: Option<DecisionView>,
-    /// The Tenancy made from it, once made.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tenancy: Option<String>,
-    /// When it was made (RFC 3339).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub created_at: Option<String>,
-    /// Next month's cost of the quota asked for, VAT included.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub estimated_monthly_cost: Option<Estimate>,
-}
-
-/// Who asked.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Requester {
-    /// Their name.
-    pub name: String,
-    /// Their email address.
-    pub email: String,
-}
-
-/// A decision.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct DecisionView {
-    /// Approved or Denied.
-    #[schema(value_type = String, example = "Approved")]
-    pub outcome: Outcome,
-    /// Who decided (`policy:<rule>` for the auto-approval policy).
-    pub decided_by: String,
-    /// When (RFC 3339).
-    pub decided_at: String,
-    /// Why.
-    pub reason: String,
-}
-
-/// The list's answer.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct RequestList {
-    /// Oldest first.
-    pub items: Vec<RequestView>,
-}
-
-/// How the API shows `r`.
-pub fn view(r: &TenancyRequest, estimate: Option<Estimate>) -> RequestView {
-    let status = r.status.clone().unwrap_or_default();
-    let provisioned = status.conditions.iter().find(|c| c.type_ == "Provisioned");
-    let state = match (status.decision.as_ref().map(|d| d.outcome), provisioned) {
-        (None, _) => "Pending",
-        (Some(Outcome::Denied), _) => "Denied",
-        (Some(Outcome::Approved), Some(c)) if c.status == "True" => "Ready",
-        (Some(Outcome::Approved), Some(c)) if c.reason == "TenancyDeleted" => "TenancyDeleted",
-        (Some(Outcome::Approved), Some(c)) if c.reason == "NameTaken" => "NameTaken",
-        (Some(Outcome::Approved), _) => "Approved",
-    };
-    RequestView {
-        name: r.name_any(),
-        tenancy_name: r.spec.tenancy_name.clone(),
-        organisation: r.spec.requester.organisation.clone(),
-        requester: Requester { name: r.spec.requester.name.clone(), email: r.spec.requester.email.clone() },
-        justification: r.spec.justification.clone(),
-        state,
-        decision: status.decision.map(|d| DecisionView {
-            outcome: d.outcome,
-            decided_by: d.decided_by,
-            decided_at: d.decided_at.0.to_string(),
-            reason: d.reason,
-        }),
-        tenancy: status.tenancy,
-        created_at: r.metadata.creation_timestamp.as_ref().map(|t| t.0.to_string()),
-        estimated_monthly_cost: estimate,
-    }
-}
 
 fn in_scope(scope: &Scope, r: &TenancyRequest) -> bool {
     *scope == Scope::All || scope.covers(&r.spec.requester.organisation)
@@ -140,7 +46,7 @@ fn find(v1: &V1, scope: &Scope, name: &str, path: &str) -> Result<Arc<TenancyReq
         .ok_or_else(|| not_found("tenancy request", path))
 }
 
-fn client(v1: &V1, path: &str) -> Result<kube::Client, Problem> {
+pub(super) fn client(v1: &V1, path: &str) -> Result<kube::Client, Problem> {
     v1.client.clone().ok_or_else(|| unavailable("this server does not write to the cluster", path))
 }
 
@@ -173,7 +79,7 @@ pub(crate) fn refused(error: kube::Error, path: &str) -> Problem {
     }
 }
 
-fn conflict(detail: &str, path: &str) -> Problem {
+pub(super) fn conflict(detail: &str, path: &str) -> Problem {
     Problem::new(StatusCode::CONFLICT, "conflict", "The request changed meanwhile or is already decided")
         .with_detail(detail.to_owned())
         .with_instance(path.to_owned())
@@ -238,11 +144,25 @@ pub async fn get(
 ) -> Result<Json<RequestView>, Problem> {
     let scope = authorise(&v1, &who, GET, uri.path()).await?;
     let r = find(&v1, &scope, &name, uri.path())?;
-    let estimate = estimate(&v1, &r.spec.tenancy.quota.clone().unwrap_or_default()).await;
+    let estimate = match quota_asked(&v1, &r) {
+        Some(quota) => estimate(&v1, &quota).await,
+        None => None,
+    };
     Ok(Json(view(&r, estimate)))
 }
 
-async fn estimate(v1: &V1, quota: &commons_crds::tenancy::TenancyQuota) -> Option<Estimate> {
+/// The quota a request asks for: a new tenancy's, or the tenancy's whole quota once changed.
+fn quota_asked(v1: &V1, r: &TenancyRequest) -> Option<commons_crds::tenancy::TenancyQuota> {
+    match &r.spec.tenancy {
+        Some(t) => Some(t.quota.clone().unwrap_or_default()),
+        None => {
+            let current = v1.tenancies.get(&kube::runtime::reflector::ObjectRef::new(&r.spec.tenancy_name));
+            r.spec.quota_after(current.and_then(|t| t.spec.quota.clone()).as_ref())
+        }
+    }
+}
+
+pub(super) async fn estimate(v1: &V1, quota: &commons_crds::tenancy::TenancyQuota) -> Option<Estimate> {
     match v1.forecaster.monthly(quota).await {
         Ok(e) => Some(e),
         Err(e) => {
@@ -332,6 +252,12 @@ pub async fn create(
     if !unknown.is_empty() {
         return Err(invalid(unknown, path));
     }
+    if !members.contains_key("tenancy") {
+        return Err(invalid(
+            vec![FieldError { field: "tenancy".into(), detail: "required: the Tenancy's spec".into() }],
+            path,
+        ));
+    }
     let organisation = body.pointer("/tenancy/organisation/id").and_then(Value::as_str).unwrap_or_default();
     if !organisation.is_empty() && !scope.covers(organisation) {
         return Err(Problem::new(StatusCode::FORBIDDEN, "forbidden", "Not allowed")
@@ -374,12 +300,15 @@ pub async fn create(
         .map_err(|_| unavailable("the cluster answered with an object Commons cannot read", path))?;
     let name = made.name_any();
     // The auto-approval policy decides at once when a rule approves: then wait a moment for it.
-    let decided = if (v1.approves_at_once)(&made.spec.tenancy) {
+    let decided = if made.spec.tenancy.as_ref().is_some_and(|t| (v1.approves_at_once)(t)) {
         wait_for_decision(&v1, &name).await.unwrap_or_else(|| Arc::new(made.clone()))
     } else {
         Arc::new(made.clone())
     };
-    let estimate = estimate(&v1, &made.spec.tenancy.quota.clone().unwrap_or_default()).await;
+    let estimate = match quota_asked(&v1, &made) {
+        Some(quota) => estimate(&v1, &quota).await,
+        None => None,
+    };
     let mut headers = HeaderMap::new();
     if let Ok(location) = HeaderValue::from_str(&format!("/v1/tenancy-requests/{name}")) {
         headers.insert(header::LOCATION, location);
@@ -389,7 +318,7 @@ pub async fn create(
 
 /// `commons.dev/organisation: <id>` when the id can be a label value (the CRD refuses the
 /// request otherwise, naming the field), so requests can be selected by organisation.
-fn organisation_label(organisation: &str) -> Value {
+pub(super) fn organisation_label(organisation: &str) -> Value {
     let ok = !organisation.is_empty()
         && organisation.len() <= 63
         && organisation.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
@@ -407,7 +336,7 @@ fn generate_name(tenancy_name: &str) -> String {
     if label { format!("{tenancy_name}-") } else { "request-".to_owned() }
 }
 
-async fn wait_for_decision(v1: &V1, name: &str) -> Option<Arc<TenancyRequest>> {
+pub(super) async fn wait_for_decision(v1: &V1, name: &str) -> Option<Arc<TenancyRequest>> {
     let deadline = tokio::time::Instant::now() + POLICY_WAIT;
     loop {
         let found = v1.requests.state().into_iter().find(|r| {

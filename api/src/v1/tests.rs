@@ -455,7 +455,7 @@ async fn the_served_document_and_the_routes_agree() {
             operations += 1;
         }
     }
-    assert_eq!(operations, 14, "every /v1 operation is documented: {:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(operations, 15, "every /v1 operation is documented: {:?}", paths.keys().collect::<Vec<_>>());
     // A method a route does not serve is 405, whatever headers come with it.
     let put = Request::put("/v1/whoami").header("idempotency-key", "has space").body(Body::empty()).unwrap();
     assert_eq!(w.app.clone().oneshot(put).await.unwrap().status(), StatusCode::METHOD_NOT_ALLOWED);

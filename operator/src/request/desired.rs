@@ -18,15 +18,15 @@ pub fn key(req: &TenancyRequest) -> String {
     format!("{}/{}", req.namespace().unwrap_or_default(), req.name_any())
 }
 
-/// The Tenancy an approved request makes: the spec asked for, marked with the request.
-pub fn tenancy(req: &TenancyRequest) -> Tenancy {
+/// The Tenancy an approved request for a new tenancy (`spec`) makes, marked with the request.
+pub fn tenancy(req: &TenancyRequest, spec: &commons_crds::TenancySpec) -> Tenancy {
     Tenancy {
         metadata: ObjectMeta {
             name: Some(req.spec.tenancy_name.clone()),
             annotations: Some(BTreeMap::from([(FROM_REQUEST.to_owned(), key(req))])),
             ..ObjectMeta::default()
         },
-        spec: req.spec.tenancy.clone(),
+        spec: spec.clone(),
         status: None,
     }
 }
@@ -113,6 +113,20 @@ pub fn decision_condition(d: &Decision, generation: Option<i64>) -> Condition {
     c
 }
 
+/// The decision's condition, or `Decided` False while a person is to decide.
+pub fn decision_conditions(decision: Option<&Decision>, generation: Option<i64>) -> Vec<Condition> {
+    match decision {
+        Some(d) => vec![decision_condition(d, generation)],
+        None => vec![condition(
+            "Decided",
+            false,
+            "AwaitingDecision",
+            "no auto-approval rule approves it (or the organisation's details are not yet known to the platform); a platform admin decides",
+            generation,
+        )],
+    }
+}
+
 /// The request's status: its decision (kept as it is), the decision's condition, and once
 /// approved whether its Tenancy is made and Ready.
 pub fn status(
@@ -122,16 +136,7 @@ pub fn status(
 ) -> TenancyRequestStatus {
     let generation = req.metadata.generation;
     let name = &req.spec.tenancy_name;
-    let mut conditions: Vec<Condition> = match decision {
-        Some(d) => vec![decision_condition(d, generation)],
-        None => vec![condition(
-            "Decided",
-            false,
-            "AwaitingDecision",
-            "no auto-approval rule approves it (or the organisation's details are not yet known to the platform); a platform admin decides",
-            generation,
-        )],
-    };
+    let mut conditions = decision_conditions(decision, generation);
     let (provisioned, tenancy) = match provisioning {
         Provisioning::NotApproved => (None, None),
         Provisioning::Missing => (
@@ -256,7 +261,7 @@ mod tests {
     #[test]
     fn only_an_organisation_known_by_its_sector_and_name_is_known() {
         let known = std::sync::Arc::new(tenancy_with("north-a", None, true));
-        let asked = request("r1", "sandbox-a", None).spec.tenancy;
+        let asked = request("r1", "sandbox-a", None).spec.tenancy.unwrap();
         assert!(organisation_known(&asked, std::slice::from_ref(&known)));
         let mut claimed = asked.clone();
         claimed.organisation.sector = commons_crds::Sector::Health;
@@ -269,7 +274,8 @@ mod tests {
         let d = by_policy("council-sandbox", "sector local-government", jiff::Timestamp::UNIX_EPOCH);
         assert_eq!(d.decided_by, "policy:council-sandbox");
         assert_eq!(decision_condition(&d, Some(1)).reason, "AutoApproved");
-        let t = tenancy(&request("r1", "sandbox-a", Some(Outcome::Approved)));
+        let r = request("r1", "sandbox-a", Some(Outcome::Approved));
+        let t = tenancy(&r, r.spec.tenancy.as_ref().unwrap());
         assert_eq!(t.name_any(), "sandbox-a");
         assert_eq!(t.annotations().get(FROM_REQUEST).map(String::as_str), Some("requests/r1"));
     }

@@ -36,6 +36,19 @@ pub fn request(name: &str, tenancy: &str, outcome: Option<Outcome>) -> TenancyRe
     .unwrap()
 }
 
+/// A request `name` in namespace `requests` to change the quota of the Tenancy `tenancy` to cpu 8
+/// and memory 16Gi, decided or not.
+pub fn quota_request(name: &str, tenancy: &str, outcome: Option<Outcome>) -> TenancyRequest {
+    let mut r = request(name, tenancy, outcome);
+    r.spec.tenancy = None;
+    r.spec.quota = Some(commons_crds::tenancy::TenancyQuota {
+        cpu: Some("8".into()),
+        memory: Some("16Gi".into()),
+        ..Default::default()
+    });
+    r
+}
+
 /// A Tenancy `name`, made from the request `from` (`namespace/name`) or not, Ready or not.
 pub fn tenancy_with(name: &str, from: Option<&str>, ready: bool) -> Tenancy {
     let annotations = from.map(|f| serde_json::json!({ super::desired::FROM_REQUEST: f }));

@@ -1,10 +1,11 @@
 //! The TenancyRequest controller: an organisation's request for a tenancy is decided (by the
 //! auto-approval policy, or by a platform admin), an approved one becomes a Tenancy, and the
-//! request's status follows that Tenancy to Ready. Decisions are final, as a
-//! CertificateSigningRequest's are.
+//! request's status follows that Tenancy to Ready; an approved quota change is applied to its
+//! Tenancy once. Decisions are final, as a CertificateSigningRequest's are.
 
 pub mod desired;
 pub mod policy;
+pub mod quota;
 pub mod reconcile;
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! Reconciling one TenancyRequest: the policy decides an undecided request if a rule approves it →
+//! Reconciling one TenancyRequest (a quota change goes on in `quota`): the policy decides an undecided request if a rule approves it →
 //! an approved request's Tenancy is made once → the status follows it to Ready → Events on each
 //! transition. A decision, once written (by the policy here, or by a platform admin through the
 //! API or `kubectl`), is never changed: the CRD's rules refuse it.
@@ -31,28 +31,21 @@ pub async fn reconcile(req: Arc<TenancyRequest>, ctx: Arc<Context>) -> Result<Ac
     }
     crate::watch::synced(&[&ctx.tenancies]).await?;
     let api = Api::<TenancyRequest>::namespaced(ctx.client.clone(), &ns);
+    let Some(spec) = req.spec.tenancy.clone() else {
+        return super::quota::reconcile(req, ctx, api).await;
+    };
     let mut decision = desired::decision(&req).cloned();
-    // The policy looks at a request once, when it first sees it; after that a person decides.
-    let first_look = req.status.as_ref().is_none_or(|s| s.conditions.is_empty());
     if decision.is_none()
-        && first_look
-        && let Some((rule, why)) = super::auto_approval(
-            &ctx.policy,
-            &req.spec.tenancy,
-            &ctx.tenancies.state(),
-            jiff::Timestamp::now(),
-        )
+        && first_look(&req)
+        && let Some((rule, why)) =
+            super::auto_approval(&ctx.policy, &spec, &ctx.tenancies.state(), jiff::Timestamp::now())
     {
-        let decided = desired::by_policy(&rule, &why, jiff::Timestamp::now());
-        let status = desired::status(&req, Some(&decided), &Provisioning::NotApproved);
-        crate::apply::write_status(&api, &req.name_any(), req.status.as_ref(), &status).await?;
-        publish(&ctx.recorder, req.as_ref(), Reason::RequestApproved, "Decide", decided.reason.clone()).await;
-        decision = Some(decided);
+        decision = Some(decide_by_policy(&api, &req, &rule, &why, &ctx).await?);
     }
     let observed = ctx.tenancies.get(&ObjectRef::new(&req.spec.tenancy_name));
     let mut provisioning = provisioning_of(&req, decision.as_ref(), observed.as_deref());
     if provisioning == Provisioning::Missing {
-        let made = desired::tenancy(&req);
+        let made = desired::tenancy(&req, &spec);
         crate::apply::count_write("Tenancy", "create");
         match Api::<Tenancy>::all(ctx.client.clone()).create(&PostParams::default(), &made).await {
             Ok(_) => {
@@ -113,6 +106,33 @@ pub async fn reconcile(req: Arc<TenancyRequest>, ctx: Arc<Context>) -> Result<Ac
     })
 }
 
+/// The policy looks at a request once, when it first sees it; after that a person decides.
+pub(super) fn first_look(req: &TenancyRequest) -> bool {
+    req.status.as_ref().is_none_or(|s| s.conditions.is_empty())
+}
+
+/// Writes the decision of the auto-approval rule `rule` on `req`, with an Event.
+pub(super) async fn decide_by_policy(
+    api: &Api<TenancyRequest>,
+    req: &TenancyRequest,
+    rule: &str,
+    why: &str,
+    ctx: &Context,
+) -> Result<commons_crds::tenancy_request::Decision> {
+    let decided = desired::by_policy(rule, why, jiff::Timestamp::now());
+    let mut conditions = desired::decision_conditions(Some(&decided), req.metadata.generation);
+    let previous = req.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
+    crate::conditions::carry_transition_times(&mut conditions, previous);
+    let status = commons_crds::tenancy_request::TenancyRequestStatus {
+        conditions,
+        decision: Some(decided.clone()),
+        tenancy: None,
+    };
+    crate::apply::write_status(api, &req.name_any(), req.status.as_ref(), &status).await?;
+    publish(&ctx.recorder, req, Reason::RequestApproved, "Decide", decided.reason.clone()).await;
+    Ok(decided)
+}
+
 fn provisioning_of(
     req: &TenancyRequest,
     decision: Option<&commons_crds::tenancy_request::Decision>,
@@ -135,7 +155,7 @@ fn had(status: &commons_crds::tenancy_request::TenancyRequestStatus, type_: &str
 }
 
 /// Whether the status differs in anything but condition times.
-fn status_changed(
+pub(super) fn status_changed(
     before: &commons_crds::tenancy_request::TenancyRequestStatus,
     after: &commons_crds::tenancy_request::TenancyRequestStatus,
 ) -> bool {
