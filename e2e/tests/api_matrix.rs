@@ -84,6 +84,7 @@ fn every_route_as_every_role_against_own_and_other_organisations() {
     // (user, method, path, body, expected status). "own" is Northshire for nora, finn and olive;
     // Southshire is the other organisation for them, and the reverse for sam.
     let reason = json!({"reason": "matrix"});
+    let bad_quota = json!({"quota": {"cpu": "lots"}, "justification": "matrix: refused, never made"});
     let invalid_north = request_body(NORTH, "short");
     let invalid_south = request_body(SOUTH, "short");
     let (rn, rs) = (decided[NORTH].clone(), decided[SOUTH].clone());
@@ -183,17 +184,38 @@ fn every_route_as_every_role_against_own_and_other_organisations() {
                     (true, false) => 404,
                 },
             ),
+            // A quota change the CRD refuses: 422 past authorisation, for a tenancy the caller
+            // may see; another organisation's tenancy is not found.
+            (
+                user,
+                "POST",
+                format!("/v1/tenancies/{own_tenancy}/quota-requests"),
+                Some(&bad_quota),
+                if creates { 422 } else { 403 },
+            ),
+            (
+                user,
+                "POST",
+                format!("/v1/tenancies/{other_tenancy}/quota-requests"),
+                Some(&bad_quota),
+                match (creates, acts_for_all) {
+                    (false, _) => 403,
+                    (true, true) => 422,
+                    (true, false) => 404,
+                },
+            ),
             (user, "GET", "/v1/audit".to_owned(), None, if role == "platform-admin" { 200 } else { 403 }),
         ]);
         let month = jiff::Timestamp::now().strftime("%Y-%m").to_string();
         let reads_usage = role != "none";
-        cases.push((
-            user,
-            "GET",
+        for path in [
             format!("/v1/usage?period={month}&by=organisation"),
-            None,
-            if reads_usage { 200 } else { 403 },
-        ));
+            format!("/v1/reports/annual?year={}&by=organisation", &month[..4]),
+            format!("/v1/reports/savings?period={month}"),
+            "/v1/reports/forecast".to_owned(),
+        ] {
+            cases.push((user, "GET", path, None, if reads_usage { 200 } else { 403 }));
+        }
     }
 
     let mut wrong = Vec::new();
@@ -221,6 +243,35 @@ fn every_route_as_every_role_against_own_and_other_organisations() {
                     .unwrap()
                     .iter()
                     .map(|l| l["group"].as_str().unwrap_or_default())
+                    .collect(),
+                p if p.starts_with("/v1/reports/annual") => answer["rows"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r["group"].as_str().unwrap_or_default())
+                    .collect(),
+                p if p.starts_with("/v1/reports/forecast") => answer["tenancies"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| t["organisation"].as_str().unwrap_or_default())
+                    .collect(),
+                // Savings name tenancies: a council sees only services it provides or uses.
+                p if p.starts_with("/v1/reports/savings") => answer["services"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|s| {
+                        let mine =
+                            |t: &str| t.starts_with(if own == SOUTH { "southshire" } else { "northshire" });
+                        !mine(s["provider"].as_str().unwrap_or_default())
+                            && !s["consumers"]
+                                .as_array()
+                                .unwrap()
+                                .iter()
+                                .all(|c| mine(c.as_str().unwrap_or_default()))
+                    })
+                    .map(|_| "a service it neither provides nor uses alone")
                     .collect(),
                 _ => Vec::new(),
             };

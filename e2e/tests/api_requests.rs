@@ -346,7 +346,8 @@ fn a_council_changes_its_quota_through_the_same_decisions() {
     assert_eq!(status, 201, "{made}");
     wait_for_state(made["name"].as_str().unwrap(), &nora, "Ready");
     let path = format!("/v1/tenancies/{tenancy}/quota-requests");
-    let ask = |cpu: &str| json!({"quota": {"cpu": cpu}, "justification": "more planning applications this winter"});
+    let ask =
+        |cpu: &str| json!({"quota": {"cpu": cpu}, "justification": "more planning applications this winter"});
 
     // Refused before anything is made: each field named; another council's tenancy is not found.
     let (status, body) = call("POST", &path, &nora, Some(&ask("lots")));

@@ -155,3 +155,78 @@ fn a_closed_month_is_the_same_bytes_every_time_for_a_finance_systems_api_key() {
     let id = key.strip_prefix("cmk_").unwrap().split('_').next().unwrap().to_owned();
     commons(&["apikey", "revoke", &id, "--ledger", &ledger()]).unwrap();
 }
+
+#[test]
+fn finance_pulls_the_annual_savings_and_forecast_reports_for_its_own_organisation() {
+    grant_api_roles().unwrap();
+    let (finn, cara, sam) = (token("finn"), token("cara"), token("sam"));
+    let year = &this_month()[..4];
+    let annual = format!("/v1/reports/annual?year={year}&by=organisation");
+    let rows = |body: &str| -> Vec<String> {
+        let a: Value = serde_json::from_str(body).unwrap();
+        a["rows"].as_array().unwrap().iter().map(|r| r["group"].as_str().unwrap().to_owned()).collect()
+    };
+    let (status, _, own) = get(&annual, &finn, &[]);
+    assert_eq!(status, 200, "{own}");
+    let (status, _, all) = get(&annual, &cara, &[]);
+    assert_eq!(status, 200, "{all}");
+    assert_eq!(rows(&own), ["northshire-county-council"], "only Northshire's: {own}");
+    assert!(rows(&all).len() >= 3 && rows(&all).contains(&"northshire-county-council".to_owned()), "{all}");
+    // Northshire provides payroll: it sees every organisation that shares it.
+    let shared: Value = serde_json::from_str(&own).unwrap();
+    assert!(
+        shared["shared"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["service"] == "northshire-council-revenues/payroll")
+    );
+    let (status, head, csv) = get(&annual, &finn, &["Accept: text/csv"]);
+    assert_eq!(status, 200);
+    assert!(header(&head, "content-type").is_some_and(|c| c.starts_with("text/csv")), "{head}");
+    assert!(
+        csv.starts_with("group,") && csv.lines().nth(1).unwrap().starts_with("northshire-county-council,"),
+        "{csv}"
+    );
+    let (status, head, svg) = get(&annual, &finn, &["Accept: image/svg+xml"]);
+    assert_eq!((status, header(&head, "content-type")), (200, Some("image/svg+xml")));
+    assert!(svg.contains("<svg") && svg.contains("northshire-county-council"), "a chart of its spend");
+
+    // Savings: the provider sees its service whole; a consumer sees it with no other consumer.
+    let savings = format!("/v1/reports/savings?period={}", this_month());
+    let services = |token: &str| -> Vec<Value> {
+        let (status, _, body) = get(&savings, token, &[]);
+        assert_eq!(status, 200, "{body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        v["services"].as_array().unwrap().clone()
+    };
+    let payroll =
+        |list: &[Value]| list.iter().find(|s| s["service"] == "northshire-council-revenues/payroll").cloned();
+    let provided = payroll(&services(&finn)).expect("Northshire provides payroll");
+    let mut consumers: Vec<&str> =
+        provided["consumers"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+    consumers.sort_unstable();
+    assert_eq!(consumers, ["southshire-council", "westshire-council"], "{provided}");
+    let used = payroll(&services(&sam)).expect("Southshire shares payroll");
+    assert_eq!(
+        used["consumers"],
+        serde_json::json!(["southshire-council"]),
+        "no other consumer named: {used}"
+    );
+    assert!(decimal(used["saved"].as_str().unwrap()) > 0.0, "{used}");
+
+    // The forecast: each of its tenancies this month and next, and totals that add up.
+    let (status, _, body) = get("/v1/reports/forecast", &finn, &[]);
+    assert_eq!(status, 200, "{body}");
+    let f: Value = serde_json::from_str(&body).unwrap();
+    let tenancies = f["tenancies"].as_array().unwrap();
+    assert!(
+        !tenancies.is_empty() && tenancies.iter().all(|t| t["organisation"] == "northshire-county-council"),
+        "{f}"
+    );
+    let next: f64 = tenancies.iter().filter_map(|t| t["nextMonth"].as_str()).map(decimal).sum();
+    assert!(next > 0.0, "the quota is priced: {f}");
+    assert!((decimal(f["totals"]["nextMonth"].as_str().unwrap()) - next).abs() < 1e-9, "{f}");
+    let (status, _, _) = get("/v1/reports/forecast", &token("olive"), &[]);
+    assert_eq!(status, 403, "no role, no reports");
+}

@@ -30,9 +30,10 @@ fn group(by: By, t: &Tenancy, namespace: &str, service: &str) -> String {
     }
 }
 
-/// The services shared through active subscriptions now, with their provider's and consumers'
-/// groups.
-async fn shared(client: &Client, by: By) -> Result<Vec<Shared>> {
+/// The services shared through active subscriptions, grouped `by`. With `organisations`, only
+/// what those organisations already see: the services they provide (with every consumer) and
+/// their own subscriptions to others' services (with the provider, and no other consumer).
+async fn shared(client: &Client, by: By, organisations: Option<&[String]>) -> Result<Vec<Shared>> {
     let subscriptions = list::<Subscription>(client).await?;
     let namespaces = list::<Namespace>(client).await?;
     let tenancies = list::<Tenancy>(client).await?;
@@ -52,6 +53,10 @@ async fn shared(client: &Client, by: By) -> Result<Vec<Shared>> {
         else {
             continue;
         };
+        let own = |t: &Tenancy| organisations.is_none_or(|o| o.contains(&t.spec.organisation.id));
+        if !own(&provider) && !own(&consumer) {
+            continue;
+        }
         let key =
             (format!("{}/{}", svc.namespace, svc.name), group(by, &provider, &svc.namespace, &svc.name));
         by_service.entry(key).or_default().insert(group(by, &consumer, "", ""));
@@ -66,33 +71,54 @@ async fn shared(client: &Client, by: By) -> Result<Vec<Shared>> {
         .collect())
 }
 
-/// The year's spend grouped `by`.
-pub async fn annual(year: i16, by: By, ledger_url: &str) -> Result<Annual> {
-    let client = Client::try_default().await.map_err(Error::KubeConfig)?;
-    let tariff = tariff_in(&client).await?;
-    let ledger = Ledger::open_to_read(ledger_url)?;
+/// The year's report from `ledger`, priced (open months) with `client`'s rate cards; with
+/// `organisations`, only theirs. Also whether it can never change (every month closed).
+pub async fn annual_in(
+    client: &Client,
+    ledger: &Ledger,
+    year: i16,
+    by: By,
+    organisations: Option<&[String]>,
+) -> Result<(Annual, bool)> {
+    let tariff = tariff_in(client).await?;
     let began = ledger.metering_began().await?.and_then(|ms| Timestamp::from_millisecond(ms).ok());
     let now = Timestamp::now();
     let mut months = Vec::new();
     let mut currency = tariff.cards.first().map(|c| c.currency.clone()).unwrap_or_default();
+    let mut final_ = true;
     for m in 1..=12 {
         let month = Month::parse(&format!("{year:04}-{m:02}"))?;
         let reported = began.is_some_and(|b| month.until > b) && month.from < now;
         if !reported {
+            // Before metering began it stays empty; a month still to come does not.
+            final_ &= month.until <= now;
             months.push(None);
             continue;
         }
-        let (lines, closed) = periods::lines(&ledger, &month, month.until.min(now), &tariff).await?;
+        let (mut lines, closed) = periods::lines(ledger, &month, month.until.min(now), &tariff).await?;
         if let Some(p) = &closed {
             currency = p.currency.clone();
         }
+        final_ &= closed.is_some();
+        if let Some(own) = organisations {
+            // The platform's own lines (unallocated capacity) belong to no organisation.
+            lines.retain(|l| own.contains(&l.grain.organisation));
+        }
         months.push(Some((month.name, closed.is_some(), lines)));
     }
-    ledger.close().await;
-    Ok(annual::build(year, by, &currency, &months, shared(&client, by).await?))
+    let shared = shared(client, by, organisations).await?;
+    Ok((annual::build(year, by, &currency, &months, shared), final_))
 }
 
-/// Runs `commons report --year`.
+/// The year's spend grouped `by`.
+pub async fn annual(year: i16, by: By, ledger_url: &str) -> Result<Annual> {
+    let client = Client::try_default().await.map_err(Error::KubeConfig)?;
+    let ledger = Ledger::open_to_read(ledger_url)?;
+    let made = annual_in(&client, &ledger, year, by, None).await;
+    ledger.close().await;
+    Ok(made?.0)
+}
+
 pub async fn run(year: i16, by: &str, format: &str, ledger_url: &str) -> Result<String> {
     let by = By::parse(by).ok_or_else(|| {
         Error::Invalid(format!("--by {by:?}: expected tenancy, organisation, sector, cost-centre or service"))

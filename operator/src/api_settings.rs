@@ -144,6 +144,32 @@ impl std::fmt::Debug for ClusterForecast {
     }
 }
 
+/// Next month's cost of `quota` with `tariff`.
+fn price(
+    quota: &commons_crds::tenancy::TenancyQuota,
+    tariff: &crate::metering::rating::Tariff,
+) -> std::result::Result<commons_api::v1::Estimate, String> {
+    use crate::metering::forecast;
+    let currency = tariff.cards.first().map(|c| c.currency.clone()).ok_or("no rate card is published")?;
+    let month = forecast::next_month(jiff::Timestamp::now());
+    let held = forecast::of_quota(quota, "tenancy.quota").map_err(|e| e.to_string())?;
+    let lines = forecast::month_cost(held, &month, tariff).map_err(|e| e.to_string())?;
+    let total: rust_decimal::Decimal = lines.iter().map(|l| l.amount).sum();
+    Ok(commons_api::v1::Estimate {
+        month: month.name,
+        currency,
+        total: total.to_string(),
+        lines: lines
+            .iter()
+            .map(|l| commons_api::v1::EstimateLine {
+                charge: l.charge.to_string(),
+                quantity: l.quantity.map(|q| format!("{} {}", q.round_dp(3).normalize(), l.charge.unit())),
+                amount: l.amount.to_string(),
+            })
+            .collect(),
+    })
+}
+
 impl commons_api::v1::Forecaster for ClusterForecast {
     fn monthly(
         &self,
@@ -151,29 +177,22 @@ impl commons_api::v1::Forecaster for ClusterForecast {
     ) -> futures::future::BoxFuture<'_, std::result::Result<commons_api::v1::Estimate, String>> {
         let quota = quota.clone();
         Box::pin(async move {
-            use crate::metering::forecast;
             let tariff = crate::report_cmd::tariff_in(&self.0).await.map_err(|e| e.to_string())?;
-            let currency =
-                tariff.cards.first().map(|c| c.currency.clone()).ok_or("no rate card is published")?;
-            let month = forecast::next_month(jiff::Timestamp::now());
-            let held = forecast::of_quota(&quota, "tenancy.quota").map_err(|e| e.to_string())?;
-            let lines = forecast::month_cost(held, &month, &tariff).map_err(|e| e.to_string())?;
-            let total: rust_decimal::Decimal = lines.iter().map(|l| l.amount).sum();
-            Ok(commons_api::v1::Estimate {
-                month: month.name,
-                currency,
-                total: total.to_string(),
-                lines: lines
-                    .iter()
-                    .map(|l| commons_api::v1::EstimateLine {
-                        charge: l.charge.to_string(),
-                        quantity: l
-                            .quantity
-                            .map(|q| format!("{} {}", q.round_dp(3).normalize(), l.charge.unit())),
-                        amount: l.amount.to_string(),
-                    })
-                    .collect(),
-            })
+            price(&quota, &tariff)
+        })
+    }
+
+    fn monthly_each(
+        &self,
+        quotas: Vec<commons_crds::tenancy::TenancyQuota>,
+    ) -> futures::future::BoxFuture<
+        '_,
+        std::result::Result<Vec<std::result::Result<commons_api::v1::Estimate, String>>, String>,
+    > {
+        Box::pin(async move {
+            // The cluster's rate cards and VAT rates, read once for them all.
+            let tariff = crate::report_cmd::tariff_in(&self.0).await.map_err(|e| e.to_string())?;
+            Ok(quotas.iter().map(|q| price(q, &tariff)).collect())
         })
     }
 }

@@ -3,6 +3,7 @@
 pub mod admission;
 pub mod annual_cmd;
 pub mod api_catalogue;
+pub mod api_reports;
 pub mod api_settings;
 pub mod api_usage;
 pub mod apikey_cmd;

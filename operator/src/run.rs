@@ -189,6 +189,10 @@ pub async fn run(settings: Settings) -> Result<()> {
             ledger: ledger.clone(),
             client: client.clone(),
         }),
+        reports: std::sync::Arc::new(crate::api_reports::LedgerReports {
+            ledger: ledger.clone(),
+            client: client.clone(),
+        }),
         calls: std::sync::Arc::new(crate::ledger::calls::LedgerCalls(ledger.clone())),
         catalogue: std::sync::Arc::new(api_catalogue),
         limits: commons_api::v1::limits::RateLimiter::new(settings.api.api_rate, settings.api.api_burst),

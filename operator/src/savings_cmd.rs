@@ -5,44 +5,53 @@
 use std::fmt::Write as _;
 
 use jiff::Timestamp;
+use kube::Client;
 use rust_decimal::Decimal;
 
 use crate::error::{Error, Result};
 use crate::ledger::Ledger;
 use crate::metering::periods::{self, Month};
 use crate::metering::sharing::Saving;
-use crate::report_cmd::{Format, cluster_tariff, csv};
+use crate::report_cmd::{Format, csv, tariff_in};
 
-/// The savings of `period`: a closed month's as the ledger was known when it closed, with the
-/// tariff it closed with; an open month's until now.
-pub async fn savings(period: &str, ledger_url: &str) -> Result<(Vec<Saving>, String)> {
+/// What sharing saved in `period`, from `ledger`: a closed month's as the ledger was known when it
+/// closed, with the tariff it closed with; an open month's until now, priced with `client`'s rate
+/// cards. Also the currency, and whether the month is closed (its figures final).
+pub async fn savings_in(
+    client: &Client,
+    ledger: &Ledger,
+    period: &str,
+) -> Result<(Vec<Saving>, String, bool)> {
     let month = Month::parse(period)?;
     let now = Timestamp::now();
     let until = month.until.min(now);
     if until <= month.from {
         return Err(Error::Invalid(format!("--period {period}: the month has not begun")));
     }
-    let ledger = Ledger::open_to_read(ledger_url)?;
     let closed = ledger.closed_periods().await?.into_iter().find(|p| p.period == month.name);
-    let result = match &closed {
+    let (savings, tariff) = match &closed {
         Some(p) => {
-            let tariff = periods::closed_tariff(&ledger, period).await?;
-            periods::savings(&ledger, &month, month.until, &tariff, Some(p.closed_ms))
-                .await
-                .map(|s| (s, tariff))
+            let tariff = periods::closed_tariff(ledger, period).await?;
+            (periods::savings(ledger, &month, month.until, &tariff, Some(p.closed_ms)).await?, tariff)
         }
         None => {
-            let tariff = cluster_tariff().await?;
-            periods::savings(&ledger, &month, until, &tariff, None).await.map(|s| (s, tariff))
+            let tariff = tariff_in(client).await?;
+            (periods::savings(ledger, &month, until, &tariff, None).await?, tariff)
         }
     };
-    ledger.close().await;
-    let (savings, tariff) = result?;
     let currency = tariff.cards.first().map(|c| c.currency.clone()).unwrap_or_default();
-    Ok((savings, currency))
+    Ok((savings, currency, closed.is_some()))
 }
 
-/// Runs the command.
+/// What sharing saved in `period`, and the currency.
+pub async fn savings(period: &str, ledger_url: &str) -> Result<(Vec<Saving>, String)> {
+    let client = Client::try_default().await.map_err(Error::KubeConfig)?;
+    let ledger = Ledger::open_to_read(ledger_url)?;
+    let result = savings_in(&client, &ledger, period).await;
+    ledger.close().await;
+    result.map(|(s, currency, _)| (s, currency))
+}
+
 pub async fn run(period: &str, format: &str, ledger_url: &str) -> Result<String> {
     let format = Format::parse(format).ok_or_else(|| {
         Error::Invalid(format!("--format {format:?}: with --savings, expected table, json or csv"))

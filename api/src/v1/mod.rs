@@ -9,6 +9,7 @@ pub mod limits;
 pub mod openapi;
 pub mod quota_requests;
 pub mod record;
+pub mod reports;
 pub mod request_view;
 pub mod requests;
 pub mod tenancies;
@@ -81,6 +82,20 @@ pub trait Forecaster: Send + Sync + std::fmt::Debug {
     /// Next month's cost of holding all of `quota` all month.
     fn monthly(&self, quota: &commons_crds::tenancy::TenancyQuota)
     -> BoxFuture<'_, Result<Estimate, String>>;
+
+    /// The same for each of `quotas`, in order; `Err` when nothing can be priced at all.
+    fn monthly_each(
+        &self,
+        quotas: Vec<commons_crds::tenancy::TenancyQuota>,
+    ) -> BoxFuture<'_, Result<Vec<Result<Estimate, String>>, String>> {
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(quotas.len());
+            for q in &quotas {
+                out.push(self.monthly(q).await);
+            }
+            Ok(out)
+        })
+    }
 }
 
 /// What the `/v1` handlers reach.
@@ -102,8 +117,10 @@ pub struct V1 {
     /// Whether the auto-approval policy approves a tenancy at once (the controller writes the
     /// decision; a new request's answer waits for it only then).
     pub approves_at_once: Arc<dyn Fn(&commons_crds::tenancy::TenancySpec) -> bool + Send + Sync>,
-    /// Usage and reports from the ledger.
+    /// Usage from the ledger.
     pub usage: Arc<dyn usage::UsageSource>,
+    /// Reports from the ledger.
+    pub reports: Arc<dyn reports::ReportSource>,
     /// The applications store and the subscriptions.
     pub catalogue: Arc<dyn catalogue::CatalogueSource>,
     /// The audit record and idempotency keys.
@@ -181,6 +198,9 @@ pub fn routes(v1: Arc<V1>) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(requests::approve))
         .routes(routes!(requests::deny))
         .routes(routes!(usage::usage))
+        .routes(routes!(reports::annual))
+        .routes(routes!(reports::savings))
+        .routes(routes!(reports::forecast))
         .routes(routes!(audit::list))
         .routes(routes!(catalogue::browse))
         .routes(routes!(catalogue::subscriptions, catalogue::subscribe))

@@ -168,6 +168,17 @@ impl usage::UsageSource for NoUsage {
     }
 }
 
+impl reports::ReportSource for NoUsage {
+    fn report(
+        &self,
+        q: reports::ReportQuery,
+    ) -> BoxFuture<'_, Result<reports::ReportDocument, usage::UsageError>> {
+        // Says whose figures it was asked for, so the tests see the scope the route passed.
+        let body = serde_json::to_vec(&q.organisations.unwrap_or_else(|| vec!["*".into()])).unwrap();
+        Box::pin(async move { Ok(reports::ReportDocument { closed: false, body }) })
+    }
+}
+
 #[derive(Debug)]
 struct NoForecast;
 
@@ -261,6 +272,7 @@ fn world_limited(burst: u32) -> World {
         forecaster: Arc::new(NoForecast),
         approves_at_once: Arc::new(|_| false),
         usage: Arc::new(NoUsage),
+        reports: Arc::new(NoUsage),
         calls: Arc::new(Calls::default()),
         catalogue: Arc::new(Shelf),
         limits: limits::RateLimiter::new(1, burst),
@@ -377,6 +389,50 @@ async fn usage_is_scoped_paginated_tagged_and_negotiated() {
     assert_eq!(status, StatusCode::FORBIDDEN, "finance without a usage grant in this world");
 }
 
+#[tokio::test]
+async fn reports_are_scoped_negotiated_and_their_parameters_named() {
+    let w = world();
+    let (status, own) = call(&w.app, Some(&w.keys["north-requester"]), "/v1/reports/annual?year=2026").await;
+    assert_eq!((status, own), (StatusCode::OK, serde_json::json!(["north"])));
+    let (_, all) = call(&w.app, Some(&w.keys["central"]), "/v1/reports/savings?period=2026-11").await;
+    assert_eq!(all, serde_json::json!(["*"]));
+    let svg =
+        call_with(&w.app, &w.keys["central"], "/v1/reports/annual?year=2026", &[("accept", "image/svg+xml")])
+            .await;
+    assert_eq!(svg.headers()["content-type"], "image/svg+xml");
+    let no_svg = call_with(
+        &w.app,
+        &w.keys["central"],
+        "/v1/reports/savings?period=2026-11",
+        &[("accept", "image/svg+xml")],
+    )
+    .await;
+    assert_eq!(no_svg.status(), StatusCode::NOT_ACCEPTABLE);
+    for (path, field) in [
+        ("/v1/reports/annual", "year"),
+        ("/v1/reports/annual?year=99999", "year"),
+        ("/v1/reports/savings", "period"),
+    ] {
+        let (status, body) = call(&w.app, Some(&w.keys["central"]), path).await;
+        assert_eq!(
+            (status, body["errors"][0]["field"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some(field)),
+            "{path}"
+        );
+    }
+    let (status, _) = call(&w.app, Some(&w.keys["nobody"]), "/v1/reports/forecast").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "finance without a usage grant in this world");
+    let (status, body) = call(&w.app, Some(&w.keys["north-requester"]), "/v1/reports/forecast").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let rows = body["tenancies"].as_array().unwrap();
+    assert!(rows.iter().all(|t| t["organisation"] == "north"), "only its own: {body}");
+    // Each figure that cannot be given says why, and counts nothing towards the totals.
+    assert_eq!(
+        (rows[0]["note"].as_str(), body["totals"]["nextMonth"].as_str()),
+        (Some("no rate cards"), Some("0"))
+    );
+}
+
 async fn post(
     app: &axum::Router,
     key: Option<&str>,
@@ -455,7 +511,7 @@ async fn the_served_document_and_the_routes_agree() {
             operations += 1;
         }
     }
-    assert_eq!(operations, 15, "every /v1 operation is documented: {:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(operations, 18, "every /v1 operation is documented: {:?}", paths.keys().collect::<Vec<_>>());
     // A method a route does not serve is 405, whatever headers come with it.
     let put = Request::put("/v1/whoami").header("idempotency-key", "has space").body(Body::empty()).unwrap();
     assert_eq!(w.app.clone().oneshot(put).await.unwrap().status(), StatusCode::METHOD_NOT_ALLOWED);

@@ -246,6 +246,12 @@ pub async fn usage(
             (closed, "application/json".to_owned(), body)
         }
     };
+    Ok(respond(&headers, closed, &content_type, body))
+}
+
+/// The answer: a closed period's with a strong ETag (and `304` when `If-None-Match` has it),
+/// cacheable; an open one's never stored.
+pub(super) fn respond(headers: &HeaderMap, closed: bool, content_type: &str, body: Vec<u8>) -> Response {
     let tag = etag(&body);
     let mut response = if closed
         && headers
@@ -256,7 +262,7 @@ pub async fn usage(
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         let mut r = Response::new(Body::from(body));
-        if let Ok(v) = HeaderValue::from_str(&content_type) {
+        if let Ok(v) = HeaderValue::from_str(content_type) {
             r.headers_mut().insert(header::CONTENT_TYPE, v);
         }
         r
@@ -264,7 +270,7 @@ pub async fn usage(
     let h = response.headers_mut();
     h.insert(header::VARY, HeaderValue::from_static("Accept, Authorization"));
     if closed {
-        // A closed month never changes: the same bytes, the same strong tag, every time.
+        // A closed period never changes: the same bytes, the same strong tag, every time.
         if let Ok(v) = HeaderValue::from_str(&tag) {
             h.insert(header::ETAG, v);
         }
@@ -272,7 +278,7 @@ pub async fn usage(
     } else {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
     }
-    Ok(response)
+    response
 }
 
 #[cfg(test)]
