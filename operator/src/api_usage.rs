@@ -2,14 +2,16 @@
 //! open one's priced now with the cluster's rate cards), only the asked organisations' lines, as
 //! the report `commons report` prints (JSON or CSV) or as FOCUS rows.
 
-use commons_api::v1::usage::{UsageDocument, UsageError, UsageFormat, UsageQuery, UsageSource};
+use commons_api::v1::usage::{TextRows, UsageDocument, UsageError, UsageFormat, UsageQuery, UsageSource};
 use futures::future::BoxFuture;
 use kube::Client;
 
 use crate::ledger::Ledger;
 use crate::metering::focus;
+use crate::metering::periods::Month;
+use crate::metering::rating::Card;
 use crate::metering::report::{self as summary, By};
-use crate::report_cmd::{Format, load_from, render};
+use crate::report_cmd::{CSV_HEADER, csv_rows, load_from};
 
 /// The ledger and the cluster the API reads usage from.
 #[derive(Clone)]
@@ -23,6 +25,56 @@ pub struct LedgerUsage {
 impl std::fmt::Debug for LedgerUsage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LedgerUsage").field("ledger", &self.ledger.backend()).finish_non_exhaustive()
+    }
+}
+
+/// A month's FOCUS rows, written a slice at a time as the API sends them.
+#[derive(Debug)]
+struct FocusRows {
+    month: Month,
+    lines: Vec<crate::metering::charges::ChargeLine>,
+    cards: Vec<Card>,
+    currency: String,
+}
+
+impl TextRows for FocusRows {
+    fn header(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        // Writing to memory cannot fail.
+        let _ = focus::write_header(&mut out);
+        out
+    }
+    fn len(&self) -> usize {
+        self.lines.len()
+    }
+    fn rows(&self, from: usize, to: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        let lines = self.lines.get(from..to).unwrap_or_default();
+        if let Err(e) = focus::write_rows(&mut out, &self.month, lines, &self.cards, &self.currency) {
+            tracing::warn!(error = %e, "FOCUS rows could not be written");
+        }
+        out
+    }
+}
+
+/// A report's CSV rows, written a slice at a time as the API sends them.
+#[derive(Debug)]
+struct CsvRows {
+    lines: Vec<summary::Line>,
+    currency: String,
+}
+
+impl TextRows for CsvRows {
+    fn header(&self) -> Vec<u8> {
+        CSV_HEADER.as_bytes().to_vec()
+    }
+    fn len(&self) -> usize {
+        self.lines.len()
+    }
+    fn rows(&self, from: usize, to: usize) -> Vec<u8> {
+        let mut out = String::new();
+        csv_rows(&mut out, self.lines.get(from..to).unwrap_or_default(), &self.currency);
+        out.into_bytes()
     }
 }
 
@@ -46,18 +98,15 @@ impl UsageSource for LedgerUsage {
                 loaded.lines.retain(|l| own.contains(&l.grain.organisation));
             }
             match q.format {
-                UsageFormat::Focus => {
-                    let mut body = Vec::new();
-                    focus::write(
-                        &mut body,
-                        &loaded.month,
-                        &loaded.lines,
-                        &loaded.tariff.cards,
-                        &loaded.currency,
-                    )
-                    .map_err(|e| UsageError::Unavailable(e.to_string()))?;
-                    Ok(UsageDocument::Text { closed: loaded.closed, body })
-                }
+                UsageFormat::Focus => Ok(UsageDocument::Text {
+                    closed: loaded.closed,
+                    text: std::sync::Arc::new(FocusRows {
+                        month: loaded.month,
+                        lines: loaded.lines,
+                        cards: loaded.tariff.cards,
+                        currency: loaded.currency,
+                    }),
+                }),
                 format => {
                     let period = summary::Period {
                         name: &q.period,
@@ -70,7 +119,10 @@ impl UsageSource for LedgerUsage {
                     if format == UsageFormat::Csv {
                         return Ok(UsageDocument::Text {
                             closed: loaded.closed,
-                            body: render(&report, Format::Csv).into_bytes(),
+                            text: std::sync::Arc::new(CsvRows {
+                                lines: report.lines,
+                                currency: report.currency,
+                            }),
                         });
                     }
                     let report =

@@ -182,28 +182,35 @@ pub async fn run(period: &str, by: &str, format: &str, ledger_url: &str) -> Resu
     Ok(render(&r, format))
 }
 
+/// The CSV report's header row.
+pub const CSV_HEADER: &str = "group,organisation_name,charge,quantity,unit,amount,currency,corrects\n";
+
+/// The CSV rows of `lines` (all of a report's, or a slice of them).
+pub fn csv_rows(out: &mut String, lines: &[crate::metering::report::Line], currency: &str) {
+    for l in lines {
+        let quantity = l.quantity.map(|q| q.to_string()).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "{},{},{},{},{},{},{},{}",
+            csv(&l.group),
+            csv(&l.organisation_name),
+            l.charge,
+            quantity,
+            l.charge.unit(),
+            l.amount,
+            currency,
+            l.corrects
+        );
+    }
+}
+
 /// The report in `format`.
 pub fn render(r: &Report, format: Format) -> String {
     match format {
         Format::Json => serde_json::to_string_pretty(r).unwrap_or_default(),
         Format::Csv => {
-            let mut out =
-                String::from("group,organisation_name,charge,quantity,unit,amount,currency,corrects\n");
-            for l in &r.lines {
-                let quantity = l.quantity.map(|q| q.to_string()).unwrap_or_default();
-                let _ = writeln!(
-                    out,
-                    "{},{},{},{},{},{},{},{}",
-                    csv(&l.group),
-                    csv(&l.organisation_name),
-                    l.charge,
-                    quantity,
-                    l.charge.unit(),
-                    l.amount,
-                    r.currency,
-                    l.corrects
-                );
-            }
+            let mut out = String::from(CSV_HEADER);
+            csv_rows(&mut out, &r.lines, &r.currency);
             out
         }
         Format::Table => {

@@ -13,6 +13,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use futures::StreamExt;
 use futures::future::BoxFuture;
 use serde::Deserialize;
 use serde_json::Value;
@@ -60,13 +61,68 @@ pub enum UsageDocument {
         /// The report.
         report: Value,
     },
-    /// CSV or FOCUS text.
+    /// CSV or FOCUS text, rendered as it is sent.
     Text {
         /// Whether the month is closed.
         closed: bool,
-        /// The text.
-        body: Vec<u8>,
+        /// The rows.
+        text: Arc<dyn TextRows>,
     },
+}
+
+impl PartialEq for dyn TextRows {
+    fn eq(&self, other: &Self) -> bool {
+        chunks(self).eq(chunks(other))
+    }
+}
+
+/// Text (CSV) made a slice of rows at a time, so that a long report is streamed to the client as
+/// it is rendered and never held whole.
+pub trait TextRows: Send + Sync + std::fmt::Debug {
+    /// The header row.
+    fn header(&self) -> Vec<u8>;
+    /// How many rows follow it.
+    fn len(&self) -> usize;
+    /// Whether no row follows it.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Rows `from..to`.
+    fn rows(&self, from: usize, to: usize) -> Vec<u8>;
+}
+
+/// Rows per chunk sent.
+const ROWS_PER_CHUNK: usize = 500;
+
+/// The header, then the rows a chunk at a time, each rendered only when it is asked for.
+fn chunks(text: &dyn TextRows) -> impl Iterator<Item = Vec<u8>> + '_ {
+    let starts = (0..text.len()).step_by(ROWS_PER_CHUNK);
+    std::iter::once(text.header())
+        .chain(starts.map(move |from| text.rows(from, (from + ROWS_PER_CHUNK).min(text.len()))))
+}
+
+/// A strong ETag of the text, hashed a chunk at a time (nothing is kept).
+fn text_etag(text: &dyn TextRows) -> String {
+    let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+    for chunk in chunks(text) {
+        context.update(&chunk);
+    }
+    tag_of(context.finish().as_ref())
+}
+
+/// The body that renders `text` as it is sent.
+fn streamed(text: Arc<dyn TextRows>) -> Body {
+    let len = text.len();
+    let starts: Vec<Option<usize>> =
+        std::iter::once(None).chain((0..len).step_by(ROWS_PER_CHUNK).map(Some)).collect();
+    let stream = futures::stream::iter(starts).map(move |start| {
+        let chunk = match start {
+            None => text.header(),
+            Some(from) => text.rows(from, (from + ROWS_PER_CHUNK).min(len)),
+        };
+        Ok::<_, std::convert::Infallible>(bytes::Bytes::from(chunk))
+    });
+    Body::from_stream(stream)
 }
 
 /// Why no usage can be given.
@@ -142,8 +198,12 @@ fn offset(cursor: &str) -> Option<usize> {
 
 /// A strong ETag: the SHA-256 of the bytes sent.
 fn etag(body: &[u8]) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, body);
-    let hex: String = digest.as_ref().iter().take(16).map(|b| format!("{b:02x}")).collect();
+    tag_of(ring::digest::digest(&ring::digest::SHA256, body).as_ref())
+}
+
+/// The first 128 bits of a digest, quoted.
+fn tag_of(digest: &[u8]) -> String {
+    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
     format!("\"{hex}\"")
 }
 
@@ -229,9 +289,14 @@ pub async fn usage(
         }
     })?;
     let (closed, content_type, body) = match document {
-        UsageDocument::Text { closed, body } => {
+        UsageDocument::Text { closed, text } => {
             let media = if format == UsageFormat::Focus { FOCUS_CSV } else { "text/csv" };
-            (closed, format!("{media}; charset=utf-8"), body)
+            // The tag of a closed month needs every byte: hashed a chunk at a time, then sent
+            // rendering again a chunk at a time. An open month's is never computed.
+            let tag = if closed { text_etag(text.as_ref()) } else { String::new() };
+            return Ok(respond_body(&headers, closed, &format!("{media}; charset=utf-8"), tag, || {
+                streamed(text)
+            }));
         }
         UsageDocument::Json { closed, mut report } => {
             let lines =
@@ -252,7 +317,18 @@ pub async fn usage(
 /// The answer: a closed period's with a strong ETag (and `304` when `If-None-Match` has it),
 /// cacheable; an open one's never stored.
 pub(super) fn respond(headers: &HeaderMap, closed: bool, content_type: &str, body: Vec<u8>) -> Response {
-    let tag = etag(&body);
+    let tag = if closed { etag(&body) } else { String::new() };
+    respond_body(headers, closed, content_type, tag, || Body::from(body))
+}
+
+/// The same, for a body made only if it is sent, with its tag (a closed period's) computed before.
+fn respond_body(
+    headers: &HeaderMap,
+    closed: bool,
+    content_type: &str,
+    tag: String,
+    body: impl FnOnce() -> Body,
+) -> Response {
     let mut response = if closed
         && headers
             .get(header::IF_NONE_MATCH)
@@ -261,7 +337,7 @@ pub(super) fn respond(headers: &HeaderMap, closed: bool, content_type: &str, bod
     {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        let mut r = Response::new(Body::from(body));
+        let mut r = Response::new(body());
         if let Ok(v) = HeaderValue::from_str(content_type) {
             r.headers_mut().insert(header::CONTENT_TYPE, v);
         }
@@ -308,6 +384,37 @@ mod tests {
         assert_eq!(offset(&cursor(1234)), Some(1234));
         assert_eq!(offset("bm9wZQ"), None);
         assert_eq!(offset("!!"), None);
+    }
+
+    #[test]
+    fn a_text_is_hashed_and_sent_a_chunk_at_a_time_as_the_same_bytes() {
+        #[derive(Debug)]
+        struct Numbers(usize);
+        impl TextRows for Numbers {
+            fn header(&self) -> Vec<u8> {
+                b"n\n".to_vec()
+            }
+            fn len(&self) -> usize {
+                self.0
+            }
+            fn rows(&self, from: usize, to: usize) -> Vec<u8> {
+                (from..to).map(|n| format!("{n}\n")).collect::<String>().into_bytes()
+            }
+        }
+        let text = Numbers(1201);
+        let whole: Vec<u8> = chunks(&text).flatten().collect();
+        assert_eq!(chunks(&text).count(), 1 + 3, "the header, then 500 rows a chunk");
+        assert_eq!(whole, text.header().into_iter().chain(text.rows(0, 1201)).collect::<Vec<_>>());
+        assert_eq!(text_etag(&text), etag(&whole), "the same tag as the bytes sent whole");
+        let body = streamed(Arc::new(Numbers(1201)));
+        let sent = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(http_body_util::BodyExt::collect(body))
+            .unwrap()
+            .to_bytes();
+        assert_eq!(sent.as_ref(), whole.as_slice());
+        assert_eq!(chunks(&Numbers(0)).count(), 1, "no rows: the header alone");
     }
 
     #[test]

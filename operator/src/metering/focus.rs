@@ -130,7 +130,24 @@ pub fn write(
     cards: &[Card],
     currency: &str,
 ) -> io::Result<()> {
-    writeln!(out, "{}", COLUMNS.join(","))?;
+    write_header(out)?;
+    write_rows(out, billing, lines, cards, currency)
+}
+
+/// Writes the header row alone.
+pub fn write_header(out: &mut impl Write) -> io::Result<()> {
+    writeln!(out, "{}", COLUMNS.join(","))
+}
+
+/// Writes the rows of `lines` alone (a slice of a period's lines, for writing a period a part at a
+/// time: the rows are the same as `write` gives).
+pub fn write_rows(
+    out: &mut impl Write,
+    billing: &Month,
+    lines: &[ChargeLine],
+    cards: &[Card],
+    currency: &str,
+) -> io::Result<()> {
     let by_name: BTreeMap<&str, &Card> = cards.iter().map(|c| (c.name.as_str(), c)).collect();
     for l in lines {
         let (service_name, category, subcategory) = service(l.charge);
