@@ -114,7 +114,6 @@ pub async fn guard(State(g): State<Guarded>, request: Request, next: Next) -> Re
     let now_ms = jiff::Timestamp::now().as_millisecond();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    let path_and_query = request.uri().path_and_query().map_or(path.clone(), |p| p.as_str().to_owned());
     let key = request.headers().get(IDEMPOTENCY_KEY).map(|v| v.to_str().unwrap_or("\u{0}").to_owned());
     let mut record = AuditRecord {
         id: 0,
@@ -127,82 +126,144 @@ pub async fn guard(State(g): State<Guarded>, request: Request, next: Next) -> Re
         status: 0,
         idempotency_key: key.clone().unwrap_or_default(),
     };
-    let response = match v1.auth.authenticate(request.headers(), now_ms).await {
-        Err(failure) => {
+    // Asking the issuer for its keys counts towards the call's time too.
+    let who = match tokio::time::timeout(v1.deadline, v1.auth.authenticate(request.headers(), now_ms)).await {
+        Err(_) => return late(v1.deadline, &path),
+        Ok(Err(failure)) => {
             v1.auth_failures.with_label_values(&[failure.label()]).inc();
             tracing::info!(reason = %failure, %path, "request not authenticated");
-            failure.into_response()
+            return failure.into_response();
         }
-        Ok(who) => {
-            record.actor = who.user.clone();
-            record.credential = credential(&who);
-            if let Err(wait) = v1.limits.take(&who.user, std::time::Instant::now()) {
-                let mut response = problem(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "rate-limited",
-                    "Too many calls",
-                    "this client is calling faster than its limit; wait as Retry-After says",
-                    &path,
-                );
-                if let Ok(v) = HeaderValue::from_str(&(wait.as_secs() + 1).to_string()) {
-                    response.headers_mut().insert(header::RETRY_AFTER, v);
-                }
-                return finish(&v1, &method, record, response).await;
-            }
-            let (mut parts, body) = request.into_parts();
-            parts.extensions.insert(who.clone());
-            match key.filter(|_| changes(&method)) {
-                None => within(v1.deadline, &path, next.run(Request::from_parts(parts, body))).await,
-                Some(key) if !valid_key(&key) => problem(
-                    StatusCode::BAD_REQUEST,
-                    "invalid-idempotency-key",
-                    "The Idempotency-Key is not valid",
-                    "an Idempotency-Key is 1 to 255 visible ASCII characters, for example a UUID",
-                    &path,
-                ),
-                Some(key) => match tokio::time::timeout(v1.deadline, to_bytes(body, MAX_BODY)).await {
-                    Err(_) => problem(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "deadline",
-                        "The call took too long",
-                        "the body did not arrive in time",
-                        &path,
-                    ),
-                    Ok(Err(_)) => problem(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "too-large",
-                        "The body is too large",
-                        "bodies are at most 64 KiB",
-                        &path,
-                    ),
-                    Ok(Ok(bytes)) => {
-                        let print = fingerprint(&method, &path_and_query, &bytes);
-                        once(
-                            &v1,
-                            &who.user,
-                            &key,
-                            &print,
-                            now_ms,
-                            &path,
-                            next,
-                            Request::from_parts(parts, Body::from(bytes)),
-                        )
-                        .await
-                    }
-                },
-            }
-        }
+        Ok(Ok(who)) => who,
     };
-    finish(&v1, &method, record, response).await
+    record.actor = who.user.clone();
+    record.credential = credential(&who);
+    if let Err(wait) = v1.limits.take(&who.user, std::time::Instant::now()) {
+        let mut response = problem(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate-limited",
+            "Too many calls",
+            "this client is calling faster than its limit; wait as Retry-After says",
+            &path,
+        );
+        if let Ok(v) = HeaderValue::from_str(&(wait.as_secs() + 1).to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return response;
+    }
+    let (mut parts, body) = request.into_parts();
+    parts.extensions.insert(who.clone());
+    if !changes(&method) {
+        return within(v1.deadline, &path, next.run(Request::from_parts(parts, body))).await;
+    }
+    // A call that changes something: its body is read within the deadline, then it runs to its
+    // end on a task of its own, so that neither a client that goes away nor an answer later than
+    // the deadline stops it halfway, loses its audit record, or leaves its key held.
+    let bytes = match tokio::time::timeout(v1.deadline, to_bytes(body, MAX_BODY)).await {
+        Err(_) => {
+            let response = problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "deadline",
+                "The call took too long",
+                "the body did not arrive in time",
+                &path,
+            );
+            return finish(&v1, &method, record, response).await;
+        }
+        Ok(Err(e)) => {
+            let response = if too_long(&e) {
+                problem(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "too-large",
+                    "The body is too large",
+                    "bodies are at most 64 KiB",
+                    &path,
+                )
+            } else {
+                problem(
+                    StatusCode::BAD_REQUEST,
+                    "unreadable-body",
+                    "The body could not be read",
+                    &e.to_string(),
+                    &path,
+                )
+            };
+            return finish(&v1, &method, record, response).await;
+        }
+        Ok(Ok(bytes)) => bytes,
+    };
+    let request = Request::from_parts(parts, Body::from(bytes.clone()));
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let deadline = v1.deadline;
+    let task_path = path.clone();
+    tokio::spawn(async move {
+        let response = match key {
+            None => next.run(request).await,
+            Some(key) if !valid_key(&key) => problem(
+                StatusCode::BAD_REQUEST,
+                "invalid-idempotency-key",
+                "The Idempotency-Key is not valid",
+                "an Idempotency-Key is 1 to 255 visible ASCII characters, for example a UUID",
+                &task_path,
+            ),
+            Some(key) => {
+                let path_and_query =
+                    request.uri().path_and_query().map_or(task_path.clone(), |p| p.as_str().to_owned());
+                let print = fingerprint(&method, &path_and_query, &bytes);
+                once(&v1, &who.user, &key, &print, now_ms, &task_path, next, request).await
+            }
+        };
+        let response = finish(&v1, &method, record, response).await;
+        // The client may have gone, or been answered at the deadline: the record stands either way.
+        let _ = tx.send(response);
+    });
+    match tokio::time::timeout(deadline, rx).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(_)) => problem(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "The call failed",
+            "the call stopped unexpectedly; its outcome is in the audit record",
+            &path,
+        ),
+        Err(_) => {
+            let mut response = late(deadline, &path);
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+            response
+        }
+    }
+}
+
+/// Whether reading a body failed for its length (rather than the client going away).
+fn too_long(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if s.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// 503: the deadline passed. A call that changes something goes on to its end: its outcome is
+/// recorded, and a retry with its Idempotency-Key gets its answer once it has one.
+fn late(deadline: std::time::Duration, path: &str) -> Response {
+    problem(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "deadline",
+        "The call took too long",
+        &format!(
+            "calls are answered within {} seconds; this one was not. A call that changes something is still made to its end and recorded: retry with the same Idempotency-Key to get its answer",
+            deadline.as_secs()
+        ),
+        path,
+    )
 }
 
 /// Adds a call that changes something to the audit record (unless it was a replay), and answers.
 async fn finish(v1: &V1, method: &Method, mut record: AuditRecord, response: Response) -> Response {
-    // A refusal before the caller is known, or over its rate, changed nothing: it is counted in
-    // the metrics, not recorded (an unauthenticated client must not be able to fill the record).
-    let refused_early =
-        record.actor == "(unauthenticated)" || response.status() == StatusCode::TOO_MANY_REQUESTS;
-    if changes(method) && !refused_early && response.headers().get(REPLAYED).is_none() {
+    if changes(method) && response.headers().get(REPLAYED).is_none() {
         record.status = response.status().as_u16();
         if let Some(location) = response.headers().get(header::LOCATION).and_then(|l| l.to_str().ok()) {
             location.clone_into(&mut record.object);
@@ -216,8 +277,8 @@ async fn finish(v1: &V1, method: &Method, mut record: AuditRecord, response: Res
     response
 }
 
-/// The call's answer, or 503 once `deadline` has passed (a client sending its body slowly, or a
-/// backend that does not answer, holds nothing longer than that).
+/// The call's answer, or 503 once `deadline` has passed (a backend that does not answer holds a
+/// reading call no longer than that).
 async fn within(
     deadline: std::time::Duration,
     path: &str,
@@ -225,17 +286,23 @@ async fn within(
 ) -> Response {
     match tokio::time::timeout(deadline, call).await {
         Ok(response) => response,
-        Err(_) => problem(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "deadline",
-            "The call took too long",
-            &format!(
-                "calls are answered within {} seconds; this one was not (a slow body, or a slow backend)",
-                deadline.as_secs()
-            ),
-            path,
-        ),
+        Err(_) => late(deadline, path),
     }
+}
+
+/// Problems whose calls are known to have changed nothing (refused before anything was written):
+/// their key is freed, so a retry runs the call again. Any other failure's outcome is uncertain
+/// (a write whose answer was lost): its answer is kept for the key like a success's, so that a
+/// retry can never make the change twice.
+const NOTHING_CHANGED: [&str; 3] =
+    ["authorisation-unavailable", "idempotency-unavailable", "forecast-unavailable"];
+
+fn nothing_changed(status: StatusCode, body: &[u8]) -> bool {
+    status.is_server_error()
+        && serde_json::from_slice::<serde_json::Value>(body).ok().is_some_and(|p| {
+            let kind = p.get("type").and_then(serde_json::Value::as_str).unwrap_or_default();
+            NOTHING_CHANGED.iter().any(|slug| kind.ends_with(&format!("/{slug}")))
+        })
 }
 
 /// Runs a call that holds an idempotency key at most once.
@@ -277,7 +344,7 @@ async fn once(
             path,
         ),
         Ok(KeyState::New) => {
-            let response = within(v1.deadline, path, next.run(request)).await;
+            let response = next.run(request).await;
             let (parts, body) = response.into_parts();
             let Ok(bytes) = to_bytes(body, MAX_ANSWER).await else {
                 let _ = v1.calls.release(actor, key).await;
@@ -297,8 +364,8 @@ async fn once(
                     .unwrap_or_default()
                     .to_owned()
             };
-            if parts.status.is_server_error() {
-                // Nothing was made (or what was is unknown to the client): a retry may run it again.
+            if nothing_changed(parts.status, &bytes) {
+                // Refused before anything was written: a retry may run it again.
                 let _ = v1.calls.release(actor, key).await;
             } else {
                 let answer = StoredAnswer {
@@ -327,6 +394,16 @@ mod tests {
         assert_ne!(a, fingerprint(&Method::POST, "/v1/x", b"{ }"));
         assert_ne!(a, fingerprint(&Method::DELETE, "/v1/x", b"{}"));
         assert_ne!(a, fingerprint(&Method::POST, "/v1/y", b"{}"));
+    }
+
+    #[test]
+    fn only_a_failure_known_to_have_changed_nothing_frees_its_key() {
+        let body = |slug: &str| format!("{{\"type\": \"https://commons.dev/problems/{slug}\"}}").into_bytes();
+        let unavailable = StatusCode::SERVICE_UNAVAILABLE;
+        assert!(nothing_changed(unavailable, &body("authorisation-unavailable")));
+        assert!(!nothing_changed(unavailable, &body("cluster-unavailable")), "a lost answer: kept");
+        assert!(!nothing_changed(StatusCode::CREATED, &body("authorisation-unavailable")));
+        assert!(!nothing_changed(unavailable, b"not json"));
     }
 
     #[test]

@@ -74,7 +74,10 @@ pub(crate) fn refused(error: kube::Error, path: &str) -> Problem {
         kube::Error::Api(status) if status.code == 409 => conflict(&status.message, path),
         other => {
             tracing::warn!(error = %other, "the cluster refused a write");
-            unavailable("the cluster did not take the request; try again shortly", path)
+            unavailable(
+                "the cluster did not answer whether it took the request: look at GET /v1/tenancy-requests before asking again with a new Idempotency-Key",
+                path,
+            )
         }
     }
 }

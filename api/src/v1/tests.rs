@@ -34,7 +34,13 @@ struct Grants(BTreeSet<(String, &'static str, &'static str)>);
 impl Authorizer for Grants {
     fn allowed<'a>(&'a self, who: &'a Identity, a: Action) -> BoxFuture<'a, Result<bool, String>> {
         let ok = who.groups.iter().any(|g| self.0.contains(&(g.clone(), a.verb, a.resource)));
-        Box::pin(async move { Ok(ok) })
+        Box::pin(async move {
+            // Deciding a withdrawal is slow in this world: long enough for a client to go away.
+            if a.verb == "delete" {
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            }
+            Ok(ok)
+        })
     }
 }
 
@@ -481,6 +487,29 @@ async fn a_retried_key_gets_the_first_answer_and_every_change_is_audited() {
     assert_eq!(seen.iter().map(|s| s.1).collect::<Vec<_>>(), [403, 422, 400]);
     let (status, _) = call(&w.app, Some(&w.keys["north-requester"]), "/v1/audit").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn a_change_whose_client_goes_away_is_still_made_to_its_end_and_recorded() {
+    let w = world();
+    let request = Request::delete("/v1/tenancy-requests/r1")
+        .header("authorization", format!("Bearer {}", w.keys["north-requester"]))
+        .body(Body::empty())
+        .unwrap();
+    // The client gives up while the call is being authorised.
+    let gone =
+        tokio::time::timeout(std::time::Duration::from_millis(50), w.app.clone().oneshot(request)).await;
+    assert!(gone.is_err(), "the call was still running when its client went away");
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let (status, page) = call(&w.app, Some(&w.keys["central"]), "/v1/audit").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let seen: Vec<(String, u64)> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["method"].as_str().unwrap().to_owned(), r["status"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(seen, [("DELETE".to_owned(), 403)], "its outcome is recorded: {page}");
 }
 
 #[tokio::test]
