@@ -8,6 +8,9 @@ use futures::future::BoxFuture;
 
 use super::{Ledger, Result, db};
 
+/// The advisory lock that orders the audit record's commits in PostgreSQL ("commons-audit").
+const AUDIT_ORDER_LOCK: i64 = 0x636f_6d6d_6f6e_7341;
+
 /// Keys are kept this long.
 const KEPT_MS: i64 = 24 * 3_600_000;
 /// A call that has not answered in this long is taken to have died with its process.
@@ -50,20 +53,38 @@ struct KeyRow {
 
 impl Ledger {
     async fn add_audit(&self, r: &AuditRecord) -> Result<()> {
-        on_pool!(self, |pool| {
-            sqlx::query(AUDIT)
-                .bind(r.at_ms)
-                .bind(&r.actor)
-                .bind(&r.credential)
-                .bind(&r.method)
-                .bind(&r.path)
-                .bind(&r.object)
-                .bind(i32::from(r.status))
-                .bind(&r.idempotency_key)
-                .execute(pool)
-                .await
-                .map_err(db("adding to the audit record"))?;
-        });
+        macro_rules! insert {
+            () => {
+                sqlx::query(AUDIT)
+                    .bind(r.at_ms)
+                    .bind(&r.actor)
+                    .bind(&r.credential)
+                    .bind(&r.method)
+                    .bind(&r.path)
+                    .bind(&r.object)
+                    .bind(i32::from(r.status))
+                    .bind(&r.idempotency_key)
+            };
+        }
+        match self {
+            // SQLite has one writer at a time: ids are committed in order.
+            Ledger::Sqlite(pool) => {
+                insert!().execute(pool).await.map_err(db("adding to the audit record"))?;
+            }
+            // Ids come from a sequence when the row is inserted, but transactions commit in any
+            // order: a reader paging `after` an id could pass one committed later. Taking this
+            // lock before the insert, to the commit, makes ids commit in order.
+            Ledger::Postgres(pool) => {
+                let mut tx = pool.begin().await.map_err(db("begin"))?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(AUDIT_ORDER_LOCK)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db("ordering the audit record"))?;
+                insert!().execute(&mut *tx).await.map_err(db("adding to the audit record"))?;
+                tx.commit().await.map_err(db("commit"))?;
+            }
+        }
         Ok(())
     }
 
