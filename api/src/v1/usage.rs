@@ -187,13 +187,22 @@ pub fn negotiate(headers: &HeaderMap) -> Option<UsageFormat> {
 }
 
 /// A cursor: the offset of the page's first line, opaque to clients.
-fn cursor(offset: usize) -> String {
-    URL_SAFE_NO_PAD.encode(format!("lines:{offset}"))
+fn cursor(after: &Value) -> String {
+    let text = serde_json::json!({"after": identity(after)}).to_string();
+    URL_SAFE_NO_PAD.encode(text)
 }
 
-fn offset(cursor: &str) -> Option<usize> {
-    let text = String::from_utf8(URL_SAFE_NO_PAD.decode(cursor).ok()?).ok()?;
-    text.strip_prefix("lines:")?.parse().ok()
+/// The identity of the line a cursor follows.
+fn after(cursor: &str) -> Option<Value> {
+    let v: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(cursor).ok()?).ok()?;
+    v.get("after").filter(|a| a.as_array().is_some_and(|a| a.len() == 3)).cloned()
+}
+
+/// A line's identity in its report: its group, charge and corrected month (one line each). A
+/// cursor names the line a page ended with, not a position, so lines added to an open month
+/// between pages shift nothing: no line is given twice or passed over.
+fn identity(line: &Value) -> Value {
+    serde_json::json!([line.get("group"), line.get("charge"), line.get("corrects")])
 }
 
 /// A strong ETag: the SHA-256 of the bytes sent.
@@ -266,9 +275,9 @@ pub async fn usage(
     if limit == 0 || limit > 10_000 {
         return Err(invalid_field("limit", "from 1 to 10000", path));
     }
-    let start = match params.cursor.as_deref() {
-        None => 0,
-        Some(c) => offset(c).ok_or_else(|| invalid_field("cursor", "not a cursor this API gave", path))?,
+    let follows = match params.cursor.as_deref() {
+        None => None,
+        Some(c) => Some(after(c).ok_or_else(|| invalid_field("cursor", "not a cursor this API gave", path))?),
     };
     let query = UsageQuery {
         period,
@@ -301,12 +310,24 @@ pub async fn usage(
         UsageDocument::Json { closed, mut report } => {
             let lines =
                 report.get_mut("lines").and_then(Value::as_array_mut).map(std::mem::take).unwrap_or_default();
-            if start > lines.len() {
-                return Err(invalid_field("cursor", "beyond the last line", path));
-            }
+            let start = match &follows {
+                None => 0,
+                Some(id) => {
+                    lines.iter().position(|l| identity(l) == *id).map(|i| i + 1).ok_or_else(|| {
+                        invalid_field(
+                            "cursor",
+                            "the line this cursor follows is not in the report; start again without a cursor",
+                            path,
+                        )
+                    })?
+                }
+            };
             let end = (start + limit).min(lines.len());
             report["lines"] = Value::Array(lines[start..end].to_vec());
-            report["next"] = if end < lines.len() { Value::String(cursor(end)) } else { Value::Null };
+            report["next"] = match lines[start..end].last() {
+                Some(last) if end < lines.len() => Value::String(cursor(last)),
+                _ => Value::Null,
+            };
             let body = serde_json::to_vec(&report).unwrap_or_default();
             (closed, "application/json".to_owned(), body)
         }
@@ -380,10 +401,17 @@ mod tests {
     }
 
     #[test]
-    fn cursors_round_trip_and_others_are_refused() {
-        assert_eq!(offset(&cursor(1234)), Some(1234));
-        assert_eq!(offset("bm9wZQ"), None);
-        assert_eq!(offset("!!"), None);
+    fn cursors_name_the_line_a_page_ended_with_and_others_are_refused() {
+        let line = serde_json::json!({"group": "north", "charge": "cpu", "corrects": "", "amount": "1.00"});
+        let mut changed = line.clone();
+        changed["amount"] = "2.50".into();
+        assert_eq!(after(&cursor(&line)), Some(identity(&changed)), "the same line, its amount grown");
+        assert_ne!(
+            identity(&line),
+            identity(&serde_json::json!({"group": "north", "charge": "memory", "corrects": ""}))
+        );
+        assert_eq!(after("bm9wZQ"), None);
+        assert_eq!(after("!!"), None);
     }
 
     #[test]
