@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use serde::Deserialize;
-use tokio::sync::Mutex;
+use std::sync::RwLock;
 
 use super::claims::{self, ClaimMapping, ClaimsError, Clock, Person};
 use super::jws::{self, JwkSet, JwsError};
@@ -63,7 +63,19 @@ struct Cache {
 pub struct Oidc {
     config: OidcConfig,
     fetch: Arc<dyn Fetch>,
-    cache: Mutex<Cache>,
+    /// The keys: read by every verification, never held across a fetch.
+    cache: RwLock<Cache>,
+    /// Held by the one verification that fetches the keys, so that the issuer is asked once.
+    refreshing: tokio::sync::Mutex<()>,
+}
+
+/// What the cache says of a key id.
+struct Look {
+    found: Option<jws::Jwk>,
+    /// The cache is stale, or lacks the key, and may be refreshed now.
+    refresh: bool,
+    /// Keys were fetched at some time.
+    ever: bool,
 }
 
 #[derive(Deserialize)]
@@ -75,7 +87,7 @@ struct Discovery {
 impl Oidc {
     /// A verifier; nothing is fetched until the first token.
     pub fn new(config: OidcConfig, fetch: Arc<dyn Fetch>) -> Self {
-        Oidc { config, fetch, cache: Mutex::new(Cache::default()) }
+        Oidc { config, fetch, cache: RwLock::new(Cache::default()), refreshing: tokio::sync::Mutex::new(()) }
     }
 
     /// The configuration.
@@ -93,38 +105,61 @@ impl Oidc {
         Ok(claims::check(&payload, &self.config.issuer, &self.config.audience, clock, &self.config.mapping)?)
     }
 
-    /// The key a token names, from the cache or, when missing or stale, from the issuer.
-    async fn key(&self, kid: Option<&str>) -> Result<jws::Jwk, TokenError> {
-        let mut cache = self.cache.lock().await;
+    fn look(&self, kid: Option<&str>) -> Look {
+        let cache = self.cache.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         let stale = cache.fetched.is_none_or(|at| at.elapsed() >= self.config.max_age);
         let found = cache.keys.find(kid).cloned();
         // Failed attempts count too: made-up key ids or a down issuer must not hammer it.
         let may_refresh = cache.attempted.is_none_or(|at| at.elapsed() >= self.config.min_refresh);
-        if (stale || found.is_none()) && may_refresh {
-            cache.attempted = Some(Instant::now());
-            match self.refresh(&mut cache).await {
-                Ok(()) => {
-                    return cache.keys.find(kid).cloned().ok_or(TokenError::Signature(JwsError::UnknownKey));
-                }
-                // A stale cache still verifies what it can while the issuer is unreachable.
-                Err(reason) if cache.fetched.is_some() => {
-                    tracing::warn!(issuer = %self.config.issuer, %reason, "cannot refresh the identity provider's keys; using the cached ones");
-                }
-                Err(reason) => return Err(TokenError::Unavailable(reason)),
-            }
+        Look { refresh: (stale || found.is_none()) && may_refresh, found, ever: cache.fetched.is_some() }
+    }
+
+    /// The key a token names, from the cache or, when missing or stale, from the issuer. One
+    /// verification fetches at a time, holding no lock on the cache meanwhile: a token whose key
+    /// is cached is never held up by another's fetch.
+    async fn key(&self, kid: Option<&str>) -> Result<jws::Jwk, TokenError> {
+        let look = self.look(kid);
+        if !look.refresh {
+            return answer(look);
         }
-        match found {
-            Some(key) => Ok(key),
-            None if cache.fetched.is_none() => Err(TokenError::Unavailable(
-                "the keys could not be fetched lately; trying again shortly".into(),
-            )),
-            None => Err(TokenError::Signature(JwsError::UnknownKey)),
+        let _fetching = match (&look.found, self.refreshing.try_lock()) {
+            (_, Ok(guard)) => guard,
+            // Another is fetching: the (stale) key in hand does, or wait for what it brings.
+            (Some(key), Err(_)) => return Ok(key.clone()),
+            (None, Err(_)) => self.refreshing.lock().await,
+        };
+        // Fetched by another while this one waited?
+        let look = self.look(kid);
+        if !look.refresh {
+            return answer(look);
+        }
+        let jwks_uri = {
+            let mut cache = self.cache.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+            cache.attempted = Some(Instant::now());
+            cache.jwks_uri.clone()
+        };
+        match self.fetch_keys(jwks_uri).await {
+            Ok((jwks_uri, keys)) => {
+                let mut cache = self.cache.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+                cache.jwks_uri = Some(jwks_uri);
+                cache.keys = keys;
+                cache.fetched = Some(Instant::now());
+                tracing::info!(issuer = %self.config.issuer, keys = cache.keys.keys.len(), "fetched the identity provider's keys");
+                cache.keys.find(kid).cloned().ok_or(TokenError::Signature(JwsError::UnknownKey))
+            }
+            // A stale cache still verifies what it can while the issuer is unreachable.
+            Err(reason) if look.ever => {
+                tracing::warn!(issuer = %self.config.issuer, %reason, "cannot refresh the identity provider's keys; using the cached ones");
+                answer(look)
+            }
+            Err(reason) => Err(TokenError::Unavailable(reason)),
         }
     }
 
-    async fn refresh(&self, cache: &mut Cache) -> Result<(), String> {
-        let jwks_uri = match &cache.jwks_uri {
-            Some(uri) => uri.clone(),
+    /// The issuer's keys (discovering where they are the first time), and where they were.
+    async fn fetch_keys(&self, jwks_uri: Option<String>) -> Result<(String, JwkSet), String> {
+        let jwks_uri = match jwks_uri {
+            Some(uri) => uri,
             None => {
                 let url =
                     format!("{}/.well-known/openid-configuration", self.config.issuer.trim_end_matches('/'));
@@ -137,17 +172,24 @@ impl Oidc {
                         discovery.issuer, self.config.issuer
                     ));
                 }
-                cache.jwks_uri = Some(discovery.jwks_uri.clone());
                 discovery.jwks_uri
             }
         };
         let doc = self.fetch.get_json(&jwks_uri).await?;
         let keys: JwkSet =
             serde_json::from_value(doc).map_err(|e| format!("{jwks_uri}: not a JWK set: {e}"))?;
-        cache.keys = keys;
-        cache.fetched = Some(Instant::now());
-        tracing::info!(issuer = %self.config.issuer, keys = cache.keys.keys.len(), "fetched the identity provider's keys");
-        Ok(())
+        Ok((jwks_uri, keys))
+    }
+}
+
+/// The key found, or why there is none.
+fn answer(look: Look) -> Result<jws::Jwk, TokenError> {
+    match look.found {
+        Some(key) => Ok(key),
+        None if !look.ever => {
+            Err(TokenError::Unavailable("the keys could not be fetched lately; trying again shortly".into()))
+        }
+        None => Err(TokenError::Signature(JwsError::UnknownKey)),
     }
 }
 
@@ -197,6 +239,8 @@ mod tests {
         fetches: StdMutex<Vec<String>>,
         down: StdMutex<bool>,
         discovery_issuer: StdMutex<Option<String>>,
+        /// When set, a keys fetch waits until it is opened.
+        gate: StdMutex<Option<Arc<tokio::sync::Notify>>>,
     }
 
     impl Fetch for Issuer {
@@ -210,7 +254,13 @@ mod tests {
             } else {
                 Ok(json!({"keys": *self.keys.lock().unwrap()}))
             };
-            Box::pin(async move { out })
+            let gate = self.gate.lock().unwrap().clone().filter(|_| url.ends_with("/certs"));
+            Box::pin(async move {
+                if let Some(gate) = gate {
+                    gate.notified().await;
+                }
+                out
+            })
         }
     }
 
@@ -240,6 +290,32 @@ mod tests {
             assert_eq!(person.organisations, ["x"]);
         }
         assert_eq!(issuer.fetches.lock().unwrap().len(), 2, "discovery and keys, once");
+    }
+
+    #[tokio::test]
+    async fn a_cached_key_verifies_while_another_token_waits_for_the_issuer() {
+        let known = Signer::new("known");
+        let issuer = Arc::new(Issuer::default());
+        issuer.keys.lock().unwrap().push(known.jwk());
+        let oidc = Arc::new(Oidc::new(config(0), issuer.clone()));
+        oidc.verify(&known.token(claims()), 1_000).await.unwrap();
+        // A token with a key id the cache lacks sends for the keys, and the issuer is slow.
+        let gate = Arc::new(tokio::sync::Notify::new());
+        *issuer.gate.lock().unwrap() = Some(gate.clone());
+        let unknown = Signer::new("rotated");
+        let waiting = {
+            let (oidc, token) = (oidc.clone(), unknown.token(claims()));
+            tokio::spawn(async move { oidc.verify(&token, 1_000).await })
+        };
+        while issuer.fetches.lock().unwrap().len() < 3 {
+            tokio::task::yield_now().await;
+        }
+        // Meanwhile a token whose key is cached is verified at once.
+        let at_once =
+            tokio::time::timeout(Duration::from_secs(5), oidc.verify(&known.token(claims()), 1_000)).await;
+        assert!(at_once.is_ok_and(|r| r.is_ok()), "held up by another token's fetch");
+        gate.notify_one();
+        assert!(waiting.await.unwrap().is_err(), "the issuer does not have that key");
     }
 
     #[tokio::test]
