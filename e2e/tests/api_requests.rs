@@ -2,7 +2,8 @@
 //! the local control plane, the TenancyRequest controller and its auto-approval policy
 //! (docs/examples/request-policy.yaml), the Tenancy controller. A council asks for a sandbox and
 //! sees it approved at once and Ready, priced before it runs; asks for a production tenancy that a
-//! platform admin approves; and cannot see, decide or make requests for another organisation.
+//! platform admin approves; sees what runs in it in its usage; changes its quota through the same
+//! decisions; and cannot see, decide or make requests for another organisation.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
 
 use std::time::{Duration, Instant};
@@ -412,6 +413,31 @@ fn a_council_changes_its_quota_through_the_same_decisions() {
     ])
     .unwrap();
     assert!(events.contains("cpu 3 → 16"), "{events}");
+
+    // What runs in it is metered and shows in the council's usage over HTTP at once.
+    let mut pod = commons_e2e::restricted_pod("planning-worker");
+    pod["metadata"]["namespace"] = json!(format!("{tenancy}-app"));
+    pod["spec"]["containers"][0]["resources"] = json!({"requests": {"cpu": "250m", "memory": "128Mi"}});
+    let file = std::env::temp_dir().join(format!("{tenancy}-pod.json"));
+    std::fs::write(&file, pod.to_string()).unwrap();
+    kubectl(&["apply", "-f", file.to_str().unwrap()]).unwrap();
+    let month = jiff::Timestamp::now().strftime("%Y-%m").to_string();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let (status, usage) = call("GET", &format!("/v1/usage?period={month}&by=tenancy"), &nora, None);
+        assert_eq!(status, 200, "{usage}");
+        let cpu = usage["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["group"] == tenancy.as_str() && l["charge"] == "cpu");
+        if cpu {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the tenancy's pod never showed in its usage: {usage}");
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let _ = std::fs::remove_file(&file);
 
     // A denied change changes nothing.
     let (_, denied) = call("POST", &path, &nora, Some(&ask("64")));
