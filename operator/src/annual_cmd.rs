@@ -15,6 +15,7 @@ use crate::ledger::Ledger;
 use crate::metering::annual::{self, Annual, Shared};
 use crate::metering::chart;
 use crate::metering::periods::{self, Month};
+use crate::metering::rating::Tariff;
 use crate::metering::report::By;
 use crate::report_cmd::tariff_in;
 
@@ -71,16 +72,16 @@ async fn shared(client: &Client, by: By, organisations: Option<&[String]>) -> Re
         .collect())
 }
 
-/// The year's report from `ledger`, priced (open months) with `client`'s rate cards; with
-/// `organisations`, only theirs. Also whether it can never change (every month closed).
+/// The year's report from `ledger`, open months priced with `tariff`, and what `client`'s
+/// subscriptions share; with `organisations`, only theirs. Also whether it can never change (every
+/// month closed).
 pub async fn annual_in(
     client: &Client,
     ledger: &Ledger,
-    year: i16,
-    by: By,
+    tariff: Tariff,
+    (year, by): (i16, By),
     organisations: Option<&[String]>,
 ) -> Result<(Annual, bool)> {
-    let tariff = tariff_in(client).await?;
     let began = ledger.metering_began().await?.and_then(|ms| Timestamp::from_millisecond(ms).ok());
     let now = Timestamp::now();
     let mut months = Vec::new();
@@ -114,7 +115,8 @@ pub async fn annual_in(
 pub async fn annual(year: i16, by: By, ledger_url: &str) -> Result<Annual> {
     let client = Client::try_default().await.map_err(Error::KubeConfig)?;
     let ledger = Ledger::open_to_read(ledger_url)?;
-    let made = annual_in(&client, &ledger, year, by, None).await;
+    let tariff = tariff_in(&client).await?;
+    let made = annual_in(&client, &ledger, tariff, (year, by), None).await;
     ledger.close().await;
     Ok(made?.0)
 }

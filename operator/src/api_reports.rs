@@ -19,8 +19,10 @@ use crate::report_cmd::Format;
 pub struct LedgerReports {
     /// The ledger.
     pub ledger: Ledger,
-    /// The cluster (rate cards price an open month; subscriptions say what is shared).
+    /// The cluster (its subscriptions say what is shared, its tenancies whose they are).
     pub client: Client,
+    /// Its rate cards and VAT rates (they price an open month).
+    pub tariff: crate::report_cmd::StoredTariff,
 }
 
 impl std::fmt::Debug for LedgerReports {
@@ -65,10 +67,16 @@ impl LedgerReports {
             field: "by",
             detail: "tenancy, organisation, sector, cost-centre or service".into(),
         })?;
-        let (a, closed) =
-            crate::annual_cmd::annual_in(&self.client, &self.ledger, year, by, q.organisations.as_deref())
-                .await
-                .map_err(failed("year"))?;
+        let tariff = self.tariff.now().await.map_err(failed("year"))?;
+        let (a, closed) = crate::annual_cmd::annual_in(
+            &self.client,
+            &self.ledger,
+            tariff,
+            (year, by),
+            q.organisations.as_deref(),
+        )
+        .await
+        .map_err(failed("year"))?;
         let body = match q.format {
             ReportFormat::Json => {
                 serde_json::to_vec(&a).map_err(|e| UsageError::Unavailable(e.to_string()))?
@@ -81,7 +89,7 @@ impl LedgerReports {
 
     async fn savings(&self, period: &str, q: &ReportQuery) -> Result<ReportDocument, UsageError> {
         let (mut savings, currency, closed) =
-            crate::savings_cmd::savings_in(&self.client, &self.ledger, period)
+            crate::savings_cmd::savings_in(self.tariff.now(), &self.ledger, period)
                 .await
                 .map_err(failed("period"))?;
         if let Some(own) = &q.organisations {

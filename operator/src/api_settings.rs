@@ -136,7 +136,7 @@ impl SpendSource for BudgetSpend {
 /// Prices a quota for the API with the forecast code `commons forecast` uses and the cluster's
 /// rate cards and VAT rates: next month, all of the quota held all month, VAT included.
 #[derive(Clone)]
-pub struct ClusterForecast(pub kube::Client);
+pub struct ClusterForecast(pub crate::report_cmd::StoredTariff);
 
 impl std::fmt::Debug for ClusterForecast {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -177,7 +177,7 @@ impl commons_api::v1::Forecaster for ClusterForecast {
     ) -> futures::future::BoxFuture<'_, std::result::Result<commons_api::v1::Estimate, String>> {
         let quota = quota.clone();
         Box::pin(async move {
-            let tariff = crate::report_cmd::tariff_in(&self.0).await.map_err(|e| e.to_string())?;
+            let tariff = self.0.now().await.map_err(|e| e.to_string())?;
             price(&quota, &tariff)
         })
     }
@@ -191,7 +191,7 @@ impl commons_api::v1::Forecaster for ClusterForecast {
     > {
         Box::pin(async move {
             // The cluster's rate cards and VAT rates, read once for them all.
-            let tariff = crate::report_cmd::tariff_in(&self.0).await.map_err(|e| e.to_string())?;
+            let tariff = self.0.now().await.map_err(|e| e.to_string())?;
             Ok(quotas.iter().map(|q| price(q, &tariff)).collect())
         })
     }

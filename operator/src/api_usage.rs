@@ -4,7 +4,6 @@
 
 use commons_api::v1::usage::{TextRows, UsageDocument, UsageError, UsageFormat, UsageQuery, UsageSource};
 use futures::future::BoxFuture;
-use kube::Client;
 
 use crate::ledger::Ledger;
 use crate::metering::focus;
@@ -18,8 +17,8 @@ use crate::report_cmd::{CSV_HEADER, csv_rows, load_from};
 pub struct LedgerUsage {
     /// The ledger.
     pub ledger: Ledger,
-    /// The cluster (its rate cards and VAT rates price an open month).
-    pub client: Client,
+    /// The cluster's rate cards and VAT rates (they price an open month).
+    pub tariff: crate::report_cmd::StoredTariff,
 }
 
 impl std::fmt::Debug for LedgerUsage {
@@ -85,9 +84,8 @@ impl UsageSource for LedgerUsage {
                 field: "by",
                 detail: "tenancy, organisation, sector, cost-centre or service".into(),
             })?;
-            let mut loaded = load_from(&self.ledger, &q.period, crate::report_cmd::tariff_in(&self.client))
-                .await
-                .map_err(|e| match e {
+            let mut loaded =
+                load_from(&self.ledger, &q.period, self.tariff.now()).await.map_err(|e| match e {
                     crate::Error::Invalid(detail) => {
                         UsageError::Invalid { field: "period", detail: detail.replace("--period ", "") }
                     }

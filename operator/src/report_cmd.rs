@@ -98,6 +98,32 @@ pub async fn tariff_in(client: &Client) -> Result<Tariff> {
     Ok(Tariff { cards: usable_cards(&cards), vat: vat_rates(&vat) })
 }
 
+/// The cluster's rate cards and VAT rates as the shared reflectors hold them: what the API prices
+/// with, without asking the apiserver on every call.
+#[derive(Clone)]
+pub struct StoredTariff {
+    /// Every RateCard.
+    pub cards: kube::runtime::reflector::Store<RateCard>,
+    /// Every VatRate.
+    pub vat: kube::runtime::reflector::Store<VatRate>,
+}
+
+impl std::fmt::Debug for StoredTariff {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredTariff").field("cards", &self.cards.len()).finish_non_exhaustive()
+    }
+}
+
+impl StoredTariff {
+    /// The tariff now, once both stores have listed.
+    pub async fn now(&self) -> Result<Tariff> {
+        crate::watch::synced(&[&self.cards]).await?;
+        crate::watch::synced(&[&self.vat]).await?;
+        let vat: Vec<VatRate> = self.vat.state().iter().map(|v| v.as_ref().clone()).collect();
+        Ok(Tariff { cards: usable_cards(&self.cards.state()), vat: vat_rates(&vat) })
+    }
+}
+
 /// A period's charge lines and what they were priced with.
 #[derive(Debug)]
 pub struct Loaded {

@@ -127,6 +127,8 @@ pub async fn run(settings: Settings) -> Result<()> {
     };
     let api_tenancies = shared.tenancies.store();
     let api_requests = shared.requests.store();
+    let stored_tariff =
+        crate::report_cmd::StoredTariff { cards: shared.rate_cards.store(), vat: shared.vat_rates.store() };
     let shared_tenancies_for_policy = shared.tenancies.store();
     let api_catalogue = crate::api_catalogue::StoreCatalogue {
         hosted: shared.hosted.store(),
@@ -177,7 +179,7 @@ pub async fn run(settings: Settings) -> Result<()> {
         auth_failures: commons_api::v1::V1::auth_failures(&metrics.registry)?,
         requests: api_requests,
         requests_namespace: settings.api.requests_namespace.clone(),
-        forecaster: std::sync::Arc::new(crate::api_settings::ClusterForecast(client.clone())),
+        forecaster: std::sync::Arc::new(crate::api_settings::ClusterForecast(stored_tariff.clone())),
         approves_at_once: {
             let known = shared_tenancies_for_policy;
             std::sync::Arc::new(move |t| {
@@ -187,11 +189,12 @@ pub async fn run(settings: Settings) -> Result<()> {
         },
         usage: std::sync::Arc::new(crate::api_usage::LedgerUsage {
             ledger: ledger.clone(),
-            client: client.clone(),
+            tariff: stored_tariff.clone(),
         }),
         reports: std::sync::Arc::new(crate::api_reports::LedgerReports {
             ledger: ledger.clone(),
             client: client.clone(),
+            tariff: stored_tariff,
         }),
         calls: std::sync::Arc::new(crate::ledger::calls::LedgerCalls(ledger.clone())),
         catalogue: std::sync::Arc::new(api_catalogue),

@@ -15,10 +15,10 @@ use crate::metering::sharing::Saving;
 use crate::report_cmd::{Format, csv, tariff_in};
 
 /// What sharing saved in `period`, from `ledger`: a closed month's as the ledger was known when it
-/// closed, with the tariff it closed with; an open month's until now, priced with `client`'s rate
-/// cards. Also the currency, and whether the month is closed (its figures final).
+/// closed, with the tariff it closed with; an open month's until now, priced with `open_tariff`
+/// (the cluster's rate cards). Also the currency, and whether the month is closed (its figures final).
 pub async fn savings_in(
-    client: &Client,
+    open_tariff: impl std::future::Future<Output = Result<crate::metering::rating::Tariff>>,
     ledger: &Ledger,
     period: &str,
 ) -> Result<(Vec<Saving>, String, bool)> {
@@ -35,7 +35,7 @@ pub async fn savings_in(
             (periods::savings(ledger, &month, month.until, &tariff, Some(p.closed_ms)).await?, tariff)
         }
         None => {
-            let tariff = tariff_in(client).await?;
+            let tariff = open_tariff.await?;
             (periods::savings(ledger, &month, until, &tariff, None).await?, tariff)
         }
     };
@@ -47,7 +47,7 @@ pub async fn savings_in(
 pub async fn savings(period: &str, ledger_url: &str) -> Result<(Vec<Saving>, String)> {
     let client = Client::try_default().await.map_err(Error::KubeConfig)?;
     let ledger = Ledger::open_to_read(ledger_url)?;
-    let result = savings_in(&client, &ledger, period).await;
+    let result = savings_in(tariff_in(&client), &ledger, period).await;
     ledger.close().await;
     result.map(|(s, currency, _)| (s, currency))
 }

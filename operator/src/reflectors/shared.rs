@@ -11,6 +11,7 @@
 //! | HostedService | hosted service and subscription controllers, webhook (subscriptions) | all |
 //! | Subscription | hosted service and subscription controllers | all |
 //! | TenancyRequest | request controller, the API | all |
+//! | RateCard, VatRate | the API (usage, reports, forecasts) | all |
 //!
 //! `managedFields` and client-side apply's copy of the object are never kept (see [`Reflector`]).
 
@@ -19,6 +20,7 @@ use commons_crds::network_segment::NetworkSegment;
 use commons_crds::subscription::Subscription;
 use commons_crds::tenancy::Tenancy;
 use commons_crds::tenancy_request::TenancyRequest;
+use commons_crds::{RateCard, VatRate};
 use k8s_openapi::api::core::v1::{Namespace, ResourceQuota};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::runtime::watcher;
@@ -45,6 +47,10 @@ pub struct Shared {
     pub subscriptions: Reflector<Subscription>,
     /// Every TenancyRequest.
     pub requests: Reflector<TenancyRequest>,
+    /// Every RateCard (what the API prices with).
+    pub rate_cards: Reflector<RateCard>,
+    /// Every VatRate.
+    pub vat_rates: Reflector<VatRate>,
 }
 
 impl Default for Shared {
@@ -65,6 +71,8 @@ impl Shared {
             hosted: Reflector::new(watcher::Config::default(), |_| {}),
             subscriptions: Reflector::new(watcher::Config::default(), |_| {}),
             requests: Reflector::new(watcher::Config::default(), |_| {}),
+            rate_cards: Reflector::new(watcher::Config::default(), |_| {}),
+            vat_rates: Reflector::new(watcher::Config::default(), |_| {}),
         }
     }
 
@@ -78,6 +86,8 @@ impl Shared {
         self.hosted.start(watches);
         self.subscriptions.start(watches);
         self.requests.start(watches);
+        self.rate_cards.start(watches);
+        self.vat_rates.start(watches);
     }
 }
 
