@@ -199,6 +199,10 @@ pub async fn run(settings: Settings) -> Result<()> {
         calls: std::sync::Arc::new(crate::ledger::calls::LedgerCalls(ledger.clone())),
         catalogue: std::sync::Arc::new(api_catalogue),
         limits: commons_api::v1::limits::RateLimiter::new(settings.api.api_rate, settings.api.api_burst),
+        auth_limits: commons_api::v1::limits::RateLimiter::new(
+            commons_api::v1::limits::FAILED_PER_SECOND,
+            commons_api::v1::limits::FAILED_BURST,
+        ),
         deadline: std::time::Duration::from_secs(settings.api.api_deadline_seconds.max(1)),
         audit_failures: commons_api::v1::V1::audit_failures(&metrics.registry)?,
         client: Some(client.clone()),
@@ -297,7 +301,8 @@ pub async fn run(settings: Settings) -> Result<()> {
         .local_addr()
         .map_err(|source| Error::Listen { addr: settings.listen.to_string(), source })?;
     tracing::info!(%local, "serving /v1, /healthz, /readyz and /metrics");
-    let served = axum::serve(listener, app)
+    // Each connection's address, for the per-address limit on failed authentications.
+    let served = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown({
             let mut stopping = stop_tx.subscribe();
             async move {

@@ -126,12 +126,30 @@ pub async fn guard(State(g): State<Guarded>, request: Request, next: Next) -> Re
         status: 0,
         idempotency_key: key.clone().unwrap_or_default(),
     };
+    // An address whose calls keep failing to authenticate is refused before any credential is
+    // checked (behind a proxy, the proxy's address: every client it carries shares the limit).
+    let address = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or_else(|| "(unknown)".to_owned(), |c| c.0.ip().to_string());
+    if let Some(wait) = v1.auth_limits.empty(&address, std::time::Instant::now()) {
+        v1.auth_failures.with_label_values(&["rate-limited"]).inc();
+        return too_many(
+            wait,
+            "too many calls from this address failed to authenticate; wait as Retry-After says",
+            &path,
+        );
+    }
     // Asking the issuer for its keys counts towards the call's time too.
     let who = match tokio::time::timeout(v1.deadline, v1.auth.authenticate(request.headers(), now_ms)).await {
         Err(_) => return late(v1.deadline, &path),
         Ok(Err(failure)) => {
             v1.auth_failures.with_label_values(&[failure.label()]).inc();
-            tracing::info!(reason = %failure, %path, "request not authenticated");
+            // An identity provider that cannot be reached is not the client's failure.
+            if failure.label() != "unavailable" {
+                let _ = v1.auth_limits.take(&address, std::time::Instant::now());
+            }
+            tracing::info!(reason = %failure, %path, %address, "request not authenticated");
             return failure.into_response();
         }
         Ok(Ok(who)) => who,
@@ -139,17 +157,11 @@ pub async fn guard(State(g): State<Guarded>, request: Request, next: Next) -> Re
     record.actor = who.user.clone();
     record.credential = credential(&who);
     if let Err(wait) = v1.limits.take(&who.user, std::time::Instant::now()) {
-        let mut response = problem(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate-limited",
-            "Too many calls",
+        return too_many(
+            wait,
             "this client is calling faster than its limit; wait as Retry-After says",
             &path,
         );
-        if let Ok(v) = HeaderValue::from_str(&(wait.as_secs() + 1).to_string()) {
-            response.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        return response;
     }
     let (mut parts, body) = request.into_parts();
     parts.extensions.insert(who.clone());
@@ -232,6 +244,15 @@ pub async fn guard(State(g): State<Guarded>, request: Request, next: Next) -> Re
             response
         }
     }
+}
+
+/// 429 with Retry-After.
+fn too_many(wait: std::time::Duration, detail: &str, path: &str) -> Response {
+    let mut response = problem(StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many calls", detail, path);
+    if let Ok(v) = HeaderValue::from_str(&(wait.as_secs() + 1).to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    response
 }
 
 /// Whether reading a body failed for its length (rather than the client going away).

@@ -129,6 +129,8 @@ pub struct V1 {
     pub audit_failures: prometheus::IntCounter,
     /// Per-caller rate limits.
     pub limits: limits::RateLimiter,
+    /// Per-address limits on calls that fail to authenticate.
+    pub auth_limits: limits::RateLimiter,
     /// How long a call may take, reading its body included.
     pub deadline: std::time::Duration,
     /// Writes to the cluster (TenancyRequests and their decisions), as Commons.

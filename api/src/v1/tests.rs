@@ -282,6 +282,7 @@ fn world_limited(burst: u32) -> World {
         calls: Arc::new(Calls::default()),
         catalogue: Arc::new(Shelf),
         limits: limits::RateLimiter::new(1, burst),
+        auth_limits: limits::RateLimiter::new(limits::FAILED_PER_SECOND, limits::FAILED_BURST),
         deadline: std::time::Duration::from_secs(5),
         audit_failures: V1::audit_failures(&registry).unwrap(),
         client: None,
@@ -510,6 +511,23 @@ async fn a_change_whose_client_goes_away_is_still_made_to_its_end_and_recorded()
         .map(|r| (r["method"].as_str().unwrap().to_owned(), r["status"].as_u64().unwrap()))
         .collect();
     assert_eq!(seen, [("DELETE".to_owned(), 403)], "its outcome is recorded: {page}");
+}
+
+#[tokio::test]
+async fn an_address_whose_calls_keep_failing_to_authenticate_is_refused_before_any_check() {
+    let w = world();
+    let made_up = format!("cmk_{}_{}", "0".repeat(12), "x".repeat(43));
+    let mut statuses = Vec::new();
+    for _ in 0..(limits::FAILED_BURST + 2) {
+        let (status, _) = call(&w.app, Some(&made_up), "/v1/whoami").await;
+        statuses.push(status.as_u16());
+    }
+    assert!(statuses[..limits::FAILED_BURST as usize].iter().all(|s| *s == 401), "{statuses:?}");
+    assert_eq!(statuses[limits::FAILED_BURST as usize..], [429, 429], "then refused unchecked");
+    // Even a good credential from that address waits: nothing tells it apart before a check.
+    let response = call_with(&w.app, &w.keys["central"], "/v1/whoami", &[]).await;
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(response.headers().contains_key("retry-after"));
 }
 
 #[tokio::test]
