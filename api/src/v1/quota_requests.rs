@@ -104,22 +104,6 @@ pub async fn create(
     if !wrong.is_empty() {
         return Err(invalid(wrong, path));
     }
-    // One change at a time per tenancy: each is judged against the quota the tenancy holds.
-    let pending = v1.requests.state().into_iter().find(|r| {
-        r.namespace().as_deref() == Some(v1.requests_namespace.as_str())
-            && r.spec.quota.is_some()
-            && r.spec.tenancy_name == name
-            && r.status.as_ref().is_none_or(|s| s.decision.is_none())
-    });
-    if let Some(p) = pending {
-        return Err(conflict(
-            &format!(
-                "the quota change {} for this tenancy is pending: withdraw it, or wait for its decision",
-                p.name_any()
-            ),
-            path,
-        ));
-    }
     let organisation = tenancy.spec.organisation.id.clone();
     let object = json!({
         "apiVersion": "commons.dev/v1alpha1",
@@ -148,6 +132,26 @@ pub async fn create(
         &v1.requests_namespace,
         &ApiResource::erase::<TenancyRequest>(&()),
     );
+    // Refused fields are named first (the apiserver checks without writing), whatever else is
+    // pending.
+    let check = PostParams { dry_run: true, ..PostParams::default() };
+    api.create(&check, &object).await.map_err(|e| refused(e, path))?;
+    // One change at a time per tenancy: each is judged against the quota the tenancy holds.
+    let pending = v1.requests.state().into_iter().find(|r| {
+        r.namespace().as_deref() == Some(v1.requests_namespace.as_str())
+            && r.spec.quota.is_some()
+            && r.spec.tenancy_name == name
+            && r.status.as_ref().is_none_or(|s| s.decision.is_none())
+    });
+    if let Some(p) = pending {
+        return Err(conflict(
+            &format!(
+                "the quota change {} for this tenancy is pending: withdraw it, or wait for its decision",
+                p.name_any()
+            ),
+            path,
+        ));
+    }
     let made = api.create(&PostParams::default(), &object).await.map_err(|e| refused(e, path))?;
     let made: TenancyRequest = serde_json::to_value(made)
         .and_then(serde_json::from_value)
