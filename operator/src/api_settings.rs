@@ -56,7 +56,7 @@ pub struct ApiFlags {
     /// Calls each API client may make at once before the rate applies.
     #[arg(long, env = "COMMONS_API_BURST", default_value_t = 100)]
     pub api_burst: u32,
-    /// Seconds a call may take, its body's arrival included; then 503.
+    /// Seconds a call may take, authentication and its body's arrival included; then 503 (a call that changes something still runs to its end).
     #[arg(long, env = "COMMONS_API_DEADLINE_SECONDS", default_value_t = 30)]
     pub api_deadline_seconds: u64,
     /// The auto-approval policy for tenancy requests (YAML: rules under which a request is

@@ -474,23 +474,53 @@ async fn decide(
         observed_generation: r.metadata.generation,
         last_transition_time: decision.decided_at.clone(),
     };
-    // Only if nothing changed since it was read: a concurrent decision makes this one a conflict.
-    let patch = json!({
-        "metadata": {"resourceVersion": r.resource_version()},
-        "status": {"decision": decision, "conditions": [condition]},
-    });
+    // Only onto the version read: a concurrent decision makes this one a conflict (and the CRD
+    // refuses any change to a decision). The controller's own status write (it marks a new
+    // request as awaiting a decision) is no decision: the request is read again and decided.
     let api: Api<TenancyRequest> = Api::namespaced(client(v1, path)?, &v1.requests_namespace);
-    let decided = api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch)).await.map_err(
-        |e| match e {
-            kube::Error::Api(s) if s.code == 409 || s.code == 422 => {
-                conflict("the request was decided or changed meanwhile; decisions are final", path)
+    let mut version = r.resource_version();
+    let mut attempts = 0;
+    let decided = loop {
+        let patch = json!({
+            "metadata": {"resourceVersion": version},
+            "status": {"decision": decision, "conditions": [condition]},
+        });
+        match api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+            Ok(decided) => break decided,
+            Err(kube::Error::Api(s)) if s.code == 409 && attempts < 3 => {
+                attempts += 1;
+                version = undecided_version(&api, name, path).await?;
             }
-            kube::Error::Api(s) if s.code == 404 => not_found("tenancy request", path),
-            other => refused(other, path),
-        },
-    )?;
+            Err(kube::Error::Api(s)) if s.code == 409 || s.code == 422 => {
+                return Err(conflict(
+                    "the request was decided or changed meanwhile; decisions are final",
+                    path,
+                ));
+            }
+            Err(kube::Error::Api(s)) if s.code == 404 => return Err(not_found("tenancy request", path)),
+            Err(other) => return Err(refused(other, path)),
+        }
+    };
     tracing::info!(request = name, by = %who.user, outcome = ?outcome, "tenancy request decided");
     Ok(Json(view(&decided, None)))
+}
+
+/// The request's version as it is now, if it is still undecided; `409` if it was decided meanwhile.
+async fn undecided_version(
+    api: &Api<TenancyRequest>,
+    name: &str,
+    path: &str,
+) -> Result<Option<String>, Problem> {
+    let fresh = api.get_status(name).await.map_err(|e| match e {
+        kube::Error::Api(s) if s.code == 404 => not_found("tenancy request", path),
+        other => refused(other, path),
+    })?;
+    match fresh.status.as_ref().and_then(|s| s.decision.as_ref()) {
+        Some(d) => {
+            Err(conflict(&format!("already {:?} by {}: decisions are final", d.outcome, d.decided_by), path))
+        }
+        None => Ok(fresh.resource_version()),
+    }
 }
 
 /// `DELETE /v1/tenancy-requests/{name}`: withdraws a pending request; decided ones are kept.
@@ -535,17 +565,25 @@ pub async fn withdraw(
         ));
     }
     let api: Api<TenancyRequest> = Api::namespaced(client(&v1, path)?, &v1.requests_namespace);
-    let params = DeleteParams {
-        preconditions: Some(Preconditions { uid: r.uid(), resource_version: r.resource_version() }),
-        ..DeleteParams::default()
-    };
-    api.delete(&name, &params).await.map_err(|e| match e {
-        kube::Error::Api(s) if s.code == 409 => {
-            conflict("the request changed meanwhile (decided?); read it again", path)
+    // Only the version read, and undecided: the controller's own status write is read past.
+    let mut version = r.resource_version();
+    for attempt in 0.. {
+        let params = DeleteParams {
+            preconditions: Some(Preconditions { uid: r.uid(), resource_version: version.clone() }),
+            ..DeleteParams::default()
+        };
+        match api.delete(&name, &params).await {
+            Ok(_) => break,
+            Err(kube::Error::Api(s)) if s.code == 409 && attempt < 3 => {
+                version = undecided_version(&api, &name, path).await?;
+            }
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                return Err(conflict("the request changed meanwhile (decided?); read it again", path));
+            }
+            Err(kube::Error::Api(s)) if s.code == 404 => return Err(not_found("tenancy request", path)),
+            Err(other) => return Err(refused(other, path)),
         }
-        kube::Error::Api(s) if s.code == 404 => not_found("tenancy request", path),
-        other => refused(other, path),
-    })?;
+    }
     tracing::info!(request = name, by = %who.user, "tenancy request withdrawn");
     Ok(StatusCode::NO_CONTENT)
 }
