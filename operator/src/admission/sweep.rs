@@ -51,10 +51,32 @@ impl Admission {
                 self.count_settled(settled, "observed");
                 ledger.unsettled(self.now())
             };
+            let members: std::collections::BTreeSet<String> = self
+                .stores
+                .by_tenancy
+                .in_group(&tenancy)
+                .iter()
+                .map(|ns| kube::ResourceExt::name_any(ns.as_ref()))
+                .collect();
             for r in unsettled {
                 let fresh = self.fresh_usage(&r).await;
                 let mut ledger = shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 match fresh {
+                    // Stored, in a namespace that is no longer the tenancy's (removed from it and
+                    // kept, or going with a deleted tenancy): the watches will never count it for
+                    // this tenancy, and its quota no longer holds it.
+                    Ok(Some(_)) if !members.contains(&r.namespace) => {
+                        if ledger.release(&r.uid) {
+                            tracing::info!(
+                                tenancy,
+                                kind = r.kind.as_str(),
+                                namespace = r.namespace,
+                                name = r.name,
+                                "released the quota held for an admitted object whose namespace left the tenancy"
+                            );
+                            self.count_settled(1, "left");
+                        }
+                    }
                     Ok(Some(usage)) => {
                         // Stored but not yet in the watches: keep counting what it counts now.
                         let again = Request {
