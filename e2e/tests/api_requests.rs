@@ -67,6 +67,21 @@ fn wait_for_state(name: &str, token: &str, state: &str) -> Value {
     }
 }
 
+/// The `field` (reason, message) of each Event about the request `name`.
+fn events_of(name: &str, field: &str) -> String {
+    kubectl(&[
+        "get",
+        "events",
+        "-n",
+        "commons-requests",
+        "--field-selector",
+        &format!("involvedObject.name={name}"),
+        "-o",
+        &format!("jsonpath={{.items[*].{field}}}"),
+    ])
+    .unwrap()
+}
+
 fn remove(tenancy: &str) {
     let _ = kubectl(&["delete", "tenancy", tenancy, "--wait=false", "--ignore-not-found"]);
 }
@@ -97,17 +112,7 @@ fn a_council_sandbox_is_priced_approved_by_the_policy_and_ready() {
     assert_eq!(ready["tenancy"], tenancy.as_str());
     let (status, t) = call("GET", &format!("/v1/tenancies/{tenancy}"), &nora, None);
     assert_eq!((status, t["state"].as_str()), (200, Some("Ready")), "{t}");
-    let events = kubectl(&[
-        "get",
-        "events",
-        "-n",
-        "commons-requests",
-        "--field-selector",
-        &format!("involvedObject.name={name}"),
-        "-o",
-        "jsonpath={.items[*].reason}",
-    ])
-    .unwrap();
+    let events = events_of(&name, "reason");
     assert!(events.contains("Approved") && events.contains("Provisioned"), "{events}");
     // Deleted on purpose, the tenancy is not made again from the request.
     remove(&tenancy);
@@ -401,17 +406,7 @@ fn a_council_changes_its_quota_through_the_same_decisions() {
         assert!(Instant::now() < deadline, "the tenancy's quota never followed: {t}");
         std::thread::sleep(Duration::from_millis(500));
     }
-    let events = kubectl(&[
-        "get",
-        "events",
-        "-n",
-        "commons-requests",
-        "--field-selector",
-        &format!("involvedObject.name={name}"),
-        "-o",
-        "jsonpath={.items[*].message}",
-    ])
-    .unwrap();
+    let events = events_of(&name, "message");
     assert!(events.contains("cpu 3 → 16"), "{events}");
 
     // What runs in it is metered and shows in the council's usage over HTTP at once.

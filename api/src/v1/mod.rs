@@ -11,6 +11,7 @@ pub mod quota_requests;
 pub mod record;
 pub mod reports;
 pub mod request_view;
+mod request_write;
 pub mod requests;
 pub mod tenancies;
 pub mod usage;

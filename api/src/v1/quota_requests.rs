@@ -9,18 +9,15 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{OriginalUri, Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use commons_crds::TenancyRequest;
-use kube::api::{ApiResource, DynamicObject, PostParams};
+use axum::http::{HeaderMap, StatusCode};
+use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
-use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
 
-use super::requests::{
-    CREATE, RequestView, client, conflict, estimate, organisation_label, refused, view, wait_for_decision,
-};
-use super::{Caller, V1, authorise, invalid, not_found, unavailable};
-use crate::problem::{FieldError, Problem};
+use super::request_write as write;
+use super::requests::{CREATE, RequestView, conflict, estimate};
+use super::{Caller, V1, authorise, not_found};
+use crate::problem::Problem;
 
 /// A request for new limits, as `POST /v1/tenancies/{name}/quota-requests` takes it.
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
@@ -77,65 +74,18 @@ pub async fn create(
         .get(&ObjectRef::new(&name))
         .filter(|t| !t.spec.organisation.id.is_empty() && scope.covers(&t.spec.organisation.id))
         .ok_or_else(|| not_found("tenancy", path))?;
-    let body: Value = serde_json::from_slice(&body).map_err(|e| {
-        Problem::new(StatusCode::BAD_REQUEST, "invalid-json", "The body is not JSON")
-            .with_detail(e.to_string())
-            .with_instance(path.to_owned())
-    })?;
-    let Value::Object(members) = &body else {
-        return Err(invalid(
-            vec![FieldError { field: String::new(), detail: "must be a JSON object".into() }],
-            path,
-        ));
-    };
-    let mut wrong: Vec<FieldError> = members
-        .keys()
-        .filter(|k| !MEMBERS.contains(&k.as_str()))
-        .map(|k| FieldError {
-            field: k.clone(),
-            detail: format!("unknown field; expected {}", MEMBERS.join(", ")),
-        })
-        .collect();
-    for required in MEMBERS {
-        if !members.contains_key(required) {
-            wrong.push(FieldError { field: required.into(), detail: "required".into() });
-        }
-    }
-    if !wrong.is_empty() {
-        return Err(invalid(wrong, path));
-    }
+    let body =
+        write::members(&body, &MEMBERS, &[("quota", "required"), ("justification", "required")], path)?;
     let organisation = tenancy.spec.organisation.id.clone();
-    let object = json!({
-        "apiVersion": "commons.dev/v1alpha1",
-        "kind": "TenancyRequest",
-        "metadata": {
-            "generateName": format!("{name}-quota-"),
-            "namespace": v1.requests_namespace,
-            "annotations": {"commons.dev/requested-by": who.user},
-            "labels": organisation_label(&organisation),
-        },
-        "spec": {
-            "requester": {
-                "organisation": organisation,
-                "name": who.display_name.clone().unwrap_or_else(|| who.user.clone()),
-                "email": who.email.clone().unwrap_or_else(|| tenancy.spec.organisation.contact_email.clone()),
-            },
-            "tenancyName": name,
-            "quota": body.get("quota"),
-            "justification": body.get("justification"),
-        },
-    });
-    let object: DynamicObject = serde_json::from_value(object)
-        .map_err(|e| invalid(vec![FieldError { field: String::new(), detail: e.to_string() }], path))?;
-    let api: Api<DynamicObject> = Api::namespaced_with(
-        client(&v1, path)?,
-        &v1.requests_namespace,
-        &ApiResource::erase::<TenancyRequest>(&()),
+    let object = write::object(
+        &v1,
+        &who,
+        (&format!("{name}-quota-"), &organisation, &tenancy.spec.organisation.contact_email),
+        json!({"tenancyName": name, "quota": body.get("quota"), "justification": body.get("justification")}),
     );
     // Refused fields are named first (the apiserver checks without writing), whatever else is
     // pending.
-    let check = PostParams { dry_run: true, ..PostParams::default() };
-    api.create(&check, &object).await.map_err(|e| refused(e, path))?;
+    write::create(&v1, object.clone(), true, path).await?;
     // One change at a time per tenancy: each is judged against the quota the tenancy holds.
     let pending = v1.requests.state().into_iter().find(|r| {
         r.namespace().as_deref() == Some(v1.requests_namespace.as_str())
@@ -152,26 +102,13 @@ pub async fn create(
             path,
         ));
     }
-    let made = api.create(&PostParams::default(), &object).await.map_err(|e| refused(e, path))?;
-    let made: TenancyRequest = serde_json::to_value(made)
-        .and_then(serde_json::from_value)
-        .map_err(|_| unavailable("the cluster answered with an object Commons cannot read", path))?;
-    let request = made.name_any();
+    let made = write::create(&v1, object, false, path).await?;
     let after = made.spec.quota_after(tenancy.spec.quota.as_ref());
     let mut spec_after = tenancy.spec.clone();
     spec_after.quota = after.clone();
-    let decided = if (v1.approves_at_once)(&spec_after) {
-        wait_for_decision(&v1, &request).await.unwrap_or_else(|| Arc::new(made.clone()))
-    } else {
-        Arc::new(made.clone())
-    };
     let estimate = match &after {
         Some(q) => estimate(&v1, q).await,
         None => None,
     };
-    let mut headers = HeaderMap::new();
-    if let Ok(location) = HeaderValue::from_str(&format!("/v1/tenancy-requests/{request}")) {
-        headers.insert(header::LOCATION, location);
-    }
-    Ok((StatusCode::CREATED, headers, Json(view(&decided, estimate))))
+    Ok(write::answer(&v1, made, (v1.approves_at_once)(&spec_after), estimate).await)
 }

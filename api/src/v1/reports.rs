@@ -10,13 +10,13 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{OriginalUri, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use futures::future::BoxFuture;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::usage::{UsageError, respond};
+use super::usage::{UsageError, media_ranges, respond};
 use super::{Caller, Scope, V1, authorise, invalid_field};
 use crate::authz::Action;
 use crate::problem::Problem;
@@ -90,21 +90,8 @@ pub trait ReportSource: Send + Sync + std::fmt::Debug {
 
 /// The format `Accept` asks for among `offered`; `None` when it accepts none of them.
 fn negotiate(headers: &HeaderMap, offered: &[ReportFormat]) -> Option<ReportFormat> {
-    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
-        return offered.first().copied();
-    };
-    let mut ranges: Vec<(f32, &str)> = accept
-        .split(',')
-        .filter_map(|part| {
-            let mut pieces = part.split(';').map(str::trim);
-            let media = pieces.next()?;
-            let q =
-                pieces.find_map(|p| p.strip_prefix("q=")).and_then(|q| q.parse::<f32>().ok()).unwrap_or(1.0);
-            (q > 0.0).then_some((q, media))
-        })
-        .collect();
-    ranges.sort_by(|a, b| b.0.total_cmp(&a.0));
-    ranges.into_iter().find_map(|(_, media)| {
+    let Some(ranges) = media_ranges(headers) else { return offered.first().copied() };
+    ranges.into_iter().find_map(|media| {
         let wanted = match media {
             "application/json" | "application/*" | "*/*" => ReportFormat::Json,
             "text/csv" | "text/*" => ReportFormat::Csv,
@@ -399,7 +386,7 @@ pub async fn forecast(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::HeaderValue;
+    use axum::http::{HeaderValue, header};
 
     fn accept(value: &str, offered: &[ReportFormat]) -> Option<ReportFormat> {
         let mut h = HeaderMap::new();

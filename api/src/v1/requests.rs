@@ -5,20 +5,20 @@
 //! rules, and each refused field is named in the answer.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{OriginalUri, Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use commons_crds::TenancyRequest;
 use commons_crds::tenancy_request::{Decision, Outcome};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::api::{ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams, Preconditions};
+use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
 
 pub use super::request_view::{DecisionView, RequestList, RequestView, Requester, view};
+use super::request_write as write;
 use super::{Caller, Estimate, Scope, V1, authorise, invalid, not_found, unavailable};
 use crate::authz::Action;
 use crate::problem::{FieldError, Problem};
@@ -29,9 +29,6 @@ const GET: Action = Action { verb: "get", resource: "tenancyrequests" };
 const APPROVE: Action = Action { verb: "approve", resource: "tenancyrequests" };
 const DENY: Action = Action { verb: "deny", resource: "tenancyrequests" };
 const WITHDRAW: Action = Action { verb: "delete", resource: "tenancyrequests" };
-
-/// How long a new request's answer waits for the auto-approval policy's decision.
-const POLICY_WAIT: Duration = Duration::from_secs(3);
 
 fn in_scope(scope: &Scope, r: &TenancyRequest) -> bool {
     *scope == Scope::All || scope.covers(&r.spec.requester.organisation)
@@ -233,34 +230,7 @@ pub async fn create(
 ) -> Result<(StatusCode, HeaderMap, Json<RequestView>), Problem> {
     let path = uri.path();
     let scope = authorise(&v1, &who, CREATE, path).await?;
-    let body: Value = serde_json::from_slice(&body).map_err(|e| {
-        Problem::new(StatusCode::BAD_REQUEST, "invalid-json", "The body is not JSON")
-            .with_detail(e.to_string())
-            .with_instance(path.to_owned())
-    })?;
-    let Value::Object(members) = &body else {
-        return Err(invalid(
-            vec![FieldError { field: String::new(), detail: "must be a JSON object".into() }],
-            path,
-        ));
-    };
-    let unknown: Vec<FieldError> = members
-        .keys()
-        .filter(|k| !MEMBERS.contains(&k.as_str()))
-        .map(|k| FieldError {
-            field: k.clone(),
-            detail: format!("unknown field; expected {}", MEMBERS.join(", ")),
-        })
-        .collect();
-    if !unknown.is_empty() {
-        return Err(invalid(unknown, path));
-    }
-    if !members.contains_key("tenancy") {
-        return Err(invalid(
-            vec![FieldError { field: "tenancy".into(), detail: "required: the Tenancy's spec".into() }],
-            path,
-        ));
-    }
+    let body = write::members(&body, &MEMBERS, &[("tenancy", "required: the Tenancy's spec")], path)?;
     let organisation = body.pointer("/tenancy/organisation/id").and_then(Value::as_str).unwrap_or_default();
     if !organisation.is_empty() && !scope.covers(organisation) {
         return Err(Problem::new(StatusCode::FORBIDDEN, "forbidden", "Not allowed")
@@ -270,89 +240,24 @@ pub async fn create(
     let tenancy_name = body.get("tenancyName").and_then(Value::as_str).unwrap_or_default();
     let contact =
         body.pointer("/tenancy/organisation/contactEmail").and_then(Value::as_str).unwrap_or_default();
-    let object = json!({
-        "apiVersion": "commons.dev/v1alpha1",
-        "kind": "TenancyRequest",
-        "metadata": {
-            "generateName": generate_name(tenancy_name),
-            "namespace": v1.requests_namespace,
-            "annotations": {"commons.dev/requested-by": who.user},
-            "labels": organisation_label(organisation),
-        },
-        "spec": {
-            "requester": {
-                "organisation": organisation,
-                "name": who.display_name.clone().unwrap_or_else(|| who.user.clone()),
-                "email": who.email.clone().unwrap_or_else(|| contact.to_owned()),
-            },
+    let object = write::object(
+        &v1,
+        &who,
+        (&write::generate_name(tenancy_name), organisation, contact),
+        json!({
             "tenancyName": body.get("tenancyName"),
             "tenancy": body.get("tenancy"),
             "justification": body.get("justification"),
-        },
-    });
-    let object: DynamicObject = serde_json::from_value(object)
-        .map_err(|e| invalid(vec![FieldError { field: String::new(), detail: e.to_string() }], path))?;
-    let api: Api<DynamicObject> = Api::namespaced_with(
-        client(&v1, path)?,
-        &v1.requests_namespace,
-        &ApiResource::erase::<TenancyRequest>(&()),
+        }),
     );
-    let made = api.create(&PostParams::default(), &object).await.map_err(|e| refused(e, path))?;
-    let made: TenancyRequest = serde_json::to_value(made)
-        .and_then(serde_json::from_value)
-        .map_err(|_| unavailable("the cluster answered with an object Commons cannot read", path))?;
-    let name = made.name_any();
+    let made = write::create(&v1, object, false, path).await?;
     // The auto-approval policy decides at once when a rule approves: then wait a moment for it.
-    let decided = if made.spec.tenancy.as_ref().is_some_and(|t| (v1.approves_at_once)(t)) {
-        wait_for_decision(&v1, &name).await.unwrap_or_else(|| Arc::new(made.clone()))
-    } else {
-        Arc::new(made.clone())
-    };
+    let at_once = made.spec.tenancy.as_ref().is_some_and(|t| (v1.approves_at_once)(t));
     let estimate = match quota_asked(&v1, &made) {
         Some(quota) => estimate(&v1, &quota).await,
         None => None,
     };
-    let mut headers = HeaderMap::new();
-    if let Ok(location) = HeaderValue::from_str(&format!("/v1/tenancy-requests/{name}")) {
-        headers.insert(header::LOCATION, location);
-    }
-    Ok((StatusCode::CREATED, headers, Json(view(&decided, estimate))))
-}
-
-/// `commons.dev/organisation: <id>` when the id can be a label value (the CRD refuses the
-/// request otherwise, naming the field), so requests can be selected by organisation.
-pub(super) fn organisation_label(organisation: &str) -> Value {
-    let ok = !organisation.is_empty()
-        && organisation.len() <= 63
-        && organisation.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !organisation.starts_with('-')
-        && !organisation.ends_with('-');
-    if ok { json!({"commons.dev/organisation": organisation}) } else { json!({}) }
-}
-
-/// `<tenancyName>-` when it is a DNS label short enough, else `request-`.
-fn generate_name(tenancy_name: &str) -> String {
-    let label = !tenancy_name.is_empty()
-        && tenancy_name.len() <= 40
-        && tenancy_name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !tenancy_name.starts_with('-');
-    if label { format!("{tenancy_name}-") } else { "request-".to_owned() }
-}
-
-pub(super) async fn wait_for_decision(v1: &V1, name: &str) -> Option<Arc<TenancyRequest>> {
-    let deadline = tokio::time::Instant::now() + POLICY_WAIT;
-    loop {
-        let found = v1.requests.state().into_iter().find(|r| {
-            r.name_any() == name && r.namespace().as_deref() == Some(v1.requests_namespace.as_str())
-        });
-        if found.as_ref().is_some_and(|r| r.status.as_ref().is_some_and(|s| s.decision.is_some())) {
-            return found;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return found;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    Ok(write::answer(&v1, made, at_once, estimate).await)
 }
 
 /// `POST /v1/tenancy-requests/{name}/approve`, body `{"reason": "..."}`.

@@ -164,9 +164,18 @@ pub struct Params {
 
 /// The format `Accept` asks for; `None` when it accepts none Commons gives.
 pub fn negotiate(headers: &HeaderMap) -> Option<UsageFormat> {
-    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
-        return Some(UsageFormat::Json);
-    };
+    let Some(ranges) = media_ranges(headers) else { return Some(UsageFormat::Json) };
+    ranges.into_iter().find_map(|media| match media {
+        "application/json" | "application/*" | "*/*" => Some(UsageFormat::Json),
+        "text/csv" | "text/*" => Some(UsageFormat::Csv),
+        FOCUS_CSV => Some(UsageFormat::Focus),
+        _ => None,
+    })
+}
+
+/// The media ranges `Accept` names, most wanted first (weight 0 left out); `None` without it.
+pub(super) fn media_ranges(headers: &HeaderMap) -> Option<Vec<&str>> {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok())?;
     let mut ranges: Vec<(f32, &str)> = accept
         .split(',')
         .filter_map(|part| {
@@ -178,12 +187,7 @@ pub fn negotiate(headers: &HeaderMap) -> Option<UsageFormat> {
         })
         .collect();
     ranges.sort_by(|a, b| b.0.total_cmp(&a.0));
-    ranges.into_iter().find_map(|(_, media)| match media {
-        "application/json" | "application/*" | "*/*" => Some(UsageFormat::Json),
-        "text/csv" | "text/*" => Some(UsageFormat::Csv),
-        FOCUS_CSV => Some(UsageFormat::Focus),
-        _ => None,
-    })
+    Some(ranges.into_iter().map(|(_, media)| media).collect())
 }
 
 /// A cursor: the offset of the page's first line, opaque to clients.

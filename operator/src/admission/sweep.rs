@@ -66,16 +66,7 @@ impl Admission {
                     // kept, or going with a deleted tenancy): the watches will never count it for
                     // this tenancy, and its quota no longer holds it.
                     Ok(Some(_)) if !members.contains(&r.namespace) => {
-                        if ledger.release(&r.uid) {
-                            tracing::info!(
-                                tenancy,
-                                kind = r.kind.as_str(),
-                                namespace = r.namespace,
-                                name = r.name,
-                                "released the quota held for an admitted object whose namespace left the tenancy"
-                            );
-                            self.count_settled(1, "left");
-                        }
+                        self.release(&mut ledger, &tenancy, &r, "left", "whose namespace left the tenancy");
                     }
                     Ok(Some(usage)) => {
                         // Stored but not yet in the watches: keep counting what it counts now.
@@ -89,23 +80,26 @@ impl Admission {
                         };
                         ledger.reserve(&again, self.now());
                     }
-                    Ok(None) => {
-                        if ledger.release(&r.uid) {
-                            tracing::info!(
-                                tenancy,
-                                kind = r.kind.as_str(),
-                                namespace = r.namespace,
-                                name = r.name,
-                                "released the quota held for an admitted object that was never stored"
-                            );
-                            self.count_settled(1, "absent");
-                        }
-                    }
+                    Ok(None) => self.release(&mut ledger, &tenancy, &r, "absent", "that was never stored"),
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot read an admitted object; its reservation stays")
                     }
                 }
             }
+        }
+    }
+
+    /// Ends the reservation `r` of `tenancy`, counted as `how` and logged with `why`.
+    fn release(&self, ledger: &mut Ledger, tenancy: &str, r: &ledger::Reservation, how: &str, why: &str) {
+        if ledger.release(&r.uid) {
+            tracing::info!(
+                tenancy,
+                kind = r.kind.as_str(),
+                namespace = r.namespace,
+                name = r.name,
+                "released the quota held for an admitted object {why}"
+            );
+            self.count_settled(1, how);
         }
     }
 
