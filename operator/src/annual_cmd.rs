@@ -31,20 +31,40 @@ fn group(by: By, t: &Tenancy, namespace: &str, service: &str) -> String {
     }
 }
 
+/// What the cluster holds that says who shares what: its Subscriptions, Namespaces and Tenancies
+/// (listed for the command, or the shared stores' for the API).
+#[derive(Debug, Default)]
+pub struct Sharing {
+    /// Every Subscription.
+    pub subscriptions: Vec<std::sync::Arc<Subscription>>,
+    /// Every Namespace.
+    pub namespaces: Vec<std::sync::Arc<Namespace>>,
+    /// Every Tenancy.
+    pub tenancies: Vec<std::sync::Arc<Tenancy>>,
+}
+
+impl Sharing {
+    /// Listed from the apiserver.
+    pub async fn listed(client: &Client) -> Result<Sharing> {
+        Ok(Sharing {
+            subscriptions: list::<Subscription>(client).await?,
+            namespaces: list::<Namespace>(client).await?,
+            tenancies: list::<Tenancy>(client).await?,
+        })
+    }
+}
+
 /// The services shared through active subscriptions, grouped `by`. With `organisations`, only
 /// what those organisations already see: the services they provide (with every consumer) and
 /// their own subscriptions to others' services (with the provider, and no other consumer).
-async fn shared(client: &Client, by: By, organisations: Option<&[String]>) -> Result<Vec<Shared>> {
-    let subscriptions = list::<Subscription>(client).await?;
-    let namespaces = list::<Namespace>(client).await?;
-    let tenancies = list::<Tenancy>(client).await?;
+pub fn shared(cluster: &Sharing, by: By, organisations: Option<&[String]>) -> Vec<Shared> {
     let tenancy_of = |ns: &str| {
-        let n = namespaces.iter().find(|n| n.name_any() == ns)?;
+        let n = cluster.namespaces.iter().find(|n| n.name_any() == ns)?;
         let name = crate::hosted::admit::tenancy_of(n)?;
-        tenancies.iter().find(|t| t.name_any() == name).cloned()
+        cluster.tenancies.iter().find(|t| t.name_any() == name).cloned()
     };
     let mut by_service: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
-    for s in subscriptions.iter().filter(|s| {
+    for s in cluster.subscriptions.iter().filter(|s| {
         s.spec.mode == SubscriptionMode::Shared
             && s.status.as_ref().and_then(|st| st.phase.as_ref()) == Some(&SubscriptionPhase::Active)
     }) {
@@ -62,21 +82,21 @@ async fn shared(client: &Client, by: By, organisations: Option<&[String]>) -> Re
             (format!("{}/{}", svc.namespace, svc.name), group(by, &provider, &svc.namespace, &svc.name));
         by_service.entry(key).or_default().insert(group(by, &consumer, "", ""));
     }
-    Ok(by_service
+    by_service
         .into_iter()
         .map(|((service, provider), consumers)| Shared {
             service,
             provider,
             consumers: consumers.into_iter().collect(),
         })
-        .collect())
+        .collect()
 }
 
-/// The year's report from `ledger`, open months priced with `tariff`, and what `client`'s
+/// The year's report from `ledger`, open months priced with `tariff`, and what `cluster`'s
 /// subscriptions share; with `organisations`, only theirs. Also whether it can never change (every
 /// month closed).
 pub async fn annual_in(
-    client: &Client,
+    cluster: &Sharing,
     ledger: &Ledger,
     tariff: Tariff,
     (year, by): (i16, By),
@@ -107,7 +127,7 @@ pub async fn annual_in(
         }
         months.push(Some((month.name, closed.is_some(), lines)));
     }
-    let shared = shared(client, by, organisations).await?;
+    let shared = shared(cluster, by, organisations);
     Ok((annual::build(year, by, &currency, &months, shared), final_))
 }
 
@@ -116,7 +136,8 @@ pub async fn annual(year: i16, by: By, ledger_url: &str) -> Result<Annual> {
     let client = Client::try_default().await.map_err(Error::KubeConfig)?;
     let ledger = Ledger::open_to_read(ledger_url)?;
     let tariff = tariff_in(&client).await?;
-    let made = annual_in(&client, &ledger, tariff, (year, by), None).await;
+    let cluster = Sharing::listed(&client).await?;
+    let made = annual_in(&cluster, &ledger, tariff, (year, by), None).await;
     ledger.close().await;
     Ok(made?.0)
 }

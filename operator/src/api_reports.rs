@@ -1,12 +1,15 @@
 //! Reports for the REST API: the annual report (`commons report --year`) and the savings report
 //! (`commons report --savings`), made by the same code from the ledger and the cluster, for the
-//! organisations asked for only, rendered as JSON, CSV or (the annual chart) SVG.
+//! organisations asked for only, rendered as JSON, CSV or (the annual chart) SVG. Who shares what is
+//! read from the shared stores, not the apiserver.
 
 use commons_api::v1::reports::{Report, ReportDocument, ReportFormat, ReportQuery, ReportSource};
 use commons_api::v1::usage::UsageError;
+use commons_crds::subscription::Subscription;
 use commons_crds::tenancy::Tenancy;
 use futures::future::BoxFuture;
-use kube::{Client, ResourceExt};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::runtime::reflector::{ObjectRef, Store};
 
 use crate::ledger::Ledger;
 use crate::metering::report::By;
@@ -19,8 +22,12 @@ use crate::report_cmd::Format;
 pub struct LedgerReports {
     /// The ledger.
     pub ledger: Ledger,
-    /// The cluster (its subscriptions say what is shared, its tenancies whose they are).
-    pub client: Client,
+    /// The shared stores: Subscriptions say what is shared, Namespaces and Tenancies whose.
+    pub subscriptions: Store<Subscription>,
+    /// Every Namespace.
+    pub namespaces: Store<Namespace>,
+    /// Every Tenancy.
+    pub tenancies: Store<Tenancy>,
     /// Its rate cards and VAT rates (they price an open month).
     pub tariff: crate::report_cmd::StoredTariff,
 }
@@ -62,6 +69,15 @@ pub fn visible_savings(
 }
 
 impl LedgerReports {
+    /// Who shares what, as the shared stores hold it now.
+    fn sharing(&self) -> crate::annual_cmd::Sharing {
+        crate::annual_cmd::Sharing {
+            subscriptions: self.subscriptions.state(),
+            namespaces: self.namespaces.state(),
+            tenancies: self.tenancies.state(),
+        }
+    }
+
     async fn annual(&self, year: i16, by: &str, q: &ReportQuery) -> Result<ReportDocument, UsageError> {
         let by = By::parse(by).ok_or_else(|| UsageError::Invalid {
             field: "by",
@@ -69,7 +85,7 @@ impl LedgerReports {
         })?;
         let tariff = self.tariff.now().await.map_err(failed("year"))?;
         let (a, closed) = crate::annual_cmd::annual_in(
-            &self.client,
+            &self.sharing(),
             &self.ledger,
             tariff,
             (year, by),
@@ -93,11 +109,8 @@ impl LedgerReports {
                 .await
                 .map_err(failed("period"))?;
         if let Some(own) = &q.organisations {
-            let tenancies = crate::catalogue_cmd::list::<Tenancy>(&self.client)
-                .await
-                .map_err(|e| UsageError::Unavailable(e.to_string()))?;
             let organisation_of = |name: &str| {
-                tenancies.iter().find(|t| t.name_any() == name).map(|t| t.spec.organisation.id.clone())
+                self.tenancies.get(&ObjectRef::new(name)).map(|t| t.spec.organisation.id.clone())
             };
             savings = visible_savings(savings, own, organisation_of);
         }
@@ -110,6 +123,9 @@ impl LedgerReports {
 impl ReportSource for LedgerReports {
     fn report(&self, q: ReportQuery) -> BoxFuture<'_, Result<ReportDocument, UsageError>> {
         Box::pin(async move {
+            crate::watch::synced(&[&self.subscriptions, &self.namespaces, &self.tenancies])
+                .await
+                .map_err(|e| UsageError::Unavailable(e.to_string()))?;
             match &q.report {
                 Report::Annual { year, by } => self.annual(*year, by, &q).await,
                 Report::Savings { period } => self.savings(period, &q).await,

@@ -127,6 +127,8 @@ pub async fn run(settings: Settings) -> Result<()> {
     };
     let api_tenancies = shared.tenancies.store();
     let api_requests = shared.requests.store();
+    let (report_subscriptions, report_namespaces, report_tenancies) =
+        (shared.subscriptions.store(), shared.namespaces.store(), shared.tenancies.store());
     let stored_tariff =
         crate::report_cmd::StoredTariff { cards: shared.rate_cards.store(), vat: shared.vat_rates.store() };
     let shared_tenancies_for_policy = shared.tenancies.store();
@@ -193,7 +195,9 @@ pub async fn run(settings: Settings) -> Result<()> {
         }),
         reports: std::sync::Arc::new(crate::api_reports::LedgerReports {
             ledger: ledger.clone(),
-            client: client.clone(),
+            subscriptions: report_subscriptions,
+            namespaces: report_namespaces,
+            tenancies: report_tenancies,
             tariff: stored_tariff,
         }),
         calls: std::sync::Arc::new(crate::ledger::calls::LedgerCalls(ledger.clone())),
