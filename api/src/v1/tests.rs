@@ -457,6 +457,19 @@ async fn post(
     app.clone().oneshot(request.body(Body::from(body.to_owned())).unwrap()).await.unwrap()
 }
 
+/// The audit record as central finance reads it: each record's `field` and status, and the page.
+async fn audited(w: &World, field: &str) -> (Vec<(String, u64)>, serde_json::Value) {
+    let (status, page) = call(&w.app, Some(&w.keys["central"]), "/v1/audit").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let seen = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r[field].as_str().unwrap().to_owned(), r["status"].as_u64().unwrap()))
+        .collect();
+    (seen, page)
+}
+
 #[tokio::test]
 async fn a_retried_key_gets_the_first_answer_and_every_change_is_audited() {
     let w = world();
@@ -474,14 +487,7 @@ async fn a_retried_key_gets_the_first_answer_and_every_change_is_audited() {
     let anonymous = post(&w.app, None, "/v1/tenancy-requests", None, "{}").await;
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
 
-    let (status, page) = call(&w.app, Some(&w.keys["central"]), "/v1/audit").await;
-    assert_eq!(status, StatusCode::OK, "{page}");
-    let seen: Vec<(String, u64)> = page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| (r["actor"].as_str().unwrap().to_owned(), r["status"].as_u64().unwrap()))
-        .collect();
+    let (seen, page) = audited(&w, "actor").await;
     // The replay changed nothing and is not recorded again; the refusals of a known caller are;
     // an unauthenticated call is counted, not recorded.
     assert_eq!(seen.len(), 3, "{page}");
@@ -502,14 +508,7 @@ async fn a_change_whose_client_goes_away_is_still_made_to_its_end_and_recorded()
         tokio::time::timeout(std::time::Duration::from_millis(50), w.app.clone().oneshot(request)).await;
     assert!(gone.is_err(), "the call was still running when its client went away");
     tokio::time::sleep(std::time::Duration::from_millis(600)).await;
-    let (status, page) = call(&w.app, Some(&w.keys["central"]), "/v1/audit").await;
-    assert_eq!(status, StatusCode::OK, "{page}");
-    let seen: Vec<(String, u64)> = page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| (r["method"].as_str().unwrap().to_owned(), r["status"].as_u64().unwrap()))
-        .collect();
+    let (seen, page) = audited(&w, "method").await;
     assert_eq!(seen, [("DELETE".to_owned(), 403)], "its outcome is recorded: {page}");
 }
 

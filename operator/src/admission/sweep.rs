@@ -51,6 +51,9 @@ impl Admission {
                 self.count_settled(settled, "observed");
                 ledger.unsettled(self.now())
             };
+            if unsettled.is_empty() {
+                continue;
+            }
             let members: std::collections::BTreeSet<String> = self
                 .stores
                 .by_tenancy
