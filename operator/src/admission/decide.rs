@@ -148,8 +148,11 @@ impl Admission {
             return Decision::WaitUntil(settles);
         }
         if decision.is_ok() && !dry_run {
-            ledger.reserve(request, self.now());
-            self.metrics.reservations.inc();
+            // An object admitted again before the watches show it (created, then updated at
+            // once) keeps one reservation: count it once.
+            if ledger.reserve(request, self.now()) {
+                self.metrics.reservations.inc();
+            }
         }
         Decision::Done(decision)
     }

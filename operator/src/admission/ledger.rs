@@ -332,9 +332,12 @@ impl Ledger {
         seen.into_iter().chain(reserved).max().unwrap_or_default()
     }
 
-    /// Records an admitted request, replacing an earlier reservation of the same object.
-    pub fn reserve(&mut self, request: &Request, at: f64) {
+    /// Records an admitted request, replacing an earlier reservation of the same object; `true`
+    /// when the object held none (the number of reservations grew by one).
+    pub fn reserve(&mut self, request: &Request, at: f64) -> bool {
+        let before = self.reservations.len();
         self.reservations.retain(|r| r.uid != request.uid);
+        let new = before == self.reservations.len();
         self.reservations.push(Reservation {
             uid: request.uid.clone(),
             kind: request.kind,
@@ -343,6 +346,7 @@ impl Ledger {
             usage: request.usage.clone(),
             at,
         });
+        new
     }
 }
 
@@ -481,9 +485,9 @@ mod tests {
         assert_eq!(due.len(), 1);
         assert!(ledger.release("p1"));
         assert!(!ledger.release("p1"));
-        // Reserving the same object again replaces its reservation.
-        ledger.reserve(&create("p2", "t-a", a(&[("pods", 1)])), 0.0);
-        ledger.reserve(&create("p2", "t-a", a(&[("pods", 1), ("requests.cpu", 1)])), 1.0);
+        // Reserving the same object again replaces its reservation, and says it added none.
+        assert!(ledger.reserve(&create("p2", "t-a", a(&[("pods", 1)])), 0.0));
+        assert!(!ledger.reserve(&create("p2", "t-a", a(&[("pods", 1), ("requests.cpu", 1)])), 1.0));
         assert_eq!(ledger.reservations().len(), 1);
     }
 

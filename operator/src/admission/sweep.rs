@@ -90,6 +90,20 @@ impl Admission {
                 }
             }
         }
+        self.recount();
+    }
+
+    /// Sets the reservations gauge to the number the ledgers hold (one ledger locked at a time).
+    fn recount(&self) {
+        let ledgers: Vec<Arc<std::sync::Mutex<Ledger>>> = {
+            let ledgers = self.ledgers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            ledgers.values().cloned().collect()
+        };
+        let held: usize = ledgers
+            .iter()
+            .map(|l| l.lock().unwrap_or_else(std::sync::PoisonError::into_inner).reservations().len())
+            .sum();
+        self.metrics.reservations.set(i64::try_from(held).unwrap_or(i64::MAX));
     }
 
     /// Ends the reservation `r` of `tenancy`, counted as `how` and logged with `why`.
