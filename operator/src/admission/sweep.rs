@@ -71,8 +71,28 @@ impl Admission {
                     Ok(Some(_)) if !members.contains(&r.namespace) => {
                         self.release(&mut ledger, &tenancy, &r, "left", "whose namespace left the tenancy");
                     }
+                    // Stored, and counting nothing now (a pod finished, or past its deletion's
+                    // grace): nothing to hold for it.
+                    Ok(Some(usage)) if usage.values().all(|v| *v == crate::quantity::Milli::default()) => {
+                        self.release(
+                            &mut ledger,
+                            &tenancy,
+                            &r,
+                            "uncharged",
+                            "that no longer counts (finished or going)",
+                        );
+                    }
                     Ok(Some(usage)) => {
                         // Stored but not yet in the watches: keep counting what it counts now.
+                        tracing::info!(
+                            tenancy,
+                            kind = r.kind.as_str(),
+                            namespace = r.namespace,
+                            name = r.name,
+                            held = ?r.usage,
+                            stored = ?usage,
+                            "an admitted object is stored but its watch does not show it yet; its quota stays held"
+                        );
                         let again = Request {
                             uid: r.uid.clone(),
                             kind: r.kind,
