@@ -22,6 +22,10 @@ export COMMONS_BUDGET_SECONDS="${COMMONS_BUDGET_SECONDS:-5}"
 export COMMONS_CLUSTER_NETWORKS="${COMMONS_CLUSTER_NETWORKS:-10.0.0.0/16,10.96.0.0/16}"
 export COMMONS_ALLOWED_REGISTRIES="${COMMONS_ALLOWED_REGISTRIES:-registry.example,registry.example.gov.uk,registry.k8s.io}"
 # The ledger metering keeps: an SQLite file beside the cluster's state (the default store).
+# Leader election is on, as in a cluster: the e2e tests start a second replica beside this one.
+export COMMONS_LEADER_NAMESPACE="${COMMONS_LEADER_NAMESPACE:-commons-system}"
+COMMONS_FOLLOWER_LISTEN="127.0.0.1:18081"
+COMMONS_FOLLOWER_WEBHOOK_LISTEN="127.0.0.1:18444"
 export COMMONS_LEDGER="${COMMONS_LEDGER:-sqlite://$COMMONS_CLUSTER_DIR/ledger.db}"
 # Commons' own PKI (the webhook's serving CA), apart from the control plane's pki/: the control
 # plane restarts a component whose certificates changed, and Commons' must not count as such.
@@ -94,7 +98,8 @@ commons_command() {
     --cluster-networks "$COMMONS_CLUSTER_NETWORKS" --ledger "$COMMONS_LEDGER"
     --oidc-issuer "${COMMONS_E2E_OIDC_ISSUER:-http://127.0.0.1:18180/realms/commons}"
     --oidc-username-claim preferred_username
-    --request-policy "$root/docs/examples/request-policy.yaml")
+    --request-policy "$root/docs/examples/request-policy.yaml"
+    --leader-elect --leader-namespace "$COMMONS_LEADER_NAMESPACE")
 }
 
 # commons_inputs: a hash of what commons runs from: the binary, its command line, its kubeconfig
@@ -126,18 +131,68 @@ commons_start() {
     return 0
   fi
   commons_stop
+  commons_leader_namespace
   mkdir -p "$(dirname "$COMMONS_PID")" "$(dirname "$COMMONS_LOG")"
   commons_command
   KUBECONFIG="$KUBECONFIG" setsid nohup "${commons_cmd[@]}" >>"$COMMONS_LOG" 2>&1 </dev/null &
   echo $! >"$COMMONS_PID"
   commons_inputs >"$COMMONS_INPUTS"
+  # Ready, and leading (a Lease left by a replica killed moments ago expires first).
   for _ in $(seq 120); do
-    if curl -fsS "http://$COMMONS_LISTEN/readyz" >/dev/null 2>&1; then
-      ok "commons is ready (pid $(cat "$COMMONS_PID"), log $COMMONS_LOG)"
+    if curl -fsS "http://$COMMONS_LISTEN/readyz" >/dev/null 2>&1 \
+      && curl -fsS "http://$COMMONS_LISTEN/metrics" 2>/dev/null | grep -qx "commons_leading 1"; then
+      ok "commons is ready and leading (pid $(cat "$COMMONS_PID"), log $COMMONS_LOG)"
       return 0
     fi
     kill -0 "$(cat "$COMMONS_PID")" 2>/dev/null || fail "starting commons (it exited)" "$COMMONS_LOG"
     sleep 0.5
   done
-  fail "waiting for commons /readyz" "$COMMONS_LOG"
+  fail "waiting for commons /readyz and the leader Lease" "$COMMONS_LOG"
+}
+
+# commons_leader_namespace: the namespace of the leader Lease, made once.
+commons_leader_namespace() {
+  kubectl get namespace "$COMMONS_LEADER_NAMESPACE" >/dev/null 2>&1 \
+    || kubectl create namespace "$COMMONS_LEADER_NAMESPACE" >/dev/null
+}
+
+# commons_follower_start: a second replica of the same binary and settings on other ports (API
+# $COMMONS_FOLLOWER_LISTEN, webhook $COMMONS_FOLLOWER_WEBHOOK_LISTEN), for the e2e tests of
+# leader election and failover; it waits as a follower while the first replica leads.
+commons_follower_start() {
+  local pid_file="$COMMONS_CLUSTER_DIR/pids/commons-follower.pid" log="$COMMONS_CLUSTER_DIR/logs/commons-follower.log"
+  commons_follower_stop
+  COMMONS_LISTEN="$COMMONS_FOLLOWER_LISTEN" COMMONS_WEBHOOK_LISTEN="$COMMONS_FOLLOWER_WEBHOOK_LISTEN" commons_command
+  KUBECONFIG="$KUBECONFIG" setsid nohup "${commons_cmd[@]}" >>"$log" 2>&1 </dev/null &
+  echo $! >"$pid_file"
+  for _ in $(seq 120); do
+    if curl -fsS "http://$COMMONS_FOLLOWER_LISTEN/readyz" >/dev/null 2>&1; then
+      ok "the second replica is ready (pid $(cat "$pid_file"), log $log)"
+      return 0
+    fi
+    kill -0 "$(cat "$pid_file")" 2>/dev/null || fail "starting the second replica (it exited)" "$log"
+    sleep 0.5
+  done
+  fail "waiting for the second replica's /readyz" "$log"
+}
+
+# commons_follower_stop: stops the second replica (SIGTERM: it gives the Lease up if it holds it).
+commons_follower_stop() {
+  local pid_file="$COMMONS_CLUSTER_DIR/pids/commons-follower.pid" pid
+  pid="$(cat "$pid_file" 2>/dev/null)" || return 0
+  if kill -0 "$pid" 2>/dev/null && grep -q "commons" "/proc/$pid/cmdline" 2>/dev/null; then
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 250); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  rm -f "$pid_file"
+}
+
+# commons_kill: SIGKILL the first replica (no chance to give the Lease up), as a lost node would.
+commons_kill() {
+  local pid
+  pid="$(cat "$COMMONS_PID" 2>/dev/null)" || return 0
+  kill -9 "$pid" 2>/dev/null || true
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  rm -f "$COMMONS_PID"
 }

@@ -24,6 +24,9 @@ case "${1:-}" in
       || fail "restarting the kube-apiserver" "$COMMONS_CLUSTER_DIR/logs/restart-apiserver.log"
     ;;
   rotate-webhook-certs) commons_rotate_webhook_certs ;;
+  kill) commons_kill ;;
+  start-follower) commons_follower_start ;;
+  stop-follower) commons_follower_stop ;;
   webhook-cert-dir) echo "$COMMONS_WEBHOOK_CERT_DIR" ;;
-  *) echo "usage: $0 start|stop|restart|restart-apiserver|rotate-webhook-certs|webhook-cert-dir" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|restart|kill|start-follower|stop-follower|restart-apiserver|rotate-webhook-certs|webhook-cert-dir" >&2; exit 2 ;;
 esac

@@ -23,6 +23,8 @@ pub mod conditions;
 pub mod events;
 pub mod hosted;
 pub mod keeper;
+pub mod leadership;
+pub mod leading;
 pub mod ledger;
 pub mod ledger_cmd;
 pub mod membership;

@@ -180,6 +180,22 @@ enum Command {
         /// against its budget (the BudgetExceeded condition, threshold Events, spend metrics).
         #[arg(long, env = "COMMONS_BUDGET_SECONDS", default_value_t = 300)]
         budget_seconds: u64,
+        /// Run more than one replica: only the one holding the coordination Lease runs the
+        /// controllers, the meter and the quota webhook; every replica serves the API. A replica
+        /// that loses the Lease exits (non-zero) to start again as a follower.
+        #[arg(long, env = "COMMONS_LEADER_ELECT")]
+        leader_elect: bool,
+        /// The namespace of the leader Lease (`commons-leader`).
+        #[arg(long, env = "COMMONS_LEADER_NAMESPACE", default_value = "commons-system")]
+        leader_namespace: String,
+        /// This replica's identity in the Lease: its Pod's name in a cluster (POD_NAME), else the
+        /// host name and process id.
+        #[arg(long, env = "POD_NAME")]
+        leader_identity: Option<String>,
+        /// How long a Lease not renewed stays its holder's, in seconds (the holder stops leading
+        /// after two thirds of it without a renewal).
+        #[arg(long, env = "COMMONS_LEADER_LEASE_SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(3..=300))]
+        leader_lease_seconds: u64,
         #[command(flatten)]
         api: Box<commons_operator::api_settings::ApiFlags>,
     },
@@ -342,6 +358,10 @@ fn main() -> ExitCode {
             ledger,
             close_after_days,
             budget_seconds,
+            leader_elect,
+            leader_namespace,
+            leader_identity,
+            leader_lease_seconds,
             api,
         } => {
             init_tracing(log_json);
@@ -369,6 +389,18 @@ fn main() -> ExitCode {
                     close_after_days,
                     budget_every: std::time::Duration::from_secs(budget_seconds.max(1)),
                     api: *api,
+                    leader: leader_elect.then(|| {
+                        let identity = leader_identity.unwrap_or_else(|| {
+                            let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "commons".into());
+                            format!("{host}-{}", std::process::id())
+                        });
+                        commons_operator::leadership::Settings::with_duration(
+                            &leader_namespace,
+                            LEADER_LEASE,
+                            &identity,
+                            std::time::Duration::from_secs(leader_lease_seconds),
+                        )
+                    }),
                 })),
                 Err(source) => Err(commons_operator::Error::Io {
                     action: "cannot start the async runtime",
@@ -386,6 +418,9 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// The name of the coordination Lease the replicas of `commons run --leader-elect` share.
+const LEADER_LEASE: &str = "commons-leader";
 
 /// The webhook's settings from `commons run`'s flags: none without `--webhook-listen`; a client CA
 /// (or the explicit `--webhook-insecure-any-client`) required with it.

@@ -19,6 +19,8 @@ pub struct Metrics {
     pub tenancies: IntGaugeVec,
     /// Objects Commons keeps by name (see `keeper`) put back after an edit or a deletion, by kind.
     pub repairs: IntCounterVec,
+    /// 1 while this replica leads (always, without leader election).
+    pub leading: IntGauge,
 }
 
 impl Metrics {
@@ -51,10 +53,15 @@ impl Metrics {
             &["kind"],
         )?;
         registry.register(Box::new(repairs.clone()))?;
+        let leading = IntGauge::new(
+            "leading",
+            "1 while this replica holds the leader Lease (runs the controllers, the meter and the webhook).",
+        )?;
+        registry.register(Box::new(leading.clone()))?;
         registry.register(Box::new(crate::apply::WRITES.clone()))?;
         registry.register(Box::new(crate::watch::RESTARTS.clone()))?;
         let process = prometheus::process_collector::ProcessCollector::for_self();
         let _ = registry.register(Box::new(process));
-        Ok(Metrics { registry, reconcile_duration, reconcile_errors, ready, tenancies, repairs })
+        Ok(Metrics { registry, reconcile_duration, reconcile_errors, ready, tenancies, repairs, leading })
     }
 }

@@ -7,6 +7,7 @@ use kube::Client;
 use tokio::sync::watch;
 
 use crate::error::{Error, Result};
+use crate::leading::Leader;
 use crate::metrics::Metrics;
 use crate::readiness;
 use crate::{admission, hosted, segment, subscription, tenancy};
@@ -32,6 +33,8 @@ pub struct Settings {
     pub budget_every: std::time::Duration,
     /// The REST API's identity provider and authorisation cache.
     pub api: crate::api_settings::ApiFlags,
+    /// Leader election (`--leader-elect`); `None`: this replica always leads.
+    pub leader: Option<crate::leadership::Settings>,
 }
 
 /// Settings for the quota admission webhook.
@@ -53,8 +56,28 @@ pub async fn run(settings: Settings) -> Result<()> {
     let client = Client::try_default().await.map_err(Error::KubeConfig)?;
     let oidc = settings.api.oidc()?;
     let request_policy = settings.api.policy()?;
-    let watches = crate::watch::Watches::start(client.clone());
     let metrics = Metrics::new()?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    // With leader election, this replica serves the API and readiness at once, and runs the
+    // controllers, the meter, the keepers and the webhook only while it holds the Lease (given up
+    // once they have stopped).
+    let (finished_tx, finished_rx) = watch::channel(false);
+    let (leading, campaign) = match &settings.leader {
+        Some(leader) => {
+            let (leading, task) = crate::leadership::campaign(
+                client.clone(),
+                leader.clone(),
+                metrics.leading.clone(),
+                finished_rx,
+            );
+            (leading, Some(task))
+        }
+        None => {
+            metrics.leading.set(1);
+            (watch::channel(true).1, None)
+        }
+    };
+    let watches = crate::watch::Watches::start_gated(client.clone(), leading.clone());
     // Certificates are read before anything starts, so a bad file stops `commons` at once.
     let webhook_certs = match &settings.webhook {
         Some(w) => Some((
@@ -67,7 +90,6 @@ pub async fn run(settings: Settings) -> Result<()> {
         None => None,
     };
     let (tx, rx) = watch::channel(Readiness::default());
-    let (stop_tx, stop_rx) = watch::channel(false);
     let (demand, demand_triggers) = tenancy::demand::Demand::new();
     let demand = std::sync::Arc::new(demand);
     // One watch and one store per kind the controllers and the webhook share: each subscribes
@@ -76,6 +98,7 @@ pub async fn run(settings: Settings) -> Result<()> {
     let segment_inputs = segment::Inputs::subscribe(&mut shared);
     let budgets = std::sync::Arc::new(crate::metering::budgets::Budgets::default());
     let (spend_tx, spend_rx) = futures::channel::mpsc::unbounded();
+    let spend_tx = only_while_leading(spend_tx, leading.clone());
     let tenancy_inputs =
         tenancy::Inputs::subscribe(&mut shared, &watches, demand_triggers, budgets.clone(), spend_rx);
     // One Event recorder for the process (it also deduplicates repeated Events).
@@ -144,29 +167,6 @@ pub async fn run(settings: Settings) -> Result<()> {
         let adm = adm.clone();
         local_checks.push(("admission", std::sync::Arc::new(move || adm.ready())));
     }
-    // The ClusterRole every owner is bound to has no owner object: kept by name.
-    crate::keeper::keep(
-        &watches,
-        std::sync::Arc::new(crate::tenancy::desired::tenant_admin_role),
-        |role| role.clone(),
-        metrics.repairs.clone(),
-        stop_rx.clone(),
-    );
-    // Deletion protection is enforced by the apiserver itself (CEL), Commons running or not.
-    crate::keeper::keep(
-        &watches,
-        std::sync::Arc::new(crate::tenancy::protection::policy),
-        |policy| policy.clone(),
-        metrics.repairs.clone(),
-        stop_rx.clone(),
-    );
-    crate::keeper::keep(
-        &watches,
-        std::sync::Arc::new(crate::tenancy::protection::binding),
-        |binding| binding.clone(),
-        metrics.repairs.clone(),
-        stop_rx.clone(),
-    );
     let v1 = std::sync::Arc::new(commons_api::v1::V1 {
         auth: commons_api::auth::Authenticator {
             oidc,
@@ -217,6 +217,8 @@ pub async fn run(settings: Settings) -> Result<()> {
         // Requests cannot be made until it exists; everything else runs.
         tracing::warn!(error = %e, "the tenancy requests' namespace cannot be made");
     }
+    // Every replica keeps the spend figures the API shows; only the leader's controller hears of
+    // their changes.
     let budget_task = tokio::spawn(crate::metering::budgets::run(
         client.clone(),
         ledger.clone(),
@@ -225,75 +227,46 @@ pub async fn run(settings: Settings) -> Result<()> {
         (settings.budget_every, crate::metering::budgets::SpendMetrics::new(&metrics.registry)?),
         crate::shutdown::stopped(stop_rx.clone()),
     ));
-    let closer = tokio::spawn(crate::metering::closer::run(
-        client.clone(),
-        ledger.clone(),
-        settings.close_after_days,
-        crate::shutdown::stopped(stop_rx.clone()),
-    ));
-    let metering = crate::metering::runtime::start(
-        &watches,
-        meter_lookups,
-        meter_tenancy_changes,
-        ledger,
-        &metrics.registry,
-        crate::shutdown::stopped(stop_rx.clone()),
-    )?;
+    // The meter's standing once it runs (on the leader); a follower's readiness does not wait on it.
+    let standing: std::sync::Arc<std::sync::OnceLock<std::sync::Arc<crate::metering::health::Standing>>> =
+        std::sync::Arc::default();
     let degraded: Vec<(&'static str, readiness::LocalCheck)> = {
-        let standing = metering.standing.clone();
-        vec![("metering", std::sync::Arc::new(move || standing.check()))]
+        let standing = standing.clone();
+        vec![("metering", std::sync::Arc::new(move || standing.get().map_or(Ok(()), |s| s.check())))]
     };
     let checker = tokio::spawn(readiness::run(client.clone(), tx, metrics.clone(), local_checks, degraded));
-    let segments = tokio::spawn(segment::run(
-        client.clone(),
-        segment_inputs,
-        metrics.clone(),
-        recorder.clone(),
-        settings.resync,
-        settings.cluster_networks.clone(),
-        crate::shutdown::stopped(stop_rx.clone()),
-    ));
-    let tenancies = tokio::spawn(tenancy::run(
-        client.clone(),
-        tenancy_inputs,
-        metrics.clone(),
+    let led = Leader {
+        client: client.clone(),
+        watches,
+        metrics: metrics.clone(),
         recorder,
-        settings.resync,
+        resync: settings.resync,
+        cluster_networks: settings.cluster_networks.clone(),
+        close_after_days: settings.close_after_days,
+        ledger,
         demand,
-        crate::shutdown::stopped(stop_rx.clone()),
-    ));
-    let requests =
-        tokio::spawn(crate::request::run(request_inputs, crate::shutdown::stopped(stop_rx.clone())));
-    let services = tokio::spawn(hosted::run(hosted_inputs, crate::shutdown::stopped(stop_rx.clone())));
-    let subscriptions =
-        tokio::spawn(subscription::run(subscription_inputs, crate::shutdown::stopped(stop_rx.clone())));
-    let rate_cards = {
-        let (watches, client, metrics, resync) =
-            (watches.clone(), client.clone(), metrics.clone(), settings.resync);
-        let stop = crate::shutdown::stopped(stop_rx.clone());
-        tokio::spawn(async move { crate::ratecard::run(&watches, client, metrics, resync, stop).await })
+        inputs: (segment_inputs, tenancy_inputs, request_inputs, hosted_inputs, subscription_inputs),
+        meter: (meter_lookups, meter_tenancy_changes),
+        webhook: match (settings.webhook, webhook_certs, admission) {
+            (Some(w), Some((certs, clients)), Some(adm)) => Some((
+                adm,
+                admission::Serve {
+                    listen: w.listen,
+                    cert_dir: w.cert_dir,
+                    endpoint: w.endpoint,
+                    clients,
+                    repairs: metrics.repairs.clone(),
+                },
+                certs,
+            )),
+            _ => None,
+        },
+        standing,
     };
-    let webhook = match (settings.webhook, webhook_certs, admission) {
-        (Some(w), Some((certs, clients)), Some(adm)) => {
-            let stop = stop_tx.clone();
-            let settings = admission::Serve {
-                listen: w.listen,
-                cert_dir: w.cert_dir,
-                endpoint: w.endpoint,
-                clients,
-                repairs: metrics.repairs.clone(),
-            };
-            Some(tokio::spawn(async move {
-                let serve = admission::serve(adm, settings, certs, stop_rx);
-                if let Err(e) = serve.await {
-                    // Without the webhook pods in tenancies cannot be created (it fails closed):
-                    // stop, so a supervisor restarts Commons rather than leave it half-working.
-                    tracing::error!(error = %e, "the quota admission webhook stopped; shutting down");
-                    let _ = stop.send(true);
-                }
-            }))
-        }
-        _ => None,
+    let lost = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let leader_task = {
+        let (stop_tx, stop_rx, lost) = (stop_tx.clone(), stop_rx.clone(), lost.clone());
+        tokio::spawn(led.run(leading, stop_tx, stop_rx, lost))
     };
 
     let app =
@@ -320,22 +293,35 @@ pub async fn run(settings: Settings) -> Result<()> {
         .await
         .map_err(|source| Error::Listen { addr: local.to_string(), source });
     checker.abort();
-    if let Some(w) = webhook {
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), w).await;
+    let _ = leader_task.await;
+    let _ = finished_tx.send(true);
+    if let Some(campaign) = campaign {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), campaign).await;
     }
-    let controllers = futures::future::join(
-        futures::future::join5(tenancies, segments, services, subscriptions, rate_cards),
-        requests,
-    );
-    if tokio::time::timeout(std::time::Duration::from_secs(20), controllers).await.is_err() {
-        tracing::warn!("controllers did not stop within 20s");
-    }
-    // The meter stops with the controllers; the writer then writes what is left.
-    metering.stopped().await;
-    closer.abort();
     budget_task.abort();
     tracing::info!("stopped");
+    if lost.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(Error::LeadershipLost);
+    }
     served
+}
+
+/// A sender that passes messages on only while this replica leads (a follower's controllers do
+/// not run, so nothing would read them), dropping them otherwise.
+fn only_while_leading<T: Send + 'static>(
+    to: futures::channel::mpsc::UnboundedSender<T>,
+    leading: watch::Receiver<bool>,
+) -> futures::channel::mpsc::UnboundedSender<T> {
+    let (tx, mut rx) = futures::channel::mpsc::unbounded::<T>();
+    tokio::spawn(async move {
+        use futures::StreamExt;
+        while let Some(message) = rx.next().await {
+            if *leading.borrow() && to.unbounded_send(message).is_err() {
+                return;
+            }
+        }
+    });
+    tx
 }
 
 /// Resolves at SIGINT or SIGTERM.

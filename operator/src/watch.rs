@@ -21,6 +21,7 @@ pub struct Watches {
     client: Client,
     epoch: tokio::sync::watch::Receiver<u64>,
     suspect: std::sync::Arc<tokio::sync::Notify>,
+    leading: tokio::sync::watch::Receiver<bool>,
 }
 
 impl std::fmt::Debug for Watches {
@@ -45,10 +46,22 @@ pub const SETTLED: std::time::Duration = std::time::Duration::from_secs(2);
 impl Watches {
     /// Starts the restart monitor.
     pub fn start(client: Client) -> Watches {
+        Watches::start_gated(client, tokio::sync::watch::channel(true).1)
+    }
+
+    /// Like [`Watches::start`], for a replica that leads only while `leading` says so: the shared
+    /// stores fill at once, and their subscribers (the controllers) hear of changes only once it
+    /// leads (then of every object first; see `reflectors`).
+    pub fn start_gated(client: Client, leading: tokio::sync::watch::Receiver<bool>) -> Watches {
         let (tx, epoch) = tokio::sync::watch::channel(0);
         let suspect = std::sync::Arc::new(tokio::sync::Notify::new());
         tokio::spawn(monitor(client.clone(), tx, suspect.clone()));
-        Watches { client, epoch, suspect }
+        Watches { client, epoch, suspect, leading }
+    }
+
+    /// Whether this replica leads (always, without leader election).
+    pub fn leading(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.leading.clone()
     }
 
     /// The client the watches use.

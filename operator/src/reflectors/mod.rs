@@ -120,7 +120,7 @@ where
                 e
             })
         });
-        tokio::spawn(follow(events, self.writer, self.subscribers, self.sinks));
+        tokio::spawn(follow(events, self.writer, self.subscribers, self.sinks, watches.leading()));
     }
 }
 
@@ -174,18 +174,42 @@ fn when_changed<K: Resource>(
 }
 
 /// Follows the watch: the store takes each event, then the sinks, then every subscriber is told
-/// what it touched. A subscriber that has gone is dropped.
+/// what it touched. A subscriber that has gone is dropped. Subscribers are told nothing until
+/// `leading` says this replica leads; then first of every object the store holds.
 async fn follow<K>(
     events: impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send,
     mut writer: Writer<K>,
     mut subscribers: Vec<UnboundedSender<Touched<K>>>,
     mut sinks: Vec<Sink<K>>,
+    mut leading: tokio::sync::watch::Receiver<bool>,
 ) where
     K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
 {
     let store = writer.as_reader();
     let mut events = std::pin::pin!(events);
-    while let Some(event) = events.next().await {
+    let mut open = *leading.borrow_and_update();
+    // Whether the leadership channel can still change (it cannot once its sender is gone).
+    let mut listening = !open;
+    loop {
+        let event = tokio::select! {
+            event = events.next() => match event {
+                Some(event) => event,
+                None => return,
+            },
+            changed = leading.changed(), if listening => {
+                match changed {
+                    Ok(()) if *leading.borrow_and_update() => {
+                        (open, listening) = (true, false);
+                        let all: Vec<Touched<K>> =
+                            store.state().into_iter().map(|object| Touched { object, deleted: false }).collect();
+                        subscribers.retain(|tx| all.iter().all(|t| tx.unbounded_send(t.clone()).is_ok()));
+                    }
+                    Ok(()) => {}
+                    Err(_) => listening = false,
+                }
+                continue;
+            }
+        };
         let event = match event {
             Ok(event) => event,
             Err(e) => {
@@ -197,6 +221,9 @@ async fn follow<K>(
         writer.apply_watcher_event(&event);
         for sink in &mut sinks {
             sink(&event);
+        }
+        if !open {
+            continue;
         }
         let touched = touched_by(&event, &store, before);
         subscribers.retain(|tx| touched.iter().all(|t| tx.unbounded_send(t.clone()).is_ok()));
@@ -236,6 +263,7 @@ mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::Namespace;
     use kube::api::ObjectMeta;
+    use std::time::Duration;
 
     fn ns(name: &str, labels: &[(&str, &str)]) -> Namespace {
         Namespace {
@@ -328,5 +356,42 @@ mod tests {
         only.metadata.annotations = Some([(LAST_APPLIED.to_owned(), "{}".to_owned())].into());
         strip_last_applied(&mut only);
         assert_eq!(only.metadata.annotations, None);
+    }
+
+    #[tokio::test]
+    async fn a_follower_fills_its_store_and_tells_subscribers_everything_once_it_leads() {
+        let (events_tx, events_rx) = unbounded::<Result<watcher::Event<Namespace>, watcher::Error>>();
+        let (sub_tx, mut sub_rx) = unbounded::<Touched<Namespace>>();
+        let (leading_tx, leading_rx) = tokio::sync::watch::channel(false);
+        let writer: Writer<Namespace> = Writer::default();
+        let store = writer.as_reader();
+        tokio::spawn(follow(events_rx, writer, vec![sub_tx], Vec::new(), leading_rx));
+        for event in [
+            watcher::Event::Init,
+            watcher::Event::InitApply(ns("a", &[])),
+            watcher::Event::InitDone,
+            watcher::Event::Apply(ns("b", &[])),
+        ] {
+            events_tx.unbounded_send(Ok(event)).unwrap();
+        }
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while store.state().len() < 2 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .unwrap();
+        assert!(sub_rx.try_recv().is_err(), "a follower's subscribers hear nothing");
+        leading_tx.send(true).unwrap();
+        let mut heard = Vec::new();
+        for _ in 0..2 {
+            let t = tokio::time::timeout(Duration::from_secs(5), sub_rx.next()).await.unwrap().unwrap();
+            heard.push(t);
+        }
+        assert_eq!(names(&heard), vec![("a".to_owned(), false), ("b".to_owned(), false)]);
+        // Then every change, as for a replica that always led.
+        events_tx.unbounded_send(Ok(watcher::Event::Delete(ns("a", &[])))).unwrap();
+        let t = tokio::time::timeout(Duration::from_secs(5), sub_rx.next()).await.unwrap().unwrap();
+        assert_eq!(names(&[t]), vec![("a".to_owned(), true)]);
     }
 }
