@@ -136,10 +136,13 @@ async fn quiet(client: &Client) {
                 (age < jiff::SignedDuration::from_secs(120) && t.name_any() != "e2e-idle")
                     .then(|| format!("tenancy {} made {}s ago", t.name_any(), age.as_secs()))
             }))
-            .chain(
-                (operator_metric("commons_admission_reservations").unwrap_or(0.0) > 0.0)
-                    .then(|| "admission reservations still held".to_owned()),
-            )
+            .chain((operator_metric("commons_admission_reservations ").unwrap_or(0.0) > 0.0).then(|| {
+                format!(
+                    "admission reservations still held ({} sweeps done; settled: {:?})",
+                    operator_metric("commons_admission_sweeps_total").unwrap_or(-1.0),
+                    operator_samples("commons_admission_reservations_settled_total").unwrap_or_default()
+                )
+            }))
             .collect();
         if going.is_empty() {
             break;

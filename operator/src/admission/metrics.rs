@@ -19,6 +19,8 @@ pub struct Metrics {
     pub policy_refusals: IntCounterVec,
     /// Changed certificate files taken up (`reloaded`) or not (`refused`).
     pub certificates: IntCounterVec,
+    /// Sweeps of the reservations completed.
+    pub sweeps: prometheus::IntCounter,
 }
 
 impl Metrics {
@@ -59,6 +61,11 @@ impl Metrics {
         registry.register(Box::new(policy_refusals.clone()))?;
         registry.register(Box::new(settled.clone()))?;
         registry.register(Box::new(certificates.clone()))?;
-        Ok(Metrics { decisions, duration, reservations, settled, policy_refusals, certificates })
+        let sweeps = prometheus::IntCounter::new(
+            "admission_sweeps_total",
+            "Sweeps of the reservations completed (one every 5 s while the webhook runs).",
+        )?;
+        registry.register(Box::new(sweeps.clone()))?;
+        Ok(Metrics { decisions, duration, reservations, settled, policy_refusals, certificates, sweeps })
     }
 }

@@ -11,6 +11,9 @@ use super::ledger::{self, Kind, Ledger, Request};
 use super::{Admission, usage};
 use crate::tenancy::quota::Amounts;
 
+/// How long the sweep waits for one fresh read of an admitted object.
+const FRESH_READ: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl Admission {
     pub(super) fn count_settled(&self, n: usize, how: &str) {
         if n > 0 {
@@ -62,7 +65,20 @@ impl Admission {
                 .map(|ns| kube::ResourceExt::name_any(ns.as_ref()))
                 .collect();
             for r in unsettled {
-                let fresh = self.fresh_usage(&r).await;
+                // A read left hanging (an apiserver restarting under it) must not stop the sweeps.
+                let fresh = match tokio::time::timeout(FRESH_READ, self.fresh_usage(&r)).await {
+                    Ok(fresh) => fresh,
+                    Err(_) => {
+                        tracing::warn!(
+                            kind = r.kind.as_str(),
+                            namespace = r.namespace,
+                            name = r.name,
+                            "an admitted object was not read within {}s; its reservation stays until the next sweep",
+                            FRESH_READ.as_secs()
+                        );
+                        continue;
+                    }
+                };
                 let mut ledger = shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 match fresh {
                     // Stored, in a namespace that is no longer the tenancy's (removed from it and
@@ -111,6 +127,7 @@ impl Admission {
             }
         }
         self.recount();
+        self.metrics.sweeps.inc();
     }
 
     /// Sets the reservations gauge to the number the ledgers hold (one ledger locked at a time).
