@@ -108,7 +108,7 @@ commons_inputs() {
   commons_command
   {
     printf '%s\n' "${commons_cmd[@]}"
-    cat "$COMMONS_BIN" "$KUBECONFIG" "$COMMONS_WEBHOOK_CLIENT_CA" "$COMMONS_WEBHOOK_CERT_DIR"/*
+    cat "$COMMONS_BIN" "${COMMONS_OPERATOR_KUBECONFIG:-$KUBECONFIG}" "$COMMONS_WEBHOOK_CLIENT_CA" "$COMMONS_WEBHOOK_CERT_DIR"/*
   } 2>/dev/null | sha256sum | cut -d' ' -f1
 }
 
@@ -134,7 +134,9 @@ commons_start() {
   commons_leader_namespace
   mkdir -p "$(dirname "$COMMONS_PID")" "$(dirname "$COMMONS_LOG")"
   commons_command
-  KUBECONFIG="$KUBECONFIG" setsid nohup "${commons_cmd[@]}" >>"$COMMONS_LOG" 2>&1 </dev/null &
+  # COMMONS_OPERATOR_KUBECONFIG: another identity for commons itself (the least-privilege e2e
+  # test runs it as the Helm chart's ServiceAccount); the scripts' kubectl stays the admin.
+  KUBECONFIG="${COMMONS_OPERATOR_KUBECONFIG:-$KUBECONFIG}" setsid nohup "${commons_cmd[@]}" >>"$COMMONS_LOG" 2>&1 </dev/null &
   echo $! >"$COMMONS_PID"
   commons_inputs >"$COMMONS_INPUTS"
   # Ready, and leading (a Lease left by a replica killed moments ago expires first).

@@ -121,6 +121,29 @@ impl Leader {
             stop_rx.clone(),
         );
         let webhook = webhook.map(|(adm, serve, certs)| {
+            // Behind a Service (in a cluster): once listening, make this Pod the one it reaches.
+            if let (admission::registration::Endpoint::Service { .. }, Ok(pod), Ok(namespace)) =
+                (&serve.endpoint, std::env::var("POD_NAME"), std::env::var("POD_NAMESPACE"))
+            {
+                let (client, port) = (client.clone(), serve.listen.port());
+                tokio::spawn(async move {
+                    if !admission::route::listening(port).await {
+                        return;
+                    }
+                    for attempt in 1..=10u64 {
+                        match admission::route::serve_here(&client, &namespace, &pod).await {
+                            Ok(()) => return,
+                            Err(e) => {
+                                tracing::warn!(error = %e, attempt, "cannot label this Pod as the webhook's")
+                            }
+                        }
+                        tokio::time::sleep(std::time::Duration::from_secs(attempt)).await;
+                    }
+                    tracing::error!(
+                        "the webhook Service does not reach this replica: pods in tenancies are refused"
+                    );
+                });
+            }
             let (stop, stop_rx) = (stop_tx.clone(), stop_rx.clone());
             tokio::spawn(async move {
                 if let Err(e) = admission::serve(adm, serve, certs, stop_rx).await {

@@ -12,6 +12,7 @@ pub mod ledger;
 mod metrics;
 mod policy;
 pub mod registration;
+pub mod route;
 mod server;
 mod stores;
 mod subscription;

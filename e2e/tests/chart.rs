@@ -1,0 +1,234 @@
+//! The Helm chart `charts/commons` on the real local control plane: `helm lint`; `helm template`
+//! applied with `kubectl apply --dry-run=server`; a wrong value refused at install, naming it;
+//! `helm install`, `helm upgrade` to a changed value and `helm uninstall`, with what exists after
+//! each; an uninstall leaves the CRDs, the requests namespace and the tenancies' namespaces.
+//! (The local nodes are kwok's: the chart's pods are scheduled and reported running, their image
+//! never pulled. The scripts' own `commons` keeps running the cluster meanwhile.)
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use commons_e2e::{kubectl, repo_root, wait_for};
+
+const RELEASE: &str = "e2e-chart";
+const NS: &str = "e2e-chart";
+const REQUESTS_NS: &str = "e2e-chart-requests";
+/// A CA in PEM for `webhook.clientCA` (the local apiserver's webhook client CA).
+fn client_ca() -> String {
+    let path = commons_e2e::measure::cluster_dir().join("pki/webhook-client-ca.crt");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn chart() -> String {
+    repo_root().join("charts/commons").display().to_string()
+}
+
+/// Runs helm with `args`: its output, or its error output as the error.
+fn helm(args: &[&str]) -> Result<String, String> {
+    let out = Command::new("helm").args(args).output().expect("helm is on PATH (e2e/controlplane/env.sh)");
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    }
+}
+
+/// The values every step uses: a PostgreSQL ledger (two replicas), the local client CA, the
+/// release's own requests namespace.
+fn values(file: &std::path::Path) -> Vec<String> {
+    let ca = client_ca();
+    let yaml = format!(
+        "replicas: 2\nledger:\n  mode: postgres\n  postgres:\n    existingSecret: e2e-ledger\napi:\n  requestsNamespace: {REQUESTS_NS}\nwebhook:\n  clientCA: |\n{}\n",
+        ca.lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
+    );
+    std::fs::write(file, yaml).unwrap();
+    vec!["-f".into(), file.display().to_string()]
+}
+
+fn exists(args: &[&str]) -> bool {
+    kubectl(args).is_ok()
+}
+
+#[tokio::test]
+async fn the_chart_lints_validates_installs_upgrades_and_uninstalls_keeping_the_data() {
+    let file = std::env::temp_dir().join(format!("e2e-chart-values-{}.yaml", std::process::id()));
+    let values = values(&file);
+    let with = |args: &[&str]| -> Vec<String> {
+        args.iter().map(|s| (*s).to_owned()).chain(values.iter().cloned()).collect()
+    };
+    let run = |args: Vec<String>| helm(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    // A release left by an interrupted run goes first.
+    let _ = helm(&["uninstall", RELEASE, "-n", NS, "--wait"]);
+
+    // Lint, and the schema's refusals name the value.
+    let lint = run(with(&["lint", &chart(), "--strict"])).unwrap();
+    assert!(lint.contains("0 chart(s) failed"), "{lint}");
+    for (set, named) in [
+        ("replicas=two", "/replicas"),
+        ("ledger.mode=mysql", "/ledger/mode"),
+        ("webhook.port=80", "/webhook/port"),
+        ("policy.clusterNetworks[0]=everything", "/policy/clusterNetworks/0"),
+        ("surprise=1", "surprise"),
+    ] {
+        let err = run(with(&["template", RELEASE, &chart(), "--set", set])).unwrap_err();
+        assert!(err.contains(named), "--set {set}: {err}");
+    }
+    let err = helm(&["template", RELEASE, &chart(), "--set", "replicas=2"]).unwrap_err();
+    assert!(err.contains("replicas > 1 needs ledger.mode=postgres"), "{err}");
+    let err = helm(&["template", RELEASE, &chart()]).unwrap_err();
+    assert!(err.contains("webhook.clientCA is required"), "{err}");
+
+    // Rendered and checked by the real apiserver (server-side dry run), into namespaces that exist.
+    let _ = kubectl(&["create", "namespace", NS]);
+    let _ = kubectl(&["create", "namespace", REQUESTS_NS]);
+    let rendered = run(with(&[
+        "template",
+        RELEASE,
+        &chart(),
+        "-n",
+        NS,
+        "--include-crds",
+        "--set",
+        "api.createRequestsNamespace=false",
+    ]))
+    .unwrap();
+    assert!(!rendered.contains("\"*\""), "no wildcard in any rule");
+    let mut apply = Command::new("kubectl")
+        .args([
+            "apply",
+            "--dry-run=server",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager=e2e-chart",
+            "-f",
+            "-",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    apply.stdin.take().unwrap().write_all(rendered.as_bytes()).unwrap();
+    let out = apply.wait_with_output().unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{printed}{}", String::from_utf8_lossy(&out.stderr));
+    for kind in [
+        "deployment.apps",
+        "clusterrole.rbac.authorization.k8s.io",
+        "service/",
+        "secret/",
+        "networkpolicy",
+        "poddisruptionbudget",
+    ] {
+        assert!(printed.contains(kind), "{kind} not applied: {printed}");
+    }
+    kubectl(&["delete", "namespace", REQUESTS_NS, "--wait=true"]).unwrap();
+
+    // Install: two replicas on a PostgreSQL ledger (its Secret made first).
+    let _ = kubectl(&[
+        "-n",
+        NS,
+        "create",
+        "secret",
+        "generic",
+        "e2e-ledger",
+        "--from-literal=url=postgres://commons@ledger.example/commons",
+    ]);
+    run(with(&["install", RELEASE, &chart(), "-n", NS, "--wait", "--timeout", "120s"])).unwrap();
+    let name = format!("{RELEASE}-commons");
+    let replicas =
+        kubectl(&["-n", NS, "get", "deployment", &name, "-o", "jsonpath={.status.readyReplicas}"]).unwrap();
+    assert_eq!(replicas, "2");
+    for what in [
+        vec!["get", "clusterrole", &name],
+        vec!["get", "clusterrolebinding", &name],
+        vec!["-n", NS, "get", "role", &name],
+        vec!["-n", REQUESTS_NS, "get", "role", &name],
+        vec!["-n", NS, "get", "serviceaccount", &name],
+        vec!["-n", NS, "get", "service", &name],
+        vec!["-n", NS, "get", "service", &format!("{name}-webhook")],
+        vec!["-n", NS, "get", "secret", &format!("{name}-webhook-certificate")],
+        vec!["-n", NS, "get", "poddisruptionbudget", &name],
+        vec!["-n", NS, "get", "networkpolicy", &name],
+    ] {
+        assert!(exists(&what), "after install: kubectl {}", what.join(" "));
+    }
+    // The webhook Service reaches only a pod labelled as serving: none of these (their image never runs).
+    let selector =
+        kubectl(&["-n", NS, "get", "service", &format!("{name}-webhook"), "-o", "jsonpath={.spec.selector}"])
+            .unwrap();
+    assert!(selector.contains("\"commons.dev/webhook\":\"serving\""), "{selector}");
+    let env = kubectl(&[
+        "-n",
+        NS,
+        "get",
+        "deployment",
+        &name,
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].env}",
+    ])
+    .unwrap();
+    assert!(env.contains("\"name\":\"COMMONS_RESYNC_SECONDS\",\"value\":\"300\""), "{env}");
+    assert!(env.contains("COMMONS_LEADER_ELECT"), "{env}");
+
+    // Upgrade to a changed value: the Deployment rolls to it.
+    run(with(&[
+        "upgrade",
+        RELEASE,
+        &chart(),
+        "-n",
+        NS,
+        "--set",
+        "resyncSeconds=120",
+        "--set",
+        "replicas=3",
+        "--wait",
+        "--timeout",
+        "120s",
+    ]))
+    .unwrap();
+    let env = kubectl(&[
+        "-n",
+        NS,
+        "get",
+        "deployment",
+        &name,
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].env}",
+    ])
+    .unwrap();
+    assert!(env.contains("\"name\":\"COMMONS_RESYNC_SECONDS\",\"value\":\"120\""), "{env}");
+    wait_for("three ready replicas after the upgrade", Duration::from_secs(60), || async {
+        (kubectl(&["-n", NS, "get", "deployment", &name, "-o", "jsonpath={.status.readyReplicas}"]).ok()?
+            == "3")
+            .then_some(())
+    })
+    .await
+    .unwrap();
+    let history = helm(&["history", RELEASE, "-n", NS]).unwrap();
+    assert_eq!(history.lines().count(), 3, "two revisions: {history}");
+
+    // Uninstall: what the release made goes; the CRDs, the requests namespace (its requests and
+    // decisions) and every tenancy's namespaces stay.
+    let tenancy_namespaces =
+        kubectl(&["get", "namespaces", "-l", "commons.dev/tenancy", "-o", "name"]).unwrap();
+    helm(&["uninstall", RELEASE, "-n", NS, "--wait"]).unwrap();
+    for gone in [
+        vec!["-n", NS, "get", "deployment", &name],
+        vec!["get", "clusterrole", &name],
+        vec!["get", "clusterrolebinding", &name],
+    ] {
+        assert!(!exists(&gone), "after uninstall: kubectl {}", gone.join(" "));
+    }
+    for kept in ["tenancies.commons.dev", "tenancyrequests.commons.dev", "ratecards.commons.dev"] {
+        assert!(exists(&["get", "crd", kept]), "{kept} removed by the uninstall");
+    }
+    assert!(exists(&["get", "namespace", REQUESTS_NS]), "the requests namespace was removed");
+    let after = kubectl(&["get", "namespaces", "-l", "commons.dev/tenancy", "-o", "name"]).unwrap();
+    for ns in tenancy_namespaces.lines() {
+        assert!(after.lines().any(|l| l == ns), "{ns} removed by the uninstall");
+    }
+    let _ = kubectl(&["delete", "namespace", REQUESTS_NS, NS, "--wait=false"]);
+}
