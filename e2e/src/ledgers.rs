@@ -66,3 +66,21 @@ pub async fn replace_rate_card(client: &Client, card: serde_json::Value) -> Resu
     crate::apply_raw::<RateCard>(client, None, card).await?;
     Ok(())
 }
+
+/// Every interval of the running operator's ledger (the one `COMMONS_LEDGER` names) for the
+/// object `uid`, by start.
+pub async fn intervals_of(uid: &str) -> Result<Vec<commons_operator::ledger::Interval>, String> {
+    use futures::StreamExt;
+    let url =
+        std::env::var("COMMONS_LEDGER").map_err(|_| "COMMONS_LEDGER is not set (e2e/commons.sh sets it)")?;
+    let ledger = commons_operator::ledger::Ledger::open_to_read(&url).map_err(|e| format!("{url}: {e}"))?;
+    let mut all: Vec<commons_operator::ledger::Interval> = ledger
+        .overlapping(0, i64::MAX)
+        .filter_map(|i| std::future::ready(i.ok()))
+        .filter(|i| std::future::ready(i.uid == uid))
+        .collect()
+        .await;
+    ledger.close().await;
+    all.sort_by_key(|i| i.start_ms);
+    Ok(all)
+}

@@ -137,6 +137,26 @@ pub fn kubectl(args: &[&str]) -> Result<String, E2eError> {
     }
 }
 
+/// Runs helm (on PATH from e2e/controlplane/env.sh) with `args`: what it printed, or as the error
+/// everything it printed.
+pub fn helm(args: &[&str]) -> Result<String, String> {
+    let out =
+        Command::new("helm").args(args).output().map_err(|e| format!("helm {}: {e}", args.join(" ")))?;
+    let printed = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    if out.status.success() { Ok(String::from_utf8_lossy(&out.stdout).into_owned()) } else { Err(printed) }
+}
+
+/// The pods of `namespace` not being deleted.
+pub async fn live_pods(client: &Client, namespace: &str) -> Result<usize, kube::Error> {
+    Ok(Api::<k8s_openapi::api::core::v1::Pod>::namespaced(client.clone(), namespace)
+        .list(&ListParams::default())
+        .await?
+        .items
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .count())
+}
+
 /// Polls `check` every 250 ms until it returns `Some`, or fails after `timeout`.
 pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<T, E2eError>
 where

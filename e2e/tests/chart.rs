@@ -10,7 +10,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use commons_e2e::{kubectl, repo_root, wait_for};
+use commons_e2e::{helm, kubectl, repo_root, wait_for};
 
 const RELEASE: &str = "e2e-chart";
 const NS: &str = "e2e-chart";
@@ -25,16 +25,6 @@ fn chart() -> String {
     repo_root().join("charts/commons").display().to_string()
 }
 
-/// Runs helm with `args`: its output, or its error output as the error.
-fn helm(args: &[&str]) -> Result<String, String> {
-    let out = Command::new("helm").args(args).output().expect("helm is on PATH (e2e/controlplane/env.sh)");
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
-    }
-}
-
 /// The values every step uses: a PostgreSQL ledger (two replicas), the local client CA, the
 /// release's own requests namespace.
 fn values(file: &std::path::Path) -> Vec<String> {
@@ -45,6 +35,12 @@ fn values(file: &std::path::Path) -> Vec<String> {
     );
     std::fs::write(file, yaml).unwrap();
     vec!["-f".into(), file.display().to_string()]
+}
+
+/// The environment of the Deployment's container, as JSON.
+fn deployment_env(name: &str) -> String {
+    kubectl(&["-n", NS, "get", "deployment", name, "-o", "jsonpath={.spec.template.spec.containers[0].env}"])
+        .unwrap()
 }
 
 fn exists(args: &[&str]) -> bool {
@@ -160,16 +156,7 @@ async fn the_chart_lints_validates_installs_upgrades_and_uninstalls_keeping_the_
         kubectl(&["-n", NS, "get", "service", &format!("{name}-webhook"), "-o", "jsonpath={.spec.selector}"])
             .unwrap();
     assert!(selector.contains("\"commons.dev/webhook\":\"serving\""), "{selector}");
-    let env = kubectl(&[
-        "-n",
-        NS,
-        "get",
-        "deployment",
-        &name,
-        "-o",
-        "jsonpath={.spec.template.spec.containers[0].env}",
-    ])
-    .unwrap();
+    let env = deployment_env(&name);
     assert!(env.contains("\"name\":\"COMMONS_RESYNC_SECONDS\",\"value\":\"300\""), "{env}");
     assert!(env.contains("COMMONS_LEADER_ELECT"), "{env}");
 
@@ -189,16 +176,7 @@ async fn the_chart_lints_validates_installs_upgrades_and_uninstalls_keeping_the_
         "120s",
     ]))
     .unwrap();
-    let env = kubectl(&[
-        "-n",
-        NS,
-        "get",
-        "deployment",
-        &name,
-        "-o",
-        "jsonpath={.spec.template.spec.containers[0].env}",
-    ])
-    .unwrap();
+    let env = deployment_env(&name);
     assert!(env.contains("\"name\":\"COMMONS_RESYNC_SECONDS\",\"value\":\"120\""), "{env}");
     wait_for("three ready replicas after the upgrade", Duration::from_secs(60), || async {
         (kubectl(&["-n", NS, "get", "deployment", &name, "-o", "jsonpath={.status.readyReplicas}"]).ok()?

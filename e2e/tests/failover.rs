@@ -10,12 +10,12 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use commons_crds::Tenancy;
+use commons_e2e::ledgers::intervals_of;
 use commons_e2e::{
     apply_raw, client, delete_tenancy, install_crds, operator, restricted_pod, tenancy_manifest, wait_for,
     wait_for_condition, wait_for_default_service_account,
 };
-use commons_operator::ledger::{Interval, Kind, Ledger};
-use futures::StreamExt;
+use commons_operator::ledger::{Interval, Kind};
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, ListParams, PostParams};
@@ -65,29 +65,7 @@ async fn create_pod(client: &Client, name: &str) -> Result<Pod, String> {
 }
 
 async fn live_pods(client: &Client) -> usize {
-    Api::<Pod>::namespaced(client.clone(), QUOTA_NS)
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .iter()
-        .filter(|p| p.metadata.deletion_timestamp.is_none())
-        .count()
-}
-
-/// Every interval of the ledger (the one `COMMONS_LEDGER` names) for the object `uid`, by start.
-async fn intervals_of(uid: &str) -> Vec<Interval> {
-    let url = std::env::var("COMMONS_LEDGER").expect("COMMONS_LEDGER is set by e2e/commons.sh");
-    let ledger = Ledger::open_to_read(&url).unwrap();
-    let mut all: Vec<Interval> = ledger
-        .overlapping(0, i64::MAX)
-        .map(|i| i.unwrap())
-        .filter(|i| std::future::ready(i.uid == uid))
-        .collect()
-        .await;
-    ledger.close().await;
-    all.sort_by_key(|i| i.start_ms);
-    all
+    commons_e2e::live_pods(client, QUOTA_NS).await.unwrap()
 }
 
 /// Puts the scripts' replica back as the leader however the test ends, so the tests after it find
@@ -126,7 +104,7 @@ async fn the_second_replica_takes_over_when_the_leader_is_killed_and_the_quota_h
     let long = create_pod(&client, "long").await.unwrap();
     let long_uid = long.uid().unwrap();
     wait_for("the long pod in the ledger", Duration::from_secs(60), || async {
-        intervals_of(&long_uid).await.into_iter().find(|i| i.kind == Kind::Pod).map(|_| ())
+        intervals_of(&long_uid).await.unwrap().into_iter().find(|i| i.kind == Kind::Pod).map(|_| ())
     })
     .await
     .unwrap();
@@ -226,7 +204,7 @@ async fn the_second_replica_takes_over_when_the_leader_is_killed_and_the_quota_h
     // The pod that ran throughout: one open interval, the closed ones (if the new meter split it)
     // meeting end to start, none overlapping.
     let records: Vec<Interval> =
-        intervals_of(&long_uid).await.into_iter().filter(|i| i.kind == Kind::Pod).collect();
+        intervals_of(&long_uid).await.unwrap().into_iter().filter(|i| i.kind == Kind::Pod).collect();
     assert_eq!(records.iter().filter(|i| i.end_ms.is_none()).count(), 1, "one open interval: {records:?}");
     for pair in records.windows(2) {
         assert_eq!(pair[0].end_ms, Some(pair[1].start_ms), "no gap, no overlap: {records:?}");

@@ -10,12 +10,11 @@ use std::time::Duration;
 
 use commons_crds::Tenancy;
 use commons_crds::network_segment::NetworkSegment;
+use commons_e2e::ledgers::intervals_of;
 use commons_e2e::{
-    apply_raw, client, delete_tenancy, install_crds, kubectl, operator, repo_root, restricted_pod,
+    apply_raw, client, delete_tenancy, helm, install_crds, kubectl, operator, repo_root, restricted_pod,
     tenancy_manifest, wait_for, wait_for_condition, wait_for_default_service_account,
 };
-use commons_operator::ledger::{Interval, Ledger};
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::{Client, ResourceExt};
@@ -24,15 +23,6 @@ use serde_json::json;
 const RELEASE: &str = "e2e-lp";
 const NS: &str = "e2e-lp";
 const SERVICE_ACCOUNT: &str = "e2e-lp-commons";
-
-fn helm(args: &[&str]) -> Result<String, String> {
-    let out = Command::new("helm").args(args).output().expect("helm is on PATH (e2e/controlplane/env.sh)");
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
-    }
-}
 
 /// A kubeconfig for the local apiserver whose user is the ServiceAccount, by a token the
 /// TokenRequest API issued.
@@ -117,16 +107,7 @@ async fn segment_ready(client: &Client, name: &str) {
 }
 
 async fn metered(uid: &str) -> bool {
-    let url = std::env::var("COMMONS_LEDGER").expect("COMMONS_LEDGER is set by e2e/commons.sh");
-    let ledger = Ledger::open_to_read(&url).unwrap();
-    let found: Vec<Interval> = ledger
-        .overlapping(0, i64::MAX)
-        .map(|i| i.unwrap())
-        .filter(|i| std::future::ready(i.uid == uid))
-        .collect()
-        .await;
-    ledger.close().await;
-    !found.is_empty()
+    !intervals_of(uid).await.unwrap().is_empty()
 }
 
 #[tokio::test]

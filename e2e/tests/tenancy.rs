@@ -54,14 +54,7 @@ async fn create_pod(client: &Client, namespace: &str, name: &str) -> Result<Pod,
 }
 
 async fn live_pods(client: &Client, namespace: &str) -> usize {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    pods.list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .iter()
-        .filter(|p| p.metadata.deletion_timestamp.is_none())
-        .count()
+    commons_e2e::live_pods(client, namespace).await.unwrap()
 }
 
 #[tokio::test]

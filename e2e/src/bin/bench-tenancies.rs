@@ -31,6 +31,9 @@ async fn main() -> Result<(), E2eError> {
     let mut args = std::env::args().skip(1);
     let count: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(100);
     let idle: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(30);
+    // `memory` as the third argument skips the floors (a run for the memory and write figures
+    // alone, without the two rounds of 2 x COUNT namespaces made and deleted first).
+    let floors_wanted = args.next().as_deref() != Some("memory");
     let client = client().await?;
     let api: Api<Tenancy> = Api::all(client.clone());
 
@@ -51,7 +54,7 @@ async fn main() -> Result<(), E2eError> {
     // Twice: created (the cheapest writes there are), and server-side applied as Commons writes
     // (the apiserver then also works out field ownership, which costs it CPU).
     let mut floors = Vec::new();
-    for how in [Write::Create, Write::Apply] {
+    for how in [Write::Create, Write::Apply].into_iter().filter(|_| floors_wanted) {
         let cpu_before = cpu_seconds()?;
         let took = create_directly(&client, &floor_tenancies, PARALLEL, how).await?;
         floors.push((how, took, cpu_used(&cpu_before, &cpu_seconds()?)));
