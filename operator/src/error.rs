@@ -40,9 +40,10 @@ pub enum Error {
     /// The committed CRD YAML differs from what the types generate.
     #[error("CRD YAML is out of date: {0}")]
     Stale(String),
-    /// This replica led, and another holds the leader Lease now (or it could not renew in time).
-    #[error("leadership lost: another replica leads now; stopping so this one starts again as a follower")]
-    LeadershipLost,
+    /// Something only the leader runs (the webhook, the meter) stopped; Commons stops with it so a
+    /// supervisor starts it again.
+    #[error("{0} stopped; see the log")]
+    Stopped(String),
     /// The HTTP listener could not start.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -103,7 +104,7 @@ impl Error {
             Error::Io { .. } => "io",
             Error::Stale(_) => "stale_crds",
             Error::Listen { .. } => "listen",
-            Error::LeadershipLost => "leadership_lost",
+            Error::Stopped(_) => "stopped",
             Error::Invalid(_) => "invalid_spec",
             Error::StoreClosed => "store_closed",
             Error::StoreNotReady => "store_not_ready",

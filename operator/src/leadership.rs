@@ -114,12 +114,10 @@ pub fn campaign(
         let mut renewed_at: Option<Instant> = None;
         loop {
             let started = Instant::now();
-            let round = tokio::time::timeout(settings.retry.max(Duration::from_secs(1)), async {
-                round(&api, &settings, &mut seen).await
-            })
-            .await;
+            let budget = round_budget(renewed_at, started, &settings);
+            let round = tokio::time::timeout(budget, round(&api, &settings, &mut seen)).await;
             match round {
-                Ok(Ok(true)) => {
+                Ok(Ok(Some(true))) => {
                     if renewed_at.is_none() {
                         tracing::info!(identity = settings.identity, lease = settings.name, "leading");
                         leading_gauge.set(1);
@@ -127,17 +125,16 @@ pub fn campaign(
                     }
                     renewed_at = Some(started);
                 }
-                Ok(Ok(false)) if renewed_at.is_some() => {
+                Ok(Ok(Some(false))) if renewed_at.is_some() => {
                     tracing::error!(identity = settings.identity, "another replica holds the Lease now");
                     break;
                 }
-                Ok(Ok(false)) => {}
+                Ok(Ok(_)) => {}
                 Ok(Err(e)) => tracing::warn!(error = %e, "cannot read or write the leader Lease"),
                 Err(_) => tracing::warn!("the leader Lease was not read or written in time"),
             }
-            if let Some(at) = renewed_at
-                && at.elapsed() >= settings.renew_deadline
-            {
+            let deadline = renewed_at.map(|at| at + settings.renew_deadline);
+            if deadline.is_some_and(|d| Instant::now() >= d) {
                 tracing::error!(
                     identity = settings.identity,
                     deadline_seconds = settings.renew_deadline.as_secs_f64(),
@@ -145,8 +142,9 @@ pub fn campaign(
                 );
                 break;
             }
+            let wake = wake_at(renewed_at, Instant::now(), &settings);
             let stopping = tokio::select! {
-                () = tokio::time::sleep(settings.retry) => false,
+                () = tokio::time::sleep_until(wake.into()) => false,
                 _ = finished.wait_for(|s| *s) => true,
             };
             if stopping {
@@ -163,20 +161,35 @@ pub fn campaign(
     (rx, task)
 }
 
-/// One read and (when due) one write: `Ok(true)` when this replica holds the Lease after it.
+/// How long the next round may take: while leading, never past the renew deadline.
+fn round_budget(renewed_at: Option<Instant>, now: Instant, settings: &Settings) -> Duration {
+    match renewed_at {
+        Some(at) => settings.retry.min((at + settings.renew_deadline).saturating_duration_since(now)),
+        None => settings.retry.max(Duration::from_secs(1)),
+    }
+}
+
+/// When to start the next round: after `retry`, or at the renew deadline if that comes first.
+fn wake_at(renewed_at: Option<Instant>, now: Instant, settings: &Settings) -> Instant {
+    let next = now + settings.retry;
+    renewed_at.map_or(next, |at| (at + settings.renew_deadline).min(next))
+}
+
+/// One read and (when due) one write: `Some(true)` when this replica holds the Lease after it,
+/// `Some(false)` when another does, `None` when our write met a conflict (read again next round).
 async fn round(
     api: &Api<Lease>,
     settings: &Settings,
     seen: &mut Option<(Seen, Instant)>,
-) -> Result<bool, kube::Error> {
+) -> Result<Option<bool>, kube::Error> {
     let Some(mut lease) = api.get_opt(&settings.name).await? else {
         let lease = Lease {
             metadata: ObjectMeta { name: Some(settings.name.clone()), ..ObjectMeta::default() },
             spec: Some(held(None, settings)),
         };
         return match api.create(&PostParams::default(), &lease).await {
-            Ok(_) => Ok(true),
-            Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+            Ok(_) => Ok(Some(true)),
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(None),
             Err(e) => Err(e),
         };
     };
@@ -185,16 +198,21 @@ async fn round(
         Some((before, since)) if before == now_seen => (Some(before), since),
         _ => (None, Instant::now()),
     };
-    let decided = step(&settings.identity, &now_seen, before.as_ref(), since.elapsed(), settings.duration);
+    // The longer of ours and the one the holder wrote: a holder with a longer Lease (settings
+    // changed during a rollout) is never cut short.
+    let written =
+        lease.spec.as_ref().and_then(|s| s.lease_duration_seconds).and_then(|d| u64::try_from(d).ok());
+    let duration = settings.duration.max(Duration::from_secs(written.unwrap_or(0)));
+    let decided = step(&settings.identity, &now_seen, before.as_ref(), since.elapsed(), duration);
     *seen = Some((now_seen, since));
     if decided == Step::Follow {
-        return Ok(false);
+        return Ok(Some(false));
     }
     lease.spec = Some(held(lease.spec.take(), settings));
     // A replace at the resourceVersion read: of two candidates, one gets 409 Conflict.
     match api.replace(&settings.name, &PostParams::default(), &lease).await {
-        Ok(_) => Ok(true),
-        Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+        Ok(_) => Ok(Some(true)),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(None),
         Err(e) => Err(e),
     }
 }
@@ -273,6 +291,26 @@ mod tests {
         for (why, now_seen, before, secs, want) in cases {
             assert_eq!(step("a", &now_seen, before.as_ref(), Duration::from_secs(secs), d), want, "{why}");
         }
+    }
+
+    #[test]
+    fn a_leader_never_waits_or_tries_past_its_renew_deadline() {
+        let s = Settings::with_duration("ns", "l", "a", Duration::from_secs(15));
+        let t0 = Instant::now();
+        // Rounds failing one after another from a renewal at t0: every round and every wait ends
+        // by t0 + 10 s, so the lead is given up by then, a third of the Lease before anyone may
+        // take it.
+        let mut now = t0;
+        while now < t0 + s.renew_deadline {
+            now += round_budget(Some(t0), now, &s);
+            assert!(now <= t0 + s.renew_deadline, "a round ran past the deadline");
+            now = wake_at(Some(t0), now, &s);
+            assert!(now <= t0 + s.renew_deadline, "a wait ran past the deadline");
+        }
+        assert_eq!(now, t0 + s.renew_deadline);
+        // A follower's rounds and waits are not bounded by any deadline.
+        assert_eq!(round_budget(None, t0, &s), Duration::from_millis(2500));
+        assert_eq!(wake_at(None, t0, &s), t0 + s.retry);
     }
 
     #[test]

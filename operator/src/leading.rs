@@ -1,10 +1,11 @@
 //! What only the leading replica runs: the controllers, the meter and the month closer, the keepers
 //! of the shared objects, and the quota webhook. Started once this replica leads; stopped when
-//! Commons stops, or at once when the lead is lost (then Commons stops too, to start again as a
-//! follower).
+//! Commons stops. When the lead is lost the process exits at once (status 1), as client-go's
+//! leader election does: nothing it runs may overlap the next leader's, and a supervisor starts
+//! it again as a follower. (What the meter had not yet written, the next leader's meter records
+//! from the cluster at its start.)
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use kube::Client;
 use kube::runtime::events::Recorder;
@@ -57,27 +58,27 @@ impl std::fmt::Debug for Leader {
 
 impl Leader {
     /// Waits until `leading`, runs everything until `stop`, then lets it finish. If the lead is
-    /// lost meanwhile, sets `lost` and stops the process.
+    /// lost meanwhile, the process exits at once; if the webhook or the meter fails, `failure`
+    /// names it and Commons stops.
     pub async fn run(
         self,
         mut leading: watch::Receiver<bool>,
         stop_tx: watch::Sender<bool>,
         mut stop_rx: watch::Receiver<bool>,
-        lost: Arc<AtomicBool>,
+        failure: Arc<OnceLock<String>>,
     ) {
         tokio::select! {
             led = leading.wait_for(|l| *l) => if led.is_err() { return },
             _ = stop_rx.wait_for(|s| *s) => return,
         }
-        // From now on a lost lead stops everything at once: the webhook first (fail closed), the
-        // controllers with it.
+        // From now on a lost lead (or a campaign that ended without a stop) ends the process.
         {
-            let (mut leading, stop_tx, lost) = (leading.clone(), stop_tx.clone(), lost.clone());
+            let (mut leading, stop_rx) = (leading.clone(), stop_rx.clone());
             tokio::spawn(async move {
-                if leading.wait_for(|l| !*l).await.is_ok() {
-                    tracing::error!("lost the lead; stopping");
-                    lost.store(true, Ordering::SeqCst);
-                    let _ = stop_tx.send(true);
+                let _ = leading.wait_for(|l| !*l).await;
+                if !*stop_rx.borrow() {
+                    tracing::error!("lost the lead; exiting so that nothing overlaps the next leader");
+                    std::process::exit(1);
                 }
             });
         }
@@ -122,34 +123,17 @@ impl Leader {
         );
         let webhook = webhook.map(|(adm, serve, certs)| {
             // Behind a Service (in a cluster): once listening, make this Pod the one it reaches.
-            if let (admission::registration::Endpoint::Service { .. }, Ok(pod), Ok(namespace)) =
-                (&serve.endpoint, std::env::var("POD_NAME"), std::env::var("POD_NAMESPACE"))
-            {
-                let (client, port) = (client.clone(), serve.listen.port());
-                tokio::spawn(async move {
-                    if !admission::route::listening(port).await {
-                        return;
-                    }
-                    for attempt in 1..=10u64 {
-                        match admission::route::serve_here(&client, &namespace, &pod).await {
-                            Ok(()) => return,
-                            Err(e) => {
-                                tracing::warn!(error = %e, attempt, "cannot label this Pod as the webhook's")
-                            }
-                        }
-                        tokio::time::sleep(std::time::Duration::from_secs(attempt)).await;
-                    }
-                    tracing::error!(
-                        "the webhook Service does not reach this replica: pods in tenancies are refused"
-                    );
-                });
+            if let Some(own) = admission::route::own_pod(&serve.endpoint) {
+                let port = serve.listen.port();
+                tokio::spawn(admission::route::keep_serving_here(client.clone(), own, port, stop_rx.clone()));
             }
-            let (stop, stop_rx) = (stop_tx.clone(), stop_rx.clone());
+            let (stop, stop_rx, failure) = (stop_tx.clone(), stop_rx.clone(), failure.clone());
             tokio::spawn(async move {
                 if let Err(e) = admission::serve(adm, serve, certs, stop_rx).await {
                     // Without the webhook pods in tenancies cannot be created (it fails closed):
                     // stop, so a supervisor restarts Commons rather than leave it half-working.
                     tracing::error!(error = %e, "the quota admission webhook stopped; shutting down");
+                    let _ = failure.set("the quota admission webhook".into());
                     let _ = stop.send(true);
                 }
             })
@@ -171,6 +155,7 @@ impl Leader {
             Ok(metering) => metering,
             Err(e) => {
                 tracing::error!(error = %e, "the meter cannot start; shutting down");
+                let _ = failure.set("the meter".into());
                 let _ = stop_tx.send(true);
                 return;
             }

@@ -192,9 +192,9 @@ enum Command {
         /// host name and process id.
         #[arg(long, env = "POD_NAME")]
         leader_identity: Option<String>,
-        /// How long a Lease not renewed stays its holder's, in seconds (the holder stops leading
-        /// after two thirds of it without a renewal).
-        #[arg(long, env = "COMMONS_LEADER_LEASE_SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(3..=300))]
+        /// How long a Lease not renewed stays its holder's, in seconds, 6 to 300 (the holder
+        /// exits after two thirds of it without a renewal).
+        #[arg(long, env = "COMMONS_LEADER_LEASE_SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(6..=300))]
         leader_lease_seconds: u64,
         #[command(flatten)]
         api: Box<commons_operator::api_settings::ApiFlags>,

@@ -62,6 +62,8 @@ pub async fn run(settings: Settings) -> Result<()> {
     // controllers, the meter, the keepers and the webhook only while it holds the Lease (given up
     // once they have stopped).
     let (finished_tx, finished_rx) = watch::channel(false);
+    // Without leader election this replica leads for its whole life: the sender lives as long.
+    let mut leads_always: Option<watch::Sender<bool>> = None;
     let (leading, campaign) = match &settings.leader {
         Some(leader) => {
             let (leading, task) = crate::leadership::campaign(
@@ -74,7 +76,9 @@ pub async fn run(settings: Settings) -> Result<()> {
         }
         None => {
             metrics.leading.set(1);
-            (watch::channel(true).1, None)
+            let (always, leading) = watch::channel(true);
+            leads_always = Some(always);
+            (leading, None)
         }
     };
     let watches = crate::watch::Watches::start_gated(client.clone(), leading.clone());
@@ -90,6 +94,17 @@ pub async fn run(settings: Settings) -> Result<()> {
         None => None,
     };
     let (tx, rx) = watch::channel(Readiness::default());
+    // A container restarted in a Pod that led keeps its labels: off, before this one can be Ready.
+    if let Some((namespace, pod)) =
+        settings.webhook.as_ref().and_then(|w| admission::route::own_pod(&w.endpoint))
+    {
+        let call = admission::route::not_here(&client, &namespace, &pod);
+        match tokio::time::timeout(std::time::Duration::from_secs(10), call).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot take the webhook label off this replica's Pod"),
+            Err(_) => tracing::warn!("taking the webhook label off this replica's Pod took over 10s"),
+        }
+    }
     let (demand, demand_triggers) = tenancy::demand::Demand::new();
     let demand = std::sync::Arc::new(demand);
     // One watch and one store per kind the controllers and the webhook share: each subscribes
@@ -263,10 +278,10 @@ pub async fn run(settings: Settings) -> Result<()> {
         },
         standing,
     };
-    let lost = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let failure: std::sync::Arc<std::sync::OnceLock<String>> = std::sync::Arc::default();
     let leader_task = {
-        let (stop_tx, stop_rx, lost) = (stop_tx.clone(), stop_rx.clone(), lost.clone());
-        tokio::spawn(led.run(leading, stop_tx, stop_rx, lost))
+        let (stop_tx, stop_rx, failure) = (stop_tx.clone(), stop_rx.clone(), failure.clone());
+        tokio::spawn(led.run(leading, stop_tx, stop_rx, failure))
     };
 
     let app =
@@ -299,9 +314,10 @@ pub async fn run(settings: Settings) -> Result<()> {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), campaign).await;
     }
     budget_task.abort();
+    drop(leads_always);
     tracing::info!("stopped");
-    if lost.load(std::sync::atomic::Ordering::SeqCst) {
-        return Err(Error::LeadershipLost);
+    if let Some(what) = failure.get() {
+        return Err(Error::Stopped(what.clone()));
     }
     served
 }

@@ -60,6 +60,8 @@ pub struct Admission {
     metrics: Metrics,
     demand: Arc<crate::tenancy::demand::Demand>,
     settings: Settings,
+    /// Set when Commons stops: its watches and sweep stop with it, so no review is decided after.
+    stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 /// What the operator sets for every tenancy's policy.
@@ -93,6 +95,7 @@ impl Admission {
             watches: watches.clone(),
             stores,
             ledgers: std::sync::Mutex::default(),
+            stopping: stop.clone(),
             started: Instant::now(),
             metrics,
             demand,
@@ -115,6 +118,11 @@ impl Admission {
             }
         });
         admission
+    }
+
+    /// Whether Commons is stopping (reviews are then refused, never decided on stopped watches).
+    pub fn stopping(&self) -> bool {
+        *self.stopping.borrow()
     }
 
     /// `Ok` once every watch the check counts from has had its first full list.

@@ -21,6 +21,15 @@ const MAX_REVIEW: usize = 8 << 20;
 
 /// Reads one AdmissionReview (its body within [`tls::READ_TIMEOUT`]) and answers it.
 pub(super) async fn handle(State(admission): State<Arc<Admission>>, request: Request) -> Response {
+    // A connection the apiserver keeps open to a stopping replica (or a former leader) gets an
+    // error, which the apiserver treats as a refusal (failurePolicy: Fail): never an admission.
+    if admission.stopping() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Commons is stopping: this replica decides no more reviews",
+        )
+            .into_response();
+    }
     let body = match tokio::time::timeout(tls::READ_TIMEOUT, to_bytes(request.into_body(), MAX_REVIEW)).await
     {
         Ok(Ok(body)) => body,
