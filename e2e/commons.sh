@@ -3,6 +3,8 @@
 # down.sh and test.sh after e2e/controlplane/lib.sh.
 
 root="${root:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
+# shellcheck source=e2e/portal.sh
+source "$(dirname "${BASH_SOURCE[0]}")/portal.sh"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$COMMONS_CACHE/target}"
 # COMMONS_PROFILE=release runs an optimised build (for the benchmarks' memory and speed figures).
 COMMONS_PROFILE="${COMMONS_PROFILE:-dev}"
@@ -33,6 +35,8 @@ commons_pki="$COMMONS_CLUSTER_DIR/commons-pki"
 COMMONS_PID="$COMMONS_CLUSTER_DIR/pids/commons.pid"
 COMMONS_INPUTS="$COMMONS_CLUSTER_DIR/pids/commons.inputs"
 COMMONS_LOG="$COMMONS_CLUSTER_DIR/logs/commons.log"
+# The portal's client secret at the local identity provider (e2e/keycloak/commons-realm.json).
+COMMONS_PORTAL_SECRET_FILE="$COMMONS_CLUSTER_DIR/portal-client-secret"
 
 commons_build() {
   step "building commons (cargo; the first build takes a few minutes)"
@@ -99,6 +103,8 @@ commons_command() {
     --oidc-issuer "${COMMONS_E2E_OIDC_ISSUER:-http://127.0.0.1:18180/realms/commons}"
     --oidc-username-claim preferred_username
     --request-policy "$root/docs/examples/request-policy.yaml"
+    --portal-client-id commons-portal --portal-client-secret-file "$COMMONS_PORTAL_SECRET_FILE"
+    --portal-public-url "http://$COMMONS_LISTEN" --portal-assets "$COMMONS_PORTAL_ASSETS"
     --leader-elect --leader-namespace "$COMMONS_LEADER_NAMESPACE")
 }
 
@@ -124,6 +130,8 @@ commons_current() {
 commons_start() {
   step "starting commons on $COMMONS_LISTEN (quota webhook on https://$COMMONS_WEBHOOK_LISTEN)"
   commons_webhook_certs
+  portal_npm_install
+  printf 'commons-portal-e2e-secret\n' >"$COMMONS_PORTAL_SECRET_FILE"
   # The running process is always the binary just built, with these settings; one that already
   # is, and is ready, is left alone.
   if commons_current; then

@@ -62,6 +62,11 @@ ok "nothing restarted ($(wc -l <<<"$pids_before") processes kept their pid)"
 step "end-to-end tests against the real control plane"
 RUSTFLAGS="${RUSTFLAGS:-} -D warnings" cargo test -p commons-e2e -- --test-threads=4
 
+step "the portal in a browser: Debian's Chromium, real sign-in, axe-core on every page"
+portal_chromium_install
+export COMMONS_PORTAL_SCREENSHOTS="$COMMONS_CACHE/logs/portal-screenshots"
+node --test --test-reporter=spec "$here/portal/portal.test.mjs"
+
 schemathesis_run
 
 ok "all tests passed in $(( $(date +%s) - started ))s"

@@ -108,6 +108,8 @@ Try:
     $COMMONS_E2E_OIDC_ISSUER/protocol/openid-connect/token | jq -r .access_token)
   curl -s -H "Authorization: Bearer \$TOKEN" http://$COMMONS_LISTEN/v1/tenancies | jq
   curl -s -H "Authorization: Bearer \$TOKEN" http://$COMMONS_LISTEN/v1/whoami | jq
+  # the portal (docs/portal.md): open it in a browser and sign in as nora, pat, sam... (password <name>-password)
+  xdg-open http://$COMMONS_LISTEN/portal
   # an API key for a finance system (printed once; commons apikey list / revoke ID):
   commons apikey create --organisation northshire-county-council --role finance --expires 90d --ledger $COMMONS_LEDGER
   curl -s http://$COMMONS_LISTEN/readyz      # the operator's readiness

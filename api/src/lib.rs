@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod authz;
 pub mod health;
+pub mod portal;
 pub mod problem;
 pub mod v1;
 
@@ -28,11 +29,17 @@ pub struct AppState {
     pub registry: prometheus::Registry,
     /// The `/v1` API, where this process serves it.
     pub v1: Option<Arc<v1::V1>>,
+    /// The portal, where this process serves it (it calls the `/v1` API, so it needs it).
+    pub portal: Option<Arc<portal::Portal>>,
 }
 
 /// The API's routes.
 pub fn router(state: AppState) -> Router {
     let v1 = state.v1.clone().map(v1::router).unwrap_or_default();
+    let portal = match (&state.portal, &state.v1) {
+        (Some(portal), Some(_)) => portal::router(portal.clone(), v1.clone()),
+        _ => Router::new(),
+    };
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -40,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(health::metrics))
         .with_state(state)
         .merge(v1)
+        .merge(portal)
         .fallback(not_found)
 }
 
@@ -63,7 +71,7 @@ mod tests {
         let counter = prometheus::IntCounter::new("commons_test_total", "A test counter").unwrap();
         registry.register(Box::new(counter.clone())).unwrap();
         counter.inc();
-        (router(AppState { readiness: rx, registry, v1: None }), tx)
+        (router(AppState { readiness: rx, registry, v1: None, portal: None }), tx)
     }
 
     async fn call(router: Router, path: &str) -> (StatusCode, String, String) {

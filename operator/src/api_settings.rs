@@ -66,6 +66,9 @@ pub struct ApiFlags {
     /// The namespace the API keeps TenancyRequests in (made at start if missing).
     #[arg(long, env = "COMMONS_REQUESTS_NAMESPACE", default_value = "commons-requests")]
     pub requests_namespace: String,
+    /// The portal's flags.
+    #[command(flatten)]
+    pub portal: crate::portal_settings::PortalFlags,
 }
 
 impl ApiFlags {

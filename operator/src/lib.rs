@@ -14,6 +14,7 @@ pub mod drive;
 pub mod error;
 pub mod forecast_cmd;
 pub mod metrics;
+pub mod portal_settings;
 pub mod readiness;
 pub mod run;
 

@@ -49,7 +49,12 @@ pub async fn run(ledger_url: &str, listen: SocketAddr) -> Result<()> {
     };
     let (tx, rx) = watch::channel(Readiness::default());
     let checker = tokio::spawn(readiness::run(client, tx, metrics.clone(), Vec::new(), degraded));
-    let app = commons_api::router(AppState { readiness: rx, registry: metrics.registry.clone(), v1: None });
+    let app = commons_api::router(AppState {
+        readiness: rx,
+        registry: metrics.registry.clone(),
+        v1: None,
+        portal: None,
+    });
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|source| Error::Listen { addr: listen.to_string(), source })?;

@@ -55,6 +55,7 @@ pub struct WebhookSettings {
 pub async fn run(settings: Settings) -> Result<()> {
     let client = Client::try_default().await.map_err(Error::KubeConfig)?;
     let oidc = settings.api.oidc()?;
+    let portal_issuer = settings.api.oidc_issuer.clone();
     let request_policy = settings.api.policy()?;
     let metrics = Metrics::new()?;
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -143,6 +144,10 @@ pub async fn run(settings: Settings) -> Result<()> {
     );
     // The ledger's URL is checked now; the database itself is waited for by the meter.
     let ledger = crate::ledger::Ledger::open(&settings.ledger)?;
+    let portal_pages = settings.api.portal.portal(
+        portal_issuer.as_deref(),
+        std::sync::Arc::new(crate::ledger::sessions::LedgerSessions(ledger.clone())),
+    )?;
     let meter_lookups = crate::metering::meter::Lookups {
         hosted: shared.hosted.store(),
         namespaces: shared.namespaces.store(),
@@ -284,8 +289,12 @@ pub async fn run(settings: Settings) -> Result<()> {
         tokio::spawn(led.run(leading, stop_tx, stop_rx, failure))
     };
 
-    let app =
-        commons_api::router(AppState { readiness: rx, registry: metrics.registry.clone(), v1: Some(v1) });
+    let app = commons_api::router(AppState {
+        readiness: rx,
+        registry: metrics.registry.clone(),
+        v1: Some(v1),
+        portal: portal_pages,
+    });
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .map_err(|source| Error::Listen { addr: settings.listen.to_string(), source })?;

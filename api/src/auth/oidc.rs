@@ -17,6 +17,17 @@ use super::jws::{self, JwkSet, JwsError};
 pub trait Fetch: Send + Sync + std::fmt::Debug {
     /// GET `url`, expecting 200 and JSON.
     fn get_json(&self, url: &str) -> BoxFuture<'_, Result<serde_json::Value, String>>;
+
+    /// POST a form to `url`; the status and the JSON answered, whatever the status.
+    fn post_form(
+        &self,
+        url: &str,
+        form: Vec<(&'static str, String)>,
+    ) -> BoxFuture<'_, Result<(u16, serde_json::Value), String>> {
+        let _ = form;
+        let url = url.to_owned();
+        Box::pin(async move { Err(format!("{url}: this fetcher does not post")) })
+    }
 }
 
 /// How tokens are checked.

@@ -48,6 +48,9 @@ pub struct TenancyView {
     /// For a sandbox, when it expires (RFC 3339).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,
+    /// The monthly budget, an exact decimal string in `spend`'s currency, where one is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub monthly_budget: Option<String>,
 }
 
 /// Hard limits and use.
@@ -97,6 +100,7 @@ pub fn view(t: &Tenancy, spend: Option<Spend>) -> TenancyView {
         quota,
         spend,
         expires_at: t.spec.expires_at.as_ref().map(|e| e.0.to_string()),
+        monthly_budget: t.spec.budget.as_ref().map(|b| b.monthly_amount.to_string()),
         name,
     }
 }

@@ -18,6 +18,9 @@ use crate::problem::Problem;
 pub struct WhoAmI {
     /// The Kubernetes user RBAC sees.
     pub user: String,
+    /// The person's name (a key's description), where known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// The Kubernetes groups RBAC sees.
     pub groups: Vec<String>,
     /// The organisations the caller acts for.
@@ -53,6 +56,7 @@ pub async fn whoami(State(v1): State<Arc<V1>>, Caller(who): Caller) -> Result<Js
     };
     Ok(Json(WhoAmI {
         user: who.user,
+        name: who.display_name,
         groups: who.groups,
         organisations: who.organisations,
         credential,

@@ -36,6 +36,7 @@ pub mod calls;
 pub mod keys;
 pub mod periods;
 pub mod record;
+pub mod sessions;
 mod store;
 
 pub use periods::{ClosedPeriod, StoredCard, StoredLine, StoredVat};

@@ -1,0 +1,214 @@
+// The portal in a real browser: Debian's Chromium, headless, driven by playwright-core, signing in
+// through the real identity provider (Keycloak, e2e/keycloak.sh) against the running commons and
+// the local control plane. Every page visited is checked by axe-core (no serious or critical
+// violation of WCAG 2.2 A/AA) and photographed into $COMMONS_PORTAL_SCREENSHOTS.
+//
+// Run by e2e/test.sh: node --test e2e/portal/portal.test.mjs
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { chromium } from 'playwright-core';
+
+const require = createRequire(import.meta.url);
+const AXE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
+const BASE = `http://${process.env.COMMONS_LISTEN ?? '127.0.0.1:18080'}`;
+const ISSUER = process.env.COMMONS_E2E_OIDC_ISSUER ?? 'http://127.0.0.1:18180/realms/commons';
+const SHOTS = process.env.COMMONS_PORTAL_SCREENSHOTS ?? '/tmp/commons-portal-screenshots';
+const RUN = String(Date.now() % 1_000_000);
+const NORTH = `portal-north-${RUN}`;
+const SOUTH = `portal-south-${RUN}`;
+const WAITING = `portal-wait-${RUN}`;
+mkdirSync(SHOTS, { recursive: true });
+
+let browser;
+const checked = [];
+
+function kubectl(args, input) {
+  return execFileSync('kubectl', args, { input, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
+}
+
+function tenancy(name, organisation, displayName) {
+  return {
+    apiVersion: 'commons.dev/v1alpha1',
+    kind: 'Tenancy',
+    metadata: { name },
+    spec: {
+      organisation: { id: organisation, displayName, sector: 'local-government', costCentre: 'PORTAL-1',
+                      contactEmail: 'it@example.gov.uk' },
+      classification: 'official',
+      owners: [{ kind: 'User', name: `owner@${organisation}.example.gov.uk` }],
+      namespaces: [{ name: 'app' }],
+      quota: { cpu: '2', memory: '4Gi', storage: '10Gi', loadBalancers: 0 },
+      budget: { monthlyAmount: '250.00' },
+      deletionProtection: false,
+    },
+  };
+}
+
+async function token(user) {
+  const body = new URLSearchParams({ grant_type: 'password', client_id: 'commons-e2e', username: user,
+                                     password: `${user}-password` });
+  const answer = await fetch(`${ISSUER}/protocol/openid-connect/token`, { method: 'POST', body });
+  const json = await answer.json();
+  assert.ok(json.access_token, `a token for ${user}: ${JSON.stringify(json)}`);
+  return json.access_token;
+}
+
+// A new browser context per person: nothing of one person's session reaches another's.
+async function personPage() {
+  // The accessibility check is injected as a script: the portal's policy would refuse it.
+  const context = await browser.newContext({ bypassCSP: true, viewport: { width: 1200, height: 900 } });
+  return context.newPage();
+}
+
+// axe-core on the page as it stands: no serious or critical violation of WCAG 2.2 A and AA.
+async function accessible(page, name) {
+  await page.addScriptTag({ content: AXE });
+  const result = await page.evaluate(() => globalThis.axe.run(document, {
+    runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa'] },
+  }));
+  const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  assert.deepEqual(bad.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target).join(', ')})`), [],
+                   `${name}: accessibility violations`);
+  const title = await page.title();
+  assert.match(title, / – Commons – shared government cloud$/, `${name}: the GOV.UK title pattern`);
+  checked.push({ name, title, passes: result.passes.length });
+  await page.screenshot({ path: `${SHOTS}/${name}.png`, fullPage: true });
+}
+
+async function signIn(page, user, next = '/portal') {
+  await page.goto(`${BASE}${next}`);
+  if (next === '/portal') {
+    await accessible(page, 'start');
+    await page.getByRole('button', { name: 'Start now' }).click();
+  }
+  await page.waitForURL((url) => url.href.startsWith(ISSUER));
+  await page.fill('#username', user);
+  await page.fill('#password', `${user}-password`);
+  await page.click('#kc-login');
+  await page.waitForURL((url) => url.href.startsWith(`${BASE}/portal/`));
+}
+
+before(async () => {
+  kubectl(['apply', '--server-side', '--field-manager=portal-e2e', '-f', '-'], JSON.stringify({
+    apiVersion: 'v1', kind: 'List',
+    items: [tenancy(NORTH, 'northshire-county-council', 'Northshire County Council'),
+            tenancy(SOUTH, 'southshire-district-council', 'Southshire District Council')],
+  }));
+  kubectl(['wait', '--for=condition=Ready', '--timeout=120s', `tenancy/${NORTH}`, `tenancy/${SOUTH}`]);
+  browser = await chromium.launch({
+    executablePath: process.env.COMMONS_PORTAL_CHROMIUM ?? '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+           '--disable-component-update', '--disable-sync'],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  for (const name of [NORTH, SOUTH]) {
+    try { kubectl(['delete', 'tenancy', name, '--wait=false']); } catch { /* already gone */ }
+  }
+  console.log(`pages checked by axe-core and photographed into ${SHOTS}:`);
+  for (const c of checked) console.log(`  ${c.name}: "${c.title}" (${c.passes} rules passed)`);
+});
+
+test('a council user signs in, sees only their own tenancies and spend, and not another council\'s by URL', async () => {
+  const page = await personPage();
+  await signIn(page, 'nora');
+  assert.equal(new URL(page.url()).pathname, '/portal/tenancies');
+  await page.getByRole('heading', { name: 'Your tenancies' }).waitFor();
+  await page.getByRole('link', { name: NORTH }).waitFor();
+  assert.equal(await page.getByRole('link', { name: SOUTH }).count(), 0, 'another council\'s tenancy is not listed');
+  assert.ok((await page.textContent('main')).includes('£250.00'), 'the budget is shown');
+  await accessible(page, 'tenancies');
+
+  await page.getByRole('link', { name: NORTH }).click();
+  await page.getByRole('heading', { name: `Tenancy ${NORTH}` }).waitFor();
+  const main = await page.textContent('main');
+  for (const text of ['Northshire County Council', 'Spent so far', 'Projected by month end', 'Quota used across the tenancy']) {
+    assert.ok(main.includes(text), `the tenancy page shows ${text}`);
+  }
+  await accessible(page, 'tenancy');
+
+  // Editing the URL to Southshire's tenancy: the same page as for one that does not exist.
+  const other = await page.goto(`${BASE}/portal/tenancies/${SOUTH}`);
+  assert.equal(other.status(), 404);
+  await page.getByRole('heading', { name: 'Page not found' }).waitFor();
+  assert.ok(!(await page.content()).includes('Southshire District Council'), 'nothing of it is shown');
+  await accessible(page, 'not-found');
+  const none = await page.goto(`${BASE}/portal/tenancies/no-such-tenancy-${RUN}`);
+  assert.equal(none.status(), 404);
+  await page.context().close();
+});
+
+test('a platform admin decides a pending request with a reason; the form names a missing answer', async () => {
+  const nora = await token('nora');
+  const spec = tenancy(WAITING, 'northshire-county-council', 'Northshire County Council').spec;
+  spec.quota.cpu = '16'; // over the auto-approval policy's ceiling: it waits for a person
+  const made = await fetch(`${BASE}/v1/tenancy-requests`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${nora}`, 'content-type': 'application/json', 'idempotency-key': `portal-${RUN}` },
+    body: JSON.stringify({ tenancyName: WAITING, tenancy: spec, justification: 'the planning service moves here' }),
+  });
+  const answer = await made.text();
+  assert.equal(made.status, 201, answer);
+  const request = JSON.parse(answer).name;
+
+  const page = await personPage();
+  await signIn(page, 'pat', '/portal/requests');
+  await page.getByRole('heading', { name: 'Waiting for a decision' }).waitFor();
+  await accessible(page, 'requests');
+  await page.getByRole('link', { name: `New tenancy: ${WAITING}` }).click();
+  await page.getByRole('heading', { name: `New tenancy for ${WAITING}` }).waitFor();
+  assert.ok((await page.textContent('main')).includes('Estimated cost for'), 'the forecast cost is shown');
+  await accessible(page, 'request');
+
+  // Nothing chosen: the GOV.UK error summary, linked to each field, and inline errors.
+  await page.getByRole('button', { name: 'Record decision' }).click();
+  await page.locator('.govuk-error-summary').waitFor();
+  assert.match(await page.title(), /^Error: /);
+  const summary = await page.locator('.govuk-error-summary__list a').evaluateAll((as) => as.map((a) => a.getAttribute('href')));
+  assert.deepEqual(summary, ['#outcome', '#reason']);
+  await accessible(page, 'request-errors');
+
+  await page.check('#outcome');
+  await page.fill('#reason', 'within the planning programme\'s allocation');
+  await page.getByRole('button', { name: 'Record decision' }).click();
+  await page.waitForURL(`${BASE}/portal/requests/${request}`);
+  const decided = await page.textContent('main');
+  assert.ok(decided.includes('Approved by'), `the decision is shown: ${decided}`);
+  assert.equal(await page.getByRole('button', { name: 'Record decision' }).count(), 0, 'a decision is final');
+  await accessible(page, 'request-decided');
+  await page.context().close();
+  try { kubectl(['delete', 'tenancy', WAITING, '--wait=false']); } catch { /* not made yet */ }
+});
+
+test('a form without the session\'s CSRF token changes nothing, and sign-out ends the session everywhere', async () => {
+  const page = await personPage();
+  await signIn(page, 'sam');
+  // Another site's form posting into the portal: no CSRF token, refused, still signed in.
+  const forged = await page.request.post(`${BASE}/portal/sign-out`, { form: { csrf: 'forged' }, maxRedirects: 0 });
+  assert.equal(forged.status(), 403);
+  const still = await page.goto(`${BASE}/portal/tenancies`);
+  assert.equal(still.status(), 200);
+  const cookies = await page.context().cookies(`${BASE}/portal/tenancies`);
+  const session = cookies.find((c) => c.name === 'commons_session');
+  assert.ok(session?.httpOnly && session.secure && session.sameSite === 'Lax', JSON.stringify(session));
+
+  await page.getByRole('button', { name: /Sign out/ }).click();
+  await page.waitForURL(`${BASE}/portal/signed-out`);
+  await page.getByRole('heading', { name: 'You have signed out' }).waitFor();
+  await accessible(page, 'signed-out');
+
+  // The old cookie, replayed by another browser, opens nothing.
+  const replay = await browser.newContext();
+  await replay.addCookies([{ ...session, sameSite: 'Lax' }]);
+  const again = await replay.newPage();
+  await again.goto(`${BASE}/portal/tenancies`);
+  assert.ok(again.url().startsWith(ISSUER), `sent to sign in again, not let in: ${again.url()}`);
+  await replay.close();
+  await page.context().close();
+});
