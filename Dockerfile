@@ -4,7 +4,14 @@
 #
 #   docker build -t registry.example.gov.uk/commons/commons:0.1.0 .
 #
-# Stage 1: build. The Rust version is the one CI builds with.
+# Stage 1: GOV.UK Frontend's compiled files for the portal, from npm at the locked version (the
+# browser-test packages are development dependencies, left out).
+FROM docker.io/library/node:20-bookworm-slim AS frontend
+WORKDIR /frontend
+COPY e2e/portal/package.json e2e/portal/package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
+
+# Stage 2: build. The Rust version is the one CI builds with.
 FROM docker.io/library/rust:1.95-bookworm AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends musl-tools \
@@ -20,11 +27,13 @@ RUN cargo build --locked --release --target x86_64-unknown-linux-musl -p commons
  && install -D -m 0755 target/x86_64-unknown-linux-musl/release/commons /out/commons \
  && mkdir -p /out/var/lib/commons /out/tmp
 
-# Stage 2: nothing but the binary, CA certificates (for the OIDC issuer and PostgreSQL over TLS),
-# and the two writable directories the chart mounts over (the ledger, temporary files).
+# Stage 3: nothing but the binary, CA certificates (for the OIDC issuer and PostgreSQL over TLS),
+# the portal's GOV.UK Frontend files (where --portal-assets looks by default), and the two
+# writable directories the chart mounts over (the ledger, temporary files).
 FROM scratch
 COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 COPY --from=build --chown=65532:65532 /out/ /
+COPY --from=frontend /frontend/node_modules/govuk-frontend/dist/govuk /usr/share/commons/govuk-frontend
 USER 65532:65532
 EXPOSE 8080 8443
 ENTRYPOINT ["/commons"]

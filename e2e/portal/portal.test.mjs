@@ -21,6 +21,7 @@ const RUN = String(Date.now() % 1_000_000);
 const NORTH = `portal-north-${RUN}`;
 const SOUTH = `portal-south-${RUN}`;
 const WAITING = `portal-wait-${RUN}`;
+const SANDBOX = `portal-sbx-${RUN}`;
 mkdirSync(SHOTS, { recursive: true });
 
 let browser;
@@ -108,7 +109,7 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  for (const name of [NORTH, SOUTH]) {
+  for (const name of [NORTH, SOUTH, SANDBOX]) {
     try { kubectl(['delete', 'tenancy', name, '--wait=false']); } catch { /* already gone */ }
   }
   console.log(`pages checked by axe-core and photographed into ${SHOTS}:`);
@@ -132,6 +133,19 @@ test('a council user signs in, sees only their own tenancies and spend, and not 
     assert.ok(main.includes(text), `the tenancy page shows ${text}`);
   }
   await accessible(page, 'tenancy');
+
+  // More quota: nothing asked is named; then a new CPU limit becomes a request of its own.
+  await page.getByRole('button', { name: 'Ask for more quota' }).click();
+  await page.getByRole('heading', { name: 'Ask for more quota' }).waitFor();
+  await accessible(page, 'more-quota');
+  await page.getByRole('button', { name: 'Continue' }).click();
+  await page.locator('#cpu-error').waitFor();
+  await page.fill('#cpu', '3');
+  await page.fill('#justification', 'the winter peak of planning applications');
+  await page.getByRole('button', { name: 'Continue' }).click();
+  await page.getByRole('heading', { name: `More quota for ${NORTH}` }).waitFor();
+  assert.ok((await page.textContent('main')).includes('Estimated cost for'), 'priced once changed');
+  await page.goto(`${BASE}/portal/tenancies/${NORTH}`);
 
   // Editing the URL to Southshire's tenancy: the same page as for one that does not exist.
   const other = await page.goto(`${BASE}/portal/tenancies/${SOUTH}`);
@@ -184,6 +198,124 @@ test('a platform admin decides a pending request with a reason; the form names a
   await accessible(page, 'request-decided');
   await page.context().close();
   try { kubectl(['delete', 'tenancy', WAITING, '--wait=false']); } catch { /* not made yet */ }
+});
+
+test('a council user requests a sandbox tenancy through the question pages; it is approved at once, Ready, with its spend', async () => {
+  const page = await personPage();
+  await signIn(page, 'nora');
+  await page.getByRole('button', { name: 'Request a tenancy' }).click();
+  await page.getByRole('heading', { name: 'Who is the tenancy for?' }).waitFor();
+  await accessible(page, 'request-organisation');
+
+  // Nothing entered: each missing answer named in the error summary and at its field.
+  await page.fill('#display-name', '');
+  await page.getByRole('button', { name: 'Continue' }).click();
+  await page.locator('.govuk-error-summary').waitFor();
+  const missing = await page.locator('.govuk-error-summary__list a').evaluateAll((as) => as.map((a) => a.getAttribute('href')));
+  for (const id of ['#display-name', '#sector', '#cost-centre', '#contact-email', '#name']) {
+    assert.ok(missing.includes(id), `${id} is named: ${missing}`);
+  }
+  await accessible(page, 'request-organisation-errors');
+
+  // A name the CRD refuses: the API's own validation, shown against the field.
+  await page.check('input[name=organisation][value=northshire-county-council]');
+  await page.fill('#display-name', 'Northshire County Council');
+  await page.check('input[name=sector][value=local-government]');
+  await page.fill('#cost-centre', 'NCC-PLAN-1');
+  await page.fill('#contact-email', 'it@northshire.example.gov.uk');
+  await page.fill('#name', 'Not_A_Name');
+  await page.getByRole('button', { name: 'Continue' }).click();
+  await page.locator('#name-error').waitFor();
+  assert.deepEqual(await page.locator('.govuk-error-summary__list a').evaluateAll((as) => as.map((a) => a.getAttribute('href'))), ['#name']);
+
+  await page.fill('#name', SANDBOX);
+  await page.getByRole('button', { name: 'Continue' }).click();
+  await page.getByRole('heading', { name: 'What does the tenancy need?' }).waitFor();
+  await accessible(page, 'request-needs');
+  await page.fill('#namespaces', 'app');
+  await page.fill('#cpu', '1');
+  await page.fill('#memory', '2Gi');
+  await page.fill('#storage', '5Gi');
+  await page.fill('#load-balancers', '0');
+  await page.getByRole('button', { name: 'Continue' }).click();
+  await page.getByRole('heading', { name: 'How is its data classified?' }).waitFor();
+  await accessible(page, 'request-classification');
+  await page.check('input[name=classification][value=official]');
+  await page.check('input[name=sandbox][value=yes]');
+  await page.fill('#sandbox-days', '30');
+  await page.getByRole('button', { name: 'Continue' }).click();
+  await page.getByRole('heading', { name: 'Why do you need it?' }).waitFor();
+  await accessible(page, 'request-reason');
+  await page.fill('#justification', 'trying the new planning portal before it goes live');
+  await page.getByRole('button', { name: 'Continue' }).click();
+
+  await page.getByRole('heading', { name: 'Check your answers before requesting the tenancy' }).waitFor();
+  const check = await page.textContent('main');
+  for (const text of [SANDBOX, 'Yes, for 30 days', 'Estimated cost', 'VAT']) {
+    assert.ok(check.includes(text), `the check-answers page shows ${text}`);
+  }
+  await accessible(page, 'request-check');
+  await page.getByRole('button', { name: 'Request the tenancy' }).click();
+  await page.getByRole('heading', { name: 'Tenancy approved' }).waitFor();
+  await accessible(page, 'request-sent');
+
+  kubectl(['wait', '--for=condition=Ready', '--timeout=120s', `tenancy/${SANDBOX}`]);
+  // Something running in it, so that it spends.
+  kubectl(['apply', '-f', '-'], JSON.stringify({
+    apiVersion: 'v1', kind: 'Pod', metadata: { name: 'planning', namespace: `${SANDBOX}-app` },
+    spec: {
+      securityContext: { runAsNonRoot: true, runAsUser: 1000, seccompProfile: { type: 'RuntimeDefault' } },
+      containers: [{ name: 'app', image: 'registry.example/planning:1.0',
+                     securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
+                     resources: { requests: { cpu: '500m', memory: '1Gi' }, limits: { cpu: '500m', memory: '1Gi' } } }],
+    },
+  }));
+  await page.getByRole('link', { name: `See the tenancy ${SANDBOX}` }).click();
+  await page.getByRole('heading', { name: `Tenancy ${SANDBOX}` }).waitFor();
+  // Ready, and its spend measured (the meter weighs spend every few seconds here).
+  const deadline = Date.now() + 90_000;
+  for (;;) {
+    const text = await page.textContent('main');
+    const projected = /Projected by month end\s*£([\d,.]+)/.exec(text);
+    if (text.includes('Ready') && /Spent so far\s*£\d/.test(text) && projected && parseFloat(projected[1].replace(/,/g, '')) > 0) break;
+    assert.ok(Date.now() < deadline, `never Ready with its spend: ${text}`);
+    await page.waitForTimeout(2000);
+    await page.reload();
+  }
+  await accessible(page, 'tenancy-sandbox');
+  await page.context().close();
+});
+
+test('a finance user sees spend by organisation with the year\'s chart, and downloads FOCUS whose total is the page\'s', async () => {
+  const page = await personPage();
+  await signIn(page, 'finn', '/portal/spend');
+  await page.getByRole('heading', { name: /^Spend in .* by organisation$/ }).waitFor();
+  assert.ok((await page.textContent('#spend')).includes('northshire-county-council'));
+  const chart = await page.locator('img.commons-chart').evaluate((img) => img.complete && img.naturalWidth > 0);
+  assert.ok(chart, 'the chart, drawn on the server, is shown');
+  await accessible(page, 'spend');
+  const pence = (text) => Math.round(parseFloat(text.replace(/[£,]/g, '')) * 100);
+  const shown = pence(await page.textContent('#spend-total'));
+
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    page.getByRole('link', { name: 'Cost and usage in FOCUS (CSV)' }).click(),
+  ]);
+  const focus = readFileSync(await download.path(), 'utf8').trim().split('\n');
+  const columns = focus[0].split(',');
+  const billed = columns.indexOf('BilledCost');
+  const account = columns.indexOf('BillingAccountId');
+  assert.ok(billed >= 0 && focus.length > 1, focus[0]);
+  let total = 0;
+  for (const row of focus.slice(1)) {
+    const cells = row.split(',');
+    assert.equal(cells[account], 'northshire-county-council', 'only Northshire\'s rows');
+    total += pence(cells[billed]);
+  }
+  // The month is open: lines ending "now" grow between the page and the file by pennies at most.
+  assert.ok(Math.abs(total - shown) <= 5, `FOCUS ${total}p against the page's ${shown}p`);
+  console.log(`FOCUS file ${download.suggestedFilename()}: ${focus.length - 1} rows, ${total}p; the page: ${shown}p`);
+  await page.context().close();
 });
 
 test('a form without the session\'s CSRF token changes nothing, and sign-out ends the session everywhere', async () => {

@@ -448,3 +448,40 @@ fn a_council_changes_its_quota_through_the_same_decisions() {
     assert_eq!(quota_of(&tenancy).0, "16");
     remove(&tenancy);
 }
+
+#[test]
+fn a_dry_run_checks_and_prices_a_request_and_makes_nothing() {
+    grant_api_roles();
+    let nora = token("nora");
+    let tenancy = unique("dry");
+    let body = request(&tenancy, "northshire-county-council", Some(30), "2");
+    let (status, checked) = call("POST", "/v1/tenancy-requests?dryRun=All", &nora, Some(&body));
+    assert_eq!(status, 200, "{checked}");
+    assert_eq!(checked["state"], "Pending", "nothing decided: {checked}");
+    assert!(checked["decision"].is_null(), "{checked}");
+    assert!(checked["estimatedMonthlyCost"]["total"].as_str().is_some(), "priced: {checked}");
+    // The CRD's own validation, through the dry run.
+    let mut bad = request("Bad_Name", "northshire-county-council", Some(30), "lots");
+    bad["tenancy"]["namespaces"] = json!([]);
+    let (status, refused) = call("POST", "/v1/tenancy-requests?dryRun=All", &nora, Some(&bad));
+    assert_eq!(status, 422, "{refused}");
+    let fields: Vec<&str> =
+        refused["errors"].as_array().unwrap().iter().filter_map(|e| e["field"].as_str()).collect();
+    assert!(fields.contains(&"tenancy.quota.cpu") && fields.contains(&"tenancyName"), "{refused}");
+    // Another organisation's: refused as a real one would be.
+    let (status, _) = call(
+        "POST",
+        "/v1/tenancy-requests?dryRun=All",
+        &nora,
+        Some(&request(&tenancy, "southshire-district-council", Some(30), "2")),
+    );
+    assert_eq!(status, 403);
+    let (status, refused) = call("POST", "/v1/tenancy-requests?dryRun=Some", &nora, Some(&body));
+    assert_eq!((status, refused["errors"][0]["field"].as_str()), (422, Some("dryRun")), "{refused}");
+    // Other tests make requests meanwhile: none of them is for this tenancy.
+    let asked =
+        kubectl(&["get", "tenancyrequests", "-n", "commons-requests", "-o", "jsonpath={..spec.tenancyName}"])
+            .unwrap();
+    assert!(!asked.split_whitespace().any(|t| t == tenancy), "a dry run makes no request: {asked}");
+    assert!(kubectl(&["get", "tenancy", &tenancy]).is_err(), "nor a tenancy");
+}

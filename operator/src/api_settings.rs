@@ -127,12 +127,22 @@ pub struct BudgetSpend(pub Arc<Budgets>);
 
 impl SpendSource for BudgetSpend {
     fn of(&self, tenancy: &str) -> Option<Spend> {
-        self.0.of(tenancy).map(|f| Spend {
-            period: f.period,
-            month_to_date: f.month_to_date.to_string(),
-            projected: f.projected.to_string(),
-            currency: f.currency,
-        })
+        match self.0.of(tenancy) {
+            Some(f) => Some(Spend {
+                period: f.period,
+                month_to_date: f.month_to_date.to_string(),
+                projected: f.projected.to_string(),
+                currency: f.currency,
+            }),
+            // Measured, and nothing of it charged this month: it has spent nothing (and holds
+            // nothing to spend by the month's end). Before the first measurement: unknown.
+            None => self.0.currency().map(|currency| Spend {
+                period: jiff::Timestamp::now().strftime("%Y-%m").to_string(),
+                month_to_date: "0.00".into(),
+                projected: "0.00".into(),
+                currency,
+            }),
+        }
     }
 }
 

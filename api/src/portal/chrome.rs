@@ -44,7 +44,7 @@ impl Chrome {
         if self.name.is_none() {
             return Vec::new();
         }
-        [("/portal/tenancies", "Tenancies"), ("/portal/requests", "Requests")]
+        [("/portal/tenancies", "Tenancies"), ("/portal/requests", "Requests"), ("/portal/spend", "Spend")]
             .into_iter()
             .map(|(href, label)| NavItem { href, label, active: self.current == href })
             .collect()

@@ -9,6 +9,7 @@
 pub mod assets;
 pub mod call;
 pub mod chrome;
+pub mod draft;
 pub mod pages;
 pub mod provider;
 pub mod session;
@@ -57,6 +58,14 @@ pub fn router(portal: Arc<Portal>, api: Router) -> Router {
         .route("/signed-out", get(sign_in::signed_out))
         .route("/tenancies", get(pages::tenancies::list))
         .route("/tenancies/{name}", get(pages::tenancies::show))
+        .route("/tenancies/{name}/more-quota", get(pages::quota::ask).post(pages::quota::answer))
+        .route("/request-tenancy", get(pages::new_request::begin))
+        .route("/request-tenancy/check", get(pages::check_request::show).post(pages::check_request::submit))
+        .route("/request-tenancy/sent/{name}", get(pages::check_request::sent))
+        .route("/request-tenancy/{step}", get(pages::new_request::ask).post(pages::new_request::answer))
+        .route("/spend", get(pages::spend::show))
+        .route("/spend/download", get(pages::spend::download))
+        .route("/spend/chart.svg", get(pages::spend::chart))
         .route("/requests", get(pages::requests::list))
         .route("/requests/{name}", get(pages::requests::show))
         .route("/requests/{name}/decision", post(pages::requests::decide))

@@ -43,6 +43,9 @@ pub struct Session {
     pub name: String,
     /// When the session ends whatever happens, milliseconds since the epoch.
     pub ends_ms: i64,
+    /// A tenancy request being filled in.
+    #[serde(default)]
+    pub draft: Option<super::draft::Draft>,
 }
 
 /// A sign-in in progress: what the provider's answer must match.
@@ -178,6 +181,7 @@ mod tests {
             csrf: "right".into(),
             name: "n".into(),
             ends_ms: 0,
+            draft: None,
         };
         assert!(csrf_matches(&session, "right"));
         assert!(!csrf_matches(&session, "wrong"));

@@ -146,6 +146,7 @@ pub async fn finish(
         csrf,
         name: who.name.unwrap_or(who.user),
         ends_ms,
+        draft: None,
     };
     let Ok(body) = serde_json::to_string(&session) else { return failed("the session cannot be recorded") };
     if let Err(e) = store.put(&session::key_hash(&new_key), ends_ms, body).await {

@@ -86,6 +86,19 @@ fn sign_in_first(parts: &Parts) -> Response {
     response
 }
 
+impl SignedIn {
+    /// Keeps the session as it now stands (its draft, say).
+    pub async fn save(&self, served: &Served) -> Result<(), Response> {
+        let body = serde_json::to_string(&self.session).map_err(|e| unavailable(&e.to_string()))?;
+        served
+            .portal
+            .sessions
+            .put(&self.key_hash, self.session.ends_ms, body)
+            .await
+            .map_err(|e| unavailable(&e))
+    }
+}
+
 fn unavailable(reason: &str) -> Response {
     tracing::warn!(%reason, "the portal cannot check a session");
     error_page(

@@ -197,6 +197,28 @@ pub struct DecisionBody {
     pub reason: String,
 }
 
+/// `?dryRun=All`: check and price a request, making nothing (as Kubernetes' own `dryRun`).
+#[derive(Debug, Clone, Copy, serde::Deserialize, utoipa::ToSchema)]
+pub enum DryRun {
+    /// Every stage of the write but the last.
+    All,
+}
+
+/// Whether the query asks for a dry run; any value but `All` is refused, naming the parameter.
+pub fn dry_run(query: Option<&str>, path: &str) -> Result<bool, Problem> {
+    let mut asked = false;
+    for pair in query.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if key == "dryRun" {
+            if value != "All" {
+                return Err(super::invalid_field("dryRun", "the only dry run is All", path));
+            }
+            asked = true;
+        }
+    }
+    Ok(asked)
+}
+
 /// The body's members, each checked to be what the request needs before anything is written.
 const MEMBERS: [&str; 3] = ["tenancyName", "tenancy", "justification"];
 
@@ -206,11 +228,15 @@ const MEMBERS: [&str; 3] = ["tenancyName", "tenancy", "justification"];
     path = "/v1/tenancy-requests",
     tag = "tenancy requests",
     request_body(content = NewTenancyRequest, content_type = "application/json"),
-    params(("Idempotency-Key" = Option<String>, Header, description = "Retries of this call with the same key get its first answer")),
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "Retries of this call with the same key get its first answer"),
+        ("dryRun" = Option<DryRun>, Query, description = "`All`: check the request exactly as a real one (the CRD's schema and rules, the organisation) and price it, making nothing"),
+    ),
     security(("bearer" = [])),
     responses(
         (status = 201, description = "Made, with its estimated monthly cost (and the policy's decision, if a rule approved it)", body = RequestView,
          headers(("Location" = String, description = "The request's path"))),
+        (status = 200, description = "dryRun=All: the request would be made; with its estimated monthly cost. Nothing was made", body = RequestView),
         (status = 400, description = "The body is not JSON, or a bad Idempotency-Key", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Over this client's rate limit; see Retry-After", body = Problem, content_type = "application/problem+json",
@@ -229,6 +255,7 @@ pub async fn create(
     body: Bytes,
 ) -> Result<(StatusCode, HeaderMap, Json<RequestView>), Problem> {
     let path = uri.path();
+    let dry_run = dry_run(uri.query(), path)?;
     let scope = authorise(&v1, &who, CREATE, path).await?;
     let body = write::members(&body, &MEMBERS, &[("tenancy", "required: the Tenancy's spec")], path)?;
     let organisation = body.pointer("/tenancy/organisation/id").and_then(Value::as_str).unwrap_or_default();
@@ -250,7 +277,14 @@ pub async fn create(
             "justification": body.get("justification"),
         }),
     );
-    let made = write::create(&v1, object, false, path).await?;
+    let made = write::create(&v1, object, dry_run, path).await?;
+    if dry_run {
+        let estimate = match quota_asked(&v1, &made) {
+            Some(quota) => estimate(&v1, &quota).await,
+            None => None,
+        };
+        return Ok((StatusCode::OK, HeaderMap::new(), Json(view(&made, estimate))));
+    }
     // The auto-approval policy decides at once when a rule approves: then wait a moment for it.
     let at_once = made.spec.tenancy.as_ref().is_some_and(|t| (v1.approves_at_once)(t));
     let estimate = match quota_asked(&v1, &made) {
@@ -491,4 +525,19 @@ pub async fn withdraw(
     }
     tracing::info!(request = name, by = %who.user, "tenancy request withdrawn");
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod dry_run_tests {
+    use super::dry_run;
+
+    #[test]
+    fn only_all_is_a_dry_run_and_anything_else_is_named() {
+        assert!(!dry_run(None, "/p").unwrap());
+        assert!(!dry_run(Some("other=1"), "/p").unwrap());
+        assert!(dry_run(Some("dryRun=All"), "/p").unwrap());
+        let refused = dry_run(Some("x=1&dryRun=all"), "/p").unwrap_err();
+        assert_eq!(refused.status, 422);
+        assert_eq!(refused.errors[0].field, "dryRun");
+    }
 }

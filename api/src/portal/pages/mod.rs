@@ -2,8 +2,14 @@
 //! it answers; a refusal becomes the GOV.UK page for it (sign in again, no access, page not found,
 //! a problem with the service).
 
+pub mod check_request;
+pub mod form;
 pub mod format;
+pub mod new_request;
+pub mod questions;
+pub mod quota;
 pub mod requests;
+pub mod spend;
 pub mod tenancies;
 
 use askama::Template;
