@@ -11,7 +11,7 @@ SCHEMATHESIS_VERSION="${SCHEMATHESIS_VERSION:-4.32.5}"
 SCHEMATHESIS_VENV="$COMMONS_CACHE/venv-schemathesis-$SCHEMATHESIS_VERSION"
 # Requests per operation at most (operations with few inputs run out sooner); over 5,000 in all
 # (the figure is checked below).
-SCHEMATHESIS_EXAMPLES="${SCHEMATHESIS_EXAMPLES:-800}"
+SCHEMATHESIS_EXAMPLES="${SCHEMATHESIS_EXAMPLES:-500}"
 
 # schemathesis_install: the pinned version, once.
 schemathesis_install() {

@@ -98,6 +98,8 @@ impl PortalFlags {
             sessions,
             assets: self.portal_assets.clone(),
             session_ms: i64::try_from(self.portal_session_hours).unwrap_or(8) * 3_600_000,
+            // A person starts one now and then; a page left open and reloaded a few more.
+            sign_ins: commons_api::v1::limits::RateLimiter::new(1, 30),
         })))
     }
 }

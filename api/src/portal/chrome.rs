@@ -44,10 +44,15 @@ impl Chrome {
         if self.name.is_none() {
             return Vec::new();
         }
-        [("/portal/tenancies", "Tenancies"), ("/portal/requests", "Requests"), ("/portal/spend", "Spend")]
-            .into_iter()
-            .map(|(href, label)| NavItem { href, label, active: self.current == href })
-            .collect()
+        [
+            ("/portal/tenancies", "Tenancies"),
+            ("/portal/requests", "Requests"),
+            ("/portal/applications", "Applications"),
+            ("/portal/spend", "Spend"),
+        ]
+        .into_iter()
+        .map(|(href, label)| NavItem { href, label, active: self.current == href })
+        .collect()
     }
 }
 
@@ -83,7 +88,10 @@ pub async fn page_headers(State(served): State<Served>, request: Request, next: 
     let mut response = next.run(request).await;
     let csp = content_security_policy(&served.portal.provider.config().issuer);
     let headers = response.headers_mut();
-    if let Ok(csp) = HeaderValue::from_str(&csp) {
+    // A response with a stricter policy of its own (the chart image) keeps it.
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY)
+        && let Ok(csp) = HeaderValue::from_str(&csp)
+    {
         headers.insert(header::CONTENT_SECURITY_POLICY, csp);
     }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -42,6 +42,8 @@ pub struct Draft {
     pub justification: String,
     /// The idempotency key of its submission: submitting twice makes one request.
     pub attempt: String,
+    /// When that submission was first made (milliseconds): a retry sends the same body.
+    pub attempt_at_ms: i64,
 }
 
 /// The API's field paths and the form fields that answer them.

@@ -36,6 +36,8 @@ pub struct Portal {
     pub assets: PathBuf,
     /// How long a session lasts at most, whatever the provider's tokens say.
     pub session_ms: i64,
+    /// Sign-ins started per address.
+    pub sign_ins: crate::v1::limits::RateLimiter,
 }
 
 /// The portal with the `/v1` router it calls.
@@ -63,6 +65,13 @@ pub fn router(portal: Arc<Portal>, api: Router) -> Router {
         .route("/request-tenancy/check", get(pages::check_request::show).post(pages::check_request::submit))
         .route("/request-tenancy/sent/{name}", get(pages::check_request::sent))
         .route("/request-tenancy/{step}", get(pages::new_request::ask).post(pages::new_request::answer))
+        .route("/applications", get(pages::store::list))
+        .route("/applications/{namespace}/{name}", get(pages::store::show))
+        .route(
+            "/applications/{namespace}/{name}/subscribe",
+            get(pages::store::ask).post(pages::store::subscribe),
+        )
+        .route("/subscriptions", get(pages::store::subscriptions))
         .route("/spend", get(pages::spend::show))
         .route("/spend/download", get(pages::spend::download))
         .route("/spend/chart.svg", get(pages::spend::chart))

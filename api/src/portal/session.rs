@@ -1,7 +1,9 @@
 //! The portal's sessions. The browser holds only a random key in an HttpOnly, Secure,
 //! SameSite=Lax cookie; what the key opens (the person's tokens, their CSRF token, when it ends)
-//! is kept server-side in the ledger's database under the key's SHA-256, so every replica serves
-//! the same sessions, a sign-out ends one everywhere, and a database reader cannot act as anyone.
+//! is kept server-side in the ledger's database under the key's SHA-256, sealed (AES-256-GCM)
+//! with a second key derived from the cookie: every replica serves the same sessions, a sign-out
+//! ends one everywhere, and a database reader can neither find a session's cookie nor read its
+//! tokens.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -20,6 +22,9 @@ pub const SIGN_IN_MS: i64 = 10 * 60_000;
 pub trait SessionStore: Send + Sync + std::fmt::Debug {
     /// Stores `body` under `key_hash` until `expires_at_ms` (replacing what was there).
     fn put(&self, key_hash: &str, expires_at_ms: i64, body: String) -> BoxFuture<'_, Result<(), String>>;
+    /// Replaces what `key_hash` holds, only if it still holds something unexpired at `now_ms`
+    /// (a session ended meanwhile stays ended); whether it did.
+    fn update(&self, key_hash: &str, now_ms: i64, body: String) -> BoxFuture<'_, Result<bool, String>>;
     /// What `key_hash` holds, unless expired at `now_ms`.
     fn get(&self, key_hash: &str, now_ms: i64) -> BoxFuture<'_, Result<Option<String>, String>>;
     /// Forgets `key_hash` (and anything expired at `now_ms`).
@@ -102,6 +107,48 @@ pub fn clear_cookie(name: &str) -> String {
     set_cookie(name, "", 0)
 }
 
+/// The sealing key of a cookie value: SHA-256 of a label and the value, apart from its lookup
+/// hash (which is stored).
+fn sealing_key(cookie_value: &str) -> Result<ring::aead::LessSafeKey, String> {
+    let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+    context.update(b"commons portal session sealing key\0");
+    context.update(cookie_value.as_bytes());
+    let key = ring::aead::UnboundKey::new(&ring::aead::AES_256_GCM, context.finish().as_ref())
+        .map_err(|_| "the sealing key cannot be made".to_owned())?;
+    Ok(ring::aead::LessSafeKey::new(key))
+}
+
+/// `body`, sealed with the key only the cookie's holder has: base64url of nonce and ciphertext.
+pub fn seal(cookie_value: &str, body: &str) -> Result<String, String> {
+    let key = sealing_key(cookie_value)?;
+    let mut nonce = [0u8; 12];
+    SystemRandom::new().fill(&mut nonce).map_err(|_| "no randomness available".to_owned())?;
+    let mut sealed = body.as_bytes().to_vec();
+    key.seal_in_place_append_tag(
+        ring::aead::Nonce::assume_unique_for_key(nonce),
+        ring::aead::Aad::empty(),
+        &mut sealed,
+    )
+    .map_err(|_| "the session cannot be sealed".to_owned())?;
+    let mut out = nonce.to_vec();
+    out.extend(sealed);
+    Ok(URL_SAFE_NO_PAD.encode(out))
+}
+
+/// What `seal` sealed, if `cookie_value` is the cookie it was sealed for and nothing changed it.
+pub fn open(cookie_value: &str, sealed: &str) -> Option<String> {
+    let key = sealing_key(cookie_value).ok()?;
+    let bytes = URL_SAFE_NO_PAD.decode(sealed).ok()?;
+    if bytes.len() < 12 + 16 {
+        return None;
+    }
+    let (nonce, rest) = bytes.split_at(12);
+    let nonce = ring::aead::Nonce::try_assume_unique_for_key(nonce).ok()?;
+    let mut rest = rest.to_vec();
+    let plain = key.open_in_place(nonce, ring::aead::Aad::empty(), &mut rest).ok()?;
+    String::from_utf8(plain.to_vec()).ok()
+}
+
 /// Whether a form's CSRF token is the session's (compared in constant time).
 pub fn csrf_matches(session: &Session, sent: &str) -> bool {
     same(&session.csrf, sent)
@@ -121,6 +168,18 @@ impl SessionStore for MemoryStore {
         let mut map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         map.insert(key_hash.to_owned(), (expires_at_ms, body));
         Box::pin(async { Ok(()) })
+    }
+
+    fn update(&self, key_hash: &str, now_ms: i64, body: String) -> BoxFuture<'_, Result<bool, String>> {
+        let mut map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let done = match map.get_mut(key_hash) {
+            Some(entry) if entry.0 > now_ms => {
+                entry.1 = body;
+                true
+            }
+            _ => false,
+        };
+        Box::pin(async move { Ok(done) })
     }
 
     fn get(&self, key_hash: &str, now_ms: i64) -> BoxFuture<'_, Result<Option<String>, String>> {
@@ -186,6 +245,30 @@ mod tests {
         assert!(csrf_matches(&session, "right"));
         assert!(!csrf_matches(&session, "wrong"));
         assert!(!csrf_matches(&session, ""));
+    }
+
+    #[test]
+    fn a_sealed_session_opens_only_with_its_own_cookie_and_unchanged() {
+        let (cookie, other) = (random_token().unwrap(), random_token().unwrap());
+        let sealed = seal(&cookie, "{\"accessToken\":\"secret\"}").unwrap();
+        assert!(!sealed.contains("secret"));
+        assert_eq!(open(&cookie, &sealed).as_deref(), Some("{\"accessToken\":\"secret\"}"));
+        assert_eq!(open(&other, &sealed), None, "another cookie opens nothing");
+        let mut tampered = URL_SAFE_NO_PAD.decode(&sealed).unwrap();
+        let last = tampered.len() - 1;
+        tampered[last] ^= 1;
+        assert_eq!(open(&cookie, &URL_SAFE_NO_PAD.encode(tampered)), None, "a changed row opens nothing");
+        assert_eq!(open(&cookie, "short"), None);
+    }
+
+    #[tokio::test]
+    async fn an_ended_session_is_never_brought_back_by_an_update() {
+        let store = MemoryStore::default();
+        store.put("a", 100, "x".into()).await.unwrap();
+        assert!(store.update("a", 50, "y".into()).await.unwrap());
+        store.delete("a", 50).await.unwrap();
+        assert!(!store.update("a", 50, "z".into()).await.unwrap());
+        assert_eq!(store.get("a", 50).await.unwrap(), None);
     }
 
     #[tokio::test]

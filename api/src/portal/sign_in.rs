@@ -17,7 +17,6 @@ use super::call::{Via, call};
 use super::chrome::{Chrome, render};
 use super::pages::error_page;
 use super::session::{self, SESSION_COOKIE, SIGN_IN_COOKIE, SIGN_IN_MS, Session, SignIn};
-use super::signed::SignedIn;
 
 /// Where a sign-in returns when it names nowhere (or somewhere outside the portal).
 const HOME: &str = "/portal/tenancies";
@@ -45,8 +44,25 @@ pub fn safe_next(next: Option<&str>) -> String {
 }
 
 /// `GET /portal/sign-in`.
-pub async fn begin(State(served): State<Served>, Query(next): Query<Next>) -> Response {
+pub async fn begin(
+    State(served): State<Served>,
+    parts: http::request::Parts,
+    Query(next): Query<Next>,
+) -> Response {
     let now_ms = jiff::Timestamp::now().as_millisecond();
+    // Each sign-in started is a row until it ends or expires: an address may start a few a
+    // second (a proxy's clients share its address), and expired ones are swept as they start.
+    let address = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or_else(|| "(unknown)".to_owned(), |c| c.0.ip().to_string());
+    if served.portal.sign_ins.take(&address, std::time::Instant::now()).is_err() {
+        return error_page(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many requests",
+            "Too many sign-ins were started from your network in a short time. Wait a minute, then try again.",
+        );
+    }
     let (Ok(key), Ok(state), Ok(verifier)) =
         (session::random_token(), session::random_token(), session::random_token())
     else {
@@ -55,7 +71,12 @@ pub async fn begin(State(served): State<Served>, Query(next): Query<Next>) -> Re
     let record =
         SignIn { state: state.clone(), verifier: verifier.clone(), next: safe_next(next.next.as_deref()) };
     let Ok(body) = serde_json::to_string(&record) else { return failed("the sign-in cannot be recorded") };
-    if let Err(e) = served.portal.sessions.put(&session::key_hash(&key), now_ms + SIGN_IN_MS, body).await {
+    let Ok(sealed) = session::seal(&key, &body) else { return failed("the sign-in cannot be sealed") };
+    let store = &served.portal.sessions;
+    if let Err(e) = store.delete("", now_ms).await {
+        return unavailable(&e);
+    }
+    if let Err(e) = store.put(&session::key_hash(&key), now_ms + SIGN_IN_MS, sealed).await {
         return unavailable(&e);
     }
     let url =
@@ -97,7 +118,9 @@ pub async fn finish(
     let key_hash = session::key_hash(&key);
     // One use: a replayed return finds nothing.
     let record = match store.get(&key_hash, now_ms).await {
-        Ok(found) => found.and_then(|b| serde_json::from_str::<SignIn>(&b).ok()),
+        Ok(found) => {
+            found.and_then(|b| session::open(&key, &b)).and_then(|b| serde_json::from_str::<SignIn>(&b).ok())
+        }
         Err(e) => return unavailable(&e),
     };
     if let Err(e) = store.delete(&key_hash, now_ms).await {
@@ -149,7 +172,8 @@ pub async fn finish(
         draft: None,
     };
     let Ok(body) = serde_json::to_string(&session) else { return failed("the session cannot be recorded") };
-    if let Err(e) = store.put(&session::key_hash(&new_key), ends_ms, body).await {
+    let Ok(sealed) = session::seal(&new_key, &body) else { return failed("the session cannot be sealed") };
+    if let Err(e) = store.put(&session::key_hash(&new_key), ends_ms, sealed).await {
         return unavailable(&e);
     }
     let mut response = Redirect::to(&record.next).into_response();
@@ -164,28 +188,46 @@ pub async fn finish(
 /// The sign-out form.
 #[derive(Debug, Deserialize)]
 pub struct SignOutForm {
+    #[serde(default)]
     csrf: String,
 }
 
-/// `POST /portal/sign-out`.
+/// `POST /portal/sign-out`. A session that still stands is ended server-side first (its form
+/// must carry its CSRF token); whether or not one stood, the cookie is cleared and the browser
+/// sent to the provider to end its own session, so an expired session cannot sign the person
+/// straight back in.
 pub async fn sign_out(
     State(served): State<Served>,
-    signed: SignedIn,
+    headers: HeaderMap,
     Form(form): Form<SignOutForm>,
 ) -> Response {
-    if !session::csrf_matches(&signed.session, &form.csrf) {
-        return super::pages::forged_form();
-    }
     let now_ms = jiff::Timestamp::now().as_millisecond();
-    if let Err(e) = served.portal.sessions.delete(&signed.key_hash, now_ms).await {
-        return unavailable(&e);
+    let mut id_token = None;
+    if let Some(key) = session::cookie(&headers, SESSION_COOKIE) {
+        let key_hash = session::key_hash(&key);
+        let stored = match served.portal.sessions.get(&key_hash, now_ms).await {
+            Ok(stored) => stored,
+            Err(e) => return unavailable(&e),
+        };
+        let standing = stored
+            .and_then(|b| session::open(&key, &b))
+            .and_then(|b| serde_json::from_str::<Session>(&b).ok());
+        if let Some(standing) = standing {
+            if !session::csrf_matches(&standing, &form.csrf) {
+                return super::pages::forged_form();
+            }
+            id_token = standing.id_token;
+        }
+        if let Err(e) = served.portal.sessions.delete(&key_hash, now_ms).await {
+            return unavailable(&e);
+        }
     }
     let after =
         format!("{}/portal/signed-out", served.portal.provider.config().public_url.trim_end_matches('/'));
     let target = served
         .portal
         .provider
-        .end_session_url(signed.session.id_token.as_deref(), &after)
+        .end_session_url(id_token.as_deref(), &after)
         .await
         .unwrap_or_else(|| "/portal/signed-out".to_owned());
     let mut response = Redirect::to(&target).into_response();

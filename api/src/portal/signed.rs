@@ -21,6 +21,8 @@ pub struct SignedIn {
     pub session: Session,
     /// The hash the session is kept under.
     pub key_hash: String,
+    /// The cookie's value, which seals and opens the stored session (held in memory only).
+    key: String,
     /// How the portal calls the API as them.
     pub via: Via,
 }
@@ -35,7 +37,8 @@ impl FromRequestParts<Served> for SignedIn {
         let key_hash = session::key_hash(&key);
         let store = &served.portal.sessions;
         let stored = store.get(&key_hash, now_ms).await.map_err(|e| unavailable(&e))?;
-        let Some(mut session) = stored.and_then(|body| serde_json::from_str::<Session>(&body).ok()) else {
+        let opened = stored.and_then(|sealed| session::open(&key, &sealed));
+        let Some(mut session) = opened.and_then(|body| serde_json::from_str::<Session>(&body).ok()) else {
             return Err(to_sign_in());
         };
         if session.access_expires_ms - now_ms < REFRESH_BEFORE_MS {
@@ -51,8 +54,10 @@ impl FromRequestParts<Served> for SignedIn {
                     if tokens.id_token.is_some() {
                         session.id_token = tokens.id_token;
                     }
-                    let body = serde_json::to_string(&session).map_err(|e| unavailable(&e.to_string()))?;
-                    store.put(&key_hash, session.ends_ms, body).await.map_err(|e| unavailable(&e))?;
+                    // Kept only if the session still stands (a sign-out meanwhile wins).
+                    if !keep(served, &key, &key_hash, &session).await? {
+                        return Err(to_sign_in());
+                    }
                 }
                 Err(super::provider::ProviderError::Refused(reason)) => {
                     tracing::info!(%reason, "a portal session's refresh was refused; signing in again");
@@ -64,7 +69,7 @@ impl FromRequestParts<Served> for SignedIn {
         }
         let address = parts.extensions.get::<ConnectInfo<std::net::SocketAddr>>().map(|c| c.0);
         let via = Via { token: session.access_token.clone(), address };
-        Ok(SignedIn { session, key_hash, via })
+        Ok(SignedIn { session, key_hash, key, via })
     }
 }
 
@@ -86,16 +91,23 @@ fn sign_in_first(parts: &Parts) -> Response {
     response
 }
 
+/// Seals and stores `session` over what `key_hash` holds, if it still holds a session.
+async fn keep(served: &Served, key: &str, key_hash: &str, session: &Session) -> Result<bool, Response> {
+    let body = serde_json::to_string(session).map_err(|e| unavailable(&e.to_string()))?;
+    let sealed = session::seal(key, &body).map_err(|e| unavailable(&e))?;
+    let now_ms = jiff::Timestamp::now().as_millisecond();
+    served.portal.sessions.update(key_hash, now_ms, sealed).await.map_err(|e| unavailable(&e))
+}
+
 impl SignedIn {
-    /// Keeps the session as it now stands (its draft, say).
+    /// Keeps the session as it now stands (its draft, say); a session ended meanwhile (signed out
+    /// in another tab) stays ended, and the person is sent to sign in.
     pub async fn save(&self, served: &Served) -> Result<(), Response> {
-        let body = serde_json::to_string(&self.session).map_err(|e| unavailable(&e.to_string()))?;
-        served
-            .portal
-            .sessions
-            .put(&self.key_hash, self.session.ends_ms, body)
-            .await
-            .map_err(|e| unavailable(&e))
+        if keep(served, &self.key, &self.key_hash, &self.session).await? {
+            Ok(())
+        } else {
+            Err(Redirect::to("/portal/sign-in").into_response())
+        }
     }
 }
 

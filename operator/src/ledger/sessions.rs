@@ -9,6 +9,7 @@ use super::{Ledger, Result, db};
 
 const PUT_SQLITE: &str = "INSERT INTO portal_session (key_hash, expires_at_ms, body) VALUES ($1, $2, $3) \
     ON CONFLICT (key_hash) DO UPDATE SET expires_at_ms = excluded.expires_at_ms, body = excluded.body";
+const UPDATE: &str = "UPDATE portal_session SET body = $3 WHERE key_hash = $1 AND expires_at_ms > $2";
 const GET: &str = "SELECT body FROM portal_session WHERE key_hash = $1 AND expires_at_ms > $2";
 const DELETE: &str = "DELETE FROM portal_session WHERE key_hash = $1 OR expires_at_ms <= $2";
 
@@ -24,6 +25,20 @@ impl Ledger {
                 .map_err(db("keeping a portal session"))?;
         });
         Ok(())
+    }
+
+    async fn update_session(&self, key_hash: &str, now_ms: i64, body: &str) -> Result<bool> {
+        let done = on_pool!(self, |pool| {
+            sqlx::query(UPDATE)
+                .bind(key_hash)
+                .bind(now_ms)
+                .bind(body)
+                .execute(pool)
+                .await
+                .map_err(db("keeping a portal session"))?
+                .rows_affected()
+        });
+        Ok(done == 1)
     }
 
     async fn get_session(&self, key_hash: &str, now_ms: i64) -> Result<Option<String>> {
@@ -68,6 +83,18 @@ impl SessionStore for LedgerSessions {
         })
     }
 
+    fn update(
+        &self,
+        key_hash: &str,
+        now_ms: i64,
+        body: String,
+    ) -> BoxFuture<'_, std::result::Result<bool, String>> {
+        let key_hash = key_hash.to_owned();
+        Box::pin(
+            async move { self.0.update_session(&key_hash, now_ms, &body).await.map_err(|e| e.to_string()) },
+        )
+    }
+
     fn get(&self, key_hash: &str, now_ms: i64) -> BoxFuture<'_, std::result::Result<Option<String>, String>> {
         let key_hash = key_hash.to_owned();
         Box::pin(async move { self.0.get_session(&key_hash, now_ms).await.map_err(|e| e.to_string()) })
@@ -96,6 +123,9 @@ mod tests {
         store.put("k", 2_000, "two".into()).await.unwrap();
         assert_eq!(store.get("k", 1_500).await.unwrap().as_deref(), Some("two"));
         assert_eq!(store.get("k", 2_000).await.unwrap(), None, "expired");
+        assert!(store.update("k", 1_500, "three".into()).await.unwrap());
+        assert!(!store.update("k", 2_000, "late".into()).await.unwrap(), "expired: not kept");
+        assert!(!store.update("none", 0, "x".into()).await.unwrap(), "never made: not made");
         store.put("old", 10, "x".into()).await.unwrap();
         store.delete("k", 100).await.unwrap();
         assert_eq!(store.get("k", 0).await.unwrap(), None);

@@ -235,12 +235,16 @@ pub async fn submit(
     };
     if draft.attempt.is_empty() {
         draft.attempt = session::random_token().unwrap_or_default();
+        draft.attempt_at_ms = jiff::Timestamp::now().as_millisecond();
         signed.session.draft = Some(draft.clone());
         if let Err(response) = signed.save(&served).await {
             return response;
         }
     }
-    let body = draft.body(&owner, jiff::Timestamp::now(), true);
+    // The same body on every retry of this submission (a sandbox's expiry counts from its first).
+    let at =
+        jiff::Timestamp::from_millisecond(draft.attempt_at_ms).unwrap_or_else(|_| jiff::Timestamp::now());
+    let body = draft.body(&owner, at, true);
     let key = format!("portal-{}", draft.attempt);
     let answer = call(
         &served.api,
@@ -259,10 +263,22 @@ pub async fn submit(
             }
             Redirect::to(&format!("{BASE}/sent/{}", made.name)).into_response()
         }
-        Err(refusal) if refusal.status == 422 => {
-            render(StatusCode::UNPROCESSABLE_ENTITY, &page(chrome, &draft, None, linked(&refusal)))
+        Err(refusal) => {
+            // Refused: its answer is kept with its key by the API, so a corrected request
+            // needs a new one.
+            if refusal.status < 500 {
+                draft.attempt.clear();
+                signed.session.draft = Some(draft.clone());
+                if let Err(response) = signed.save(&served).await {
+                    return response;
+                }
+            }
+            if refusal.status == 422 {
+                render(StatusCode::UNPROCESSABLE_ENTITY, &page(chrome, &draft, None, linked(&refusal)))
+            } else {
+                super::refused(chrome, &refusal)
+            }
         }
-        Err(refusal) => super::refused(chrome, &refusal),
     }
 }
 

@@ -10,6 +10,7 @@ pub mod questions;
 pub mod quota;
 pub mod requests;
 pub mod spend;
+pub mod store;
 pub mod tenancies;
 
 use askama::Template;
@@ -70,6 +71,12 @@ pub fn refused(chrome: Chrome, refusal: &Refusal) -> Response {
             status,
             "Too many requests",
             "You have made too many requests in a short time. Wait a minute, then try again.",
+        ),
+        400..=499 => error_for(
+            chrome,
+            status,
+            "There is a problem with your request",
+            refusal.detail.as_deref().unwrap_or("Go back and try again."),
         ),
         _ => error_for(
             chrome,

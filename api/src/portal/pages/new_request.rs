@@ -104,6 +104,12 @@ pub async fn answer(
     };
     let mut draft = signed.session.draft.clone().unwrap_or_default();
     step.apply(&mut draft, &form);
+    // A changed request is a new submission; the answers are kept before the API is asked.
+    draft.attempt.clear();
+    signed.session.draft = Some(draft.clone());
+    if let Err(response) = signed.save(&served).await {
+        return response;
+    }
     let mut errors = step.missing(&draft);
     if errors.is_empty() {
         // The API's own validation, of this page's answers.
@@ -121,10 +127,6 @@ pub async fn answer(
             }
             Err(refusal) => return super::refused(chrome, &refusal),
         }
-    }
-    signed.session.draft = Some(draft.clone());
-    if let Err(response) = signed.save(&served).await {
-        return response;
     }
     if !errors.is_empty() {
         let mut page = question(chrome, step, &draft, &who.organisations, from.from.as_deref());

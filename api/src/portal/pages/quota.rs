@@ -29,8 +29,8 @@ fn page(chrome: Chrome, tenancy: &str, form: &BTreeMap<String, String>, attempt:
         chrome,
         caption: format!("Tenancy {tenancy}"),
         heading: "Ask for more quota".into(),
-        action: format!("/portal/tenancies/{tenancy}/more-quota"),
-        back: format!("/portal/tenancies/{tenancy}"),
+        action: format!("/portal/tenancies/{}/more-quota", percent(tenancy)),
+        back: format!("/portal/tenancies/{}", percent(tenancy)),
         fields: vec![
             Field::text(
                 "cpu",
@@ -72,9 +72,15 @@ fn page(chrome: Chrome, tenancy: &str, form: &BTreeMap<String, String>, attempt:
     }
 }
 
-/// `GET /portal/tenancies/{name}/more-quota`.
-pub async fn ask(State(_served): State<Served>, signed: SignedIn, Path(name): Path<String>) -> Response {
+/// `GET /portal/tenancies/{name}/more-quota`: for a tenancy the API shows the person (another
+/// organisation's is "Page not found", as the API answers).
+pub async fn ask(State(served): State<Served>, signed: SignedIn, Path(name): Path<String>) -> Response {
     let chrome = Chrome::signed_in(&signed.session.name, &signed.session.csrf, SECTION);
+    let path = format!("/v1/tenancies/{}", percent(&name));
+    let answer = call(&served.api, &signed.via, http::Method::GET, &path, None, "application/json").await;
+    if let Err(refusal) = answer.json::<Value>() {
+        return super::refused(chrome, &refusal);
+    }
     let attempt = session::random_token().unwrap_or_default();
     render(StatusCode::OK, &page(chrome, &name, &BTreeMap::new(), &attempt))
 }
@@ -167,7 +173,9 @@ pub async fn answer(
             }
         }
     };
-    let mut page = page(chrome, &name, &form, &attempt);
+    // A refused body is kept with its key by the API: a corrected one needs a new key.
+    let fresh = session::random_token().unwrap_or_default();
+    let mut page = page(chrome, &name, &form, &fresh);
     with_errors(&mut page.fields, &errors);
     render(StatusCode::UNPROCESSABLE_ENTITY, &page)
 }

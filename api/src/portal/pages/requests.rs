@@ -255,6 +255,8 @@ pub async fn decide(
             Err(refusal) => return super::refused(chrome, &refusal),
         }
     }
+    // A refused body is kept with its key by the API: a corrected one needs a new key.
+    let form = DecisionForm { attempt: session::random_token().unwrap_or_default(), ..form };
     match fetch(&served, &signed, &name).await {
         Ok(r) => render(StatusCode::UNPROCESSABLE_ENTITY, &ShowPage { chrome, r, form, errors }),
         Err(refusal) => super::refused(chrome, &refusal),
