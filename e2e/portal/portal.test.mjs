@@ -356,6 +356,21 @@ test('a council user finds a shared service in the applications store and subscr
   await page.context().close();
 });
 
+test('without JavaScript: sign in, read, and a form refused and then answered, all work', async () => {
+  const context = await browser.newContext({ javaScriptEnabled: false, viewport: { width: 1200, height: 900 } });
+  const page = await context.newPage();
+  await signIn(page, 'sam', `/portal/tenancies/${SOUTH}/more-quota`);
+  await page.getByRole('heading', { name: 'Ask for more quota' }).waitFor();
+  assert.equal(await page.locator('body.js-enabled').count(), 0, 'no script ran');
+  await page.getByRole('button', { name: 'Continue' }).click();
+  await page.locator('.govuk-error-summary a[href="#cpu"]').waitFor();
+  await page.fill('#memory', '6Gi');
+  await page.fill('#justification', 'a second look at the winter peak');
+  await page.getByRole('button', { name: 'Continue' }).click();
+  await page.getByRole('heading', { name: `More quota for ${SOUTH}` }).waitFor();
+  await context.close();
+});
+
 test('a form without the session\'s CSRF token changes nothing, and sign-out ends the session everywhere', async () => {
   const page = await personPage();
   await signIn(page, 'sam');

@@ -130,6 +130,13 @@ struct Line {
     amount: String,
 }
 
+impl CheckPage {
+    /// The error summary.
+    fn summary(&self) -> Vec<(String, String)> {
+        self.errors.clone()
+    }
+}
+
 #[derive(Template)]
 #[template(path = "portal/check.html")]
 struct CheckPage {

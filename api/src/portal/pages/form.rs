@@ -31,6 +31,14 @@ impl QuestionPage {
     pub fn has_errors(&self) -> bool {
         self.fields.iter().any(|f| f.error.is_some())
     }
+
+    /// The error summary: a link to each refused field.
+    pub fn summary(&self) -> Vec<(String, String)> {
+        self.fields
+            .iter()
+            .filter_map(|f| f.error.as_ref().map(|e| (format!("#{}", f.id), e.clone())))
+            .collect()
+    }
 }
 
 /// How a field is answered.

@@ -153,6 +153,11 @@ struct ShowPage {
 }
 
 impl ShowPage {
+    /// The error summary: a link to each refused field.
+    fn summary(&self) -> Vec<(String, String)> {
+        self.errors.iter().map(|e| (format!("#{}", e.field), e.detail.clone())).collect()
+    }
+
     /// The error of field `name`, if any.
     fn error(&self, name: &str) -> Option<&str> {
         self.errors.iter().find(|e| e.field == name).map(|e| e.detail.as_str())
