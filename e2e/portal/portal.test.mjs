@@ -199,7 +199,8 @@ test('a platform admin decides a pending request with a reason; the form names a
   await page.check('#outcome');
   await page.fill('#reason', 'within the planning programme\'s allocation');
   await page.getByRole('button', { name: 'Record decision' }).click();
-  await page.waitForURL(`${BASE}/portal/requests/${request}`);
+  await page.waitForURL(`${BASE}/portal/requests/${request}?decided=1`);
+  await page.locator('.govuk-notification-banner--success').getByText('Your decision is recorded').waitFor();
   const decided = await page.textContent('main');
   assert.ok(decided.includes('Approved by'), `the decision is shown: ${decided}`);
   assert.equal(await page.getByRole('button', { name: 'Record decision' }).count(), 0, 'a decision is final');
@@ -349,7 +350,8 @@ test('a council user finds a shared service in the applications store and subscr
   await page.check(`input[name=namespace][value="${SOUTH}-app"]`);
   await page.fill('#name', `payroll-${RUN}`);
   await page.getByRole('button', { name: 'Continue' }).click();
-  await page.waitForURL(`${BASE}/portal/subscriptions`);
+  await page.waitForURL((url) => url.pathname === '/portal/subscriptions');
+  await page.locator('.govuk-notification-banner--success').getByText('You asked to use Payroll').waitFor();
   const row = page.locator('tr', { hasText: `${SOUTH}-app` });
   assert.ok((await row.textContent()).includes('northshire-council-revenues/payroll'), await row.textContent());
   await accessible(page, 'subscriptions');

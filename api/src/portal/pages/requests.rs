@@ -3,7 +3,7 @@
 //! (`GET /v1/tenancy-requests`, `/{name}`, `POST /{name}/approve|deny`).
 
 use askama::Template;
-use axum::extract::{Form, Path, State};
+use axum::extract::{Form, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -150,6 +150,15 @@ struct ShowPage {
     r: Request,
     form: DecisionForm,
     errors: Vec<FieldRefusal>,
+    /// Just decided here: the success banner.
+    decided: bool,
+}
+
+/// `?decided=1` after a decision.
+#[derive(Debug, Default, Deserialize)]
+pub struct Shown {
+    #[serde(default)]
+    decided: Option<String>,
 }
 
 impl ShowPage {
@@ -192,7 +201,12 @@ async fn fetch(
 }
 
 /// `GET /portal/requests/{name}`.
-pub async fn show(State(served): State<Served>, signed: SignedIn, Path(name): Path<String>) -> Response {
+pub async fn show(
+    State(served): State<Served>,
+    signed: SignedIn,
+    Path(name): Path<String>,
+    Query(shown): Query<Shown>,
+) -> Response {
     let chrome = Chrome::signed_in(&signed.session.name, &signed.session.csrf, SECTION);
     match fetch(&served, &signed, &name).await {
         Ok(r) => {
@@ -200,7 +214,8 @@ pub async fn show(State(served): State<Served>, signed: SignedIn, Path(name): Pa
                 attempt: session::random_token().unwrap_or_default(),
                 ..DecisionForm::default()
             };
-            render(StatusCode::OK, &ShowPage { chrome, r, form, errors: Vec::new() })
+            let decided = shown.decided.is_some() && !r.pending();
+            render(StatusCode::OK, &ShowPage { chrome, r, form, errors: Vec::new(), decided })
         }
         Err(refusal) => super::refused(chrome, &refusal),
     }
@@ -239,7 +254,13 @@ pub async fn decide(
             call(&served.api, &signed.via, http::Method::POST, &path, Some((body, key)), "application/json")
                 .await;
         match answer.json::<serde_json::Value>() {
-            Ok(_) => return Redirect::to(&format!("/portal/requests/{name}")).into_response(),
+            Ok(_) => {
+                return Redirect::to(&format!(
+                    "/portal/requests/{}?decided=1",
+                    crate::auth::http::percent(&name)
+                ))
+                .into_response();
+            }
             // The API's own validation, shown against the form's field.
             Err(refusal) if refusal.status == 422 => {
                 errors = refusal
@@ -263,7 +284,9 @@ pub async fn decide(
     // A refused body is kept with its key by the API: a corrected one needs a new key.
     let form = DecisionForm { attempt: session::random_token().unwrap_or_default(), ..form };
     match fetch(&served, &signed, &name).await {
-        Ok(r) => render(StatusCode::UNPROCESSABLE_ENTITY, &ShowPage { chrome, r, form, errors }),
+        Ok(r) => {
+            render(StatusCode::UNPROCESSABLE_ENTITY, &ShowPage { chrome, r, form, errors, decided: false })
+        }
         Err(refusal) => super::refused(chrome, &refusal),
     }
 }

@@ -280,7 +280,10 @@ pub async fn subscribe(
         )
         .await;
         match answer.json::<serde_json::Value>() {
-            Ok(_) => return Redirect::to("/portal/subscriptions").into_response(),
+            Ok(_) => {
+                return Redirect::to(&format!("/portal/subscriptions?made={}", percent(&listing.title)))
+                    .into_response();
+            }
             Err(refusal) if refusal.status == 422 || refusal.status == 409 => {
                 let detail = refusal.errors.first().map_or_else(
                     || refusal.detail.clone().unwrap_or(refusal.title.clone()),
@@ -341,15 +344,36 @@ struct Subscriptions {
 struct SubscriptionsPage {
     chrome: Chrome,
     items: Vec<Subscription>,
+    /// Just subscribed here: the success banner's words.
+    made: Option<String>,
+}
+
+/// `?made=<service title>` after subscribing.
+#[derive(Debug, Default, Deserialize)]
+pub struct Made {
+    #[serde(default)]
+    made: Option<String>,
 }
 
 /// `GET /portal/subscriptions`.
-pub async fn subscriptions(State(served): State<Served>, signed: SignedIn) -> Response {
+pub async fn subscriptions(
+    State(served): State<Served>,
+    signed: SignedIn,
+    Query(made): Query<Made>,
+) -> Response {
     let answer =
         call(&served.api, &signed.via, http::Method::GET, "/v1/subscriptions", None, "application/json")
             .await;
     match answer.json::<Subscriptions>() {
-        Ok(list) => render(StatusCode::OK, &SubscriptionsPage { chrome: chrome(&signed), items: list.items }),
+        Ok(list) => {
+            // Only the title of a listing the person can see is echoed, never arbitrary text.
+            let titles = listings(&served, &signed, &Search::default()).await.unwrap_or_default();
+            let made = made
+                .made
+                .filter(|m| titles.iter().any(|l| l.title == *m))
+                .map(|m| format!("You asked to use {m}; the table shows where it stands"));
+            render(StatusCode::OK, &SubscriptionsPage { chrome: chrome(&signed), items: list.items, made })
+        }
         Err(refusal) => super::refused(chrome(&signed), &refusal),
     }
 }
