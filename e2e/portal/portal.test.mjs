@@ -185,7 +185,9 @@ test('a platform admin decides a pending request with a reason; the form names a
   await accessible(page, 'requests');
   await page.getByRole('link', { name: `New tenancy: ${WAITING}` }).click();
   await page.getByRole('heading', { name: `New tenancy for ${WAITING}` }).waitFor();
-  assert.ok((await page.textContent('main')).includes('Estimated cost for'), 'the forecast cost is shown');
+  const pending = await page.textContent('main');
+  assert.ok(pending.includes('Estimated cost for'), 'the forecast cost is shown');
+  assert.ok(pending.includes('rule council-sandbox: it is not a sandbox expiring within 90 days'), `the policy's view is shown: ${pending}`);
   await accessible(page, 'request');
 
   // Nothing chosen: the GOV.UK error summary, linked to each field, and inline errors.

@@ -202,11 +202,12 @@ pub async fn run(settings: Settings) -> Result<()> {
         requests: api_requests,
         requests_namespace: settings.api.requests_namespace.clone(),
         forecaster: std::sync::Arc::new(crate::api_settings::ClusterForecast(stored_tariff.clone())),
-        approves_at_once: {
+        policy: {
             let known = shared_tenancies_for_policy;
             std::sync::Arc::new(move |t| {
-                crate::request::auto_approval(&api_policy, t, &known.state(), jiff::Timestamp::now())
-                    .is_some()
+                let (approved_by, reasons) =
+                    crate::request::policy_view(&api_policy, t, &known.state(), jiff::Timestamp::now());
+                commons_api::v1::PolicyView { approved_by, reasons }
             })
         },
         usage: std::sync::Arc::new(crate::api_usage::LedgerUsage {

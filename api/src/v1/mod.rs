@@ -52,6 +52,18 @@ pub trait SpendSource: Send + Sync + std::fmt::Debug {
     fn of(&self, tenancy: &str) -> Option<Spend>;
 }
 
+/// What the auto-approval policy says of a tenancy asked for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyView {
+    /// The rule that approves it at once, if one does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approved_by: Option<String>,
+    /// Why no rule does: the first condition each rule finds unmet, or what keeps every rule
+    /// from deciding.
+    pub reasons: Vec<String>,
+}
+
 /// A month's estimated cost of holding a quota all month.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -115,9 +127,9 @@ pub struct V1 {
     pub requests_namespace: String,
     /// Prices quotas.
     pub forecaster: Arc<dyn Forecaster>,
-    /// Whether the auto-approval policy approves a tenancy at once (the controller writes the
-    /// decision; a new request's answer waits for it only then).
-    pub approves_at_once: Arc<dyn Fn(&commons_crds::tenancy::TenancySpec) -> bool + Send + Sync>,
+    /// What the auto-approval policy says of a tenancy asked for (the controller writes the
+    /// decision; a new request's answer waits for it only when a rule approves).
+    pub policy: Arc<dyn Fn(&commons_crds::tenancy::TenancySpec) -> PolicyView + Send + Sync>,
     /// Usage from the ledger.
     pub usage: Arc<dyn usage::UsageSource>,
     /// Reports from the ledger.

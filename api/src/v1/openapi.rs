@@ -20,6 +20,8 @@ pub const PATH: &str = "/v1/openapi.json";
         version = "v1",
         description = "Councils request and run tenancies; finance teams pull usage. Signed in with an OpenID Connect bearer token or an API key; authorised by Kubernetes RBAC (docs/api.md)."
     ),
+    // Schemas only parameters name (routes collect those of bodies themselves).
+    components(schemas(super::requests::DryRun)),
     modifiers(&Bearer)
 )]
 #[derive(Debug)]

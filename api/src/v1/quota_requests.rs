@@ -110,5 +110,5 @@ pub async fn create(
         Some(q) => estimate(&v1, q).await,
         None => None,
     };
-    Ok(write::answer(&v1, made, (v1.approves_at_once)(&spec_after), estimate).await)
+    Ok(write::answer(&v1, made, (v1.policy)(&spec_after).approved_by.is_some(), estimate).await)
 }

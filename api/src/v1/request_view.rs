@@ -7,7 +7,7 @@ use kube::ResourceExt;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::Estimate;
+use super::{Estimate, PolicyView};
 
 /// A request as the API shows it.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -49,6 +49,10 @@ pub struct RequestView {
     /// once changed), VAT included.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub estimated_monthly_cost: Option<Estimate>,
+    /// For a pending request for a new tenancy (`GET` of one request): what the auto-approval
+    /// policy says of it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicyView>,
 }
 
 /// Who asked.
@@ -131,5 +135,6 @@ pub fn view(r: &TenancyRequest, estimate: Option<Estimate>) -> RequestView {
         tenancy: status.tenancy,
         created_at: r.metadata.creation_timestamp.as_ref().map(|t| t.0.to_string()),
         estimated_monthly_cost: estimate,
+        policy: None,
     }
 }

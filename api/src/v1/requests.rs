@@ -148,7 +148,12 @@ pub async fn get(
         Some(quota) => estimate(&v1, &quota).await,
         None => None,
     };
-    Ok(Json(view(&r, estimate)))
+    let mut shown = view(&r, estimate);
+    // A pending request for a new tenancy: what the policy says of it, for the person deciding.
+    if shown.decision.is_none() {
+        shown.policy = r.spec.tenancy.as_ref().map(|t| (v1.policy)(t));
+    }
+    Ok(Json(shown))
 }
 
 /// The quota a request asks for: a new tenancy's, or the tenancy's whole quota once changed.
@@ -286,7 +291,7 @@ pub async fn create(
         return Ok((StatusCode::OK, HeaderMap::new(), Json(view(&made, estimate))));
     }
     // The auto-approval policy decides at once when a rule approves: then wait a moment for it.
-    let at_once = made.spec.tenancy.as_ref().is_some_and(|t| (v1.approves_at_once)(t));
+    let at_once = made.spec.tenancy.as_ref().is_some_and(|t| (v1.policy)(t).approved_by.is_some());
     let estimate = match quota_asked(&v1, &made) {
         Some(quota) => estimate(&v1, &quota).await,
         None => None,

@@ -276,7 +276,7 @@ fn world_limited(burst: u32) -> World {
         requests: Writer::<TenancyRequest>::default().as_reader(),
         requests_namespace: "commons-requests".into(),
         forecaster: Arc::new(NoForecast),
-        approves_at_once: Arc::new(|_| false),
+        policy: Arc::new(|_| super::PolicyView::default()),
         usage: Arc::new(NoUsage),
         reports: Arc::new(NoUsage),
         calls: Arc::new(Calls::default()),
@@ -541,6 +541,25 @@ async fn the_served_document_and_the_routes_agree() {
             .is_some(),
         "the Tenancy spec's schema is the CRD's"
     );
+    // Every reference the document makes resolves within it.
+    fn refs(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                if let Some(r) = m.get("$ref").and_then(|r| r.as_str()) {
+                    out.push(r.to_owned());
+                }
+                m.values().for_each(|v| refs(v, out));
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+    let mut all = Vec::new();
+    refs(&doc, &mut all);
+    assert!(!all.is_empty());
+    for r in all {
+        assert!(doc.pointer(r.trim_start_matches('#')).is_some(), "{r} does not resolve");
+    }
     let paths = doc["paths"].as_object().unwrap();
     let mut operations = 0;
     for (path, item) in paths {

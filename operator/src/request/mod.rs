@@ -36,6 +36,24 @@ pub fn auto_approval(
     if desired::organisation_known(spec, tenancies) { policy.approves(spec, now) } else { None }
 }
 
+/// What the auto-approval policy says of a tenancy asked for: the rule that approves it, or why
+/// none does (shown to the platform team deciding it).
+pub fn policy_view(
+    policy: &policy::Policy,
+    spec: &commons_crds::TenancySpec,
+    tenancies: &[Arc<Tenancy>],
+    now: jiff::Timestamp,
+) -> (Option<String>, Vec<String>) {
+    if !desired::organisation_known(spec, tenancies) {
+        let why = "no tenancy of this organisation exists with this id, sector and name: a person checks a new organisation";
+        return (None, vec![why.to_owned()]);
+    }
+    match policy.approves(spec, now) {
+        Some((rule, _)) => (Some(rule), Vec::new()),
+        None => (None, policy.refusals(spec, now)),
+    }
+}
+
 /// What every reconcile can reach.
 pub struct Context {
     /// The Kubernetes client.

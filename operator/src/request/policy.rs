@@ -107,9 +107,91 @@ impl Policy {
         }
         self.rules.iter().find_map(|rule| rule.holds(tenancy, now).map(|why| (rule.name.clone(), why)))
     }
+
+    /// Why no rule approves `tenancy` at `now` (empty when one does): the first condition each
+    /// rule finds unmet, or what keeps every rule from deciding.
+    pub fn refusals(&self, tenancy: &TenancySpec, now: jiff::Timestamp) -> Vec<String> {
+        if self.approves(tenancy, now).is_some() {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        if !tenancy.network_segments.is_empty() {
+            out.push("it asks to join network segments: a person decides".to_owned());
+        }
+        if tenancy.allowed.is_some() {
+            out.push("it asks for more than the safe defaults (spec.allowed): a person decides".to_owned());
+        }
+        if tenancy.pod_security != commons_crds::tenancy::PodSecurityLevel::default() {
+            out.push("it asks for a weaker pod security level: a person decides".to_owned());
+        }
+        if !out.is_empty() {
+            return out;
+        }
+        if self.rules.is_empty() {
+            return vec!["the policy has no rules: every request waits for a person".to_owned()];
+        }
+        self.rules.iter().map(|rule| format!("rule {}: {}", rule.name, rule.unmet(tenancy, now))).collect()
+    }
 }
 
 impl Rule {
+    /// The first condition that does not hold (only asked of a rule that does not hold).
+    fn unmet(&self, t: &TenancySpec, now: jiff::Timestamp) -> String {
+        if !self.sectors.is_empty() && !self.sectors.contains(&t.organisation.sector) {
+            return format!("the sector {} is not one of its sectors", t.organisation.sector.as_str());
+        }
+        if !self.classifications.is_empty() && !self.classifications.contains(&t.classification) {
+            return format!(
+                "the classification {} is not one of its classifications",
+                t.classification.as_str()
+            );
+        }
+        if let Some(days) = self.sandbox_max_days {
+            let fits = t
+                .expires_at
+                .as_ref()
+                .and_then(|e| jiff::Timestamp::from_second(e.0.as_second()).ok())
+                .is_some_and(|e| {
+                    now.checked_add(jiff::SignedDuration::from_hours(24 * i64::from(days)))
+                        .is_ok_and(|limit| e > now && e <= limit)
+                });
+            if !fits {
+                return format!("it is not a sandbox expiring within {days} days");
+            }
+        }
+        if let Some(max) = &self.max_quota {
+            let quota = t.quota.clone().unwrap_or_default();
+            let over = |name: &str, asked: Option<&String>, ceiling: Option<&String>| -> Option<String> {
+                let ceiling = ceiling?;
+                match asked.and_then(|a| a.parse::<Milli>().ok()) {
+                    None => Some(format!("it sets no {name} limit (the ceiling is {ceiling})")),
+                    Some(a) if ceiling.parse::<Milli>().is_ok_and(|c| a > c) => Some(format!(
+                        "{name} {} is over the ceiling {ceiling}",
+                        asked.map_or("", String::as_str)
+                    )),
+                    Some(_) => None,
+                }
+            };
+            let count = |name: &str, asked: Option<i32>, ceiling: Option<i32>| -> Option<String> {
+                let ceiling = ceiling?;
+                match asked {
+                    None => Some(format!("it sets no {name} limit (the ceiling is {ceiling})")),
+                    Some(a) if a > ceiling => Some(format!("{name} {a} is over the ceiling {ceiling}")),
+                    Some(_) => None,
+                }
+            };
+            if let Some(why) = over("cpu", quota.cpu.as_ref(), max.cpu.as_ref())
+                .or_else(|| over("memory", quota.memory.as_ref(), max.memory.as_ref()))
+                .or_else(|| over("storage", quota.storage.as_ref(), max.storage.as_ref()))
+                .or_else(|| count("pods", quota.pods, max.pods))
+                .or_else(|| count("loadBalancers", quota.load_balancers, max.load_balancers))
+            {
+                return why;
+            }
+        }
+        "a condition does not hold".to_owned()
+    }
+
     /// Why every condition holds, or `None`.
     fn holds(&self, t: &TenancySpec, now: jiff::Timestamp) -> Option<String> {
         let mut why = Vec::new();
@@ -183,6 +265,46 @@ rules:
             "expiresAt": expires,
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn a_request_no_rule_approves_is_told_which_condition_each_rule_finds_unmet() {
+        let policy = Policy::parse(POLICY).unwrap();
+        let now = jiff::Timestamp::from_second(1_800_000_000).unwrap();
+        let table = [
+            (spec("local-government", "official", Some(30), "2", Some(0)), None),
+            (
+                spec("health", "official", Some(30), "2", Some(0)),
+                Some("the sector health is not one of its sectors"),
+            ),
+            (
+                spec("local-government", "official-sensitive", Some(30), "2", Some(0)),
+                Some("the classification official-sensitive is not one of its classifications"),
+            ),
+            (
+                spec("local-government", "official", None, "2", Some(0)),
+                Some("it is not a sandbox expiring within 90 days"),
+            ),
+            (
+                spec("local-government", "official", Some(30), "16", Some(0)),
+                Some("cpu 16 is over the ceiling 4"),
+            ),
+            (
+                spec("local-government", "official", Some(30), "2", None),
+                Some("it sets no loadBalancers limit (the ceiling is 0)"),
+            ),
+        ];
+        for (t, want) in table {
+            let got = policy.refusals(&t, now);
+            match want {
+                None => assert!(got.is_empty(), "{got:?}"),
+                Some(w) => assert_eq!(got, [format!("rule council-sandbox: {w}")]),
+            }
+        }
+        assert_eq!(
+            Policy::default().refusals(&spec("health", "official", None, "2", None), now),
+            ["the policy has no rules: every request waits for a person"]
+        );
     }
 
     #[test]

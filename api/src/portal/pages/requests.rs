@@ -33,6 +33,17 @@ pub struct Request {
     created_at: Option<String>,
     #[serde(default)]
     estimated_monthly_cost: Option<Estimate>,
+    #[serde(default)]
+    policy: Option<PolicyView>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PolicyView {
+    #[serde(default)]
+    approved_by: Option<String>,
+    #[serde(default)]
+    reasons: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -112,6 +123,10 @@ impl Request {
         self.estimated_monthly_cost
             .as_ref()
             .map(|e| (format::money(&e.total, &e.currency), format::month(&e.month)))
+    }
+    /// What the auto-approval policy says of it, while it waits: `(approved by, reasons)`.
+    pub fn policy_says(&self) -> Option<(Option<String>, Vec<String>)> {
+        self.policy.as_ref().filter(|_| self.pending()).map(|p| (p.approved_by.clone(), p.reasons.clone()))
     }
     /// Who decided, when and why.
     pub fn decided(&self) -> Option<(String, String, String, String)> {
