@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use super::format;
+use super::estimate::Estimate;
 use crate::portal::Served;
 use crate::portal::call::{Refusal, call};
 use crate::portal::chrome::{Chrome, render};
@@ -114,22 +114,6 @@ struct Estimated {
     estimate: Option<Estimate>,
 }
 
-#[derive(Deserialize)]
-struct Estimate {
-    month: String,
-    currency: String,
-    total: String,
-    lines: Vec<Line>,
-}
-
-#[derive(Deserialize)]
-struct Line {
-    charge: String,
-    #[serde(default)]
-    quantity: Option<String>,
-    amount: String,
-}
-
 impl CheckPage {
     /// The error summary.
     fn summary(&self) -> Vec<(String, String)> {
@@ -142,10 +126,8 @@ impl CheckPage {
 struct CheckPage {
     chrome: Chrome,
     rows: Vec<Row>,
-    /// `(total, month)`.
-    total: Option<(String, String)>,
-    /// `(charge, quantity, amount)`.
-    lines: Vec<(String, String, String)>,
+    /// The estimated monthly cost, where it could be priced.
+    estimate: Option<Estimate>,
     /// `(href, message)`.
     errors: Vec<(String, String)>,
 }
@@ -167,24 +149,13 @@ async fn draft_and_owner(served: &Served, signed: &SignedIn) -> Result<(Draft, S
     Ok((draft, who.user))
 }
 
-fn page(chrome: Chrome, draft: &Draft, priced: Option<Estimate>, errors: Vec<(String, String)>) -> CheckPage {
-    let (total, lines) = match priced {
-        Some(e) => (
-            Some((format::money(&e.total, &e.currency), format::month(&e.month))),
-            e.lines
-                .iter()
-                .map(|l| {
-                    (
-                        format::charge(&l.charge),
-                        l.quantity.clone().unwrap_or_default(),
-                        format::money(&l.amount, &e.currency),
-                    )
-                })
-                .collect(),
-        ),
-        None => (None, Vec::new()),
-    };
-    CheckPage { chrome, rows: rows(draft), total, lines, errors }
+fn page(
+    chrome: Chrome,
+    draft: &Draft,
+    estimate: Option<Estimate>,
+    errors: Vec<(String, String)>,
+) -> CheckPage {
+    CheckPage { chrome, rows: rows(draft), estimate, errors }
 }
 
 /// `GET /portal/request-tenancy/check`.

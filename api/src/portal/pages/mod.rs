@@ -3,6 +3,7 @@
 //! a problem with the service).
 
 pub mod check_request;
+pub mod estimate;
 pub mod form;
 pub mod format;
 pub mod new_request;

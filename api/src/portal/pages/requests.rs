@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
+use super::estimate::Estimate;
 use super::format;
 use crate::portal::Served;
 use crate::portal::call::{FieldRefusal, call};
@@ -61,22 +62,6 @@ struct Decision {
     reason: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-struct Estimate {
-    month: String,
-    currency: String,
-    total: String,
-    lines: Vec<EstimateLine>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-struct EstimateLine {
-    charge: String,
-    #[serde(default)]
-    quantity: Option<String>,
-    amount: String,
-}
-
 #[derive(Deserialize)]
 struct List {
     items: Vec<Request>,
@@ -103,26 +88,9 @@ impl Request {
     pub fn pending(&self) -> bool {
         self.state == "Pending"
     }
-    /// The estimate's rows: what, how much, the amount.
-    pub fn cost_rows(&self) -> Vec<(String, String, String)> {
-        self.estimated_monthly_cost.as_ref().map_or_else(Vec::new, |e| {
-            e.lines
-                .iter()
-                .map(|l| {
-                    (
-                        l.charge.clone(),
-                        l.quantity.clone().unwrap_or_default(),
-                        format::money(&l.amount, &e.currency),
-                    )
-                })
-                .collect()
-        })
-    }
-    /// The estimate's total and month.
-    pub fn cost_total(&self) -> Option<(String, String)> {
-        self.estimated_monthly_cost
-            .as_ref()
-            .map(|e| (format::money(&e.total, &e.currency), format::month(&e.month)))
+    /// The estimate, where the metering code could price the quota.
+    pub fn estimate(&self) -> Option<&Estimate> {
+        self.estimated_monthly_cost.as_ref()
     }
     /// What the auto-approval policy says of it, while it waits: `(approved by, reasons)`.
     pub fn policy_says(&self) -> Option<(Option<String>, Vec<String>)> {

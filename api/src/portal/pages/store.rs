@@ -367,7 +367,10 @@ pub async fn subscriptions(
     match answer.json::<Subscriptions>() {
         Ok(list) => {
             // Only the title of a listing the person can see is echoed, never arbitrary text.
-            let titles = listings(&served, &signed, &Search::default()).await.unwrap_or_default();
+            let titles = match &made.made {
+                Some(_) => listings(&served, &signed, &Search::default()).await.unwrap_or_default(),
+                None => Vec::new(),
+            };
             let made = made
                 .made
                 .filter(|m| titles.iter().any(|l| l.title == *m))
