@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts, stops or restarts the `commons` process on the local control plane, or restarts the
 # kube-apiserver under it (used by the e2e tests that prove behaviour across an operator outage or
-# restart, and across an apiserver restart), or rotates the quota webhook's certificate under it.
+# restart, and across an apiserver restart or outage), or rotates the quota webhook's certificate under it.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=e2e/controlplane/lib.sh
@@ -19,6 +19,8 @@ case "${1:-}" in
       kill "$pid" 2>/dev/null || true
       for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     fi
+    # An outage of a given length: `restart-apiserver SECONDS` keeps it down that long.
+    sleep "${2:-0}"
     # Starts whatever is not running (here: the apiserver) and waits until it is healthy.
     "$here/controlplane/up.sh" >"$COMMONS_CLUSTER_DIR/logs/restart-apiserver.log" 2>&1 \
       || fail "restarting the kube-apiserver" "$COMMONS_CLUSTER_DIR/logs/restart-apiserver.log"
@@ -28,5 +30,5 @@ case "${1:-}" in
   start-follower) commons_follower_start ;;
   stop-follower) commons_follower_stop ;;
   webhook-cert-dir) echo "$COMMONS_WEBHOOK_CERT_DIR" ;;
-  *) echo "usage: $0 start|stop|restart|kill|start-follower|stop-follower|restart-apiserver|rotate-webhook-certs|webhook-cert-dir" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|restart|kill|start-follower|stop-follower|restart-apiserver [SECONDS]|rotate-webhook-certs|webhook-cert-dir" >&2; exit 2 ;;
 esac

@@ -381,13 +381,13 @@ pub fn commons_binary() -> Result<PathBuf, E2eError> {
     Ok(if target.exists() { target } else { exe })
 }
 
-/// Runs `e2e/operator.sh ACTION` (start, stop or restart the operator under test, ...) and
-/// returns what it printed.
+/// Runs `e2e/operator.sh ACTION` (start, stop or restart the operator under test, ...; words after
+/// the first are its arguments) and returns what it printed.
 pub fn operator(action: &str) -> Result<String, E2eError> {
     let script = repo_root().join("e2e/operator.sh");
     let out = Command::new("bash")
         .arg(&script)
-        .arg(action)
+        .args(action.split_whitespace())
         .output()
         .map_err(|source| E2eError::Spawn { cmd: format!("e2e/operator.sh {action}"), source })?;
     if out.status.success() {

@@ -1,7 +1,8 @@
 //! Behaviour across the operator's own life: idle resyncs and restarts write nothing, a Tenancy
 //! deleted while the operator is down is still cleaned up, and while it is down no pod enters a
 //! tenancy unchecked (the quota webhook fails closed); after the apiserver restarts, a new Tenancy
-//! is served within seconds; a rotated webhook certificate is served without a restart. These
+//! is served within seconds, and an outage past the renew deadline restarts the leader in place;
+//! a rotated webhook certificate is served without a restart. These
 //! tests stop and restart
 //! the operator, so they live in their own test binary and run one at a time.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
@@ -300,6 +301,7 @@ async fn a_tenancy_created_right_after_an_apiserver_restart_is_ready_within_seco
     // A name of its own per run: a namespace of an earlier run may still be terminating.
     let name = format!("e2e-restart-{}", std::process::id());
     let restarts_before = operator_metric("commons_watch_restarts_total").unwrap();
+    let in_place_before = restarts_in_place();
     operator("restart-apiserver").unwrap();
     let client = commons_e2e::client().await.unwrap();
     let started = std::time::Instant::now();
@@ -312,12 +314,85 @@ async fn a_tenancy_created_right_after_an_apiserver_restart_is_ready_within_seco
         took < Duration::from_secs(15),
         "a Tenancy took {took:?} to become Ready after an apiserver restart"
     );
+    // Its watches restart from a fresh list; or, when the apiserver was down past the renew
+    // deadline (10 s), the whole process started again in place, which lists afresh too.
     wait_for("the watches are restarted once the apiserver has settled", Duration::from_secs(30), || async {
-        (operator_metric("commons_watch_restarts_total").ok()? > restarts_before).then_some(())
+        (operator_metric("commons_watch_restarts_total").ok()? > restarts_before
+            || restarts_in_place() > in_place_before)
+            .then_some(())
     })
     .await
     .unwrap();
     // Gone before the next test takes its turn, so its cleanup cannot be mistaken for idle writes.
+    let tenancies = Api::<Tenancy>::all(client.clone());
+    tenancies.delete(&name, &DeleteParams::foreground()).await.unwrap();
+    wait_for("the tenancy is gone", Duration::from_secs(120), || {
+        let (tenancies, name) = (tenancies.clone(), name.clone());
+        async move { tenancies.get_opt(&name).await.ok()?.is_none().then_some(()) }
+    })
+    .await
+    .unwrap();
+}
+
+/// The operator's log so far.
+fn operator_log() -> String {
+    let log = commons_e2e::measure::cluster_dir().join("logs/commons.log");
+    std::fs::read(&log).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+}
+
+/// How often the operator under test has lost the lead and started itself again in place, by its log.
+fn restarts_in_place() -> usize {
+    operator_log().matches("lost the lead; starting again in place").count()
+}
+
+/// The operator's process id, from the scripts' pid file.
+fn operator_pid() -> String {
+    std::fs::read_to_string(commons_e2e::measure::cluster_dir().join("pids/commons.pid"))
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+/// An apiserver outage longer than the leader's renew deadline (10 s) takes the lead away: the
+/// operator stops leading and starts itself again in place, in the same process (so with the same
+/// identity in the Lease), without any supervisor; once the apiserver is back it leads again and a
+/// new Tenancy is Ready within seconds. (Before, the process exited, and with no supervisor nothing
+/// was reconciled again.)
+#[tokio::test]
+async fn an_apiserver_outage_past_the_renew_deadline_restarts_the_leader_in_place() {
+    let _turn = TURN.lock().await;
+    let client = client().await.unwrap();
+    install_crds(&client).await.unwrap();
+    let (pid, in_place_before) = (operator_pid(), restarts_in_place());
+    let log_before = operator_log().len();
+    let outage = std::time::Instant::now();
+    operator("restart-apiserver 14").unwrap();
+    let outage = outage.elapsed().as_secs_f64();
+    // Every watch backs off while the apiserver is unreachable (a watcher's `Init` before each
+    // failed list used to reset the back-off: about 100 connection attempts a second).
+    let attempts =
+        operator_log().get(log_before..).unwrap_or_default().matches("client error (Connect)").count();
+    eprintln!("{attempts} refused connections to the apiserver in an outage of {outage:.1} s");
+    assert!(
+        (attempts as f64) < 40.0 * outage,
+        "{attempts} connection attempts in {outage:.1} s: the watches do not back off"
+    );
+    let client = commons_e2e::client().await.unwrap();
+    wait_for("the operator started again in place and leads", Duration::from_secs(30), || async {
+        (restarts_in_place() > in_place_before && operator_metric("commons_leading ").ok()? == 1.0)
+            .then_some(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(operator_pid(), pid, "the operator is still the same process");
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists(), "the operator's process {pid} is gone");
+    let name = format!("e2e-long-outage-{}", std::process::id());
+    let started = std::time::Instant::now();
+    apply_raw::<Tenancy>(&client, None, tenancy(&name)).await.unwrap();
+    wait_for_condition(&client, &name, "Ready", "True", None, Duration::from_secs(60)).await.unwrap();
+    let took = started.elapsed();
+    eprintln!("Ready {took:?} after the operator started again in place");
+    assert!(took < Duration::from_secs(15), "a Tenancy took {took:?} to become Ready");
     let tenancies = Api::<Tenancy>::all(client.clone());
     tenancies.delete(&name, &DeleteParams::foreground()).await.unwrap();
     wait_for("the tenancy is gone", Duration::from_secs(120), || {

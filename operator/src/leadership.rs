@@ -2,8 +2,8 @@
 //! meter, the keepers and the quota webhook; every replica serves the API and readiness.
 //!
 //! The rules are client-go's: a holder renews every [`Settings::retry`]; a replica that has not
-//! renewed within [`Settings::renew_deadline`] stops leading (and Commons stops, to start again as
-//! a follower); another replica takes the Lease only when the record it last saw has not changed
+//! renewed within [`Settings::renew_deadline`] stops leading (and Commons starts itself again in
+//! place, as a follower: [`crate::restart`]); another replica takes the Lease only when the record it last saw has not changed
 //! for the whole [`Settings::duration`], timed by its own clock (never by comparing clocks), so the
 //! old holder has stopped `duration - renew_deadline` before anyone else starts. Every write is a
 //! replace at the resourceVersion read, so two candidates can never both win one round.

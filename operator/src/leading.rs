@@ -1,9 +1,9 @@
 //! What only the leading replica runs: the controllers, the meter and the month closer, the keepers
 //! of the shared objects, and the quota webhook. Started once this replica leads; stopped when
-//! Commons stops. When the lead is lost the process exits at once (status 1), as client-go's
-//! leader election does: nothing it runs may overlap the next leader's, and a supervisor starts
-//! it again as a follower. (What the meter had not yet written, the next leader's meter records
-//! from the cluster at its start.)
+//! Commons stops. When the lead is lost the process starts itself again in place at once
+//! ([`crate::restart`]), as client-go's leader election exits: nothing it runs may overlap the next
+//! leader's, and it comes back as a follower. (What the meter had not yet written, the next
+//! leader's meter records from the cluster at its start.)
 
 use std::sync::{Arc, OnceLock};
 
@@ -58,7 +58,7 @@ impl std::fmt::Debug for Leader {
 
 impl Leader {
     /// Waits until `leading`, runs everything until `stop`, then lets it finish. If the lead is
-    /// lost meanwhile, the process exits at once; if the webhook or the meter fails, `failure`
+    /// lost meanwhile, the process starts again in place at once; if the webhook or the meter fails, `failure`
     /// names it and Commons stops.
     pub async fn run(
         self,
@@ -71,14 +71,17 @@ impl Leader {
             led = leading.wait_for(|l| *l) => if led.is_err() { return },
             _ = stop_rx.wait_for(|s| *s) => return,
         }
-        // From now on a lost lead (or a campaign that ended without a stop) ends the process.
+        // From now on a lost lead (or a campaign that ended without a stop) ends this image of the
+        // process.
         {
             let (mut leading, stop_rx) = (leading.clone(), stop_rx.clone());
             tokio::spawn(async move {
                 let _ = leading.wait_for(|l| !*l).await;
                 if !*stop_rx.borrow() {
-                    tracing::error!("lost the lead; exiting so that nothing overlaps the next leader");
-                    std::process::exit(1);
+                    tracing::error!(
+                        "lost the lead; starting again in place so that nothing overlaps the next leader"
+                    );
+                    crate::restart::in_place();
                 }
             });
         }

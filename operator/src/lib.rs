@@ -40,6 +40,7 @@ pub mod reachability_cmd;
 pub mod reflectors;
 pub mod report_cmd;
 pub mod request;
+pub mod restart;
 pub mod savings_cmd;
 pub mod segment;
 pub mod shutdown;

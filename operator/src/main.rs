@@ -182,7 +182,7 @@ enum Command {
         budget_seconds: u64,
         /// Run more than one replica: only the one holding the coordination Lease runs the
         /// controllers, the meter and the quota webhook; every replica serves the API. A replica
-        /// that loses the Lease exits (non-zero) to start again as a follower.
+        /// that loses the Lease starts itself again in place (same process id), as a follower.
         #[arg(long, env = "COMMONS_LEADER_ELECT")]
         leader_elect: bool,
         /// The namespace of the leader Lease (`commons-leader`).
@@ -193,7 +193,7 @@ enum Command {
         #[arg(long, env = "POD_NAME")]
         leader_identity: Option<String>,
         /// How long a Lease not renewed stays its holder's, in seconds, 6 to 300 (the holder
-        /// exits after two thirds of it without a renewal).
+        /// stops leading after two thirds of it without a renewal).
         #[arg(long, env = "COMMONS_LEADER_LEASE_SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(6..=300))]
         leader_lease_seconds: u64,
         #[command(flatten)]

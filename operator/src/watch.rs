@@ -169,10 +169,16 @@ async fn monitor(
 /// success. kube-runtime's default grows to 30 s, so after the apiserver restarts (or a network
 /// blip) every watch and the controllers' shared trigger stream could sit idle for up to 30 s
 /// more; with this a Tenancy made just after a restart is reconciled within seconds.
+///
+/// A watcher reports `Init` (a success to the stream's back-off) before each list it tries, also
+/// when that list then fails; so a reset counts only once no delay has been handed out for
+/// [`QuickBackoff::QUIET`]. Without that, every watch retried every 250 ms for as long as the
+/// apiserver was unreachable (about 100 connection attempts a second from one replica).
 #[derive(Debug, Clone)]
 pub struct QuickBackoff {
     next: std::time::Duration,
     seed: u64,
+    last: Option<std::time::Instant>,
 }
 
 impl QuickBackoff {
@@ -180,6 +186,8 @@ impl QuickBackoff {
     pub const MIN: std::time::Duration = std::time::Duration::from_millis(250);
     /// The longest delay.
     pub const MAX: std::time::Duration = std::time::Duration::from_secs(5);
+    /// How long after the last delay a success starts the delays again from [`QuickBackoff::MIN`].
+    pub const QUIET: std::time::Duration = std::time::Duration::from_secs(10);
 }
 
 impl Default for QuickBackoff {
@@ -189,7 +197,7 @@ impl Default for QuickBackoff {
             .map(|d| u64::from(d.subsec_nanos()))
             .unwrap_or(1)
             | 1;
-        QuickBackoff { next: Self::MIN, seed }
+        QuickBackoff { next: Self::MIN, seed, last: None }
     }
 }
 
@@ -197,20 +205,37 @@ impl Iterator for QuickBackoff {
     type Item = std::time::Duration;
 
     fn next(&mut self) -> Option<std::time::Duration> {
+        Some(self.delay_at(std::time::Instant::now()))
+    }
+}
+
+impl QuickBackoff {
+    /// The next delay, handed out at `now`.
+    fn delay_at(&mut self, now: std::time::Instant) -> std::time::Duration {
         let base = self.next;
         self.next = (self.next * 2).min(Self::MAX);
+        self.last = Some(now);
         // xorshift: up to 25% less than the base delay, so many watches do not retry in step.
         self.seed ^= self.seed << 13;
         self.seed ^= self.seed >> 7;
         self.seed ^= self.seed << 17;
         let cut = base.mul_f64((self.seed % 1000) as f64 / 4000.0);
-        Some(base.saturating_sub(cut))
+        base.saturating_sub(cut)
+    }
+
+    /// A success seen at `now`: the delays start again from [`QuickBackoff::MIN`] only if none
+    /// was handed out for [`QuickBackoff::QUIET`].
+    fn reset_at(&mut self, now: std::time::Instant) {
+        if self.last.is_none_or(|last| now.saturating_duration_since(last) >= Self::QUIET) {
+            self.next = Self::MIN;
+            self.last = None;
+        }
     }
 }
 
 impl kube::runtime::utils::Backoff for QuickBackoff {
     fn reset(&mut self) {
-        self.next = Self::MIN;
+        self.reset_at(std::time::Instant::now());
     }
 }
 
@@ -300,17 +325,32 @@ pub async fn synced(stores: &[&(dyn Synced + Sync)]) -> Result<(), crate::error:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kube::runtime::utils::Backoff;
-
     #[test]
-    fn quick_backoff_doubles_to_five_seconds_with_jitter_and_resets() {
+    fn quick_backoff_doubles_to_five_seconds_with_jitter_and_resets_only_after_a_quiet_spell() {
         let mut b = QuickBackoff::default();
-        let delays: Vec<std::time::Duration> = b.by_ref().take(8).collect();
+        let mut now = std::time::Instant::now();
+        let mut delays = Vec::new();
+        for _ in 0..8 {
+            let d = b.delay_at(now);
+            // The watcher's `Init` before each failed list is an `Ok` to the stream: no reset.
+            now += d;
+            b.reset_at(now);
+            delays.push(d);
+        }
         for (d, base_ms) in delays.iter().zip([250u64, 500, 1000, 2000, 4000, 5000, 5000, 5000]) {
             let base = std::time::Duration::from_millis(base_ms);
             assert!(*d <= base && *d >= base.mul_f64(0.75), "{d:?} for a base of {base:?}");
         }
-        b.reset();
-        assert!(b.next().unwrap() <= QuickBackoff::MIN);
+        // A success just short of a quiet spell after the last delay: still no reset.
+        b.delay_at(now);
+        b.reset_at(now + QuickBackoff::QUIET - std::time::Duration::from_millis(1));
+        assert!(b.delay_at(now) > QuickBackoff::MIN);
+        // Quiet for a while (the watch ran): the next failure waits the shortest delay again.
+        b.reset_at(now + QuickBackoff::QUIET);
+        assert!(b.delay_at(now + QuickBackoff::QUIET) <= QuickBackoff::MIN);
+        // And a success before any failure resets too.
+        let mut fresh = QuickBackoff::default();
+        fresh.reset_at(now);
+        assert!(fresh.delay_at(now) <= QuickBackoff::MIN);
     }
 }
