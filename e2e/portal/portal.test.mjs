@@ -307,6 +307,11 @@ test('a finance user sees spend by organisation with the year\'s chart, and down
   await accessible(page, 'spend');
   const pence = (text) => Math.round(parseFloat(text.replace(/[£,]/g, '')) * 100);
   const shown = pence(await page.textContent('#spend-total'));
+  // The year's table has this month with its own total (read a moment later: pennies more at most).
+  const heading = (await page.textContent('h1')).match(/^Spend in (\w+ \d{4}) by/)[1];
+  const monthRow = page.locator('table', { hasText: 'by month' }).locator('tr', { hasText: heading });
+  const yearly = pence(await monthRow.locator('td').textContent());
+  assert.ok(yearly >= shown && yearly - shown <= 5, `the year's table says ${yearly}p for ${heading}, the page ${shown}p`);
 
   const [download] = await Promise.all([
     page.waitForEvent('download'),
@@ -323,8 +328,10 @@ test('a finance user sees spend by organisation with the year\'s chart, and down
     assert.equal(cells[account], 'northshire-county-council', 'only Northshire\'s rows');
     total += pence(cells[billed]);
   }
-  // The month is open: lines ending "now" grow between the page and the file by pennies at most.
-  assert.ok(Math.abs(total - shown) <= 5, `FOCUS ${total}p against the page's ${shown}p`);
+  // The month is open, and its figures grow; the page says where they end, and the file, read as
+  // of that instant, has the same total to the penny.
+  assert.match(await page.textContent('#spend-until'), /these figures are to \d{1,2}:\d\d[ap]m UTC on \d{1,2} \w+ \d{4}|these figures are to (midday|midnight) UTC/);
+  assert.equal(total, shown, `FOCUS ${total}p against the page's ${shown}p`);
   console.log(`FOCUS file ${download.suggestedFilename()}: ${focus.length - 1} rows, ${total}p; the page: ${shown}p`);
   await page.context().close();
 });
@@ -333,6 +340,14 @@ test('a council user finds a shared service in the applications store and subscr
   const page = await personPage();
   await signIn(page, 'sam', '/portal/applications');
   await page.getByRole('heading', { name: 'Applications other public bodies share' }).waitFor();
+  // Filtered by category: the API's filter, offered from the categories the catalogue has.
+  await page.selectOption('#category', 'payroll');
+  await page.getByRole('button', { name: 'Search' }).click();
+  await page.waitForURL((url) => url.searchParams.get('category') === 'payroll');
+  assert.equal(await page.locator('#category').inputValue(), 'payroll', 'the choice is kept');
+  const titles = await page.locator('.govuk-summary-card__title').allTextContents();
+  assert.ok(titles.some((t) => t.includes('Payroll')), `${titles}`);
+  await page.selectOption('#category', '');
   await page.fill('#q', 'payroll');
   await page.getByRole('button', { name: 'Search' }).click();
   await page.getByRole('heading', { name: /^1 service$/ }).waitFor();

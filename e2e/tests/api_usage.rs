@@ -59,8 +59,15 @@ fn finance_sees_its_own_organisation_in_json_csv_and_focus_with_one_total() {
     assert!(csv.starts_with("group,organisation_name,charge,"), "{csv}");
     assert!(csv.lines().skip(1).all(|l| l.starts_with("northshire-county-council,")), "{csv}");
 
-    let (status, _, focus) =
-        get(&format!("/v1/usage?period={month}"), &finn, &["Accept: application/vnd.finops.focus+csv"]);
+    // An open month grows between two calls; read as of the instant the first answer ended, the
+    // FOCUS rows add up to its total exactly.
+    let until = report["until"].as_str().unwrap();
+    let as_of = until.replace(':', "%3A");
+    let (status, _, focus) = get(
+        &format!("/v1/usage?period={month}&asOf={as_of}"),
+        &finn,
+        &["Accept: application/vnd.finops.focus+csv"],
+    );
     assert_eq!(status, 200, "{focus}");
     let mut rows = focus.lines();
     let columns: Vec<&str> = rows.next().unwrap().split(',').collect();
@@ -73,8 +80,20 @@ fn finance_sees_its_own_organisation_in_json_csv_and_focus_with_one_total() {
         assert_eq!(cells[account], "northshire-county-council", "{row}");
         focus_total += decimal(cells[billed]);
     }
-    // The lines time-bound at "now" move between calls: a few pence at most.
-    assert!((focus_total - total).abs() < 0.05, "FOCUS {focus_total} against the report's {total}");
+    assert!(
+        (focus_total - total).abs() < 1e-6,
+        "FOCUS {focus_total} against the report's {total} to {until}"
+    );
+    let (status, _, again) = get(&format!("{path}&asOf={as_of}"), &finn, &[]);
+    assert_eq!(status, 200, "{again}");
+    let again: Value = serde_json::from_str(&again).unwrap();
+    assert_eq!(
+        (again["until"].as_str(), &again["total"]),
+        (Some(until), &report["total"]),
+        "the same figures again"
+    );
+    let (status, _, body) = get(&format!("{path}&asOf=2999-01-01T00%3A00%3A00Z"), &finn, &[]);
+    assert!(status == 422 && body.contains("asOf") && body.contains("in the future"), "{status} {body}");
 
     let (status, _, _) = get(&path, &finn, &["Accept: image/png"]);
     assert_eq!(status, 406);

@@ -84,13 +84,17 @@ impl UsageSource for LedgerUsage {
                 field: "by",
                 detail: "tenancy, organisation, sector, cost-centre or service".into(),
             })?;
-            let mut loaded =
-                load_from(&self.ledger, &q.period, self.tariff.now()).await.map_err(|e| match e {
-                    crate::Error::Invalid(detail) => {
-                        UsageError::Invalid { field: "period", detail: detail.replace("--period ", "") }
-                    }
+            let mut loaded = load_from(&self.ledger, &q.period, self.tariff.now(), q.as_of).await.map_err(
+                |e| match e {
+                    crate::Error::Invalid(detail) => match detail.strip_prefix("--as-of ") {
+                        Some(detail) => UsageError::Invalid { field: "asOf", detail: detail.to_owned() },
+                        None => {
+                            UsageError::Invalid { field: "period", detail: detail.replace("--period ", "") }
+                        }
+                    },
                     other => UsageError::Unavailable(other.to_string()),
-                })?;
+                },
+            )?;
             if let Some(own) = &q.organisations {
                 // The platform's own lines (unallocated capacity) belong to no organisation.
                 loaded.lines.retain(|l| own.contains(&l.grain.organisation));

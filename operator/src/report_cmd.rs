@@ -146,7 +146,7 @@ pub struct Loaded {
 /// running, until now).
 pub async fn load(period: &str, ledger_url: &str) -> Result<Loaded> {
     let ledger = Ledger::open_to_read(ledger_url)?;
-    let loaded = load_from(&ledger, period, cluster_tariff()).await;
+    let loaded = load_from(&ledger, period, cluster_tariff(), None).await;
     ledger.close().await;
     loaded
 }
@@ -157,6 +157,7 @@ pub async fn load_from(
     ledger: &Ledger,
     period: &str,
     open_tariff: impl std::future::Future<Output = Result<Tariff>>,
+    as_of: Option<Timestamp>,
 ) -> Result<Loaded> {
     let month = Month::parse(period)?;
     let now = Timestamp::from_millisecond(Timestamp::now().as_millisecond()).unwrap_or(month.until);
@@ -164,7 +165,19 @@ pub async fn load_from(
     if until <= month.from {
         return Err(Error::Invalid(format!("--period {period}: the month has not begun")));
     }
+    let until = match as_of {
+        Some(at) if at <= month.from => {
+            return Err(Error::Invalid(format!("--as-of {at}: before {period} began")));
+        }
+        Some(at) => until.min(at),
+        None => until,
+    };
     let closed = ledger.is_closed(period).await?;
+    if closed && until < month.until {
+        return Err(Error::Invalid(format!(
+            "--as-of {until}: {period} is closed, and its figures are final and whole: leave it out"
+        )));
+    }
     let tariff = if closed { periods::closed_tariff(ledger, period).await? } else { open_tariff.await? };
     let (lines, record) = periods::lines(ledger, &month, until, &tariff).await?;
     let currency = match &record {

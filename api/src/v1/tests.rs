@@ -169,7 +169,11 @@ struct NoUsage;
 impl usage::UsageSource for NoUsage {
     fn usage(&self, q: usage::UsageQuery) -> BoxFuture<'_, Result<usage::UsageDocument, usage::UsageError>> {
         // Says whose lines it was asked for, so the tests see the scope the route passed.
-        let report = serde_json::json!({"period": q.period, "lines": q.organisations.clone().unwrap_or_else(|| vec!["*".into()])});
+        let report = serde_json::json!({
+            "period": q.period,
+            "lines": q.organisations.clone().unwrap_or_else(|| vec!["*".into()]),
+            "asOf": q.as_of.map(|at| at.to_string()),
+        });
         Box::pin(async move { Ok(usage::UsageDocument::Json { closed: true, report }) })
     }
 }
@@ -394,6 +398,29 @@ async fn usage_is_scoped_paginated_tagged_and_negotiated() {
     );
     let (status, _) = call(&w.app, Some(&w.keys["nobody"]), "/v1/usage?period=2026-11").await;
     assert_eq!(status, StatusCode::FORBIDDEN, "finance without a usage grant in this world");
+}
+
+#[tokio::test]
+async fn usage_as_of_an_instant_is_passed_on_to_the_millisecond_and_refused_when_not_one_or_in_the_future() {
+    let w = world();
+    let key = &w.keys["central"];
+    let (status, body) =
+        call(&w.app, Some(key), "/v1/usage?period=2026-11&asOf=2026-11-20T10:51:03.123456Z").await;
+    assert_eq!((status, body["asOf"].as_str()), (StatusCode::OK, Some("2026-11-20T10:51:03.123Z")));
+    let (_, body) = call(&w.app, Some(key), "/v1/usage?period=2026-11").await;
+    assert_eq!(body["asOf"], serde_json::Value::Null, "no asOf: up to now");
+    let tomorrow = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24);
+    for (bad, says) in [
+        ("yesterday".to_owned(), "RFC 3339"),
+        ("2026-11-20T10:51:03".to_owned(), "RFC 3339"),
+        (tomorrow.to_string(), "in the future"),
+    ] {
+        let uri = format!("/v1/usage?period=2026-11&asOf={}", crate::auth::http::percent(&bad));
+        let (status, body) = call(&w.app, Some(key), &uri).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {body}");
+        assert_eq!(body["errors"][0]["field"], "asOf", "{bad}: {body}");
+        assert!(body["errors"][0]["detail"].as_str().unwrap().contains(says), "{bad}: {body}");
+    }
 }
 
 #[tokio::test]

@@ -49,6 +49,8 @@ pub struct UsageQuery {
     pub organisations: Option<Vec<String>>,
     /// The format.
     pub format: UsageFormat,
+    /// Usage up to this instant (checked: not in the future); `None`: up to now.
+    pub as_of: Option<jiff::Timestamp>,
 }
 
 /// The answer.
@@ -150,6 +152,7 @@ pub trait UsageSource: Send + Sync + std::fmt::Debug {
 /// The query string.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase")]
 pub struct Params {
     /// The month, `YYYY-MM` (UTC). Required.
     period: Option<String>,
@@ -160,6 +163,12 @@ pub struct Params {
     limit: Option<usize>,
     /// JSON: where the page starts (the `next` of the page before).
     cursor: Option<String>,
+    /// Usage up to this instant (RFC 3339, not in the future; default: now). Give the `until` of
+    /// an answer already read, and every page and format of the month has the same figures as it.
+    /// An instant at or after the month's end is the whole month; within a closed month it is
+    /// refused, since a closed month's figures are final and whole.
+    #[param(value_type = Option<String>, format = DateTime)]
+    as_of: Option<String>,
 }
 
 /// The format `Accept` asks for; `None` when it accepts none Commons gives.
@@ -188,6 +197,17 @@ pub(super) fn media_ranges(headers: &HeaderMap) -> Option<Vec<&str>> {
         .collect();
     ranges.sort_by(|a, b| b.0.total_cmp(&a.0));
     Some(ranges.into_iter().map(|(_, media)| media).collect())
+}
+
+/// The instant `asOf` names, to the millisecond (as answers give `until`), if it is not in the
+/// future.
+fn as_of(text: &str) -> Result<jiff::Timestamp, &'static str> {
+    let at: jiff::Timestamp =
+        text.parse().map_err(|_| "an RFC 3339 instant with its offset, such as 2026-12-03T10:51:03Z")?;
+    if at > jiff::Timestamp::now() {
+        return Err("in the future: usage is known only up to now");
+    }
+    jiff::Timestamp::from_millisecond(at.as_millisecond()).map_err(|_| "out of range")
 }
 
 /// A cursor: the offset of the page's first line, opaque to clients.
@@ -225,6 +245,11 @@ fn tag_of(digest: &[u8]) -> String {
 pub struct UsagePage {
     /// `YYYY-MM`.
     pub period: String,
+    /// The month's start (RFC 3339).
+    pub from: String,
+    /// Where the figures end (RFC 3339, exclusive): the month's end once it is over, else the
+    /// instant they were read at (`asOf`, or now). Pass it as `asOf` to read the same figures again.
+    pub until: String,
     /// Whether the month is closed (its lines never change).
     pub closed: bool,
     /// The currency of every amount.
@@ -255,7 +280,7 @@ pub struct UsagePage {
          headers(("Retry-After" = String, description = "Seconds to wait"))),
         (status = 403, description = "Not allowed: needs get usage", body = Problem, content_type = "application/problem+json"),
         (status = 406, description = "No format the Accept header allows", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A bad period, by, limit or cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A bad period, by, limit, cursor or asOf", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The ledger cannot be read now", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -275,6 +300,10 @@ pub async fn usage(
             .with_instance(path.to_owned())
     })?;
     let period = params.period.ok_or_else(|| invalid_field("period", "required, YYYY-MM", path))?;
+    let as_of = match params.as_of.as_deref() {
+        None => None,
+        Some(text) => Some(as_of(text).map_err(|detail| invalid_field("asOf", detail, path))?),
+    };
     let limit = params.limit.unwrap_or(1000);
     if limit == 0 || limit > 10_000 {
         return Err(invalid_field("limit", "from 1 to 10000", path));
@@ -291,6 +320,7 @@ pub async fn usage(
             Scope::Own(own) => Some(own),
         },
         format,
+        as_of,
     };
     let document = v1.usage.usage(query).await.map_err(|e| match e {
         UsageError::Invalid { field, detail } => invalid_field(field, &detail, path),

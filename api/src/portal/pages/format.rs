@@ -33,6 +33,24 @@ pub fn date(text: &str) -> String {
     }
 }
 
+/// `10:51am UTC on 3 December 2026` (the GOV.UK style for times: 12-hour, `midday`, `midnight`)
+/// from an RFC 3339 timestamp; the text as given otherwise.
+pub fn instant(text: &str) -> String {
+    let Ok(at) = text.parse::<jiff::Timestamp>() else { return text.to_owned() };
+    let at = at.to_zoned(jiff::tz::TimeZone::UTC);
+    let (hour, minute) = (at.hour(), at.minute());
+    let time = match (hour, minute) {
+        (0, 0) => "midnight".to_owned(),
+        (12, 0) => "midday".to_owned(),
+        _ => format!(
+            "{}:{minute:02}{}",
+            if hour % 12 == 0 { 12 } else { hour % 12 },
+            if hour < 12 { "am" } else { "pm" }
+        ),
+    };
+    format!("{time} UTC on {}", date(&at.date().to_string()))
+}
+
 /// `November 2026` from `2026-11`.
 pub fn month(period: &str) -> String {
     date(&format!("{period}-01")).split_once(' ').map_or(period.to_owned(), |(_, rest)| rest.to_owned())
@@ -134,6 +152,12 @@ mod tests {
         assert_eq!(date("2026-01-31"), "31 January 2026");
         assert_eq!(date("soon"), "soon");
         assert_eq!(month("2026-11"), "November 2026");
+        assert_eq!(instant("2026-12-03T10:51:03.123Z"), "10:51am UTC on 3 December 2026");
+        assert_eq!(instant("2026-12-03T17:05:00+01:00"), "4:05pm UTC on 3 December 2026");
+        assert_eq!(instant("2026-12-03T00:00:00Z"), "midnight UTC on 3 December 2026");
+        assert_eq!(instant("2026-12-03T12:00:00Z"), "midday UTC on 3 December 2026");
+        assert_eq!(instant("2026-12-03T00:30:00Z"), "12:30am UTC on 3 December 2026");
+        assert_eq!(instant("later"), "later");
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! tenancy (`GET /v1/usage`), the year month by month as a chart drawn on the server
 //! (`/v1/reports/annual`, SVG, shown as an image with its figures in a table beside it), what
 //! sharing saved (`/v1/reports/savings`), and the same month as CSV or FOCUS to download (the
-//! API's own bytes, so the file's totals are the page's).
+//! API's own bytes, read `asOf` the instant the page's figures end, so the file's totals are the
+//! page's even while the month is open).
 
 use std::collections::BTreeMap;
 
@@ -97,6 +98,10 @@ struct SpendPage {
     by: &'static str,
     by_label: &'static str,
     closed: bool,
+    /// Where an open month's figures end, RFC 3339 (the downloads' `asOf`).
+    until: String,
+    /// The same, as people read it.
+    until_text: String,
     groups: Vec<Group>,
     total: String,
     /// `(value, label, selected)`.
@@ -108,6 +113,24 @@ struct SpendPage {
     months: Vec<(String, String)>,
     /// `(service, provider, consumers, cost, each alone, saved)`.
     savings: Vec<(String, String, String, String, String, String)>,
+}
+
+/// `(month, total)` of each month the year's report has: `months` lists only the months reported
+/// (`["2026-12", false]`), `monthTotals` all twelve, January first.
+fn month_totals(annual: &Value, currency: &str) -> Vec<(String, String)> {
+    let totals = annual["monthTotals"].as_array().cloned().unwrap_or_default();
+    annual["months"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|m| {
+            let period = m.get(0).and_then(Value::as_str)?;
+            let index = period.get(5..7)?.parse::<usize>().ok()?.checked_sub(1)?;
+            let total = totals.get(index)?.as_str()?;
+            Some((format::month(period), format::money(total, currency)))
+        })
+        .collect()
 }
 
 /// The twelve months up to `now`'s, newest first.
@@ -130,17 +153,20 @@ pub async fn show(State(served): State<Served>, signed: SignedIn, Query(asked): 
         let api = served.api.clone();
         async move { call(&api, &via, http::Method::GET, &path, None, "application/json").await.json::<Value>() }
     };
-    // Every page of the month's lines.
+    // Every page of the month's lines, all read as of one instant (an open month's figures grow).
+    let as_of = jiff::Timestamp::from_millisecond(now.as_millisecond()).unwrap_or(now);
+    let as_of = percent(&as_of.to_string());
     let mut lines: Vec<Value> = Vec::new();
     let mut next: Option<String> = None;
     let mut pages = 0;
     let report = loop {
         pages += 1;
         let cursor = next.as_deref().map(|c| format!("&cursor={}", percent(c))).unwrap_or_default();
-        let page = match get(format!("/v1/usage?period={period}&by={by}&limit=10000{cursor}")).await {
-            Ok(p) => p,
-            Err(refusal) => return super::refused(chrome, &refusal),
-        };
+        let page =
+            match get(format!("/v1/usage?period={period}&by={by}&limit=10000&asOf={as_of}{cursor}")).await {
+                Ok(p) => p,
+                Err(refusal) => return super::refused(chrome, &refusal),
+            };
         lines.extend(page["lines"].as_array().cloned().unwrap_or_default());
         let following = page["next"].as_str().map(str::to_owned);
         // 10,000 lines a page: 50 pages is more than any month holds; a cursor that repeats
@@ -156,17 +182,7 @@ pub async fn show(State(served): State<Served>, signed: SignedIn, Query(asked): 
         Ok(a) => a,
         Err(refusal) => return super::refused(chrome, &refusal),
     };
-    let months = annual["months"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .zip(annual["monthTotals"].as_array().cloned().unwrap_or_default())
-        .map(|(m, t)| {
-            let month = m.get("period").or_else(|| m.get(0)).and_then(Value::as_str).unwrap_or_default();
-            (format::month(month), format::money(t.as_str().unwrap_or("0"), &currency))
-        })
-        .collect();
+    let months = month_totals(&annual, &currency);
     let savings = match get(format!("/v1/reports/savings?period={period}")).await {
         Ok(s) => s["services"]
             .as_array()
@@ -195,6 +211,8 @@ pub async fn show(State(served): State<Served>, signed: SignedIn, Query(asked): 
         chrome,
         period_text: format::month(&period),
         closed: report["closed"].as_bool().unwrap_or(false),
+        until: percent(report["until"].as_str().unwrap_or_default()),
+        until_text: format::instant(report["until"].as_str().unwrap_or_default()),
         groups: groups(&lines, &currency),
         total: format::money(report["total"].as_str().unwrap_or("0"), &currency),
         periods: recent(now).into_iter().map(|p| (p.clone(), format::month(&p), p == period)).collect(),
@@ -215,6 +233,9 @@ pub struct Download {
     period: Option<String>,
     by: Option<String>,
     format: Option<String>,
+    /// Where the page's figures ended (an open month's): the file's end too.
+    #[serde(rename = "asOf")]
+    as_of: Option<String>,
 }
 
 /// `GET /portal/spend/download`: the API's CSV or FOCUS bytes for the month, as a file.
@@ -229,7 +250,9 @@ pub async fn download(
         Some("focus") => (crate::v1::usage::FOCUS_CSV, format!("commons-focus-{period}.csv")),
         _ => ("text/csv", format!("commons-spend-{period}-by-{by}.csv")),
     };
-    let path = format!("/v1/usage?period={period}&by={by}");
+    let as_of =
+        asked.as_of.filter(|a| !a.is_empty()).map(|a| format!("&asOf={}", percent(&a))).unwrap_or_default();
+    let path = format!("/v1/usage?period={period}&by={by}{as_of}");
     let answer = call(&served.api, &signed.via, http::Method::GET, &path, None, accept).await;
     if !answer.status.is_success() {
         return super::refused(chrome, &answer.refusal());
@@ -285,6 +308,22 @@ mod tests {
                 Group { name: "south".into(), organisation: String::new(), amount: "£1.00".into() },
             ]
         );
+    }
+
+    #[test]
+    fn each_reported_month_is_shown_with_its_own_total() {
+        let mut totals = vec!["0"; 12];
+        totals[10] = "12.5";
+        totals[11] = "0.01";
+        let annual = json!({"months": [["2026-11", true], ["2026-12", false]], "monthTotals": totals});
+        assert_eq!(
+            month_totals(&annual, "GBP"),
+            vec![
+                ("November 2026".to_owned(), "£12.50".to_owned()),
+                ("December 2026".to_owned(), "£0.01".to_owned())
+            ]
+        );
+        assert!(month_totals(&json!({}), "GBP").is_empty());
     }
 
     #[test]

@@ -75,6 +75,8 @@ pub struct Search {
     q: String,
     #[serde(default)]
     classification: String,
+    #[serde(default)]
+    category: String,
 }
 
 #[derive(Template)]
@@ -84,6 +86,8 @@ struct StorePage {
     q: String,
     /// `(value, label, checked)`.
     classifications: Vec<(&'static str, &'static str, bool)>,
+    /// `(category, selected)`: every category the catalogue has, in order.
+    categories: Vec<(String, bool)>,
     listings: Vec<Listing>,
 }
 
@@ -99,6 +103,9 @@ async fn listings(served: &Served, signed: &SignedIn, search: &Search) -> Result
     if matches!(search.classification.as_str(), "official" | "official-sensitive") {
         query.push(format!("classification={}", search.classification));
     }
+    if !search.category.trim().is_empty() {
+        query.push(format!("category={}", percent(search.category.trim())));
+    }
     let path = format!("/v1/catalogue?{}", query.join("&"));
     call(&served.api, &signed.via, http::Method::GET, &path, None, "application/json")
         .await
@@ -109,6 +116,11 @@ async fn listings(served: &Served, signed: &SignedIn, search: &Search) -> Result
 
 /// `GET /portal/applications`.
 pub async fn list(State(served): State<Served>, signed: SignedIn, Query(search): Query<Search>) -> Response {
+    // The categories to choose from: every one the catalogue has, whatever else is asked.
+    let categories = match listings(&served, &signed, &Search::default()).await {
+        Ok(all) => categories(&all, search.category.trim()),
+        Err(response) => return response,
+    };
     match listings(&served, &signed, &search).await {
         Ok(listings) => render(
             StatusCode::OK,
@@ -123,11 +135,19 @@ pub async fn list(State(served): State<Served>, signed: SignedIn, Query(search):
                 .map(|(v, l)| (v, l, v == search.classification))
                 .collect(),
                 q: search.q,
+                categories,
                 listings,
             },
         ),
         Err(response) => response,
     }
+}
+
+/// Each category among `all` once, in order, marked if it is `chosen`.
+fn categories(all: &[Listing], chosen: &str) -> Vec<(String, bool)> {
+    let names: std::collections::BTreeSet<&str> =
+        all.iter().filter_map(|l| l.category.as_deref()).filter(|c| !c.is_empty()).collect();
+    names.into_iter().map(|c| (c.to_owned(), c == chosen)).collect()
 }
 
 #[derive(Deserialize)]
@@ -378,5 +398,35 @@ pub async fn subscriptions(
             render(StatusCode::OK, &SubscriptionsPage { chrome: chrome(&signed), items: list.items, made })
         }
         Err(refusal) => super::refused(chrome(&signed), &refusal),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listing(name: &str, category: Option<&str>) -> Listing {
+        serde_json::from_value(serde_json::json!({
+            "namespace": "north-apps", "name": name, "title": name, "classification": "official",
+            "category": category,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn each_category_is_offered_once_in_order_with_the_chosen_one_marked() {
+        let all = [
+            listing("payroll", Some("payroll")),
+            listing("bins", Some("waste")),
+            listing("pay-2", Some("payroll")),
+            listing("plain", None),
+            listing("blank", Some("")),
+        ];
+        assert_eq!(
+            categories(&all, "waste"),
+            vec![("payroll".to_owned(), false), ("waste".to_owned(), true)]
+        );
+        assert!(categories(&all, "").iter().all(|(_, chosen)| !chosen));
+        assert!(categories(&[], "waste").is_empty());
     }
 }
