@@ -416,3 +416,16 @@ test('a form without the session\'s CSRF token changes nothing, and sign-out end
   await replay.close();
   await page.context().close();
 });
+
+test('every page checked has a title of its own, in the GOV.UK pattern', () => {
+  // The same page seen again (the start page after each sign-in, a request before and after its
+  // decision) keeps its title; two different pages never share one.
+  const samePage = (a, b) => a === b || (a.startsWith('request') && b.startsWith('request') && [a, b].every((n) => ['request', 'request-decided'].includes(n)));
+  const byTitle = new Map();
+  for (const { name, title } of checked) {
+    const other = byTitle.get(title);
+    assert.ok(other === undefined || samePage(other, name), `"${title}" is the title of both ${other} and ${name}`);
+    byTitle.set(title, name);
+  }
+  assert.ok(checked.length === 0 || byTitle.size >= 2, 'titles were collected');
+});
