@@ -9,6 +9,7 @@ pub mod api_usage;
 pub mod apikey_cmd;
 pub mod catalogue;
 pub mod catalogue_cmd;
+pub mod chart_files;
 pub mod crds_cmd;
 pub mod drive;
 pub mod error;
