@@ -324,11 +324,16 @@ async fn a_tenancy_created_right_after_an_apiserver_restart_is_ready_within_seco
     .await
     .unwrap();
     // Gone before the next test takes its turn, so its cleanup cannot be mistaken for idle writes.
+    delete_and_wait(&client, &name).await;
+}
+
+/// Deletes the Tenancy `name` (foreground) and waits until it is gone.
+async fn delete_and_wait(client: &Client, name: &str) {
     let tenancies = Api::<Tenancy>::all(client.clone());
-    tenancies.delete(&name, &DeleteParams::foreground()).await.unwrap();
+    tenancies.delete(name, &DeleteParams::foreground()).await.unwrap();
     wait_for("the tenancy is gone", Duration::from_secs(120), || {
-        let (tenancies, name) = (tenancies.clone(), name.clone());
-        async move { tenancies.get_opt(&name).await.ok()?.is_none().then_some(()) }
+        let tenancies = tenancies.clone();
+        async move { tenancies.get_opt(name).await.ok()?.is_none().then_some(()) }
     })
     .await
     .unwrap();
@@ -393,14 +398,7 @@ async fn an_apiserver_outage_past_the_renew_deadline_restarts_the_leader_in_plac
     let took = started.elapsed();
     eprintln!("Ready {took:?} after the operator started again in place");
     assert!(took < Duration::from_secs(15), "a Tenancy took {took:?} to become Ready");
-    let tenancies = Api::<Tenancy>::all(client.clone());
-    tenancies.delete(&name, &DeleteParams::foreground()).await.unwrap();
-    wait_for("the tenancy is gone", Duration::from_secs(120), || {
-        let (tenancies, name) = (tenancies.clone(), name.clone());
-        async move { tenancies.get_opt(&name).await.ok()?.is_none().then_some(()) }
-    })
-    .await
-    .unwrap();
+    delete_and_wait(&client, &name).await;
 }
 
 /// What `sh` prints, trimmed; panics if it fails.
