@@ -98,6 +98,11 @@ command_for() {
         --service-account-private-key-file="$pki/sa.key"
         --cluster-signing-cert-file="$pki/ca.crt" --cluster-signing-key-file="$pki/ca.key"
         --service-cluster-ip-range="$service_cidr"
+        # The simulated nodes' leases stop while the e2e tests restart or take away the apiserver
+        # (kwok restarts with it, and up.sh replaces its leases); a controller manager started
+        # moments before then marks every node and pod NotReady after its default 50 s. A kubelet
+        # would report its pods Ready again; kwok does not, so they would stay NotReady for good.
+        --node-monitor-grace-period=180s
         # Its default (/usr/libexec/kubernetes/...) would be created on the host.
         --flex-volume-plugin-dir="$COMMONS_CLUSTER_DIR/flexvolume")
       ;;
@@ -303,6 +308,17 @@ done | kubectl apply --server-side --field-manager=commons-local -f - >"$cluster
   || fail "creating the kwok nodes" "$cluster_logs/nodes.log"
 wait_until 120 "nodes Ready" nodes_ready \
   || fail "waiting for the kwok nodes to be Ready (kwok's log: $cluster_logs/kwok.log)" "$cluster_logs/kwok.log"
+# Pods the node controller marked NotReady while the nodes' leases were away (Ready False with
+# their containers still ready, on a node Ready again) stay so under kwok, which unlike a kubelet
+# never reports them again: delete those that a controller owns, so it makes them again.
+stale_pods="$(kubectl get pods -A -o jsonpath='{range .items[?(@.metadata.ownerReferences)]}{.metadata.namespace}{" "}{.metadata.name}{" "}{.status.conditions[?(@.type=="Ready")].status}{" "}{.status.conditions[?(@.type=="ContainersReady")].status}{"\n"}{end}' 2>/dev/null \
+  | awk '$3 == "False" && $4 == "True" {print $1 " " $2}')" || stale_pods=""
+if [[ -n "$stale_pods" ]]; then
+  step "$(wc -l <<<"$stale_pods") pods left NotReady by an earlier node outage: made again by their controllers"
+  while read -r ns pod; do
+    kubectl -n "$ns" delete pod "$pod" --wait=false >>"$cluster_logs/nodes.log" 2>&1 || true
+  done <<<"$stale_pods"
+fi
 # Pods are refused until the controller manager has made the namespace's default ServiceAccount.
 wait_until 60 "default ServiceAccount" kubectl -n default get serviceaccount default \
   || fail "waiting for the default ServiceAccount" "$cluster_logs/kube-controller-manager.log"
