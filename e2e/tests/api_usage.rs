@@ -94,6 +94,8 @@ fn finance_sees_its_own_organisation_in_json_csv_and_focus_with_one_total() {
     );
     let (status, _, body) = get(&format!("{path}&asOf=2999-01-01T00%3A00%3A00Z"), &finn, &[]);
     assert!(status == 422 && body.contains("asOf") && body.contains("in the future"), "{status} {body}");
+    let (status, _, body) = get(&format!("{path}&asOf=2000-01-01T00%3A00%3A00Z"), &finn, &[]);
+    assert!(status == 422 && body.contains("asOf") && body.contains("began"), "{status} {body}");
 
     let (status, _, _) = get(&path, &finn, &["Accept: image/png"]);
     assert_eq!(status, 406);
@@ -159,6 +161,9 @@ fn a_closed_month_is_the_same_bytes_every_time_for_a_finance_systems_api_key() {
     .unwrap();
     let key = made.lines().next().unwrap().trim().to_owned();
     let path = format!("/v1/usage?period={previous}");
+    // A closed month's figures are final and whole: an instant within it is refused, naming asOf.
+    let (status, _, body) = get(&format!("{path}&asOf={previous}-15T00%3A00%3A00Z"), &key, &[]);
+    assert!(status == 422 && body.contains("asOf") && body.contains("is closed"), "{status} {body}");
     for accept in ["Accept: application/json", "Accept: text/csv", "Accept: application/vnd.finops.focus+csv"]
     {
         let (status, head, first) = get(&path, &key, &[accept]);

@@ -86,12 +86,10 @@ impl UsageSource for LedgerUsage {
             })?;
             let mut loaded = load_from(&self.ledger, &q.period, self.tariff.now(), q.as_of).await.map_err(
                 |e| match e {
-                    crate::Error::Invalid(detail) => match detail.strip_prefix("--as-of ") {
-                        Some(detail) => UsageError::Invalid { field: "asOf", detail: detail.to_owned() },
-                        None => {
-                            UsageError::Invalid { field: "period", detail: detail.replace("--period ", "") }
-                        }
-                    },
+                    crate::Error::AsOf(detail) => UsageError::Invalid { field: "asOf", detail },
+                    crate::Error::Invalid(detail) => {
+                        UsageError::Invalid { field: "period", detail: detail.replace("--period ", "") }
+                    }
                     other => UsageError::Unavailable(other.to_string()),
                 },
             )?;

@@ -56,6 +56,9 @@ pub enum Error {
     /// An object's spec cannot be acted on (the CRD schema should have refused it).
     #[error("invalid spec: {0}")]
     Invalid(String),
+    /// The instant usage is asked as of cannot be given for the month asked.
+    #[error("as of: {0}")]
+    AsOf(String),
     /// A reflector store's writer stopped (the process is shutting down).
     #[error("a watch of the cluster stopped")]
     StoreClosed,
@@ -106,6 +109,7 @@ impl Error {
             Error::Listen { .. } => "listen",
             Error::Stopped(_) => "stopped",
             Error::Invalid(_) => "invalid_spec",
+            Error::AsOf(_) => "invalid_as_of",
             Error::StoreClosed => "store_closed",
             Error::StoreNotReady => "store_not_ready",
             Error::Certificate { .. } => "certificate",

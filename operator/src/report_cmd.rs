@@ -167,15 +167,15 @@ pub async fn load_from(
     }
     let until = match as_of {
         Some(at) if at <= month.from => {
-            return Err(Error::Invalid(format!("--as-of {at}: before {period} began")));
+            return Err(Error::AsOf(format!("{at}: before {period} began")));
         }
         Some(at) => until.min(at),
         None => until,
     };
     let closed = ledger.is_closed(period).await?;
     if closed && until < month.until {
-        return Err(Error::Invalid(format!(
-            "--as-of {until}: {period} is closed, and its figures are final and whole: leave it out"
+        return Err(Error::AsOf(format!(
+            "{until}: {period} is closed, and its figures are final and whole: leave it out"
         )));
     }
     let tariff = if closed { periods::closed_tariff(ledger, period).await? } else { open_tariff.await? };
