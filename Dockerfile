@@ -19,12 +19,13 @@ RUN apt-get update \
  && rustup target add x86_64-unknown-linux-musl
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
+COPY .cargo .cargo
 COPY crds crds
 COPY operator operator
 COPY api api
 COPY e2e e2e
-RUN cargo build --locked --release --target x86_64-unknown-linux-musl -p commons-operator --bin commons \
- && install -D -m 0755 target/x86_64-unknown-linux-musl/release/commons /out/commons \
+RUN cargo build --locked --profile dist --target x86_64-unknown-linux-musl -p commons-operator --bin commons \
+ && install -D -m 0755 target/x86_64-unknown-linux-musl/dist/commons /out/commons \
  && mkdir -p /out/var/lib/commons /out/tmp
 
 # Stage 3: nothing but the binary, CA certificates (for the OIDC issuer and PostgreSQL over TLS),

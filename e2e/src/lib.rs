@@ -8,7 +8,7 @@ pub mod focus;
 pub mod ledgers;
 pub mod measure;
 
-pub use measure::{cpu_seconds, cpu_used, operator_memory_mib, operator_metric, operator_samples};
+pub use measure::{Memory, cpu_seconds, cpu_used, operator_memory_mib, operator_metric, operator_samples};
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -98,9 +98,32 @@ pub fn cluster_dir() -> PathBuf {
     })
 }
 
-/// The operator's resident memory now and at its peak since it started, in MiB (`VmRSS` and
-/// `VmHWM` of the `commons` process the local scripts run, from /proc).
-pub fn operator_memory_mib() -> Result<(f64, f64), E2eError> {
+/// The operator's memory, in MiB, from /proc.
+#[derive(Debug, Clone, Copy)]
+pub struct Memory {
+    /// Resident now (`VmRSS`).
+    pub resident: f64,
+    /// Resident at the peak since it started (`VmHWM`).
+    pub peak: f64,
+    /// Of `resident`, the process's own memory (`RssAnon`: its heap, stacks and allocator).
+    pub anonymous: f64,
+    /// Of `resident`, pages of files it maps (`RssFile`: mostly its own code, clean and shared
+    /// with the page cache).
+    pub file: f64,
+}
+
+impl std::fmt::Display for Memory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:.1} MiB resident ({:.1} MiB its own, {:.1} MiB mapped from files: its code), {:.1} MiB peak since it started",
+            self.resident, self.anonymous, self.file, self.peak
+        )
+    }
+}
+
+/// The memory of the `commons` process the local scripts run, from /proc.
+pub fn operator_memory_mib() -> Result<Memory, E2eError> {
     let cluster = cluster_dir();
     let read = |path: PathBuf| {
         std::fs::read_to_string(&path)
@@ -115,5 +138,10 @@ pub fn operator_memory_mib() -> Result<(f64, f64), E2eError> {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
             .map_or(0.0, |kib| kib / 1024.0)
     };
-    Ok((field("VmRSS:"), field("VmHWM:")))
+    Ok(Memory {
+        resident: field("VmRSS:"),
+        peak: field("VmHWM:"),
+        anonymous: field("RssAnon:"),
+        file: field("RssFile:"),
+    })
 }

@@ -122,7 +122,7 @@ fn same_quantity(a: &str, b: &str) -> bool {
 
 /// Where `observed` falls short of what `desired` asks for (ignoring server-managed metadata),
 /// or `None` when it is up to date.
-pub fn difference<K: Serialize>(desired: &K, observed: Option<&K>) -> Option<String> {
+pub fn difference<K: Serialize, O: Serialize>(desired: &K, observed: Option<&O>) -> Option<String> {
     let Some(observed) = observed else {
         return Some("absent".into());
     };
@@ -140,7 +140,7 @@ pub fn difference<K: Serialize>(desired: &K, observed: Option<&K>) -> Option<Str
 }
 
 /// Whether `observed` already is what `desired` asks for (ignoring server-managed metadata).
-pub fn up_to_date<K: Serialize>(desired: &K, observed: Option<&K>) -> bool {
+pub fn up_to_date<K: Serialize, O: Serialize>(desired: &K, observed: Option<&O>) -> bool {
     difference(desired, observed).is_none()
 }
 
@@ -160,10 +160,11 @@ where
 }
 
 /// Applies `desired` unless `observed` already matches it. Returns whether it wrote.
-pub async fn apply_if_changed<K>(api: &Api<K>, desired: &K, observed: Option<&K>) -> Result<bool>
+pub async fn apply_if_changed<K, O>(api: &Api<K>, desired: &K, observed: Option<&O>) -> Result<bool>
 where
     K: Resource + Serialize + DeserializeOwned + Clone + Debug,
     K::DynamicType: Default,
+    O: Serialize,
 {
     let Some(why) = difference(desired, observed) else {
         return Ok(false);
@@ -179,27 +180,29 @@ where
 /// name may be taken by an object outside what Commons watches). Every write is a server-side apply,
 /// so a field Commons stops setting is removed (a plain create would leave its fields owned by a
 /// second manager for ever).
-pub async fn create_or_apply<K>(
+pub async fn create_or_apply<K, O>(
     api: &Api<K>,
     desired: &K,
-    observed: Option<&K>,
+    observed: Option<&O>,
     owner_uid: &str,
 ) -> Result<bool>
 where
     K: Resource + Serialize + DeserializeOwned + Clone + Debug,
     K::DynamicType: Default,
+    O: Resource + Serialize,
 {
     let kind = K::kind(&K::DynamicType::default()).into_owned();
     let name = desired.name_any();
-    let controlled =
-        |o: &K| o.owner_references().iter().any(|r| r.controller == Some(true) && r.uid == owner_uid);
+    let controlled = |o: &kube::api::ObjectMeta| {
+        o.owner_references.iter().flatten().any(|r| r.controller == Some(true) && r.uid == owner_uid)
+    };
     let taken = || Error::Taken {
         kind: kind.clone(),
         namespace: desired.namespace().unwrap_or_default(),
         name: name.clone(),
     };
     match observed {
-        Some(o) if controlled(o) => apply_if_changed(api, desired, Some(o)).await,
+        Some(o) if controlled(o.meta()) => apply_if_changed(api, desired, Some(o)).await,
         Some(_) => Err(taken()),
         None => {
             let found = api
@@ -207,7 +210,7 @@ where
                 .await
                 .map_err(|source| Error::Kube { context: format!("reading {kind} {name}"), source })?;
             match found {
-                Some(f) if !controlled(&f) => Err(taken()),
+                Some(f) if !controlled(f.meta()) => Err(taken()),
                 found => apply_if_changed(api, desired, found.as_ref()).await,
             }
         }

@@ -155,8 +155,7 @@ async fn main() -> Result<(), E2eError> {
     }
     let reasons: Vec<String> = reasons.iter().map(|(r, n)| format!("{r} {n}")).collect();
     println!("Events about the services, by reason: {}", reasons.join(", "));
-    let (rss, peak) = operator_memory_mib()?;
-    println!("operator memory: {rss:.1} MiB resident, {peak:.1} MiB peak since it started");
+    println!("operator memory: {}", operator_memory_mib()?);
 
     let tenancy_api: Api<Tenancy> = Api::all(client.clone());
     for i in 0..tenancies {

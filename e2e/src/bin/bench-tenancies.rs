@@ -36,6 +36,7 @@ async fn main() -> Result<(), E2eError> {
     let floors_wanted = args.next().as_deref() != Some("memory");
     let client = client().await?;
     let api: Api<Tenancy> = Api::all(client.clone());
+    println!("operator memory before: {}", operator_memory_mib()?);
 
     let quota = json!({"cpu": "8", "memory": "16Gi", "pods": 50});
     // The floor: the same client, PARALLEL tenancies at a time, creating what Commons would make
@@ -113,10 +114,7 @@ async fn main() -> Result<(), E2eError> {
         operator_metric("commons_reconcile_duration_seconds_count{controller=\"tenancy\"}")? - reconciles;
     let idle_writes = operator_metric("commons_apiserver_writes_total")? - writes;
     println!("idle for {idle}s: {idle_reconciles} reconciles, {idle_writes} apiserver writes");
-    let (rss, peak) = operator_memory_mib()?;
-    println!(
-        "operator memory with {count} tenancies: {rss:.1} MiB resident, {peak:.1} MiB peak since it started"
-    );
+    println!("operator memory with {count} tenancies: {}", operator_memory_mib()?);
 
     // What pods cost: 1,000 creations over the first 100 tenancies (10 each, in their app namespace).
     let churned = count.min(100);

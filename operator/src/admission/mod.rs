@@ -206,7 +206,13 @@ impl Admission {
     }
 
     fn share(&self, namespace: &str) -> Option<Share> {
-        let rq = self.stores.quotas.get(&ObjectRef::new(desired::QUOTA_NAME).within(namespace))?;
+        let stored = self.stores.quotas.get(&ObjectRef::new(desired::QUOTA_NAME).within(namespace))?;
+        // The tenancy's own limit still holds without a share; a quota the store cannot decode
+        // is a fault of Commons' own, logged.
+        let rq = stored
+            .object()
+            .inspect_err(|e| tracing::warn!(%namespace, error = %e, "cannot decode the stored ResourceQuota"))
+            .ok()?;
         let parse = crate::quantity::amounts;
         Some(Share {
             hard: parse(rq.spec.as_ref().and_then(|s| s.hard.as_ref())),

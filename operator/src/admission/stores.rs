@@ -24,7 +24,7 @@ pub(super) struct Stores {
     pub(super) pods: ByNamespace<Pod>,
     pub(super) claims: ByNamespace<PersistentVolumeClaim>,
     pub(super) services: ByNamespace<Service>,
-    pub(super) quotas: Store<ResourceQuota>,
+    pub(super) quotas: Store<crate::reflectors::Slim<ResourceQuota>>,
     /// For the cluster's global default class, which pods get when they name none.
     pub(super) priority_classes: Store<PriorityClass>,
     /// Every HostedService (a Subscription's instance needs a published one).

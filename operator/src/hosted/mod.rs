@@ -49,7 +49,7 @@ pub struct Context {
     /// Commons' PodDisruptionBudgets.
     pub disruption_budgets: Store<PodDisruptionBudget>,
     /// Commons' NetworkPolicies (a service's path from its consumers).
-    pub policies: Store<NetworkPolicy>,
+    pub policies: Store<crate::reflectors::Slim<NetworkPolicy>>,
     /// Every Subscription, by the service it names (`namespace/name`): a service's reconcile reads
     /// only its own subscriptions, however many name others.
     pub subscriptions: crate::admission::index::ByNamespace<Subscription>,

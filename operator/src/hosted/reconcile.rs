@@ -57,7 +57,8 @@ pub async fn reconcile(hs: Arc<HostedService>, ctx: Arc<Context>) -> Result<Acti
                 Err(Error::Taken { kind, namespace, name }) => {
                     // Not running as it must: no consumer's path stays open into it.
                     let policy = crate::subscription::desired::ingress_policy_name(&hs);
-                    remove_owned(&ctx.client, &ctx.policies, &namespace, &policy, &uid).await?;
+                    remove_owned::<NetworkPolicy, _>(&ctx.client, &ctx.policies, &namespace, &policy, &uid)
+                        .await?;
                     let message = format!(
                         "{kind} {namespace}/{name} exists and belongs to something else; rename the HostedService or remove the {kind}"
                     );
@@ -108,7 +109,7 @@ async fn open_to_consumers(
     let name = crate::subscription::desired::ingress_policy_name(hs);
     match crate::subscription::desired::ingress_policy(hs, &consumers.namespaces) {
         Some(p) => ensure(&ctx.client, &ctx.policies, &namespace, uid, &p).await?,
-        None => remove_owned(&ctx.client, &ctx.policies, &namespace, &name, uid).await?,
+        None => remove_owned::<NetworkPolicy, _>(&ctx.client, &ctx.policies, &namespace, &name, uid).await?,
     }
     Ok(consumers.statuses)
 }
@@ -138,18 +139,27 @@ async fn write_children(ctx: &Context, namespace: &str, uid: &str, c: &desired::
     ensure(&ctx.client, &ctx.deployments, namespace, uid, &c.deployment).await?;
     match &c.service {
         Some(s) => ensure(&ctx.client, &ctx.services, namespace, uid, s).await?,
-        None => remove_owned(&ctx.client, &ctx.services, namespace, &name, uid).await?,
+        None => remove_owned::<Service, _>(&ctx.client, &ctx.services, namespace, &name, uid).await?,
     }
     match &c.disruption_budget {
         Some(p) => ensure(&ctx.client, &ctx.disruption_budgets, namespace, uid, p).await?,
-        None => remove_owned(&ctx.client, &ctx.disruption_budgets, namespace, &name, uid).await?,
+        None => {
+            remove_owned::<PodDisruptionBudget, _>(
+                &ctx.client,
+                &ctx.disruption_budgets,
+                namespace,
+                &name,
+                uid,
+            )
+            .await?
+        }
     }
     Ok(())
 }
 
-async fn ensure<K>(
+async fn ensure<K, S>(
     client: &kube::Client,
-    store: &Store<K>,
+    store: &Store<S>,
     namespace: &str,
     uid: &str,
     desired: &K,
@@ -160,6 +170,7 @@ where
         + Serialize
         + DeserializeOwned
         + std::fmt::Debug,
+    S: Resource<DynamicType = ()> + Clone + Serialize + 'static,
 {
     let observed = store.get(&key(namespace, &desired.name_any()));
     let api = Api::<K>::namespaced(client.clone(), namespace);
@@ -167,9 +178,9 @@ where
 }
 
 /// Deletes the child `name` of kind `K` if the store shows it controlled by `uid`.
-async fn remove_owned<K>(
+async fn remove_owned<K, S>(
     client: &kube::Client,
-    store: &Store<K>,
+    store: &Store<S>,
     namespace: &str,
     name: &str,
     uid: &str,
@@ -179,6 +190,7 @@ where
         + Clone
         + DeserializeOwned
         + std::fmt::Debug,
+    S: Resource<DynamicType = ()> + Clone + 'static,
 {
     let owned = store
         .get(&key(namespace, name))
@@ -192,12 +204,12 @@ where
 /// A refused service runs nothing: whatever it had is removed.
 async fn remove_children(ctx: &Context, hs: &HostedService, uid: &str) -> Result<()> {
     let (ns, name) = (hs.namespace().unwrap_or_default(), hs.name_any());
-    remove_owned::<Deployment>(&ctx.client, &ctx.deployments, &ns, &name, uid).await?;
-    remove_owned::<Service>(&ctx.client, &ctx.services, &ns, &name, uid).await?;
-    remove_owned::<PodDisruptionBudget>(&ctx.client, &ctx.disruption_budgets, &ns, &name, uid).await?;
+    remove_owned::<Deployment, _>(&ctx.client, &ctx.deployments, &ns, &name, uid).await?;
+    remove_owned::<Service, _>(&ctx.client, &ctx.services, &ns, &name, uid).await?;
+    remove_owned::<PodDisruptionBudget, _>(&ctx.client, &ctx.disruption_budgets, &ns, &name, uid).await?;
     let policy = crate::subscription::desired::ingress_policy_name(hs);
-    remove_owned::<NetworkPolicy>(&ctx.client, &ctx.policies, &ns, &policy, uid).await?;
-    remove_owned::<ServiceAccount>(&ctx.client, &ctx.service_accounts, &ns, &name, uid).await
+    remove_owned::<NetworkPolicy, _>(&ctx.client, &ctx.policies, &ns, &policy, uid).await?;
+    remove_owned::<ServiceAccount, _>(&ctx.client, &ctx.service_accounts, &ns, &name, uid).await
 }
 
 /// Events for the transitions a person acts on: admitted or refused, pods refused, scaled for

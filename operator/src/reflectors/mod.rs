@@ -21,7 +21,9 @@ use kube::runtime::watcher;
 use serde::de::DeserializeOwned;
 
 pub mod shared;
+pub mod slim;
 pub use shared::Shared;
+pub use slim::Slim;
 
 /// An object a change touched, and whether that change deleted it.
 #[derive(Debug)]

@@ -6,8 +6,8 @@
 //! | Tenancy | tenancy controller (all), segments and webhook (spec) | all |
 //! | Namespace, every one | tenancy controller (a name taken by something else), segments and webhook (Commons' own) | metadata without annotations |
 //! | NetworkSegment | tenancy and segment controllers | all |
-//! | NetworkPolicy, Commons' own | tenancy and segment controllers | all but [`super::unread_meta`] |
-//! | ResourceQuota, Commons' own | tenancy controller (changes only), webhook (hard and used) | all but annotations and [`super::unread_meta`] |
+//! | NetworkPolicy, Commons' own | tenancy and segment controllers | all but [`super::unread_meta`], as a [`Slim`] |
+//! | ResourceQuota, Commons' own | tenancy controller (changes only), webhook (hard and used) | all but [`super::unread_meta`], as a [`Slim`] |
 //! | HostedService | hosted service and subscription controllers, webhook (subscriptions) | all |
 //! | Subscription | hosted service and subscription controllers | all |
 //! | TenancyRequest | request controller, the API | all |
@@ -25,7 +25,7 @@ use k8s_openapi::api::core::v1::{Namespace, ResourceQuota};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::runtime::watcher;
 
-use super::Reflector;
+use super::{Reflector, Slim};
 use crate::watch::managed_or_all;
 
 /// The shared reflectors, set up: subscribe, then [`Shared::start`].
@@ -38,9 +38,9 @@ pub struct Shared {
     /// Every NetworkSegment.
     pub segments: Reflector<NetworkSegment>,
     /// Commons' NetworkPolicies (baseline and segment paths).
-    pub policies: Reflector<NetworkPolicy>,
+    pub policies: Reflector<Slim<NetworkPolicy>>,
     /// Commons' ResourceQuotas (each namespace's share).
-    pub quotas: Reflector<ResourceQuota>,
+    pub quotas: Reflector<Slim<ResourceQuota>>,
     /// Every HostedService.
     pub hosted: Reflector<HostedService>,
     /// Every Subscription.
@@ -67,7 +67,7 @@ impl Shared {
             namespaces: Reflector::new(watcher::Config::default(), strip_namespace),
             segments: Reflector::new(watcher::Config::default(), |_| {}),
             policies: Reflector::new(managed_or_all(false), super::unread_meta),
-            quotas: Reflector::new(managed_or_all(false), strip_quota),
+            quotas: Reflector::new(managed_or_all(false), super::unread_meta),
             hosted: Reflector::new(watcher::Config::default(), |_| {}),
             subscriptions: Reflector::new(watcher::Config::default(), |_| {}),
             requests: Reflector::new(watcher::Config::default(), |_| {}),
@@ -96,12 +96,6 @@ fn strip_namespace(ns: &mut Namespace) {
     ns.spec = None;
     ns.status = None;
     ns.metadata.annotations = None;
-}
-
-/// Of a quota Commons reads its hard and used values, labels and owner.
-fn strip_quota(rq: &mut ResourceQuota) {
-    super::unread_meta(rq);
-    rq.metadata.annotations = None;
 }
 
 #[cfg(test)]

@@ -38,7 +38,7 @@ pub struct Context {
     /// Every Namespace.
     pub namespaces: Store<Namespace>,
     /// Commons-managed NetworkPolicies.
-    pub policies: Store<NetworkPolicy>,
+    pub policies: Store<crate::reflectors::Slim<NetworkPolicy>>,
     /// Publishes Events.
     pub recorder: Recorder,
     /// Metrics.
@@ -60,7 +60,7 @@ pub struct Inputs {
     tenancies: Store<Tenancy>,
     segments: Store<NetworkSegment>,
     namespaces: Store<Namespace>,
-    policies: Store<NetworkPolicy>,
+    policies: Store<crate::reflectors::Slim<NetworkPolicy>>,
     /// Segments whose spec changed.
     changed: BoxStream<'static, Arc<NetworkSegment>>,
     /// Any segment's spec changing: every segment is evaluated again (peering is by name, and the
@@ -114,7 +114,9 @@ impl Inputs {
                 futures::stream::iter(affected)
             }
         };
-        let owner = |p: Arc<NetworkPolicy>| std::future::ready(owned_by::<NetworkSegment, _>(p.as_ref()));
+        let owner = |p: Arc<crate::reflectors::Slim<NetworkPolicy>>| {
+            std::future::ready(owned_by::<NetworkSegment, _>(p.as_ref()))
+        };
         let concerned = futures::stream::select_all([
             shared.policies.subscribe().filter_map(owner).boxed(),
             shared.tenancies.subscribe_when(crate::watch::spec_changed).flat_map(by_tenancy).boxed(),

@@ -48,8 +48,9 @@ pub async fn reconcile(segment: Arc<NetworkSegment>, ctx: Arc<Context>) -> Resul
     // Paths of members that left, or namespaces that went, are closed.
     let uid = segment.uid();
     for p in ctx.policies.state() {
-        let ours = p.labels().get(labels::SEGMENT) == Some(&name)
-            && p.owner_references().iter().any(|o| Some(&o.uid) == uid.as_ref());
+        // The segment's own (its paths carry its label too, which the store does not keep).
+        let ours =
+            p.owner_references().iter().any(|o| o.controller == Some(true) && Some(&o.uid) == uid.as_ref());
         let still = wanted.iter().any(|w| w.name_any() == p.name_any() && w.namespace() == p.namespace());
         if ours && !still {
             let ns = p.namespace().unwrap_or_default();

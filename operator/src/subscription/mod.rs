@@ -35,7 +35,7 @@ pub struct Context {
     /// Finds a subscription's parties.
     pub lookup: parties::Lookup,
     /// Commons' NetworkPolicies (the consumer's path out).
-    pub policies: Store<NetworkPolicy>,
+    pub policies: Store<crate::reflectors::Slim<NetworkPolicy>>,
     /// Publishes Events.
     pub recorder: Recorder,
     /// Metrics.

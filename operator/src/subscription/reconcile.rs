@@ -125,7 +125,7 @@ async fn instance(
         (Verdict::Active, Some(published), Some(consumer), None) => {
             let copy = desired::instance(sub, published, consumer);
             let api = Api::<HostedService>::namespaced(ctx.client.clone(), &ns);
-            match create_or_apply(&api, &copy, None, &uid).await {
+            match create_or_apply(&api, &copy, None::<&HostedService>, &uid).await {
                 Ok(_) => Verdict::Active,
                 Err(Error::Taken { kind, namespace, name }) => Verdict::Not(
                     Reason::NameTaken,

@@ -30,7 +30,7 @@ use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use crate::metrics::Metrics;
-use crate::reflectors::Reflector;
+use crate::reflectors::{Reflector, Slim};
 use crate::watch::owned_by;
 
 /// Reflector stores of everything the controller reads.
@@ -39,19 +39,19 @@ pub struct Stores {
     /// Every namespace (so a namespace that belongs to something else is seen).
     pub namespaces: Store<Namespace>,
     /// Commons-managed LimitRanges.
-    pub limit_ranges: Store<LimitRange>,
+    pub limit_ranges: Store<Slim<LimitRange>>,
     /// Commons-managed NetworkPolicies.
-    pub network_policies: Store<NetworkPolicy>,
+    pub network_policies: Store<Slim<NetworkPolicy>>,
     /// Commons-managed RoleBindings.
-    pub role_bindings: Store<RoleBinding>,
+    pub role_bindings: Store<Slim<RoleBinding>>,
     /// Commons-managed ClusterRoles.
-    pub cluster_roles: Store<ClusterRole>,
+    pub cluster_roles: Store<Slim<ClusterRole>>,
     /// Commons-managed ClusterRoleBindings.
-    pub cluster_role_bindings: Store<ClusterRoleBinding>,
+    pub cluster_role_bindings: Store<Slim<ClusterRoleBinding>>,
     /// Every NetworkSegment (to report which segments admit the tenancy).
     pub segments: Store<NetworkSegment>,
     /// Commons-managed ResourceQuotas (each namespace's share).
-    pub quotas: Store<ResourceQuota>,
+    pub quotas: Store<Slim<ResourceQuota>>,
 }
 
 impl Stores {
@@ -138,11 +138,13 @@ impl Inputs {
         spend: futures::channel::mpsc::UnboundedReceiver<ObjectRef<Tenancy>>,
     ) -> Inputs {
         let managed = || crate::watch::managed_or_all(false);
-        let mut limit_ranges = Reflector::<LimitRange>::new(managed(), crate::reflectors::unread_meta);
-        let mut role_bindings = Reflector::<RoleBinding>::new(managed(), crate::reflectors::unread_meta);
-        let mut cluster_roles = Reflector::<ClusterRole>::new(managed(), crate::reflectors::unread_meta);
+        let mut limit_ranges = Reflector::<Slim<LimitRange>>::new(managed(), crate::reflectors::unread_meta);
+        let mut role_bindings =
+            Reflector::<Slim<RoleBinding>>::new(managed(), crate::reflectors::unread_meta);
+        let mut cluster_roles =
+            Reflector::<Slim<ClusterRole>>::new(managed(), crate::reflectors::unread_meta);
         let mut cluster_role_bindings =
-            Reflector::<ClusterRoleBinding>::new(managed(), crate::reflectors::unread_meta);
+            Reflector::<Slim<ClusterRoleBinding>>::new(managed(), crate::reflectors::unread_meta);
         let tenancies = shared.tenancies.store();
         let stores = Stores {
             namespaces: shared.namespaces.store(),

@@ -193,7 +193,14 @@ pub(super) async fn apply_quota(
     // reconcile of a settled tenancy, nothing is read from the apiserver or written. (A store that
     // lags misses at most a rebalance until the quota change it lags behind arrives, which
     // triggers another reconcile.)
-    let stored = |ns: &str| ctx.stores.quotas.get(&ObjectRef::new(QUOTA_NAME).within(ns));
+    // Decoded from the store's compact form as they are read.
+    let stored = |ns: &str| {
+        ctx.stores
+            .quotas
+            .get(&ObjectRef::new(QUOTA_NAME).within(ns))
+            .and_then(|s| s.object().ok())
+            .map(Arc::new)
+    };
     let from_store = Reading::new(ctx, &name, which, limits, suspended.is_some(), stored);
     if from_store.in_place(tenancy, limits, &ctx.demand.webhook_usage(&name), stored) {
         for o in &from_store.observed {
