@@ -431,6 +431,9 @@ async fn a_rotated_webhook_certificate_is_served_without_a_restart() {
     install_crds(&client).await.unwrap();
     apply_raw::<Tenancy>(&client, None, tenancy("e2e-rotate")).await.unwrap();
     wait_for_condition(&client, "e2e-rotate", "Ready", "True", None, Duration::from_secs(60)).await.unwrap();
+    // Pods are refused until the controller manager has made the namespace's default account
+    // (seen after an apiserver restart in the test before: "serviceaccount default not found").
+    wait_for_default_service_account(&client, "e2e-rotate-one").await.unwrap();
     let pods: Api<Pod> = Api::namespaced(client.clone(), "e2e-rotate-one");
     let create = |name: &str| {
         let (pods, pod) = (pods.clone(), serde_json::from_value::<Pod>(restricted_pod(name)).unwrap());
