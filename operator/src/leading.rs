@@ -7,8 +7,8 @@
 
 use std::sync::{Arc, OnceLock};
 
+use crate::events::Recorder;
 use kube::Client;
-use kube::runtime::events::Recorder;
 use tokio::sync::watch;
 
 use crate::metering::health::Standing;

@@ -1,8 +1,11 @@
 //! Publishing Events: what a person should see, counted as apiserver writes, never fatal. Every
 //! reason Commons records is a [`Reason`], which also decides whether it is a Warning.
 
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::EventType;
 use kube::{Client, Resource};
+
+mod recorder;
+pub use recorder::{Occurrence, Recorder};
 
 /// Why Commons records an Event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -162,7 +165,7 @@ impl Reason {
 
 /// The one Event recorder of the process, shared by every controller.
 pub fn recorder(client: Client) -> Recorder {
-    Recorder::new(client, Reporter { controller: "commons".into(), instance: std::env::var("HOSTNAME").ok() })
+    Recorder::new(client, "commons", std::env::var("HOSTNAME").ok())
 }
 
 /// Publishes an Event about `obj`; a failure to publish is logged, never returned.
@@ -174,14 +177,15 @@ pub async fn publish<K: Resource<DynamicType = ()>>(
     note: String,
 ) {
     crate::apply::count_write("Event", "publish");
-    let ev = Event {
+    let regarding = obj.object_ref(&());
+    let occurrence = Occurrence {
         type_: reason.event_type(),
-        reason: reason.as_str().into(),
-        note: Some(note),
-        action: action.into(),
-        secondary: None,
+        reason: reason.as_str(),
+        action,
+        note: &note,
+        regarding: &regarding,
     };
-    if let Err(e) = recorder.publish(&ev, &obj.object_ref(&())).await {
+    if let Err(e) = recorder.publish(&occurrence).await {
         tracing::warn!(error = %e, reason = reason.as_str(), "cannot publish event");
     }
 }

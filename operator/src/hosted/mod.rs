@@ -15,6 +15,7 @@ pub mod fixtures;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::events::Recorder;
 use commons_crds::hosted_service::HostedService;
 use commons_crds::labels;
 use commons_crds::subscription::Subscription;
@@ -25,7 +26,6 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource, ResourceExt};
 

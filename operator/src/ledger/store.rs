@@ -151,7 +151,11 @@ impl Ledger {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Full)
                 .foreign_keys(true)
-                .busy_timeout(Duration::from_secs(10));
+                .busy_timeout(Duration::from_secs(10))
+                // 256 KiB of page cache a connection instead of SQLite's 2 MiB: the ledger's writes
+                // touch a few pages, reports read through the system's page cache anyway, and 4
+                // connections' caches were 2.4 MB of a 1,000-tenancy operator's heap.
+                .pragma("cache_size", "-256");
             let pool = SqlitePoolOptions::new()
                 .max_connections(4)
                 .acquire_timeout(Duration::from_secs(10))

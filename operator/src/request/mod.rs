@@ -14,11 +14,11 @@ pub mod fixtures;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::events::Recorder;
 use commons_crds::tenancy::Tenancy;
 use commons_crds::tenancy_request::TenancyRequest;
 use futures::StreamExt;
 use futures::stream::BoxStream;
-use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, ResourceExt};
 

@@ -12,6 +12,7 @@ pub mod fixtures;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::events::Recorder;
 use commons_crds::labels;
 use commons_crds::network_segment::NetworkSegment;
 use commons_crds::tenancy::Tenancy;
@@ -21,7 +22,6 @@ use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::Client;
 use kube::ResourceExt;
-use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use crate::metrics::Metrics;

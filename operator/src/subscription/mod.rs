@@ -14,6 +14,7 @@ pub mod fixtures;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::events::Recorder;
 use commons_crds::hosted_service::HostedService;
 use commons_crds::labels;
 use commons_crds::subscription::Subscription;
@@ -22,7 +23,6 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource, ResourceExt};
 

@@ -253,7 +253,7 @@ async fn announce(ctx: &Context, sub: &Subscription, now: &SubscriptionStatus) {
 }
 
 /// The Event on a subscription its consumer deleted while it was Active.
-pub async fn announce_deleted(recorder: &kube::runtime::events::Recorder, sub: &Subscription) {
+pub async fn announce_deleted(recorder: &crate::events::Recorder, sub: &Subscription) {
     let note = format!(
         "ended at {}: deleted by its tenancy; the path to {}/{} is closed",
         jiff::Timestamp::now(),

@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::events::Recorder;
 use commons_crds::network_segment::NetworkSegment;
 use commons_crds::tenancy::Tenancy;
 use futures::stream::BoxStream;
@@ -26,7 +27,6 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding};
 use kube::Client;
 use kube::ResourceExt;
-use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use crate::metrics::Metrics;
