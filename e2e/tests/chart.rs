@@ -1,5 +1,6 @@
 //! The Helm chart `charts/commons` on the real local control plane: `helm lint`; `helm template`
-//! applied with `kubectl apply --dry-run=server`; a wrong value refused at install, naming it;
+//! applied with `kubectl apply --dry-run=server` (and its cert-manager mode, against cert-manager's
+//! CRDs); a wrong value refused at install, naming it;
 //! `helm install`, `helm upgrade` to a changed value and `helm uninstall`, with what exists after
 //! each; an uninstall leaves the CRDs, the requests namespace and the tenancies' namespaces.
 //! (The local nodes are kwok's: the chart's pods are scheduled and reported running, their image
@@ -41,6 +42,32 @@ fn values(file: &std::path::Path) -> Vec<String> {
 fn deployment_env(name: &str) -> String {
     kubectl(&["-n", NS, "get", "deployment", name, "-o", "jsonpath={.spec.template.spec.containers[0].env}"])
         .unwrap()
+}
+
+/// `kubectl apply --dry-run=server` of `manifests`: whether the apiserver took every object, and
+/// what kubectl printed (its errors after its output).
+fn dry_run(manifests: &str) -> (bool, String) {
+    let mut apply = Command::new("kubectl")
+        .args([
+            "apply",
+            "--dry-run=server",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager=e2e-chart",
+            "-f",
+            "-",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    apply.stdin.take().unwrap().write_all(manifests.as_bytes()).unwrap();
+    let out = apply.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+    )
 }
 
 fn exists(args: &[&str]) -> bool {
@@ -91,25 +118,8 @@ async fn the_chart_lints_validates_installs_upgrades_and_uninstalls_keeping_the_
     ]))
     .unwrap();
     assert!(!rendered.contains("\"*\""), "no wildcard in any rule");
-    let mut apply = Command::new("kubectl")
-        .args([
-            "apply",
-            "--dry-run=server",
-            "--server-side",
-            "--force-conflicts",
-            "--field-manager=e2e-chart",
-            "-f",
-            "-",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    apply.stdin.take().unwrap().write_all(rendered.as_bytes()).unwrap();
-    let out = apply.wait_with_output().unwrap();
-    let printed = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{printed}{}", String::from_utf8_lossy(&out.stderr));
+    let (applied, printed) = dry_run(&rendered);
+    assert!(applied, "{printed}");
     for kind in [
         "deployment.apps",
         "clusterrole.rbac.authorization.k8s.io",
@@ -120,6 +130,40 @@ async fn the_chart_lints_validates_installs_upgrades_and_uninstalls_keeping_the_
     ] {
         assert!(printed.contains(kind), "{kind} not applied: {printed}");
     }
+    // The cert-manager mode, checked by the apiserver against cert-manager's own CRDs (installed
+    // by test.sh from its Go module): its Issuers and Certificates instead of the chart's Secret,
+    // and the Certificate writes the Secret the Deployment mounts.
+    let rendered = run(with(&[
+        "template",
+        RELEASE,
+        &chart(),
+        "-n",
+        NS,
+        "--set",
+        "api.createRequestsNamespace=false",
+        "--set",
+        "webhook.certificate.certManager=true",
+    ]))
+    .unwrap();
+    let (applied, printed) = dry_run(&rendered);
+    assert!(applied, "{printed}");
+    let name = format!("{RELEASE}-commons");
+    for object in [
+        format!("issuer.cert-manager.io/{name}-selfsigned"),
+        format!("issuer.cert-manager.io/{name}-webhook-ca"),
+        format!("certificate.cert-manager.io/{name}-webhook-ca"),
+        format!("certificate.cert-manager.io/{name}-webhook"),
+    ] {
+        assert!(printed.contains(&object), "{object} not applied: {printed}");
+    }
+    assert!(
+        !printed.contains(&format!("secret/{name}-webhook-certificate")),
+        "the chart's own Secret too: {printed}"
+    );
+    assert!(rendered.contains(&format!("secretName: {name}-webhook-certificate")), "{rendered}");
+    // And those schemas are enforced: a key algorithm cert-manager does not know is refused.
+    let (applied, printed) = dry_run(&rendered.replace("algorithm: ECDSA", "algorithm: DSA"));
+    assert!(!applied && printed.contains("privateKey.algorithm"), "{printed}");
     kubectl(&["delete", "namespace", REQUESTS_NS, "--wait=true"]).unwrap();
 
     // Install: two replicas on a PostgreSQL ledger (its Secret made first).
@@ -133,7 +177,6 @@ async fn the_chart_lints_validates_installs_upgrades_and_uninstalls_keeping_the_
         "--from-literal=url=postgres://commons@ledger.example/commons",
     ]);
     run(with(&["install", RELEASE, &chart(), "-n", NS, "--wait", "--timeout", "120s"])).unwrap();
-    let name = format!("{RELEASE}-commons");
     let replicas =
         kubectl(&["-n", NS, "get", "deployment", &name, "-o", "jsonpath={.status.readyReplicas}"]).unwrap();
     assert_eq!(replicas, "2");
