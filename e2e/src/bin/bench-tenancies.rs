@@ -121,6 +121,8 @@ async fn main() -> Result<(), E2eError> {
     let namespaces: Vec<String> = (0..churned).map(|i| format!("{PREFIX}{i:04}-app")).collect();
     let churn = pod_churn(&client, &namespaces, churned * 10).await?;
     println!("pods across {churned} tenancies: {churn}");
+    // The peak now includes the webhook's copies of those pods.
+    println!("operator memory after the pods: {}", operator_memory_mib()?);
 
     for i in 0..count {
         let _ = api.delete(&format!("{PREFIX}{i:04}"), &DeleteParams::background()).await;
