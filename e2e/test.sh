@@ -10,7 +10,7 @@ source "$here/commons.sh"
 source "$here/postgres.sh"
 source "$here/keycloak.sh"
 source "$here/schemathesis.sh"
-source "$here/certmanager.sh"
+source "$here/addon-crds.sh"
 cd "$root"
 mkdir -p "$COMMONS_CACHE/logs"
 started=$(date +%s)
@@ -47,7 +47,7 @@ keycloak_up
 commons_build
 commons_install_crds
 commons_start
-certmanager_crds_install
+addon_crds_install
 
 # The README's first command, run now (as after the second on a fresh machine), restarts nothing:
 # every component and commons keep their process.

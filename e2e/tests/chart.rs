@@ -1,6 +1,6 @@
 //! The Helm chart `charts/commons` on the real local control plane: `helm lint`; `helm template`
-//! applied with `kubectl apply --dry-run=server` (and its cert-manager mode, against cert-manager's
-//! CRDs); a wrong value refused at install, naming it;
+//! applied with `kubectl apply --dry-run=server` (and its cert-manager mode and ServiceMonitor,
+//! against those add-ons' own CRDs); a wrong value refused at install, naming it;
 //! `helm install`, `helm upgrade` to a changed value and `helm uninstall`, with what exists after
 //! each; an uninstall leaves the CRDs, the requests namespace and the tenancies' namespaces.
 //! (The local nodes are kwok's: the chart's pods are scheduled and reported running, their image
@@ -164,6 +164,29 @@ async fn the_chart_lints_validates_installs_upgrades_and_uninstalls_keeping_the_
     // And those schemas are enforced: a key algorithm cert-manager does not know is refused.
     let (applied, printed) = dry_run(&rendered.replace("algorithm: ECDSA", "algorithm: DSA"));
     assert!(!applied && printed.contains("privateKey.algorithm"), "{printed}");
+
+    // The ServiceMonitor, against the Prometheus Operator's CRD: scraping the API Service's `api`
+    // port, whose labels it selects; an interval Prometheus cannot read is refused.
+    let rendered = run(with(&[
+        "template",
+        RELEASE,
+        &chart(),
+        "-n",
+        NS,
+        "--set",
+        "api.createRequestsNamespace=false",
+        "--set",
+        "serviceMonitor.enabled=true",
+        "--set",
+        "serviceMonitor.interval=45s",
+    ]))
+    .unwrap();
+    let (applied, printed) = dry_run(&rendered);
+    assert!(applied, "{printed}");
+    assert!(printed.contains(&format!("servicemonitor.monitoring.coreos.com/{name} ")), "{printed}");
+    assert!(rendered.contains("      interval: 45s"), "{rendered}");
+    let (applied, printed) = dry_run(&rendered.replace("interval: 45s", "interval: often"));
+    assert!(!applied && printed.contains("interval"), "{printed}");
     kubectl(&["delete", "namespace", REQUESTS_NS, "--wait=true"]).unwrap();
 
     // Install: two replicas on a PostgreSQL ledger (its Secret made first).
