@@ -130,21 +130,20 @@ async fn the_chart_lints_validates_installs_upgrades_and_uninstalls_keeping_the_
     ] {
         assert!(printed.contains(kind), "{kind} not applied: {printed}");
     }
+    // The chart rendered into the release's namespace with `sets` (`--set` each).
+    let chart_dir = chart();
+    let render = |sets: &[&str]| {
+        let mut args =
+            vec!["template", RELEASE, &chart_dir, "-n", NS, "--set", "api.createRequestsNamespace=false"];
+        for set in sets {
+            args.extend(["--set", set]);
+        }
+        run(with(&args)).unwrap()
+    };
     // The cert-manager mode, checked by the apiserver against cert-manager's own CRDs (installed
     // by test.sh from its Go module): its Issuers and Certificates instead of the chart's Secret,
     // and the Certificate writes the Secret the Deployment mounts.
-    let rendered = run(with(&[
-        "template",
-        RELEASE,
-        &chart(),
-        "-n",
-        NS,
-        "--set",
-        "api.createRequestsNamespace=false",
-        "--set",
-        "webhook.certificate.certManager=true",
-    ]))
-    .unwrap();
+    let rendered = render(&["webhook.certificate.certManager=true"]);
     let (applied, printed) = dry_run(&rendered);
     assert!(applied, "{printed}");
     let name = format!("{RELEASE}-commons");
@@ -165,22 +164,9 @@ async fn the_chart_lints_validates_installs_upgrades_and_uninstalls_keeping_the_
     let (applied, printed) = dry_run(&rendered.replace("algorithm: ECDSA", "algorithm: DSA"));
     assert!(!applied && printed.contains("privateKey.algorithm"), "{printed}");
 
-    // The ServiceMonitor, against the Prometheus Operator's CRD: scraping the API Service's `api`
-    // port, whose labels it selects; an interval Prometheus cannot read is refused.
-    let rendered = run(with(&[
-        "template",
-        RELEASE,
-        &chart(),
-        "-n",
-        NS,
-        "--set",
-        "api.createRequestsNamespace=false",
-        "--set",
-        "serviceMonitor.enabled=true",
-        "--set",
-        "serviceMonitor.interval=45s",
-    ]))
-    .unwrap();
+    // The ServiceMonitor, against the Prometheus Operator's CRD, with the interval asked for; an
+    // interval Prometheus cannot read is refused.
+    let rendered = render(&["serviceMonitor.enabled=true", "serviceMonitor.interval=45s"]);
     let (applied, printed) = dry_run(&rendered);
     assert!(applied, "{printed}");
     assert!(printed.contains(&format!("servicemonitor.monitoring.coreos.com/{name} ")), "{printed}");
