@@ -52,8 +52,8 @@ pub async fn reconcile(hs: Arc<HostedService>, ctx: Arc<Context>) -> Result<Acti
             let suspended =
                 Suspension::of(t, expiry(jiff::Timestamp::now(), t.spec.expires_at.as_ref()).0).is_some();
             let wanted = desired::children(&hs, t, suspended);
-            match write_children(&ctx, &namespace, &uid, &wanted).await {
-                Ok(()) => {}
+            let deployment_written = match write_children(&ctx, &namespace, &uid, &wanted).await {
+                Ok(written) => written,
                 Err(Error::Taken { kind, namespace, name }) => {
                     // Not running as it must: no consumer's path stays open into it.
                     let policy = crate::subscription::desired::ingress_policy_name(&hs);
@@ -81,9 +81,9 @@ pub async fn reconcile(hs: Arc<HostedService>, ctx: Arc<Context>) -> Result<Acti
                     .await;
                 }
                 Err(e) => return Err(e),
-            }
+            };
             deployment = ctx.deployments.get(&key(&namespace, &hs.name_any()));
-            Found::Running { deployment: deployment.as_deref(), suspended }
+            Found::Running { deployment: deployment.as_deref(), deployment_written, suspended }
         }
     };
     let mut status = status::build(&hs, &found);
@@ -108,7 +108,9 @@ async fn open_to_consumers(
     });
     let name = crate::subscription::desired::ingress_policy_name(hs);
     match crate::subscription::desired::ingress_policy(hs, &consumers.namespaces) {
-        Some(p) => ensure(&ctx.client, &ctx.policies, &namespace, uid, &p).await?,
+        Some(p) => {
+            ensure(&ctx.client, &ctx.policies, &namespace, uid, &p).await?;
+        }
         None => remove_owned::<NetworkPolicy, _>(&ctx.client, &ctx.policies, &namespace, &name, uid).await?,
     }
     Ok(consumers.statuses)
@@ -132,17 +134,22 @@ fn key<K: Resource<DynamicType = ()>>(namespace: &str, name: &str) -> ObjectRef<
     ObjectRef::new(name).within(namespace)
 }
 
-/// Writes what differs, the ServiceAccount first (the pods run as it).
-async fn write_children(ctx: &Context, namespace: &str, uid: &str, c: &desired::Children) -> Result<()> {
+/// Writes what differs, the ServiceAccount first (the pods run as it). Returns whether the
+/// Deployment was written (the stored one is then older than what was just asked of it).
+async fn write_children(ctx: &Context, namespace: &str, uid: &str, c: &desired::Children) -> Result<bool> {
     let name = c.deployment.name_any();
     ensure(&ctx.client, &ctx.service_accounts, namespace, uid, &c.service_account).await?;
-    ensure(&ctx.client, &ctx.deployments, namespace, uid, &c.deployment).await?;
+    let deployment_written = ensure(&ctx.client, &ctx.deployments, namespace, uid, &c.deployment).await?;
     match &c.service {
-        Some(s) => ensure(&ctx.client, &ctx.services, namespace, uid, s).await?,
+        Some(s) => {
+            ensure(&ctx.client, &ctx.services, namespace, uid, s).await?;
+        }
         None => remove_owned::<Service, _>(&ctx.client, &ctx.services, namespace, &name, uid).await?,
     }
     match &c.disruption_budget {
-        Some(p) => ensure(&ctx.client, &ctx.disruption_budgets, namespace, uid, p).await?,
+        Some(p) => {
+            ensure(&ctx.client, &ctx.disruption_budgets, namespace, uid, p).await?;
+        }
         None => {
             remove_owned::<PodDisruptionBudget, _>(
                 &ctx.client,
@@ -154,16 +161,17 @@ async fn write_children(ctx: &Context, namespace: &str, uid: &str, c: &desired::
             .await?
         }
     }
-    Ok(())
+    Ok(deployment_written)
 }
 
+/// Creates or applies `desired` unless the store shows it as it is; returns whether it wrote.
 async fn ensure<K, S>(
     client: &kube::Client,
     store: &Store<S>,
     namespace: &str,
     uid: &str,
     desired: &K,
-) -> Result<()>
+) -> Result<bool>
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
         + Clone
@@ -174,7 +182,7 @@ where
 {
     let observed = store.get(&key(namespace, &desired.name_any()));
     let api = Api::<K>::namespaced(client.clone(), namespace);
-    create_or_apply(&api, desired, observed.as_deref(), uid).await.map(|_| ())
+    create_or_apply(&api, desired, observed.as_deref(), uid).await
 }
 
 /// Deletes the child `name` of kind `K` if the store shows it controlled by `uid`.

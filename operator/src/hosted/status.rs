@@ -53,9 +53,10 @@ impl ReadyReason {
 pub enum Found<'a> {
     /// Refused: nothing runs.
     Refused(Refusal, String),
-    /// Admitted; the Deployment as stored (`None` until it is seen), and whether the tenancy is
-    /// suspended.
-    Running { deployment: Option<&'a Deployment>, suspended: bool },
+    /// Admitted; the Deployment as stored (`None` until it is seen), whether this reconcile has
+    /// just written it (the stored one then predates what it was asked), and whether the tenancy
+    /// is suspended.
+    Running { deployment: Option<&'a Deployment>, deployment_written: bool, suspended: bool },
 }
 
 /// Whether a HostedService's status says it is Ready (what its consumers and the catalogue show).
@@ -101,7 +102,7 @@ pub fn build(hs: &HostedService, found: &Found<'_>) -> HostedServiceStatus {
                 generation,
             ),
         ],
-        Found::Running { deployment, suspended } => {
+        Found::Running { deployment, deployment_written, suspended } => {
             let wanted = if *suspended { 0 } else { hs.spec.replicas };
             let s = deployment.and_then(|d| d.status.as_ref());
             status.replicas = s.and_then(|s| s.replicas).unwrap_or(0);
@@ -112,7 +113,7 @@ pub fn build(hs: &HostedService, found: &Found<'_>) -> HostedServiceStatus {
                 status.endpoint = Some(desired::endpoint(hs));
             }
             let (ready, reason, message) = readiness(*deployment, wanted, *suspended, status.ready_replicas);
-            let (progressing, p_reason, p_message) = progress(*deployment, wanted);
+            let (progressing, p_reason, p_message) = progress(*deployment, *deployment_written, wanted);
             vec![
                 condition(ADMITTED, true, "Admitted", "the service runs in its tenancy", generation),
                 condition(READY, ready, reason.as_str(), message, generation),
@@ -157,10 +158,15 @@ fn readiness(
     }
 }
 
-fn progress(d: Option<&Deployment>, wanted: i32) -> (bool, &'static str, String) {
+fn progress(d: Option<&Deployment>, written: bool, wanted: i32) -> (bool, &'static str, String) {
     let Some(d) = d else {
         return (true, "Creating", "the Deployment is being created".into());
     };
+    if written {
+        // What the store holds is the Deployment before this write: its rollout, however
+        // complete, is the previous spec's.
+        return (true, "RollingOut", "the Deployment has not yet acted on the latest spec".into());
+    }
     let s = d.status.clone().unwrap_or_default();
     if let Some(c) = deployment_condition(d, "Progressing")
         .filter(|c| c.reason.as_deref() == Some("ProgressDeadlineExceeded"))
@@ -265,7 +271,8 @@ mod tests {
             ),
         ];
         for (name, d, suspended, ready, progressing) in cases {
-            let s = build(&hs2, &Found::Running { deployment: Some(&d), suspended });
+            let s =
+                build(&hs2, &Found::Running { deployment: Some(&d), deployment_written: false, suspended });
             assert_eq!(reason(&s, READY), (ready.0.into(), ready.1.into()), "{name}");
             assert_eq!(reason(&s, PROGRESSING), (progressing.0.into(), progressing.1.into()), "{name}");
             assert_eq!(reason(&s, ADMITTED), ("True".into(), "Admitted".into()));
@@ -274,7 +281,11 @@ mod tests {
         }
         let quota_status = build(
             &hs2,
-            &Found::Running { deployment: Some(&deployment(2, 0, 0, Some(quota))), suspended: false },
+            &Found::Running {
+                deployment: Some(&deployment(2, 0, 0, Some(quota))),
+                deployment_written: false,
+                suspended: false,
+            },
         );
         let c = quota_status.conditions.iter().find(|c| c.type_ == READY).unwrap();
         assert!(
@@ -282,6 +293,21 @@ mod tests {
             "the webhook's words are shown: {}",
             c.message
         );
+    }
+
+    #[test]
+    fn a_deployment_just_written_is_rolling_out_whatever_the_stored_one_says() {
+        let hs = hosted("s", "t-a").replicas(2).build();
+        let done = deployment(2, 2, 2, None);
+        let table = [(false, ("False", "RolloutComplete")), (true, ("True", "RollingOut"))];
+        for (written, want) in table {
+            let s = build(
+                &hs,
+                &Found::Running { deployment: Some(&done), deployment_written: written, suspended: false },
+            );
+            assert_eq!(reason(&s, PROGRESSING), (want.0.into(), want.1.into()), "written: {written}");
+            assert_eq!(reason(&s, READY), ("True".into(), "Ready".into()), "the running copies still serve");
+        }
     }
 
     #[test]
