@@ -57,7 +57,20 @@ async fn resource_versions(client: &Client, name: &str) -> BTreeMap<String, Stri
         };
     }
     collect!(Namespace, "Namespace");
-    collect!(ResourceQuota, "ResourceQuota");
+    // A quota's status is the controller manager's (its usage, recounted on its own schedule):
+    // what Commons writes is its spec, with the time of Commons' last change in managedFields.
+    for q in Api::<ResourceQuota>::all(client.clone()).list(&selector).await.unwrap().items {
+        let commons_wrote = q
+            .managed_fields()
+            .iter()
+            .filter(|m| m.manager.as_deref() == Some("commons"))
+            .map(|m| format!("{:?}", m.time))
+            .collect::<Vec<_>>();
+        out.insert(
+            format!("ResourceQuota/{}/{}", q.namespace().unwrap_or_default(), q.name_any()),
+            format!("{} {commons_wrote:?}", serde_json::to_string(&q.spec).unwrap()),
+        );
+    }
     collect!(LimitRange, "LimitRange");
     collect!(NetworkPolicy, "NetworkPolicy");
     collect!(RoleBinding, "RoleBinding");
