@@ -63,7 +63,7 @@ async fn resource_versions(client: &Client, name: &str) -> BTreeMap<String, Stri
         let commons_wrote = q
             .managed_fields()
             .iter()
-            .filter(|m| m.manager.as_deref() == Some("commons"))
+            .filter(|m| m.manager.as_deref() == Some(commons_crds::labels::MANAGER))
             .map(|m| format!("{:?}", m.time))
             .collect::<Vec<_>>();
         out.insert(
