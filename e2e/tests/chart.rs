@@ -2,7 +2,8 @@
 //! applied with `kubectl apply --dry-run=server` (and its cert-manager mode and ServiceMonitor,
 //! against those add-ons' own CRDs); a wrong value refused at install, naming it;
 //! `helm install`, `helm upgrade` to a changed value and `helm uninstall`, with what exists after
-//! each; an uninstall leaves the CRDs, the requests namespace and the tenancies' namespaces.
+//! each; an uninstall leaves the CRDs, the requests namespace and the tenancies' namespaces; the
+//! release adopts `commons:tenant-admin` and neither it nor Commons rewrites the other's part.
 //! (The local nodes are kwok's: the chart's pods are scheduled and reported running, their image
 //! never pulled. The scripts' own `commons` keeps running the cluster meanwhile.)
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
@@ -16,6 +17,7 @@ use commons_e2e::{helm, kubectl, repo_root, wait_for};
 const RELEASE: &str = "e2e-chart";
 const NS: &str = "e2e-chart";
 const REQUESTS_NS: &str = "e2e-chart-requests";
+const TENANT_ADMIN: &str = "commons:tenant-admin";
 /// A CA in PEM for `webhook.clientCA` (the local apiserver's webhook client CA).
 fn client_ca() -> String {
     let path = commons_e2e::measure::cluster_dir().join("pki/webhook-client-ca.crt");
@@ -74,6 +76,32 @@ fn exists(args: &[&str]) -> bool {
     kubectl(args).is_ok()
 }
 
+/// The ClusterRole every owner is bound to, as stored.
+fn tenant_admin_role() -> serde_json::Value {
+    serde_json::from_str(&kubectl(&["get", "clusterrole", TENANT_ADMIN, "-o", "json"]).unwrap()).unwrap()
+}
+
+/// Repairs of kept objects the scripts' `commons` has made so far.
+fn repairs() -> f64 {
+    commons_e2e::operator_metric("commons_kept_object_repairs_total").unwrap()
+}
+
+/// The role is the release's (Helm's labels and release annotations), its rules are still the
+/// ones Commons keeps, and neither the chart nor Commons rewrites what the other set: over five
+/// seconds the stored role does not change and Commons repairs nothing.
+async fn the_role_is_the_releases_and_left_in_peace(rules: &serde_json::Value, when: &str) {
+    let role = tenant_admin_role();
+    let meta = &role["metadata"];
+    assert_eq!(meta["labels"]["app.kubernetes.io/managed-by"], "Helm", "{when}: {meta}");
+    assert_eq!(meta["annotations"]["meta.helm.sh/release-name"], RELEASE, "{when}: {meta}");
+    assert_eq!(meta["annotations"]["helm.sh/resource-policy"], "keep", "{when}: {meta}");
+    assert_eq!(&role["rules"], rules, "{when}: the rules changed");
+    let (version, repaired) = (meta["resourceVersion"].clone(), repairs());
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(tenant_admin_role()["metadata"]["resourceVersion"], version, "{when}: rewritten");
+    assert!((repairs() - repaired).abs() < f64::EPSILON, "{when}: Commons repaired something");
+}
+
 #[tokio::test]
 async fn the_chart_lints_validates_installs_upgrades_and_uninstalls_keeping_the_data() {
     let file = std::env::temp_dir().join(format!("e2e-chart-values-{}.yaml", std::process::id()));
@@ -130,6 +158,7 @@ async fn the_chart_lints_validates_installs_upgrades_and_uninstalls_keeping_the_
     ] {
         assert!(printed.contains(kind), "{kind} not applied: {printed}");
     }
+    assert!(printed.contains(&format!("clusterrole.rbac.authorization.k8s.io/{TENANT_ADMIN}")), "{printed}");
     // The chart rendered into the release's namespace with `sets` (`--set` each).
     let chart_dir = chart();
     let render = |sets: &[&str]| {
@@ -185,7 +214,24 @@ async fn the_chart_lints_validates_installs_upgrades_and_uninstalls_keeping_the_
         "e2e-ledger",
         "--from-literal=url=postgres://commons@ledger.example/commons",
     ]);
+    // The scripts' `commons` made and keeps `commons:tenant-admin` already, as on any cluster
+    // where Commons ran before its chart: the release adopts it (docs/operations.md), and from
+    // then on the chart owns its labels while both it and Commons hold the same rules.
+    let rules = tenant_admin_role()["rules"].clone();
+    assert!(rules.as_array().is_some_and(|r| !r.is_empty()), "{rules}");
+    kubectl(&["label", "clusterrole", TENANT_ADMIN, "app.kubernetes.io/managed-by=Helm", "--overwrite"])
+        .unwrap();
+    kubectl(&[
+        "annotate",
+        "clusterrole",
+        TENANT_ADMIN,
+        &format!("meta.helm.sh/release-name={RELEASE}"),
+        &format!("meta.helm.sh/release-namespace={NS}"),
+        "--overwrite",
+    ])
+    .unwrap();
     run(with(&["install", RELEASE, &chart(), "-n", NS, "--wait", "--timeout", "120s"])).unwrap();
+    the_role_is_the_releases_and_left_in_peace(&rules, "after install").await;
     let replicas =
         kubectl(&["-n", NS, "get", "deployment", &name, "-o", "jsonpath={.status.readyReplicas}"]).unwrap();
     assert_eq!(replicas, "2");
@@ -237,6 +283,7 @@ async fn the_chart_lints_validates_installs_upgrades_and_uninstalls_keeping_the_
     })
     .await
     .unwrap();
+    the_role_is_the_releases_and_left_in_peace(&rules, "after the upgrade").await;
     let history = helm(&["history", RELEASE, "-n", NS]).unwrap();
     assert_eq!(history.lines().count(), 3, "two revisions: {history}");
 
@@ -256,6 +303,8 @@ async fn the_chart_lints_validates_installs_upgrades_and_uninstalls_keeping_the_
         assert!(exists(&["get", "crd", kept]), "{kept} removed by the uninstall");
     }
     assert!(exists(&["get", "namespace", REQUESTS_NS]), "the requests namespace was removed");
+    // The role the tenancies' owners are bound to stays with them, its rules unchanged.
+    assert_eq!(tenant_admin_role()["rules"], rules, "commons:tenant-admin after uninstall");
     let after = kubectl(&["get", "namespaces", "-l", "commons.dev/tenancy", "-o", "name"]).unwrap();
     for ns in tenancy_namespaces.lines() {
         assert!(after.lines().any(|l| l == ns), "{ns} removed by the uninstall");

@@ -287,6 +287,11 @@ pub fn reader_binding(tenancy: &Tenancy) -> ClusterRoleBinding {
 
 /// The ClusterRole every owner gets in each of their namespaces: run workloads and Commons
 /// HostedServices; read (never change) the quotas, limits and policies Commons manages.
+///
+/// Its name and rules only: the Helm chart makes the same role with its release's labels
+/// (charts/commons/templates/tenant-admin-role.yaml, rules generated from these), and Commons'
+/// server-side apply then shares the rules with the chart and leaves its labels alone, so
+/// neither overwrites the other and a `helm upgrade` finds the role still its own.
 pub fn tenant_admin_role() -> ClusterRole {
     let rule = |groups: &[&str], resources: &[&str], verbs: &[&str]| PolicyRule {
         api_groups: Some(groups.iter().map(|s| (*s).to_owned()).collect()),
@@ -297,11 +302,7 @@ pub fn tenant_admin_role() -> ClusterRole {
     let all = ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"];
     let read = ["get", "list", "watch"];
     ClusterRole {
-        metadata: ObjectMeta {
-            name: Some(TENANT_ADMIN_ROLE.into()),
-            labels: Some(BTreeMap::from([(labels::MANAGED_BY.to_owned(), labels::MANAGER.to_owned())])),
-            ..ObjectMeta::default()
-        },
+        metadata: ObjectMeta { name: Some(TENANT_ADMIN_ROLE.into()), ..ObjectMeta::default() },
         rules: Some(vec![
             rule(
                 &[""],
@@ -434,6 +435,16 @@ mod tests {
         assert_eq!(rb.role_ref.name, TENANT_ADMIN_ROLE);
         let reader = reader_role(&t);
         assert_eq!(reader.rules.unwrap()[0].resource_names.as_ref().unwrap(), &["x"]);
+    }
+
+    #[test]
+    fn the_tenant_admin_role_sets_its_name_and_rules_only() {
+        // Anything more (a label, an annotation) would overwrite what the chart's copy carries.
+        let role = tenant_admin_role();
+        let meta = serde_json::to_value(&role.metadata).unwrap();
+        assert_eq!(meta, serde_json::json!({"name": TENANT_ADMIN_ROLE}));
+        assert!(role.aggregation_rule.is_none());
+        assert!(!role.rules.unwrap_or_default().is_empty());
     }
 
     #[test]
