@@ -47,6 +47,8 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(health::metrics))
         .with_state(state)
         .merge(v1)
+        // The portal's pages answer browsers in HTML; everything else answers errors as problems.
+        .layer(axum::middleware::from_fn(problem::every_error_is_a_problem))
         .merge(portal)
         .fallback(not_found)
 }

@@ -79,3 +79,43 @@ impl IntoResponse for Problem {
         response
     }
 }
+
+/// The longest text answer of the framework's own (a rejected path or query, a refused method)
+/// kept as a problem's `detail`.
+const DETAIL_LIMIT: usize = 512;
+
+/// Middleware that makes every error answer of the routes it wraps a problem document: the
+/// framework's own refusals (405 for a method a route does not serve, 400 for a path it cannot
+/// decode) are plain text, so they are rewritten with their status, their text as `detail` and
+/// their other headers (`Allow`) kept. Answers that are problem documents already pass as they are.
+pub async fn every_error_is_a_problem(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, DETAIL_LIMIT).await.unwrap_or_default();
+    let title = status.canonical_reason().unwrap_or("Error");
+    let slug = title.to_ascii_lowercase().replace([' ', '\''], "-");
+    let mut problem = Problem::new(status, &slug, title).with_instance(path);
+    let text = String::from_utf8_lossy(&text).trim().to_owned();
+    if !text.is_empty() {
+        problem = problem.with_detail(text);
+    }
+    let mut rewritten = problem.into_response();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.remove(header::CONTENT_TYPE);
+    for (name, value) in parts.headers.iter() {
+        rewritten.headers_mut().insert(name.clone(), value.clone());
+    }
+    rewritten
+}

@@ -1,7 +1,7 @@
 //! The authorisation matrix: every /v1 route, as every role (and as someone with none), against
 //! the caller's own organisation and another's, over HTTP with tokens from the real OIDC provider
 //! and RBAC in the real control plane. Reads of another organisation's data and writes to it are
-//! the failures this looks for: a 404 (or an empty list) where the data is not the caller's, a 403
+//! the failures this looks for (API keys, made with `commons apikey`, are callers like any other): a 404 (or an empty list) where the data is not the caller's, a 403
 //! where the role does not allow the action, and for the roles that may act, an answer that shows
 //! they got past authorisation (writes are aimed at a request already decided, or carry a body the
 //! CRD refuses, so the matrix changes nothing).
@@ -9,8 +9,8 @@
 
 use std::collections::BTreeMap;
 
-use commons_e2e::api::{grant_api_roles, token};
-use commons_e2e::kubectl;
+use commons_e2e::api::{grant_api_roles, ledger, token};
+use commons_e2e::{commons, kubectl};
 use serde_json::{Value, json};
 
 fn call(method: &str, path: &str, token: &str, body: Option<&Value>) -> (u16, Value) {
@@ -43,10 +43,33 @@ struct Caller {
 #[test]
 fn every_route_as_every_role_against_own_and_other_organisations() {
     grant_api_roles().unwrap();
-    let callers: Vec<Caller> = ["nora", "finn", "sam", "cara", "pat", "olive"]
+    let mut callers: Vec<Caller> = ["nora", "finn", "sam", "cara", "pat", "olive"]
         .into_iter()
         .map(|user| Caller { user, token: token(user).unwrap() })
         .collect();
+    // Northshire's machine clients: a requester's key and a finance system's key.
+    for (user, role) in [("key-requester", "requester"), ("key-finance", "finance")] {
+        let made = commons(&[
+            "apikey",
+            "create",
+            "--organisation",
+            NORTH,
+            "--role",
+            role,
+            "--expires",
+            "1h",
+            "--description",
+            "authorisation matrix (e2e)",
+            "--by",
+            "e2e",
+            "--ledger",
+            &ledger(),
+        ])
+        .unwrap();
+        let key = made.lines().next().unwrap().trim().to_owned();
+        assert_eq!(call("GET", "/v1/whoami", &key, None).1["credential"], "api-key", "{user}");
+        callers.push(Caller { user, token: key });
+    }
     let by = |user: &str| callers.iter().find(|c| c.user == user).unwrap().token.clone();
 
     // A request of each council, decided (denied) so that no write below changes anything.
@@ -80,6 +103,22 @@ fn every_route_as_every_role_against_own_and_other_organisations() {
         tenancies.lines().find_map(|l| l.strip_suffix(&format!(" {org}"))).map(str::to_owned).unwrap()
     };
     let (north_tenancy, south_tenancy) = (tenancy_of(NORTH), tenancy_of(SOUTH));
+    let namespace_of = |tenancy: &str| {
+        kubectl(&["get", "namespaces", "-l", &format!("commons.dev/tenancy={tenancy}"), "-o", "name"])
+            .unwrap()
+            .lines()
+            .next()
+            .map(|l| l.trim_start_matches("namespace/").to_owned())
+            .unwrap()
+    };
+    // A subscription the CRD refuses (the service's name is missing): 422 once past authorisation
+    // and the namespace's organisation, so nothing is made.
+    let subscription = |tenancy: &str| {
+        json!({"namespace": namespace_of(tenancy), "name": format!("matrix-{}", std::process::id()),
+               "service": {"namespace": "westshire-council-apps"}})
+    };
+    let (north_subscription, south_subscription) =
+        (subscription(&north_tenancy), subscription(&south_tenancy));
 
     // (user, method, path, body, expected status). "own" is Northshire for nora, finn and olive;
     // Southshire is the other organisation for them, and the reverse for sam.
@@ -96,10 +135,12 @@ fn every_route_as_every_role_against_own_and_other_organisations() {
         ("sam", &south_tenancy, &north_tenancy, &rs, &rn, false),
         ("cara", &north_tenancy, &south_tenancy, &rn, &rs, true),
         ("pat", &north_tenancy, &south_tenancy, &rn, &rs, true),
+        ("key-requester", &north_tenancy, &south_tenancy, &rn, &rs, false),
+        ("key-finance", &north_tenancy, &south_tenancy, &rn, &rs, false),
     ] {
         let role = match user {
-            "nora" | "sam" => "requester",
-            "finn" => "finance",
+            "nora" | "sam" | "key-requester" => "requester",
+            "finn" | "key-finance" => "finance",
             "cara" => "finance-central",
             "pat" => "platform-admin",
             _ => "none",
@@ -109,6 +150,7 @@ fn every_route_as_every_role_against_own_and_other_organisations() {
         let creates = matches!(role, "requester" | "platform-admin");
         let decides = role == "platform-admin";
         let withdraws = matches!(role, "requester" | "platform-admin");
+        let browses = matches!(role, "requester" | "platform-admin");
         let other = |allowed: bool| match (allowed, acts_for_all) {
             (false, _) => 403,
             (true, true) => 200,
@@ -116,6 +158,11 @@ fn every_route_as_every_role_against_own_and_other_organisations() {
         };
         let (own_body, other_body) =
             if user == "sam" { (&invalid_south, &invalid_north) } else { (&invalid_north, &invalid_south) };
+        let (own_subscription, other_subscription) = if user == "sam" {
+            (&south_subscription, &north_subscription)
+        } else {
+            (&north_subscription, &south_subscription)
+        };
         cases.extend([
             (user, "GET", "/v1/whoami".to_owned(), None, 200),
             (user, "GET", "/v1/tenancies".to_owned(), None, if reads_tenancies { 200 } else { 403 }),
@@ -205,6 +252,24 @@ fn every_route_as_every_role_against_own_and_other_organisations() {
                 },
             ),
             (user, "GET", "/v1/audit".to_owned(), None, if role == "platform-admin" { 200 } else { 403 }),
+            // The catalogue is every organisation's published services; subscriptions are the
+            // caller's own, and only into one of its own namespaces.
+            (user, "GET", "/v1/catalogue".to_owned(), None, if browses { 200 } else { 403 }),
+            (user, "GET", "/v1/subscriptions".to_owned(), None, if browses { 200 } else { 403 }),
+            (
+                user,
+                "POST",
+                "/v1/subscriptions".to_owned(),
+                Some(own_subscription),
+                if browses { 422 } else { 403 },
+            ),
+            (
+                user,
+                "POST",
+                "/v1/subscriptions".to_owned(),
+                Some(other_subscription),
+                if browses && acts_for_all { 422 } else { 403 },
+            ),
         ]);
         let month = jiff::Timestamp::now().strftime("%Y-%m").to_string();
         let reads_usage = role != "none";
@@ -227,10 +292,14 @@ fn every_route_as_every_role_against_own_and_other_organisations() {
         }
         // What a council may read is its own organisation's and nothing else.
         let own = if *user == "sam" { SOUTH } else { NORTH };
+
         let all = matches!(*user, "cara" | "pat");
         if status == 200 && !all {
             let orgs: Vec<&str> = match path.as_str() {
-                p if p.starts_with("/v1/tenancies") || p.starts_with("/v1/tenancy-requests") => {
+                p if p.starts_with("/v1/tenancies")
+                    || p.starts_with("/v1/tenancy-requests")
+                    || p.starts_with("/v1/subscriptions") =>
+                {
                     answer["items"].as_array().map_or_else(
                         || vec![answer["organisation"].as_str().unwrap_or_default()],
                         |items| {

@@ -14,6 +14,7 @@ pub mod crds_cmd;
 pub mod drive;
 pub mod error;
 pub mod forecast_cmd;
+pub mod http_serve;
 pub mod metrics;
 pub mod portal_settings;
 pub mod readiness;

@@ -303,20 +303,19 @@ pub async fn run(settings: Settings) -> Result<()> {
         .local_addr()
         .map_err(|source| Error::Listen { addr: settings.listen.to_string(), source })?;
     tracing::info!(%local, "serving /v1, /healthz, /readyz and /metrics");
-    // Each connection's address, for the per-address limit on failed authentications.
-    let served = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown({
-            let mut stopping = stop_tx.subscribe();
-            async move {
-                tokio::select! {
-                    () = shutdown_signal() => {}
-                    _ = stopping.wait_for(|s| *s) => {}
-                }
-                let _ = stop_tx.send(true);
+    // Each connection's address (for the per-address limit on failed authentications), and
+    // limits a slow or idle client cannot outwait (http_serve.rs).
+    crate::http_serve::serve(listener, app, {
+        let mut stopping = stop_tx.subscribe();
+        async move {
+            tokio::select! {
+                () = shutdown_signal() => {}
+                _ = stopping.wait_for(|s| *s) => {}
             }
-        })
-        .await
-        .map_err(|source| Error::Listen { addr: local.to_string(), source });
+            let _ = stop_tx.send(true);
+        }
+    })
+    .await;
     checker.abort();
     let _ = leader_task.await;
     let _ = finished_tx.send(true);
@@ -329,7 +328,7 @@ pub async fn run(settings: Settings) -> Result<()> {
     if let Some(what) = failure.get() {
         return Err(Error::Stopped(what.clone()));
     }
-    served
+    Ok(())
 }
 
 /// A sender that passes messages on only while this replica leads (a follower's controllers do

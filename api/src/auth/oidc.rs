@@ -131,6 +131,12 @@ impl Oidc {
     async fn key(&self, kid: Option<&str>) -> Result<jws::Jwk, TokenError> {
         let look = self.look(kid);
         if !look.refresh {
+            if look.found.is_none() {
+                // Not to be fetched again yet, perhaps because another verification is fetching
+                // right now (the first tokens after a start arrive together): what it brings.
+                drop(self.refreshing.lock().await);
+                return answer(self.look(kid));
+            }
             return answer(look);
         }
         let _fetching = match (&look.found, self.refreshing.try_lock()) {
@@ -327,6 +333,35 @@ mod tests {
         assert!(at_once.is_ok_and(|r| r.is_ok()), "held up by another token's fetch");
         gate.notify_one();
         assert!(waiting.await.unwrap().is_err(), "the issuer does not have that key");
+    }
+
+    #[tokio::test]
+    async fn tokens_that_arrive_while_the_first_fetch_runs_wait_for_its_keys() {
+        let signer = Signer::new("k1");
+        let issuer = Arc::new(Issuer::default());
+        issuer.keys.lock().unwrap().push(signer.jwk());
+        let gate = Arc::new(tokio::sync::Notify::new());
+        *issuer.gate.lock().unwrap() = Some(gate.clone());
+        let oidc = Arc::new(Oidc::new(config(30), issuer.clone()));
+        let first = {
+            let (oidc, token) = (oidc.clone(), signer.token(claims()));
+            tokio::spawn(async move { oidc.verify(&token, 1_000).await })
+        };
+        while issuer.fetches.lock().unwrap().len() < 2 {
+            tokio::task::yield_now().await;
+        }
+        // The first verification is fetching the keys; a second token meanwhile waits for them
+        // rather than being told the issuer cannot be reached.
+        let second = {
+            let (oidc, token) = (oidc.clone(), signer.token(claims()));
+            tokio::spawn(async move { oidc.verify(&token, 1_000).await })
+        };
+        tokio::task::yield_now().await;
+        gate.notify_one();
+        assert!(first.await.unwrap().is_ok());
+        let second = second.await.unwrap();
+        assert!(second.is_ok(), "{second:?}");
+        assert_eq!(issuer.fetches.lock().unwrap().len(), 2, "discovery and keys, once");
     }
 
     #[tokio::test]

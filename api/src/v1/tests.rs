@@ -291,7 +291,10 @@ fn world_limited(burst: u32) -> World {
         audit_failures: V1::audit_failures(&registry).unwrap(),
         client: None,
     };
-    World { app: router(Arc::new(v1)), keys }
+    // The whole router the process serves (the v1 routes inside the layers every answer passes).
+    let (_, readiness) = tokio::sync::watch::channel(crate::health::Readiness::default());
+    let state = crate::AppState { readiness, registry, v1: Some(Arc::new(v1)), portal: None };
+    World { app: crate::router(state), keys }
 }
 
 async fn call(app: &axum::Router, key: Option<&str>, path: &str) -> (StatusCode, serde_json::Value) {
@@ -605,8 +608,20 @@ async fn the_served_document_and_the_routes_agree() {
     }
     assert_eq!(operations, 18, "every /v1 operation is documented: {:?}", paths.keys().collect::<Vec<_>>());
     // A method a route does not serve is 405, whatever headers come with it.
+    // It is a problem document like every other error, and says which methods are served.
     let put = Request::put("/v1/whoami").header("idempotency-key", "has space").body(Body::empty()).unwrap();
-    assert_eq!(w.app.clone().oneshot(put).await.unwrap().status(), StatusCode::METHOD_NOT_ALLOWED);
+    let refused = w.app.clone().oneshot(put).await.unwrap();
+    assert_eq!(refused.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(refused.headers()["content-type"], "application/problem+json");
+    assert!(refused.headers()["allow"].to_str().unwrap().contains("GET"), "{:?}", refused.headers());
+    let doc: serde_json::Value =
+        serde_json::from_slice(&refused.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!((doc["status"].as_u64(), doc["instance"].as_str()), (Some(405), Some("/v1/whoami")));
+    // A name that is not UTF-8 once decoded: the framework's refusal, as a problem too.
+    let (status, doc) = call(&w.app, Some(&w.keys["north-requester"]), "/v1/tenancies/%FF").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!((doc["status"].as_u64(), doc["title"].as_str()), (Some(400), Some("Bad Request")), "{doc}");
+    assert!(doc["detail"].as_str().is_some_and(|d| d.contains("UTF-8")), "{doc}");
     // And a path that is not in the document is not served.
     let (status, _) = call(&w.app, None, "/v1/nothing").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
