@@ -133,6 +133,50 @@ fn central_finance_sees_every_organisation_and_the_platforms_unallocated_capacit
 }
 
 #[test]
+fn every_grouping_over_http_adds_up_to_the_same_total() {
+    grant_api_roles().unwrap();
+    let cara = token("cara");
+    let month = this_month();
+    let (status, _, body) = get(&format!("/v1/usage?period={month}&by=tenancy"), &cara, &[]);
+    assert_eq!(status, 200, "{body}");
+    let first: Value = serde_json::from_str(&body).unwrap();
+    let as_of = first["until"].as_str().unwrap().replace(':', "%3A");
+    let mut totals = Vec::new();
+    for by in ["tenancy", "organisation", "sector", "cost-centre", "service"] {
+        let (status, _, body) =
+            get(&format!("/v1/usage?period={month}&by={by}&asOf={as_of}&limit=1000"), &cara, &[]);
+        assert_eq!(status, 200, "by={by}: {body}");
+        let report: Value = serde_json::from_str(&body).unwrap();
+        assert!(report["next"].is_null(), "one page: {report}");
+        let lines = report["lines"].as_array().unwrap();
+        let groups: std::collections::BTreeSet<&str> =
+            lines.iter().map(|l| l["group"].as_str().unwrap()).collect();
+        let summed: f64 = lines.iter().map(|l| decimal(l["amount"].as_str().unwrap())).sum();
+        let total = decimal(report["total"].as_str().unwrap());
+        assert!((total - summed).abs() < 1e-6, "by={by}: {total} vs lines {summed}");
+        match by {
+            "sector" => {
+                assert!(groups.contains("local-government") && groups.contains("health"), "{groups:?}")
+            }
+            "organisation" => assert!(groups.contains("northshire-county-council"), "{groups:?}"),
+            _ => assert!(groups.len() > 1, "by={by}: {groups:?}"),
+        }
+        totals.push((by, total));
+    }
+    let (_, first_total) = totals[0];
+    for (by, total) in &totals {
+        assert!(
+            (total - first_total).abs() < 1e-6,
+            "by={by} totals {total}, by=tenancy {first_total}: {totals:?}"
+        );
+    }
+    // An unknown grouping is refused, naming the parameter.
+    let (status, _, body) = get(&format!("/v1/usage?period={month}&by=colour"), &cara, &[]);
+    assert!(status == 422 || status == 400, "{status} {body}");
+    assert!(body.contains("by"), "{body}");
+}
+
+#[test]
 fn a_closed_month_is_the_same_bytes_every_time_for_a_finance_systems_api_key() {
     grant_api_roles().unwrap();
     let (year, month) = this_month()

@@ -77,12 +77,19 @@ pub async fn create(
     let body =
         write::members(&body, &MEMBERS, &[("quota", "required"), ("justification", "required")], path)?;
     let organisation = tenancy.spec.organisation.id.clone();
-    let object = write::object(
+    let mut object = write::object(
         &v1,
         &who,
         (&format!("{name}-quota-"), &organisation, &tenancy.spec.organisation.contact_email),
         json!({"tenancyName": name, "quota": body.get("quota"), "justification": body.get("justification")}),
     );
+    // Numbered, not generated: two changes asked at once (on two replicas, or before the store
+    // shows the first) take the same number, and the apiserver makes only one of them.
+    let numbered = format!("{name}-quota-{}", next_change(&v1, &name));
+    if let Some(meta) = object.get_mut("metadata").and_then(serde_json::Value::as_object_mut) {
+        meta.remove("generateName");
+        meta.insert("name".into(), json!(numbered));
+    }
     // Refused fields are named first (the apiserver checks without writing), whatever else is
     // pending.
     write::create(&v1, object.clone(), true, path).await?;
@@ -102,7 +109,16 @@ pub async fn create(
             path,
         ));
     }
-    let made = write::create(&v1, object, false, path).await?;
+    let made = write::create(&v1, object, false, path).await.map_err(|refused| {
+        if refused.status == StatusCode::CONFLICT.as_u16() {
+            conflict(
+                &format!("the quota change {numbered} for this tenancy was asked for meanwhile: withdraw it, or wait for its decision"),
+                path,
+            )
+        } else {
+            refused
+        }
+    })?;
     let after = made.spec.quota_after(tenancy.spec.quota.as_ref());
     let mut spec_after = tenancy.spec.clone();
     spec_after.quota = after.clone();
@@ -111,4 +127,17 @@ pub async fn create(
         None => None,
     };
     Ok(write::answer(&v1, made, (v1.policy)(&spec_after).approved_by.is_some(), estimate).await)
+}
+
+/// The number of the tenancy's next quota change: one more than the highest of the requests
+/// `<tenancy>-quota-<n>` the store holds (1 for the first).
+fn next_change(v1: &V1, tenancy: &str) -> u64 {
+    let prefix = format!("{tenancy}-quota-");
+    v1.requests
+        .state()
+        .iter()
+        .filter(|r| r.namespace().as_deref() == Some(v1.requests_namespace.as_str()))
+        .filter_map(|r| r.name_any().strip_prefix(&prefix).and_then(|n| n.parse::<u64>().ok()))
+        .max()
+        .map_or(1, |n| n.saturating_add(1))
 }
