@@ -146,6 +146,23 @@ pub fn helm(args: &[&str]) -> Result<String, String> {
     if out.status.success() { Ok(String::from_utf8_lossy(&out.stdout).into_owned()) } else { Err(printed) }
 }
 
+/// Lets the Helm release `release` in `namespace` adopt the ClusterRole `commons:tenant-admin`
+/// the scripts' `commons` made before any chart (docs/operations.md, "commons:tenant-admin"):
+/// without this `helm install` refuses to take over an object it did not make.
+pub fn adopt_tenant_admin_role(release: &str, namespace: &str) -> Result<(), E2eError> {
+    let role = "commons:tenant-admin";
+    kubectl(&["label", "clusterrole", role, "app.kubernetes.io/managed-by=Helm", "--overwrite"])?;
+    kubectl(&[
+        "annotate",
+        "clusterrole",
+        role,
+        &format!("meta.helm.sh/release-name={release}"),
+        &format!("meta.helm.sh/release-namespace={namespace}"),
+        "--overwrite",
+    ])?;
+    Ok(())
+}
+
 /// The pods of `namespace` not being deleted.
 pub async fn live_pods(client: &Client, namespace: &str) -> Result<usize, kube::Error> {
     Ok(Api::<k8s_openapi::api::core::v1::Pod>::namespaced(client.clone(), namespace)

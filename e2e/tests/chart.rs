@@ -219,17 +219,7 @@ async fn the_chart_lints_validates_installs_upgrades_and_uninstalls_keeping_the_
     // then on the chart owns its labels while both it and Commons hold the same rules.
     let rules = tenant_admin_role()["rules"].clone();
     assert!(rules.as_array().is_some_and(|r| !r.is_empty()), "{rules}");
-    kubectl(&["label", "clusterrole", TENANT_ADMIN, "app.kubernetes.io/managed-by=Helm", "--overwrite"])
-        .unwrap();
-    kubectl(&[
-        "annotate",
-        "clusterrole",
-        TENANT_ADMIN,
-        &format!("meta.helm.sh/release-name={RELEASE}"),
-        &format!("meta.helm.sh/release-namespace={NS}"),
-        "--overwrite",
-    ])
-    .unwrap();
+    commons_e2e::adopt_tenant_admin_role(RELEASE, NS).unwrap();
     run(with(&["install", RELEASE, &chart(), "-n", NS, "--wait", "--timeout", "120s"])).unwrap();
     the_role_is_the_releases_and_left_in_peace(&rules, "after install").await;
     let replicas =

@@ -123,6 +123,8 @@ async fn commons_runs_as_the_charts_service_account_and_every_rule_is_needed() {
         .unwrap();
     let ca_file = std::env::temp_dir().join(format!("e2e-lp-ca-{}.crt", std::process::id()));
     std::fs::write(&ca_file, ca).unwrap();
+    // The scripts' `commons` keeps `commons:tenant-admin` already: the release adopts it.
+    commons_e2e::adopt_tenant_admin_role(RELEASE, NS).unwrap();
     // The RBAC of the chart as installed, with the scripts' requests namespace (it exists).
     let _ = kubectl(&[
         "-n",

@@ -100,6 +100,25 @@ pub fn served(api: &utoipa::openapi::OpenApi) -> HashMap<String, Vec<String>> {
     out
 }
 
+/// 405 with `Allow`: the methods the document lists for the path (HEAD wherever GET is).
+fn not_allowed(methods: &[String], path: &str) -> Response {
+    let mut allow: Vec<&str> = methods.iter().map(String::as_str).collect();
+    if allow.contains(&"GET") {
+        allow.push("HEAD");
+    }
+    let mut response = problem(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "Method not allowed",
+        &format!("{path} serves {}", allow.join(", ")),
+        path,
+    );
+    if let Ok(value) = HeaderValue::from_str(&allow.join(", ")) {
+        response.headers_mut().insert(header::ALLOW, value);
+    }
+    response
+}
+
 /// The middleware.
 pub async fn guard(State(g): State<Guarded>, request: Request, next: Next) -> Response {
     let v1 = g.v1;
@@ -108,8 +127,24 @@ pub async fn guard(State(g): State<Guarded>, request: Request, next: Next) -> Re
     // HEAD is served wherever GET is (and guarded like it).
     let asked = if request.method() == Method::HEAD { "GET" } else { request.method().as_str() };
     if !g.served.get(&template).is_some_and(|m| m.iter().any(|m| m == asked)) {
-        // A method the route does not serve: 405 from the router, nothing to check or record.
-        return next.run(request).await;
+        // Only what the OpenAPI document lists is served: a method it does not list for the path
+        // is 405 naming those it does, and a route it does not list at all (registered by
+        // mistake outside `routes!`) is never run: it would have no authentication,
+        // authorisation or audit here.
+        let path = request.uri().path().to_owned();
+        return match g.served.get(&template) {
+            Some(methods) => not_allowed(methods, &path),
+            None => {
+                tracing::error!(%template, method = %asked, "refused an operation missing from the OpenAPI document");
+                problem(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "undocumented",
+                    "Not served",
+                    "this operation is missing from the API's document, so it is not served",
+                    &path,
+                )
+            }
+        };
     }
     let now_ms = jiff::Timestamp::now().as_millisecond();
     let method = request.method().clone();

@@ -203,7 +203,7 @@ pub fn router(v1: Arc<V1>) -> Router {
 pub fn routes(v1: Arc<V1>) -> (Router, utoipa::openapi::OpenApi) {
     use utoipa::OpenApi as _;
     use utoipa_axum::{router::OpenApiRouter, routes};
-    let (router, api) = OpenApiRouter::<Arc<V1>>::with_openapi(openapi::Base::openapi())
+    let router = OpenApiRouter::<Arc<V1>>::with_openapi(openapi::Base::openapi())
         .routes(routes!(whoami::whoami))
         .routes(routes!(tenancies::list))
         .routes(routes!(tenancies::get))
@@ -218,8 +218,17 @@ pub fn routes(v1: Arc<V1>) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(reports::forecast))
         .routes(routes!(audit::list))
         .routes(routes!(catalogue::browse))
-        .routes(routes!(catalogue::subscriptions, catalogue::subscribe))
-        .split_for_parts();
+        .routes(routes!(catalogue::subscriptions, catalogue::subscribe));
+    guarded(router, v1)
+}
+
+/// `router`'s routes behind the guard (authentication, authorisation, limits, idempotency,
+/// audit) and the body limit, with the document they make.
+fn guarded(
+    router: utoipa_axum::router::OpenApiRouter<Arc<V1>>,
+    v1: Arc<V1>,
+) -> (Router, utoipa::openapi::OpenApi) {
+    let (router, api) = router.split_for_parts();
     let router = router
         // Only routes that exist are guarded: anything else is a plain 404.
         .route_layer(axum::middleware::from_fn_with_state(

@@ -217,6 +217,7 @@ fn tenancy(name: &str, organisation: &str) -> Tenancy {
 struct World {
     app: axum::Router,
     keys: HashMap<&'static str, String>,
+    v1: Arc<V1>,
 }
 
 fn world() -> World {
@@ -293,8 +294,9 @@ fn world_limited(burst: u32) -> World {
     };
     // The whole router the process serves (the v1 routes inside the layers every answer passes).
     let (_, readiness) = tokio::sync::watch::channel(crate::health::Readiness::default());
-    let state = crate::AppState { readiness, registry, v1: Some(Arc::new(v1)), portal: None };
-    World { app: crate::router(state), keys }
+    let v1 = Arc::new(v1);
+    let state = crate::AppState { readiness, registry, v1: Some(v1.clone()), portal: None };
+    World { app: crate::router(state), keys, v1 }
 }
 
 async fn call(app: &axum::Router, key: Option<&str>, path: &str) -> (StatusCode, serde_json::Value) {
@@ -613,7 +615,7 @@ async fn the_served_document_and_the_routes_agree() {
     let refused = w.app.clone().oneshot(put).await.unwrap();
     assert_eq!(refused.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(refused.headers()["content-type"], "application/problem+json");
-    assert!(refused.headers()["allow"].to_str().unwrap().contains("GET"), "{:?}", refused.headers());
+    assert_eq!(refused.headers()["allow"], "GET, HEAD");
     let doc: serde_json::Value =
         serde_json::from_slice(&refused.into_body().collect().await.unwrap().to_bytes()).unwrap();
     assert_eq!((doc["status"].as_u64(), doc["instance"].as_str()), (Some(405), Some("/v1/whoami")));
@@ -625,6 +627,34 @@ async fn the_served_document_and_the_routes_agree() {
     // And a path that is not in the document is not served.
     let (status, _) = call(&w.app, None, "/v1/nothing").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn an_operation_missing_from_the_document_is_never_run() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use utoipa_axum::{router::OpenApiRouter, routes};
+    let w = world();
+    let ran = Arc::new(AtomicBool::new(false));
+    let flag = ran.clone();
+    // A route registered by mistake outside `routes!`: served, it would skip the guard's checks.
+    let router = OpenApiRouter::<Arc<V1>>::new().routes(routes!(whoami::whoami)).route(
+        "/v1/hidden",
+        axum::routing::post(move || {
+            flag.store(true, Ordering::SeqCst);
+            async { "done" }
+        }),
+    );
+    let (app, _) = guarded(router, w.v1.clone());
+    let request = Request::post("/v1/hidden")
+        .header("authorization", format!("Bearer {}", w.keys["north-requester"]))
+        .body(Body::empty())
+        .unwrap();
+    let answer = app.clone().oneshot(request).await.unwrap();
+    assert_eq!(answer.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(answer.headers()["content-type"], "application/problem+json");
+    assert!(!ran.load(Ordering::SeqCst), "the undocumented handler ran");
+    // The documented route beside it is served as ever.
+    assert_eq!(call(&app, Some(&w.keys["north-requester"]), "/v1/whoami").await.0, StatusCode::OK);
 }
 
 #[tokio::test]
