@@ -115,7 +115,7 @@ pub async fn every_error_is_a_problem(
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.remove(header::CONTENT_TYPE);
     for (name, value) in parts.headers.iter() {
-        rewritten.headers_mut().insert(name.clone(), value.clone());
+        rewritten.headers_mut().append(name.clone(), value.clone());
     }
     rewritten
 }

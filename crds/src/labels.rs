@@ -36,3 +36,6 @@ pub const SEGMENT_EXPOSURES: [&str; 2] = ["segment", "public"];
 pub const HOSTED_SERVICE: &str = "commons.dev/hosted-service";
 /// On NetworkPolicies Commons makes for a segment: the segment's name.
 pub const SEGMENT: &str = "commons.dev/segment";
+
+/// On a Tenancy: the quota change request (`<namespace>/<name>`) whose limits its quota last took.
+pub const QUOTA_CHANGE_REQUEST: &str = "commons.dev/quota-change-request";

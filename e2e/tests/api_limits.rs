@@ -1,5 +1,6 @@
-//! Limits a client cannot talk around, on the running API over real TCP: headers that never
-//! finish, and a kept-alive connection left idle, are closed after the header timeout (10 s); a
+//! Limits a client cannot talk around, on the running API over real TCP: a connection that sends
+//! nothing, headers that never finish, and a kept-alive connection left idle are closed after the
+//! read timeout (10 s, `--api-read-timeout-seconds`); a
 //! body over 64 KiB is 413 and a body that stops arriving is 503 at the call's deadline (30 s),
 //! both problem documents, neither leaving a TenancyRequest behind.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
@@ -43,6 +44,14 @@ fn request_exists(name: &str) -> bool {
         .unwrap()
         .lines()
         .any(|l| l.ends_with(&format!("/{name}")))
+}
+
+#[test]
+fn a_connection_that_sends_nothing_is_closed_at_the_header_timeout() {
+    let stream = TcpStream::connect(addr()).unwrap();
+    let (answer, after) = until_closed(stream, Instant::now(), Duration::from_secs(40));
+    assert!(after >= Duration::from_secs(9) && after < Duration::from_secs(20), "closed after {after:?}");
+    assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 408"), "{answer}");
 }
 
 #[test]

@@ -247,6 +247,7 @@ async fn the_chart_lints_validates_installs_upgrades_and_uninstalls_keeping_the_
     let env = deployment_env(&name);
     assert!(env.contains("\"name\":\"COMMONS_RESYNC_SECONDS\",\"value\":\"300\""), "{env}");
     assert!(env.contains("COMMONS_LEADER_ELECT"), "{env}");
+    assert!(env.contains("\"name\":\"COMMONS_API_READ_TIMEOUT_SECONDS\",\"value\":\"75\""), "{env}");
 
     // Upgrade to a changed value: the Deployment rolls to it.
     run(with(&[

@@ -59,6 +59,12 @@ pub struct ApiFlags {
     /// Seconds a call may take, authentication and its body's arrival included; then 503 (a call that changes something still runs to its end).
     #[arg(long, env = "COMMONS_API_DEADLINE_SECONDS", default_value_t = 30)]
     pub api_deadline_seconds: u64,
+    /// Seconds a client has to send a request's headers, from the connection's opening or the
+    /// previous answer, so also how long a kept-alive connection may stay idle. Behind a proxy or
+    /// load balancer that keeps connections to Commons open, set it above that proxy's idle
+    /// timeout (ingress-nginx and most cloud load balancers: 60 s).
+    #[arg(long, env = "COMMONS_API_READ_TIMEOUT_SECONDS", default_value_t = 10)]
+    pub api_read_timeout_seconds: u64,
     /// The auto-approval policy for tenancy requests (YAML: rules under which a request is
     /// approved at once; docs/api.md). Without it every request waits for a platform admin.
     #[arg(long, env = "COMMONS_REQUEST_POLICY", value_name = "FILE")]

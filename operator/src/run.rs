@@ -305,7 +305,12 @@ pub async fn run(settings: Settings) -> Result<()> {
     tracing::info!(%local, "serving /v1, /healthz, /readyz and /metrics");
     // Each connection's address (for the per-address limit on failed authentications), and
     // limits a slow or idle client cannot outwait (http_serve.rs).
-    crate::http_serve::serve(listener, app, {
+    let limits = crate::http_serve::Limits {
+        read_timeout: std::time::Duration::from_secs(settings.api.api_read_timeout_seconds.max(1)),
+        // Every call in flight gets to its deadline's answer before the drain ends.
+        drain: std::time::Duration::from_secs(settings.api.api_deadline_seconds.max(1) + 5),
+    };
+    crate::http_serve::serve(listener, app, limits, {
         let mut stopping = stop_tx.subscribe();
         async move {
             tokio::select! {

@@ -150,12 +150,14 @@ impl Oidc {
         if !look.refresh {
             return answer(look);
         }
-        let jwks_uri = {
-            let mut cache = self.cache.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-            cache.attempted = Some(Instant::now());
-            cache.jwks_uri.clone()
-        };
-        match self.fetch_keys(jwks_uri).await {
+        let jwks_uri = self.cache.read().unwrap_or_else(std::sync::PoisonError::into_inner).jwks_uri.clone();
+        let fetched = self.fetch_keys(jwks_uri).await;
+        // Counted once the attempt has ended: an attempt cancelled midway (its caller went away)
+        // counts for nothing, and the next waiter fetches at once instead of failing for the
+        // minimum interval.
+        self.cache.write().unwrap_or_else(std::sync::PoisonError::into_inner).attempted =
+            Some(Instant::now());
+        match fetched {
             Ok((jwks_uri, keys)) => {
                 let mut cache = self.cache.write().unwrap_or_else(std::sync::PoisonError::into_inner);
                 cache.jwks_uri = Some(jwks_uri);
@@ -362,6 +364,30 @@ mod tests {
         let second = second.await.unwrap();
         assert!(second.is_ok(), "{second:?}");
         assert_eq!(issuer.fetches.lock().unwrap().len(), 2, "discovery and keys, once");
+    }
+
+    #[tokio::test]
+    async fn a_fetch_whose_caller_went_away_is_made_again_by_the_next_token() {
+        let signer = Signer::new("k1");
+        let issuer = Arc::new(Issuer::default());
+        issuer.keys.lock().unwrap().push(signer.jwk());
+        let gate = Arc::new(tokio::sync::Notify::new());
+        *issuer.gate.lock().unwrap() = Some(gate);
+        let oidc = Arc::new(Oidc::new(config(30), issuer.clone()));
+        let first = {
+            let (oidc, token) = (oidc.clone(), signer.token(claims()));
+            tokio::spawn(async move { oidc.verify(&token, 1_000).await })
+        };
+        while issuer.fetches.lock().unwrap().len() < 2 {
+            tokio::task::yield_now().await;
+        }
+        // Its caller goes away (a client disconnecting, a deadline) while the issuer is slow.
+        first.abort();
+        assert!(first.await.is_err());
+        *issuer.gate.lock().unwrap() = None;
+        // The next token fetches the keys itself rather than failing for the minimum interval.
+        let next = oidc.verify(&signer.token(claims()), 1_000).await;
+        assert!(next.is_ok(), "{next:?}");
     }
 
     #[tokio::test]

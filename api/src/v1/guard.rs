@@ -92,8 +92,15 @@ pub fn served(api: &utoipa::openapi::OpenApi) -> HashMap<String, Vec<String>> {
     let mut out = HashMap::new();
     if let Some(paths) = doc.get("paths").and_then(serde_json::Value::as_object) {
         for (path, item) in paths {
-            let methods =
-                item.as_object().map(|m| m.keys().map(|k| k.to_uppercase()).collect()).unwrap_or_default();
+            // The item's operations; its other members (`parameters`, `summary`, `x-...`) are no
+            // methods.
+            const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
+            let methods = item
+                .as_object()
+                .map(|m| {
+                    m.keys().filter(|k| METHODS.contains(&k.as_str())).map(|k| k.to_uppercase()).collect()
+                })
+                .unwrap_or_default();
             out.insert(path.clone(), methods);
         }
     }

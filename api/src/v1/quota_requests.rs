@@ -10,6 +10,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{OriginalUri, Path, State};
 use axum::http::{HeaderMap, StatusCode};
+use commons_crds::{Tenancy, TenancyRequest};
 use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
 use serde_json::{Value, json};
@@ -85,7 +86,8 @@ pub async fn create(
     );
     // Numbered, not generated: two changes asked at once (on two replicas, or before the store
     // shows the first) take the same number, and the apiserver makes only one of them.
-    let numbered = format!("{name}-quota-{}", next_change(&v1, &name));
+    let numbered =
+        format!("{name}-quota-{}", next_change(&v1.requests.state(), &v1.requests_namespace, &tenancy));
     if let Some(meta) = object.get_mut("metadata").and_then(serde_json::Value::as_object_mut) {
         meta.remove("generateName");
         meta.insert("name".into(), json!(numbered));
@@ -130,14 +132,83 @@ pub async fn create(
 }
 
 /// The number of the tenancy's next quota change: one more than the highest of the requests
-/// `<tenancy>-quota-<n>` the store holds (1 for the first).
-fn next_change(v1: &V1, tenancy: &str) -> u64 {
-    let prefix = format!("{tenancy}-quota-");
-    v1.requests
-        .state()
+/// `<tenancy>-quota-<n>` the store holds and of the one its quota last took (named on the
+/// Tenancy, and so never reused even if that request is deleted); 1 for the first.
+fn next_change(requests: &[Arc<TenancyRequest>], namespace: &str, tenancy: &Tenancy) -> u64 {
+    let name = tenancy.name_any();
+    let prefix = format!("{name}-quota-");
+    let number = |request: &str| request.strip_prefix(&prefix).and_then(|n| n.parse::<u64>().ok());
+    let applied = tenancy
+        .annotations()
+        .get(commons_crds::labels::QUOTA_CHANGE_REQUEST)
+        .and_then(|key| key.rsplit('/').next())
+        .and_then(number);
+    requests
         .iter()
-        .filter(|r| r.namespace().as_deref() == Some(v1.requests_namespace.as_str()))
-        .filter_map(|r| r.name_any().strip_prefix(&prefix).and_then(|n| n.parse::<u64>().ok()))
+        .filter(|r| r.namespace().as_deref() == Some(namespace))
+        .filter_map(|r| number(&r.name_any()))
+        .chain(applied)
         .max()
         .map_or(1, |n| n.saturating_add(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(namespace: &str, name: &str) -> Arc<TenancyRequest> {
+        let mut r: TenancyRequest = serde_json::from_value(json!({
+            "apiVersion": "commons.dev/v1alpha1", "kind": "TenancyRequest",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"tenancyName": "a", "justification": "a test of numbering",
+                     "requester": {"organisation": "north", "name": "Nora", "email": "nora@north.example"}}
+        }))
+        .unwrap();
+        r.metadata.namespace = Some(namespace.into());
+        Arc::new(r)
+    }
+
+    fn tenancy(name: &str, applied: Option<&str>) -> Tenancy {
+        let mut t: Tenancy = serde_json::from_value(json!({
+            "apiVersion": "commons.dev/v1alpha1", "kind": "Tenancy", "metadata": {"name": name},
+            "spec": {"organisation": {"id": "north", "displayName": "North", "sector": "local-government",
+                                      "costCentre": "C1", "contactEmail": "it@north.example"},
+                     "owners": [{"kind": "User", "name": "it@north.example"}],
+                     "namespaces": [{"name": "app"}], "quota": {"cpu": "1"}}
+        }))
+        .unwrap();
+        if let Some(key) = applied {
+            t.annotations_mut().insert(commons_crds::labels::QUOTA_CHANGE_REQUEST.into(), key.into());
+        }
+        t
+    }
+
+    #[test]
+    fn quota_changes_are_numbered_past_every_one_seen_and_the_one_applied() {
+        let ns = "commons-requests";
+        type Case<'a> = (&'a str, Vec<Arc<TenancyRequest>>, Option<&'a str>, u64);
+        let cases: [Case; 6] = [
+            ("the first", vec![], None, 1),
+            ("after two", vec![request(ns, "a-quota-1"), request(ns, "a-quota-2")], None, 3),
+            // Another tenancy's, a generated name and another namespace's do not count.
+            (
+                "others ignored",
+                vec![
+                    request(ns, "a-quota-1"),
+                    request(ns, "ab-quota-7"),
+                    request(ns, "a-quota-x9k2p"),
+                    request("elsewhere", "a-quota-9"),
+                ],
+                None,
+                2,
+            ),
+            ("a tenancy whose name is a prefix", vec![request(ns, "a-quota-1-quota-5")], None, 1),
+            // The one the quota took is never reused, even once its request is deleted.
+            ("applied then deleted", vec![request(ns, "a-quota-1")], Some("commons-requests/a-quota-4"), 5),
+            ("applied, higher seen", vec![request(ns, "a-quota-6")], Some("commons-requests/a-quota-4"), 7),
+        ];
+        for (what, requests, applied, want) in cases {
+            assert_eq!(next_change(&requests, ns, &tenancy("a", applied)), want, "{what}");
+        }
+    }
 }

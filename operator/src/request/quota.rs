@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::events::{Reason, publish};
 
 /// On a Tenancy whose quota a request changed: `<namespace>/<name>` of the last such request.
-pub const QUOTA_FROM_REQUEST: &str = "commons.dev/quota-change-request";
+pub const QUOTA_FROM_REQUEST: &str = commons_crds::labels::QUOTA_CHANGE_REQUEST;
 
 /// Where an approved quota change stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
