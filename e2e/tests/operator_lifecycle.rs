@@ -516,6 +516,13 @@ async fn a_rotated_webhook_certificate_is_served_without_a_restart() {
     }
     assert!(saw_both, "both CAs are trusted while the certificate changes");
     assert!(metric("reloaded") > reloaded);
+    // Its expiry is published for the alert: the served certificate's notAfter, as openssl reads it.
+    let not_after = shell(&format!(
+        "date -u -d \"$(openssl x509 -noout -enddate -in '{}' | cut -d= -f2)\" +%s",
+        dir.join("tls.crt").display()
+    ));
+    let published = operator_metric("commons_webhook_certificate_expiry_timestamp_seconds").unwrap();
+    assert_eq!(published.to_string(), not_after, "the published expiry");
     // The apiserver reaches the webhook over the new certificate: the pod is checked and admitted.
     create("e2e-rotate-after").await.unwrap();
     Api::<Tenancy>::all(client.clone()).delete("e2e-rotate", &DeleteParams::background()).await.unwrap();

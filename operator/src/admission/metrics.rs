@@ -21,6 +21,8 @@ pub struct Metrics {
     pub certificates: IntCounterVec,
     /// Sweeps of the reservations completed.
     pub sweeps: prometheus::IntCounter,
+    /// When the served certificate stops being valid (seconds since the epoch).
+    pub certificate_expiry: IntGauge,
 }
 
 impl Metrics {
@@ -66,6 +68,20 @@ impl Metrics {
             "Sweeps of the reservations completed (one every 5 s while the webhook runs).",
         )?;
         registry.register(Box::new(sweeps.clone()))?;
-        Ok(Metrics { decisions, duration, reservations, settled, policy_refusals, certificates, sweeps })
+        let certificate_expiry = IntGauge::new(
+            "webhook_certificate_expiry_timestamp_seconds",
+            "When the webhook's served certificate stops being valid (its notAfter), in seconds since the epoch.",
+        )?;
+        registry.register(Box::new(certificate_expiry.clone()))?;
+        Ok(Metrics {
+            decisions,
+            duration,
+            reservations,
+            settled,
+            policy_refusals,
+            certificates,
+            sweeps,
+            certificate_expiry,
+        })
     }
 }

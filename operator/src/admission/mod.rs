@@ -6,6 +6,7 @@
 //! tenancy itself — every pod, claim and load balancer its namespaces hold, plus every admission
 //! still in flight ([`ledger`]) — and decides one request of a tenancy at a time.
 
+mod cert_expiry;
 mod decide;
 pub mod index;
 pub mod ledger;

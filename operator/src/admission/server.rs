@@ -83,6 +83,7 @@ pub async fn serve(
 ) -> Result<()> {
     let Serve { listen, cert_dir, endpoint, clients, repairs } = settings;
     let serving = Arc::new(tls::Serving::new(&certs)?);
+    publish_expiry(&admission, &serving);
     let config = tls::server_config(serving.clone(), &clients)?;
     let listener = tls::bind(listen).await?;
     if let tls::Clients::Anyone = clients {
@@ -118,6 +119,7 @@ pub async fn serve(
                 match rotate(&registration, &serving, &current, &cert_dir).await {
                     Ok(next) => {
                         admission.metrics.certificates.with_label_values(&["reloaded"]).inc();
+                        publish_expiry(&admission, &serving);
                         tracing::info!(dir = %cert_dir.display(), "serving the rotated webhook certificate");
                         current = next;
                         refused = None;
@@ -139,6 +141,15 @@ pub async fn serve(
     let served = tls::serve(listener, config, admission.router(), crate::shutdown::stopped(stop)).await;
     rotation.abort();
     served
+}
+
+/// Publishes when the certificate served now stops being valid (for the alert in
+/// docs/operations.md); one that cannot be read is said in the log and leaves the gauge as it was.
+fn publish_expiry(admission: &Admission, serving: &tls::Serving) {
+    match serving.served().as_deref().and_then(super::cert_expiry::not_after) {
+        Some(at) => admission.metrics.certificate_expiry.set(at),
+        None => tracing::warn!("the served webhook certificate's expiry cannot be read"),
+    }
 }
 
 /// How long the apiserver is given to take up a new `caBundle` before the certificate it must
