@@ -282,6 +282,10 @@ async fn the_chart_lints_validates_installs_upgrades_and_uninstalls_keeping_the_
     // decisions) and every tenancy's namespaces stay.
     let tenancy_namespaces =
         kubectl(&["get", "namespaces", "-l", "commons.dev/tenancy", "-o", "name"]).unwrap();
+    assert!(
+        tenancy_namespaces.lines().count() > 0,
+        "the examples' tenancy namespaces exist before the uninstall"
+    );
     helm(&["uninstall", RELEASE, "-n", NS, "--wait"]).unwrap();
     for gone in [
         vec!["-n", NS, "get", "deployment", &name],
