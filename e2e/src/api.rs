@@ -113,3 +113,25 @@ pub fn grant_api_roles() -> Result<(), E2eError> {
     kubectl(&["apply", "--server-side", "--field-manager=commons-examples", "-f", &file.to_string_lossy()])
         .map(|_| ())
 }
+
+/// A new API key for `organisation` with `role`, made with `commons apikey create` in the running
+/// operator's ledger, valid for an hour: the key (printed once).
+pub fn api_key(organisation: &str, role: &str, description: &str) -> Result<String, E2eError> {
+    let made = crate::commons(&[
+        "apikey",
+        "create",
+        "--organisation",
+        organisation,
+        "--role",
+        role,
+        "--expires",
+        "1h",
+        "--description",
+        description,
+        "--by",
+        "e2e",
+        "--ledger",
+        &ledger(),
+    ])?;
+    Ok(made.lines().next().unwrap_or_default().trim().to_owned())
+}

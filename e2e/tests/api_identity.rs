@@ -178,24 +178,8 @@ fn every_refused_credential_is_the_same_401() {
 #[test]
 fn api_keys_are_shown_once_listed_without_secrets_revoked_and_expire() {
     grant_api_roles();
-    let made = commons(&[
-        "apikey",
-        "create",
-        "--organisation",
-        "southshire-district-council",
-        "--role",
-        "finance",
-        "--expires",
-        "1h",
-        "--description",
-        "nightly reports (e2e)",
-        "--by",
-        "e2e",
-        "--ledger",
-        &ledger(),
-    ])
-    .unwrap();
-    let key = made.lines().next().unwrap().trim().to_owned();
+    let key =
+        commons_e2e::api::api_key("southshire-district-council", "finance", "nightly reports (e2e)").unwrap();
     let id = key.strip_prefix("cmk_").unwrap().split('_').next().unwrap().to_owned();
     let (status, _, me) = get("/v1/whoami", &key);
     assert_eq!(status, 200, "{me}");

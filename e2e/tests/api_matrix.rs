@@ -9,8 +9,8 @@
 
 use std::collections::BTreeMap;
 
-use commons_e2e::api::{grant_api_roles, ledger, token};
-use commons_e2e::{commons, kubectl};
+use commons_e2e::api::{api_key, grant_api_roles, token};
+use commons_e2e::kubectl;
 use serde_json::{Value, json};
 
 fn call(method: &str, path: &str, token: &str, body: Option<&Value>) -> (u16, Value) {
@@ -49,24 +49,7 @@ fn every_route_as_every_role_against_own_and_other_organisations() {
         .collect();
     // Northshire's machine clients: a requester's key and a finance system's key.
     for (user, role) in [("key-requester", "requester"), ("key-finance", "finance")] {
-        let made = commons(&[
-            "apikey",
-            "create",
-            "--organisation",
-            NORTH,
-            "--role",
-            role,
-            "--expires",
-            "1h",
-            "--description",
-            "authorisation matrix (e2e)",
-            "--by",
-            "e2e",
-            "--ledger",
-            &ledger(),
-        ])
-        .unwrap();
-        let key = made.lines().next().unwrap().trim().to_owned();
+        let key = api_key(NORTH, role, "authorisation matrix (e2e)").unwrap();
         assert_eq!(call("GET", "/v1/whoami", &key, None).1["credential"], "api-key", "{user}");
         callers.push(Caller { user, token: key });
     }

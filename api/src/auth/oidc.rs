@@ -337,8 +337,15 @@ mod tests {
         assert!(waiting.await.unwrap().is_err(), "the issuer does not have that key");
     }
 
-    #[tokio::test]
-    async fn tokens_that_arrive_while_the_first_fetch_runs_wait_for_its_keys() {
+    /// A verifier whose first token is fetching the keys from an issuer that holds its answer
+    /// until the gate opens: the verifier, the issuer, the signer, the gate and the first call.
+    async fn first_fetch_held() -> (
+        Arc<Oidc>,
+        Arc<Issuer>,
+        Signer,
+        Arc<tokio::sync::Notify>,
+        tokio::task::JoinHandle<Result<Person, TokenError>>,
+    ) {
         let signer = Signer::new("k1");
         let issuer = Arc::new(Issuer::default());
         issuer.keys.lock().unwrap().push(signer.jwk());
@@ -352,6 +359,12 @@ mod tests {
         while issuer.fetches.lock().unwrap().len() < 2 {
             tokio::task::yield_now().await;
         }
+        (oidc, issuer, signer, gate, first)
+    }
+
+    #[tokio::test]
+    async fn tokens_that_arrive_while_the_first_fetch_runs_wait_for_its_keys() {
+        let (oidc, issuer, signer, gate, first) = first_fetch_held().await;
         // The first verification is fetching the keys; a second token meanwhile waits for them
         // rather than being told the issuer cannot be reached.
         let second = {
@@ -368,19 +381,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_fetch_whose_caller_went_away_is_made_again_by_the_next_token() {
-        let signer = Signer::new("k1");
-        let issuer = Arc::new(Issuer::default());
-        issuer.keys.lock().unwrap().push(signer.jwk());
-        let gate = Arc::new(tokio::sync::Notify::new());
-        *issuer.gate.lock().unwrap() = Some(gate);
-        let oidc = Arc::new(Oidc::new(config(30), issuer.clone()));
-        let first = {
-            let (oidc, token) = (oidc.clone(), signer.token(claims()));
-            tokio::spawn(async move { oidc.verify(&token, 1_000).await })
-        };
-        while issuer.fetches.lock().unwrap().len() < 2 {
-            tokio::task::yield_now().await;
-        }
+        let (oidc, issuer, signer, _gate, first) = first_fetch_held().await;
         // Its caller goes away (a client disconnecting, a deadline) while the issuer is slow.
         first.abort();
         assert!(first.await.is_err());
