@@ -19,9 +19,11 @@ pub fn base() -> String {
     format!("http://{}", std::env::var("COMMONS_LISTEN").unwrap_or_else(|_| "127.0.0.1:18080".into()))
 }
 
-/// The running operator's ledger (COMMONS_LEDGER, set by e2e/commons.sh).
+/// The running operator's ledger (COMMONS_LEDGER, set by e2e/commons.sh; else the scripts' own
+/// in the cluster directory).
 pub fn ledger() -> String {
-    std::env::var("COMMONS_LEDGER").unwrap_or_default()
+    std::env::var("COMMONS_LEDGER")
+        .unwrap_or_else(|_| format!("sqlite://{}", crate::measure::cluster_dir().join("ledger.db").display()))
 }
 
 /// An access token for an example `user` (password `<user>-password`) from `client`.
@@ -114,9 +116,9 @@ pub fn grant_api_roles() -> Result<(), E2eError> {
         .map(|_| ())
 }
 
-/// A new API key for `organisation` with `role`, made with `commons apikey create` in the running
-/// operator's ledger, valid for an hour: the key (printed once).
-pub fn api_key(organisation: &str, role: &str, description: &str) -> Result<String, E2eError> {
+/// A new API key for `organisation` with `role`, made by `by` with `commons apikey create` in the
+/// running operator's ledger, valid for an hour: the key (printed once).
+pub fn api_key(organisation: &str, role: &str, description: &str, by: &str) -> Result<String, E2eError> {
     let made = crate::commons(&[
         "apikey",
         "create",
@@ -129,7 +131,7 @@ pub fn api_key(organisation: &str, role: &str, description: &str) -> Result<Stri
         "--description",
         description,
         "--by",
-        "e2e",
+        by,
         "--ledger",
         &ledger(),
     ])?;

@@ -179,7 +179,8 @@ fn every_refused_credential_is_the_same_401() {
 fn api_keys_are_shown_once_listed_without_secrets_revoked_and_expire() {
     grant_api_roles();
     let key =
-        commons_e2e::api::api_key("southshire-district-council", "finance", "nightly reports (e2e)").unwrap();
+        commons_e2e::api::api_key("southshire-district-council", "finance", "nightly reports (e2e)", "e2e")
+            .unwrap();
     let id = key.strip_prefix("cmk_").unwrap().split('_').next().unwrap().to_owned();
     let (status, _, me) = get("/v1/whoami", &key);
     assert_eq!(status, 200, "{me}");

@@ -49,7 +49,7 @@ fn every_route_as_every_role_against_own_and_other_organisations() {
         .collect();
     // Northshire's machine clients: a requester's key and a finance system's key.
     for (user, role) in [("key-requester", "requester"), ("key-finance", "finance")] {
-        let key = api_key(NORTH, role, "authorisation matrix (e2e)").unwrap();
+        let key = api_key(NORTH, role, "authorisation matrix (e2e)", "e2e").unwrap();
         assert_eq!(call("GET", "/v1/whoami", &key, None).1["credential"], "api-key", "{user}");
         callers.push(Caller { user, token: key });
     }

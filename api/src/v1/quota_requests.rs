@@ -78,20 +78,16 @@ pub async fn create(
     let body =
         write::members(&body, &MEMBERS, &[("quota", "required"), ("justification", "required")], path)?;
     let organisation = tenancy.spec.organisation.id.clone();
-    let mut object = write::object(
-        &v1,
-        &who,
-        (&format!("{name}-quota-"), &organisation, &tenancy.spec.organisation.contact_email),
-        json!({"tenancyName": name, "quota": body.get("quota"), "justification": body.get("justification")}),
-    );
     // Numbered, not generated: two changes asked at once (on two replicas, or before the store
     // shows the first) take the same number, and the apiserver makes only one of them.
     let numbered =
         format!("{name}-quota-{}", next_change(&v1.requests.state(), &v1.requests_namespace, &tenancy));
-    if let Some(meta) = object.get_mut("metadata").and_then(serde_json::Value::as_object_mut) {
-        meta.remove("generateName");
-        meta.insert("name".into(), json!(numbered));
-    }
+    let object = write::object(
+        &v1,
+        &who,
+        (write::Name::Exactly(&numbered), &organisation, &tenancy.spec.organisation.contact_email),
+        json!({"tenancyName": name, "quota": body.get("quota"), "justification": body.get("justification")}),
+    );
     // Refused fields are named first (the apiserver checks without writing), whatever else is
     // pending.
     write::create(&v1, object.clone(), true, path).await?;

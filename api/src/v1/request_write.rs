@@ -58,12 +58,20 @@ pub(super) fn members(
     if wrong.is_empty() { Ok(body) } else { Err(invalid(wrong, path)) }
 }
 
-/// A TenancyRequest named from `generate_name`, for `organisation`, asked by `who` (its name and
+/// How a new TenancyRequest is named.
+pub(super) enum Name<'a> {
+    /// By the apiserver, from this prefix.
+    Generated(&'a str),
+    /// Exactly so: a second request of the name is refused (409).
+    Exactly(&'a str),
+}
+
+/// A TenancyRequest named as `name` says, for `organisation`, asked by `who` (its name and
 /// verified email; else `contact`), with the rest of its spec from `spec`.
 pub(super) fn object(
     v1: &V1,
     who: &Identity,
-    (generate_name, organisation, contact): (&str, &str, &str),
+    (name, organisation, contact): (Name<'_>, &str, &str),
     spec: Value,
 ) -> Value {
     let mut spec = spec;
@@ -72,11 +80,15 @@ pub(super) fn object(
         "name": who.display_name.clone().unwrap_or_else(|| who.user.clone()),
         "email": who.email.clone().unwrap_or_else(|| contact.to_owned()),
     });
+    let (naming, name) = match name {
+        Name::Generated(prefix) => ("generateName", prefix),
+        Name::Exactly(name) => ("name", name),
+    };
     json!({
         "apiVersion": "commons.dev/v1alpha1",
         "kind": "TenancyRequest",
         "metadata": {
-            "generateName": generate_name,
+            naming: name,
             "namespace": v1.requests_namespace,
             "annotations": {"commons.dev/requested-by": who.user},
             "labels": organisation_label(organisation),

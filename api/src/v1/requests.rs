@@ -275,7 +275,7 @@ pub async fn create(
     let object = write::object(
         &v1,
         &who,
-        (&write::generate_name(tenancy_name), organisation, contact),
+        (write::Name::Generated(&write::generate_name(tenancy_name)), organisation, contact),
         json!({
             "tenancyName": body.get("tenancyName"),
             "tenancy": body.get("tenancy"),

@@ -13,6 +13,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+use commons_e2e::api::{api_key, ledger};
 use commons_e2e::{E2eError, commons, kubectl};
 use serde_json::Value;
 
@@ -47,33 +48,8 @@ fn vegeta() -> Result<PathBuf, E2eError> {
     Ok(bin)
 }
 
-fn ledger() -> String {
-    std::env::var("COMMONS_LEDGER")
-        .unwrap_or_else(|_| format!("sqlite://{}", cache().join("cluster/ledger.db").display()))
-}
-
 fn keys(organisation: &str, role: &str) -> Result<Vec<String>, E2eError> {
-    (0..KEYS)
-        .map(|i| {
-            let out = commons(&[
-                "apikey",
-                "create",
-                "--organisation",
-                organisation,
-                "--role",
-                role,
-                "--expires",
-                "1h",
-                "--description",
-                &format!("bench-api {i}"),
-                "--by",
-                "bench-api",
-                "--ledger",
-                &ledger(),
-            ])?;
-            Ok(out.lines().next().unwrap_or_default().trim().to_owned())
-        })
-        .collect()
+    (0..KEYS).map(|i| api_key(organisation, role, &format!("bench-api {i}"), "bench-api")).collect()
 }
 
 fn revoke(keys: &[String]) {
