@@ -2,7 +2,7 @@
 
 use std::fmt::Debug;
 
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -159,27 +159,82 @@ where
     })
 }
 
-/// Applies `desired` unless `observed` already matches it. Returns whether it wrote.
+/// Creates `obj` with a plain create under Commons' field manager and returns what was stored, or
+/// `None` when an object of that name already exists.
+pub async fn create<K>(api: &Api<K>, obj: &K) -> Result<Option<K>>
+where
+    K: Resource + Serialize + DeserializeOwned + Clone + Debug,
+    K::DynamicType: Default,
+{
+    let params = PostParams { dry_run: false, field_manager: Some(FIELD_MANAGER.into()) };
+    count_write(&K::kind(&K::DynamicType::default()), "create");
+    match api.create(&params, obj).await {
+        Ok(stored) => Ok(Some(stored)),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(None),
+        Err(source) => Err(Error::Kube {
+            context: format!("creating {} {}", K::kind(&K::DynamicType::default()), obj.name_any()),
+            source,
+        }),
+    }
+}
+
+/// Makes `desired` so, `observed` being what the store shows of it (`None`: nothing), and
+/// returns what was stored. An object the store does not show is created (the cheapest write);
+/// otherwise, or when it turns out to exist after all, it is server-side applied, after the fields
+/// Commons holds on it through its create are made its applied fields (see [`crate::ownership`]),
+/// so a field Commons stops setting is removed.
+pub async fn create_or_update<K, O>(api: &Api<K>, desired: &K, observed: Option<&O>) -> Result<K>
+where
+    K: Resource + Serialize + DeserializeOwned + Clone + Debug,
+    K::DynamicType: Default,
+    O: Resource,
+{
+    let name = desired.name_any();
+    match observed {
+        None => {
+            if let Some(stored) = create(api, desired).await? {
+                return Ok(stored);
+            }
+            // It exists: most often Commons' own, made a moment ago by an earlier reconcile whose
+            // write the store has not caught up with. Read it, and leave it if it is as wanted.
+            let found = api.get(&name).await.map_err(|source| Error::Kube {
+                context: format!("reading {} {name}", K::kind(&K::DynamicType::default())),
+                source,
+            })?;
+            if up_to_date(desired, Some(&found)) {
+                return Ok(found);
+            }
+            crate::ownership::make_applied(api, &name, Some(found.meta())).await?;
+        }
+        Some(o) if crate::ownership::held_by_create(o.meta()) => {
+            crate::ownership::make_applied(api, &name, Some(o.meta())).await?;
+        }
+        Some(_) => {}
+    }
+    apply(api, desired).await
+}
+
+/// Makes `desired` so unless `observed` already matches it (see [`create_or_update`]). Returns
+/// whether it wrote.
 pub async fn apply_if_changed<K, O>(api: &Api<K>, desired: &K, observed: Option<&O>) -> Result<bool>
 where
     K: Resource + Serialize + DeserializeOwned + Clone + Debug,
     K::DynamicType: Default,
-    O: Serialize,
+    O: Resource + Serialize,
 {
     let Some(why) = difference(desired, observed) else {
         return Ok(false);
     };
     tracing::info!(kind = %K::kind(&K::DynamicType::default()), name = %desired.name_any(), namespace = ?desired.namespace(), %why, "applying");
-    apply(api, desired).await?;
+    create_or_update(api, desired, observed).await?;
     Ok(true)
 }
 
 /// Makes `desired` exist as it is, for the owner `owner_uid`, never taking over an object that
 /// belongs to something else ([`Error::Taken`]): one the store shows must be controlled by the
 /// owner; one it does not show is read first (the store may lag behind Commons' own write, or the
-/// name may be taken by an object outside what Commons watches). Every write is a server-side apply,
-/// so a field Commons stops setting is removed (a plain create would leave its fields owned by a
-/// second manager for ever).
+/// name may be taken by an object outside what Commons watches). A new object is created, a
+/// changed one applied (see [`create_or_update`]).
 pub async fn create_or_apply<K, O>(
     api: &Api<K>,
     desired: &K,

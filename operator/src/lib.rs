@@ -34,6 +34,7 @@ pub mod membership;
 pub mod meter_cmd;
 pub mod metering;
 pub mod naming;
+pub mod ownership;
 pub mod policy;
 pub mod quantity;
 pub mod ratecard;

@@ -101,8 +101,9 @@ impl Watches {
         })
         .flatten()
         .backoff(QuickBackoff::default())
-        // No controller reads managedFields, and they are often the largest part of an object.
-        .modify(|obj: &mut K| obj.meta_mut().managed_fields = None)
+        // No controller reads managedFields, and they are often the largest part of an object:
+        // only a marker stays where Commons still holds fields through a create.
+        .modify(|obj: &mut K| crate::ownership::mark(obj.meta_mut()))
     }
 }
 

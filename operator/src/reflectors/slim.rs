@@ -80,11 +80,12 @@ impl<K> Slim<K>
 where
     K: Resource<DynamicType = ()> + Serialize + DeserializeOwned,
 {
-    /// Keeps `object`: its identity and owners typed (less `managedFields`, which nothing reads),
+    /// Keeps `object`: its identity and owners typed (less `managedFields`, which nothing reads, but
+    /// for [`crate::ownership::mark`]'s marker),
     /// the rest as text.
     pub fn new(mut object: K) -> Result<Slim<K>, serde_json::Error> {
         let mut metadata = std::mem::take(object.meta_mut());
-        metadata.managed_fields = None;
+        crate::ownership::mark(&mut metadata);
         // Labels and annotations go with the text: as a typed map each is a B-tree node of its own.
         object.meta_mut().labels = metadata.labels.take();
         object.meta_mut().annotations = metadata.annotations.take();

@@ -17,7 +17,7 @@ use kube::{Api, ResourceExt};
 use super::Context;
 use super::desired::{self, QUOTA_NAME};
 use super::quota::{self, Amounts, Observed};
-use crate::apply::apply;
+use crate::apply::create_or_update;
 use crate::error::{Error, Result};
 use crate::quantity::format_for;
 
@@ -264,7 +264,8 @@ pub(super) async fn apply_quota(
         let (step, write) = &first[&o.namespace];
         let used = if *write && !to_create.contains(&o.namespace) {
             let api: Api<ResourceQuota> = Api::namespaced(ctx.client.clone(), &o.namespace);
-            let stored = apply(&api, &desired::resource_quota(tenancy, &o.namespace, step)).await?;
+            let want = desired::resource_quota(tenancy, &o.namespace, step);
+            let stored = create_or_update(&api, &want, found(&o.namespace).as_deref()).await?;
             crate::quantity::amounts(stored.status.as_ref().and_then(|s| s.used.as_ref()))
         } else {
             o.used.clone()
@@ -287,7 +288,8 @@ pub(super) async fn apply_quota(
                 .collect();
             ctx.demand.raising(&o.namespace, &before);
             let api: Api<ResourceQuota> = Api::namespaced(ctx.client.clone(), &o.namespace);
-            let stored = apply(&api, &desired::resource_quota(tenancy, &o.namespace, &fin)).await?;
+            let want = desired::resource_quota(tenancy, &o.namespace, &fin);
+            let stored = create_or_update(&api, &want, found(&o.namespace).as_deref()).await?;
             ctx.demand.raised(&o.namespace);
             let used = crate::quantity::amounts(stored.status.as_ref().and_then(|s| s.used.as_ref()));
             commitments.insert(o.namespace.clone(), commitment(&used, &fin));
