@@ -47,7 +47,7 @@ where
 }
 
 /// The tenancy: before the change its namespace has labels `team: blue` and `env: test` and its
-/// quota a pods limit; after, `team: green` alone and no pods limit.
+/// quota a pods limit; after, `team: blue` alone and no pods limit.
 fn manifest(before: bool) -> serde_json::Value {
     let mut quota = json!({"cpu": "2", "memory": "4Gi"});
     if before {
@@ -55,7 +55,7 @@ fn manifest(before: bool) -> serde_json::Value {
     }
     let mut t = tenancy_manifest(NAME, &["app"], json!({"quota": quota}));
     t["spec"]["namespaces"][0]["labels"] =
-        if before { json!({"team": "blue", "env": "test"}) } else { json!({"team": "green"}) };
+        if before { json!({"team": "blue", "env": "test"}) } else { json!({"team": "blue"}) };
     t
 }
 
@@ -101,10 +101,9 @@ async fn children_are_created_then_applied_and_a_field_commons_stops_setting_is_
     let hard = quotas.get(QUOTA_NAME).await.unwrap().spec.unwrap().hard.unwrap();
     assert!(hard.contains_key("pods"), "the share of pods is written: {hard:?}");
 
-    // One label of the namespace changes and another goes from the spec, and so does the pods
-    // limit: what went is removed from the objects, so what the create set became Commons'
-    // applied fields before the change. (Commons compares what it wants with what is there, so a
-    // label that only goes, with nothing else changing, stays until the next change.)
+    // A label of the namespace goes from the spec, and so does the pods limit: both go from the
+    // objects (the namespace is otherwise as Commons wants it: it is written because the spec
+    // changed), so what the create set became Commons' applied fields before the change.
     apply_raw::<Tenancy>(&client, None, manifest(false)).await.unwrap();
     let (label_gone, pods_gone) = wait_for("the label and the pods share removed", READY, || {
         let (namespaces, quotas, ns) = (namespaces.clone(), quotas.clone(), ns.clone());
@@ -112,8 +111,8 @@ async fn children_are_created_then_applied_and_a_field_commons_stops_setting_is_
             let n = namespaces.get(&ns).await.ok()?;
             let q = quotas.get(QUOTA_NAME).await.ok()?;
             let hard = q.spec.clone()?.hard?;
-            let relabelled = n.labels().get("team").is_some_and(|t| t == "green");
-            (relabelled && !n.labels().contains_key("env") && !hard.contains_key("pods")).then_some((n, q))
+            let kept = n.labels().get("team").is_some_and(|t| t == "blue");
+            (kept && !n.labels().contains_key("env") && !hard.contains_key("pods")).then_some((n, q))
         }
     })
     .await

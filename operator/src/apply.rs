@@ -1,4 +1,5 @@
-//! Writing child objects: server-side apply under one field manager, only when something differs.
+//! Writing child objects under one field manager, only when something differs (see
+//! [`crate::compare`]): created when new, server-side applied when changed.
 
 use std::fmt::Debug;
 
@@ -8,9 +9,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::compare::{Compare, up_to_date, why_write};
 use crate::error::{Error, Result};
 
-/// The server-side apply field manager of everything Commons writes.
+/// The field manager of everything Commons writes.
 pub const FIELD_MANAGER: &str = commons_crds::labels::MANAGER;
 
 /// Every write Commons sends to the apiserver, by kind and verb (registered by `Metrics::new`).
@@ -70,78 +72,6 @@ where
         .await
         .map(|_| ())
         .map_err(|source| Error::Kube { context: format!("writing status of {kind} {name}"), source })
-}
-
-/// Whether every field `desired` sets has the same value in `observed`. Maps may hold more keys
-/// in `observed` (labels others set, defaults the apiserver fills); lists must match exactly.
-pub fn is_subset(desired: &Value, observed: &Value) -> bool {
-    match (desired, observed) {
-        (Value::Object(d), Value::Object(o)) => d.iter().all(|(k, dv)| match o.get(k) {
-            Some(ov) => is_subset(dv, ov),
-            None => {
-                dv.is_null()
-                    || dv.as_object().is_some_and(|m| m.is_empty())
-                    || dv.as_array().is_some_and(|a| a.is_empty())
-            }
-        }),
-        (Value::Array(d), Value::Array(o)) => {
-            d.len() == o.len() && d.iter().zip(o).all(|(dv, ov)| is_subset(dv, ov))
-        }
-        (d, o) => d == o,
-    }
-}
-
-/// The first path where `desired` is not a subset of `observed` (see [`is_subset`]).
-pub fn first_difference(desired: &Value, observed: &Value, path: &str) -> Option<String> {
-    match (desired, observed) {
-        (Value::Object(d), Value::Object(o)) => d.iter().find_map(|(k, dv)| {
-            let p = format!("{path}.{k}");
-            match o.get(k) {
-                Some(ov) => first_difference(dv, ov, &p),
-                None if is_subset(&serde_json::json!({ k: dv }), &serde_json::json!({})) => None,
-                None => Some(format!("{p} is missing")),
-            }
-        }),
-        (Value::Array(d), Value::Array(o)) if d.len() == o.len() => d
-            .iter()
-            .zip(o)
-            .enumerate()
-            .find_map(|(i, (dv, ov))| first_difference(dv, ov, &format!("{path}[{i}]"))),
-        (d, o) if d == o => None,
-        (Value::String(d), Value::String(o)) if path.contains(".resources.") && same_quantity(d, o) => None,
-        (d, o) => Some(format!("{path}: want {d}, have {o}")),
-    }
-}
-
-/// Whether two resource amounts are the same quantity written differently (the apiserver stores
-/// `0.5` as `500m` and `1024Mi` as `1Gi`).
-fn same_quantity(a: &str, b: &str) -> bool {
-    use crate::quantity::Milli;
-    matches!((a.parse::<Milli>(), b.parse::<Milli>()), (Ok(x), Ok(y)) if x == y)
-}
-
-/// Where `observed` falls short of what `desired` asks for (ignoring server-managed metadata),
-/// or `None` when it is up to date.
-pub fn difference<K: Serialize, O: Serialize>(desired: &K, observed: Option<&O>) -> Option<String> {
-    let Some(observed) = observed else {
-        return Some("absent".into());
-    };
-    match (serde_json::to_value(desired), serde_json::to_value(observed)) {
-        (Ok(mut d), Ok(o)) => {
-            if let Some(meta) = d.get_mut("metadata").and_then(Value::as_object_mut) {
-                meta.remove("resourceVersion");
-                meta.remove("uid");
-                meta.remove("managedFields");
-            }
-            first_difference(&d, &o, "")
-        }
-        (Err(e), _) | (_, Err(e)) => Some(format!("cannot compare: {e}")),
-    }
-}
-
-/// Whether `observed` already is what `desired` asks for (ignoring server-managed metadata).
-pub fn up_to_date<K: Serialize, O: Serialize>(desired: &K, observed: Option<&O>) -> bool {
-    difference(desired, observed).is_none()
 }
 
 /// Server-side applies `obj` (forcing ownership of the fields it sets) and returns what was stored.
@@ -222,7 +152,18 @@ where
     K::DynamicType: Default,
     O: Resource + Serialize,
 {
-    let Some(why) = difference(desired, observed) else {
+    write(api, desired, observed, Compare::Sets).await
+}
+
+/// Makes `desired` so unless `observed` already matches it as `compare` says (see
+/// [`create_or_update`]). Returns whether it wrote.
+pub async fn write<K, O>(api: &Api<K>, desired: &K, observed: Option<&O>, compare: Compare) -> Result<bool>
+where
+    K: Resource + Serialize + DeserializeOwned + Clone + Debug,
+    K::DynamicType: Default,
+    O: Resource + Serialize,
+{
+    let Some(why) = why_write(desired, observed, compare) else {
         return Ok(false);
     };
     tracing::info!(kind = %K::kind(&K::DynamicType::default()), name = %desired.name_any(), namespace = ?desired.namespace(), %why, "applying");
@@ -293,39 +234,6 @@ where
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn subset_by_table() {
-        let cases = [
-            (json!({"a": 1}), json!({"a": 1, "b": 2}), true),
-            (json!({"a": 1}), json!({"a": 2}), false),
-            (json!({"a": {"x": "1"}}), json!({"a": {"x": "1", "y": "2"}}), true),
-            (json!({"a": [1, 2]}), json!({"a": [1, 2]}), true),
-            (json!({"a": [1, 2]}), json!({"a": [1, 2, 3]}), false),
-            (json!({"a": [{"k": 1}]}), json!({"a": [{"k": 1, "default": true}]}), true),
-            (json!({"a": {}}), json!({}), true),
-            (json!({"a": []}), json!({}), true),
-            (json!({"a": "x"}), json!({}), false),
-        ];
-        for (d, o, want) in cases {
-            assert_eq!(is_subset(&d, &o), want, "{d} ⊆ {o}");
-        }
-    }
-
-    #[test]
-    fn resource_amounts_compare_as_quantities_and_nothing_else_does() {
-        let desired =
-            json!({"spec": {"resources": {"requests": {"cpu": "0.5", "memory": "1024Mi"}}, "env": "0.5"}});
-        let stored =
-            json!({"spec": {"resources": {"requests": {"cpu": "500m", "memory": "1Gi"}}, "env": "0.5"}});
-        assert_eq!(first_difference(&desired, &stored, ""), None);
-        let env_differs =
-            json!({"spec": {"resources": {"requests": {"cpu": "500m", "memory": "1Gi"}}, "env": "500m"}});
-        assert!(first_difference(&desired, &env_differs, "").is_some());
-        let cpu_differs =
-            json!({"spec": {"resources": {"requests": {"cpu": "600m", "memory": "1Gi"}}, "env": "0.5"}});
-        assert!(first_difference(&desired, &cpu_differs, "").is_some());
-    }
 
     #[test]
     fn a_status_patch_clears_fields_that_became_empty() {

@@ -34,7 +34,7 @@ where
     K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + Debug,
 {
     if let Ok(stored) = crate::apply::apply(api, want).await
-        && crate::apply::difference(want, Some(&view(&stored))).is_none()
+        && crate::compare::difference(want, Some(&view(&stored))).is_none()
     {
         return Ok(());
     }
@@ -101,7 +101,7 @@ pub fn keep<K>(
             }
             let Some(observed) = &seen else { continue };
             let want = desired();
-            let Some(why) = crate::apply::difference(&want, observed.as_ref().map(view).as_ref()) else {
+            let Some(why) = crate::compare::difference(&want, observed.as_ref().map(view).as_ref()) else {
                 kept = true;
                 continue;
             };

@@ -22,6 +22,7 @@ pub mod run;
 
 pub use error::{Error, Result};
 pub mod apply;
+pub mod compare;
 pub mod conditions;
 pub mod events;
 pub mod hosted;

@@ -4,7 +4,7 @@
 //! apiserver writes the operator makes while they sit idle through resyncs; its memory; and what
 //! 1,000 pod creations across 100 of them cost in reconciles and writes.
 //!
-//! `cargo run --release -p commons-e2e --bin bench-tenancies -- [COUNT] [IDLE_SECONDS]`
+//! `cargo run --release -p commons-e2e --bin bench-tenancies -- [COUNT] [IDLE_SECONDS] [memory|created]`
 //! (defaults 100 and 30) against the control plane in KUBECONFIG with `commons` running; it reads
 //! the operator's metrics from COMMONS_LISTEN (default 127.0.0.1:18080). It deletes what it made.
 
@@ -14,12 +14,12 @@ use commons_crds::Tenancy;
 use commons_e2e::churn::pod_churn;
 use commons_e2e::floor::{Write, create_directly, delete_directly};
 use commons_e2e::{
-    E2eError, apply_raw, bench_tenancy, client, cpu_seconds, cpu_used, operator_memory_mib, operator_metric,
+    E2eError, bench_tenancy, client, cpu_seconds, cpu_used, operator_memory_mib, operator_metric,
     wait_all_ready,
 };
 use futures::StreamExt;
 use kube::Api;
-use kube::api::DeleteParams;
+use kube::api::{DeleteParams, PostParams};
 use serde_json::json;
 
 const PREFIX: &str = "bench-";
@@ -71,10 +71,14 @@ async fn main() -> Result<(), E2eError> {
     let writes_before = writes_by_kind()?;
     let cpu_before = cpu_seconds()?;
     let started = Instant::now();
+    // Plain creates, as the floor writes its objects.
     let creations = (0..count).map(|i| {
-        let client = client.clone();
+        let api = api.clone();
         let tenancy = bench_tenancy(&format!("{PREFIX}{i:04}"), i, &["app", "data"], quota.clone());
-        async move { apply_raw::<Tenancy>(&client, None, tenancy).await }
+        async move {
+            let tenancy: Tenancy = serde_json::from_value(tenancy)?;
+            api.create(&PostParams::default(), &tenancy).await.map_err(E2eError::from)
+        }
     });
     let created: Vec<Result<_, E2eError>> =
         futures::stream::iter(creations).buffer_unordered(PARALLEL).collect().await;

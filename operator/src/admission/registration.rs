@@ -149,7 +149,7 @@ impl Registration {
             context: format!("reading ValidatingWebhookConfiguration {NAME}"),
             source,
         })?;
-        if crate::apply::up_to_date(&desired, found.as_ref().map(ours).as_ref()) {
+        if crate::compare::up_to_date(&desired, found.as_ref().map(ours).as_ref()) {
             return Ok(());
         }
         count_write("ValidatingWebhookConfiguration", "apply");

@@ -213,20 +213,20 @@ mod tests {
             owner_references: full.metadata.owner_references.clone(),
             ..ObjectMeta::default()
         };
-        assert_eq!(crate::apply::difference(&desired, Some(&slim)), None);
+        assert_eq!(crate::compare::difference(&desired, Some(&slim)), None);
         desired.spec.as_mut().unwrap().policy_types = Some(vec!["Ingress".into(), "Egress".into()]);
         assert_eq!(
-            crate::apply::difference(&desired, Some(&slim)),
-            crate::apply::difference(&desired, Some(&full)),
+            crate::compare::difference(&desired, Some(&slim)),
+            crate::compare::difference(&desired, Some(&full)),
         );
-        assert!(crate::apply::difference(&desired, Some(&slim)).is_some());
+        assert!(crate::compare::difference(&desired, Some(&slim)).is_some());
         // A label changed by someone else is seen too.
         let mut relabelled = policy();
         relabelled["metadata"]["labels"]["commons.dev/tenancy"] = json!("other");
         let slim: Slim<NetworkPolicy> = serde_json::from_value(relabelled).unwrap();
         desired.spec = full.spec.clone();
         assert_eq!(
-            crate::apply::difference(&desired, Some(&slim)),
+            crate::compare::difference(&desired, Some(&slim)),
             Some(".metadata.labels.commons.dev/tenancy: want \"t\", have \"other\"".into())
         );
     }

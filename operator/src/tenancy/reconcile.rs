@@ -18,7 +18,8 @@ use super::Context;
 use super::desired;
 use super::removal::{self, Contents, Removal};
 use super::status::{self, Expiry, Observations, Suspension};
-use crate::apply::{apply_if_changed, delete};
+use crate::apply::{delete, write};
+use crate::compare::Compare;
 use crate::error::{Error, Result};
 
 fn controlled_by<K: Resource>(obj: &K, tenancy: &Tenancy) -> bool {
@@ -53,6 +54,16 @@ pub async fn reconcile(tenancy: Arc<Tenancy>, ctx: Arc<Context>) -> Result<Actio
     let suspended = Suspension::of(&tenancy, stage);
     let limits = desired::quota_limits(&tenancy).map_err(|e| Error::Invalid(format!("spec.quota: {e}")))?;
 
+    // Commons compares what it wants with what is there by what it sets, so a key the spec
+    // dropped (a namespace's label, a default) would stay; the first reconcile of a changed spec
+    // writes every child out, and the apply removes what Commons no longer sets.
+    let observed_generation = tenancy.status.as_ref().and_then(|s| s.observed_generation);
+    let compare = if tenancy.status.is_some() && observed_generation != tenancy.metadata.generation {
+        Compare::Always
+    } else {
+        Compare::Sets
+    };
+
     // 1. Namespaces, never taking over one that belongs to something else.
     let client = ctx.client.clone();
     let ns_api: Api<Namespace> = Api::all(client.clone());
@@ -85,7 +96,7 @@ pub async fn reconcile(tenancy: Arc<Tenancy>, ctx: Arc<Context>) -> Result<Actio
                 });
             }
             observed => {
-                if apply_if_changed(&ns_api, &ns, observed).await? && observed.is_none() {
+                if write(&ns_api, &ns, observed, compare).await? && observed.is_none() {
                     created.push(ns_name.clone());
                 }
                 statuses.push(NamespaceStatus { name: ns_name.clone(), ready: true, message: None });
@@ -118,39 +129,44 @@ pub async fn reconcile(tenancy: Arc<Tenancy>, ctx: Arc<Context>) -> Result<Actio
     // 3. Defaults, isolation and the owners' access, namespace by namespace.
     for ns in &ours {
         let lr = desired::limit_range(&tenancy, ns);
-        apply_if_changed(
+        write(
             &Api::<LimitRange>::namespaced(client.clone(), ns),
             &lr,
             lookup(&ctx.stores.limit_ranges, desired::LIMIT_RANGE_NAME, Some(ns)).as_deref(),
+            compare,
         )
         .await?;
         let np = desired::baseline_policy(&tenancy, ns, &ours);
-        apply_if_changed(
+        write(
             &Api::<NetworkPolicy>::namespaced(client.clone(), ns),
             &np,
             lookup(&ctx.stores.network_policies, desired::BASELINE_POLICY_NAME, Some(ns)).as_deref(),
+            compare,
         )
         .await?;
         let rb = desired::owners_binding(&tenancy, ns);
-        apply_if_changed(
+        write(
             &Api::<RoleBinding>::namespaced(client.clone(), ns),
             &rb,
             lookup(&ctx.stores.role_bindings, desired::OWNERS_BINDING_NAME, Some(ns)).as_deref(),
+            compare,
         )
         .await?;
     }
     let reader = desired::reader_role(&tenancy);
-    apply_if_changed(
+    write(
         &Api::<ClusterRole>::all(client.clone()),
         &reader,
         lookup(&ctx.stores.cluster_roles, &desired::reader_name(&tenancy), None).as_deref(),
+        compare,
     )
     .await?;
     let reader_binding = desired::reader_binding(&tenancy);
-    apply_if_changed(
+    write(
         &Api::<ClusterRoleBinding>::all(client.clone()),
         &reader_binding,
         lookup(&ctx.stores.cluster_role_bindings, &desired::reader_name(&tenancy), None).as_deref(),
+        compare,
     )
     .await?;
 

@@ -59,7 +59,7 @@ fn quota_up_to_date(
 ) -> bool {
     let Some(rq) = observed else { return false };
     let desired = desired::resource_quota(tenancy, namespace, hard);
-    let meta_ok = crate::apply::is_subset(
+    let meta_ok = crate::compare::is_subset(
         &serde_json::to_value(&desired.metadata).unwrap_or_default(),
         &serde_json::to_value(&rq.metadata).unwrap_or_default(),
     );
@@ -260,13 +260,17 @@ pub(super) async fn apply_quota(
         .map(|o| o.namespace.clone())
         .collect();
     let mut commitments: BTreeMap<String, Amounts> = held;
+    // What phase 1 stored, which phase 2 compares with (the list read before is older by then).
+    let mut lowered: BTreeMap<String, ResourceQuota> = BTreeMap::new();
     for o in observed {
         let (step, write) = &first[&o.namespace];
         let used = if *write && !to_create.contains(&o.namespace) {
             let api: Api<ResourceQuota> = Api::namespaced(ctx.client.clone(), &o.namespace);
             let want = desired::resource_quota(tenancy, &o.namespace, step);
             let stored = create_or_update(&api, &want, found(&o.namespace).as_deref()).await?;
-            crate::quantity::amounts(stored.status.as_ref().and_then(|s| s.used.as_ref()))
+            let used = crate::quantity::amounts(stored.status.as_ref().and_then(|s| s.used.as_ref()));
+            lowered.insert(o.namespace.clone(), stored);
+            used
         } else {
             o.used.clone()
         };
@@ -289,7 +293,8 @@ pub(super) async fn apply_quota(
             ctx.demand.raising(&o.namespace, &before);
             let api: Api<ResourceQuota> = Api::namespaced(ctx.client.clone(), &o.namespace);
             let want = desired::resource_quota(tenancy, &o.namespace, &fin);
-            let stored = create_or_update(&api, &want, found(&o.namespace).as_deref()).await?;
+            let observed = lowered.get(&o.namespace).cloned().map(Arc::new).or_else(|| found(&o.namespace));
+            let stored = create_or_update(&api, &want, observed.as_deref()).await?;
             ctx.demand.raised(&o.namespace);
             let used = crate::quantity::amounts(stored.status.as_ref().and_then(|s| s.used.as_ref()));
             commitments.insert(o.namespace.clone(), commitment(&used, &fin));
