@@ -455,6 +455,7 @@ pub async fn wait_all_ready(
     timeout: Duration,
 ) -> Result<(), E2eError> {
     use futures::StreamExt;
+    use kube::runtime::WatchStreamExt;
     use kube::runtime::watcher::{self, Event};
     let api: Api<commons_crds::Tenancy> = Api::all(client.clone());
     let ready = |t: &commons_crds::Tenancy| {
@@ -466,7 +467,7 @@ pub async fn wait_all_ready(
     let what = format!("{count} tenancies {prefix}* Ready");
     let follow = async {
         let mut seen = std::collections::BTreeSet::new();
-        let mut events = std::pin::pin!(watcher::watcher(api, watcher::Config::default()));
+        let mut events = std::pin::pin!(watcher::watcher(api, watcher::Config::default()).default_backoff());
         while let Some(event) = events.next().await {
             let (t, deleted) = match event {
                 Ok(Event::Apply(t) | Event::InitApply(t)) => (t, false),

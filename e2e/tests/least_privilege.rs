@@ -9,13 +9,16 @@ use std::process::Command;
 use std::time::Duration;
 
 use commons_crds::Tenancy;
+use commons_crds::labels::MANAGER;
 use commons_crds::network_segment::NetworkSegment;
 use commons_e2e::ledgers::intervals_of;
 use commons_e2e::{
     apply_raw, client, delete_tenancy, helm, install_crds, kubectl, operator, repo_root, restricted_pod,
     tenancy_manifest, wait_for, wait_for_condition, wait_for_default_service_account,
 };
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{LimitRange, Pod};
+use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleBinding};
+use kube::api::ObjectMeta;
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
@@ -191,6 +194,10 @@ async fn commons_runs_as_the_charts_service_account_and_every_rule_is_needed() {
         assert_eq!(can(refused), "no", "the ServiceAccount can {refused:?}");
     }
     assert_eq!(can(&["create", "pods/exec", "-n", "default"]), "yes", "it holds the tenant-admin rules");
+    // It reads one child before handing a create's fields to its applied fields.
+    for kind in ["resourcequotas", "limitranges", "rolebindings", "clusterroles", "clusterrolebindings"] {
+        assert_eq!(can(&["get", kind, "-A"]), "yes", "the ServiceAccount cannot get {kind}");
+    }
     operator_as(&kubeconfig, "start");
 
     // Tenancy, webhook, segment, metering.
@@ -228,6 +235,39 @@ async fn commons_runs_as_the_charts_service_account_and_every_rule_is_needed() {
     wait_for("the pod metered", Duration::from_secs(60), || async { metered(&uid).await.then_some(()) })
         .await
         .unwrap();
+
+    // A change to the spec: its first reconcile writes every child out, each first handed from
+    // its create to Commons' applied fields, which reads it (`get`) and patches it.
+    let mut changed = tenancy_manifest(
+        "e2e-lp-one",
+        &["app"],
+        json!({"quota": {"pods": 1}, "networkSegments": ["e2e-lp-zone"]}),
+    );
+    changed["spec"]["owners"].as_array_mut().unwrap().push(json!({"kind": "Group", "name": "e2e-lp-more"}));
+    apply_raw::<Tenancy>(&client, None, changed).await.unwrap();
+    let applied = |meta: &ObjectMeta| {
+        let ours: Vec<_> = meta
+            .managed_fields
+            .iter()
+            .flatten()
+            .filter(|m| m.manager.as_deref() == Some(MANAGER))
+            .filter(|m| m.subresource.as_deref().unwrap_or_default().is_empty())
+            .filter_map(|m| m.operation.clone())
+            .collect();
+        ours == ["Apply"]
+    };
+    let bindings: Api<RoleBinding> = Api::namespaced(client.clone(), "e2e-lp-one-app");
+    let limits: Api<LimitRange> = Api::namespaced(client.clone(), "e2e-lp-one-app");
+    let readers: Api<ClusterRoleBinding> = Api::all(client.clone());
+    wait_for("every child applied after the change", Duration::from_secs(60), || async {
+        let rb = bindings.get("commons-owners").await.ok()?;
+        let lr = limits.get("commons-defaults").await.ok()?;
+        let crb = readers.get("commons:tenancy:e2e-lp-one").await.ok()?;
+        let bound = rb.subjects.iter().flatten().any(|s| s.name == "e2e-lp-more");
+        (bound && applied(&rb.metadata) && applied(&lr.metadata) && applied(&crb.metadata)).then_some(())
+    })
+    .await
+    .unwrap();
 
     // One rule taken out (quotas and LimitRanges): a new tenancy cannot be made Ready, and says so.
     let role = format!("{RELEASE}-commons");

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::compare::{Compare, up_to_date, why_write};
+use crate::compare::{Compare, why_write};
 use crate::error::{Error, Result};
 
 /// The field manager of everything Commons writes.
@@ -113,7 +113,12 @@ where
 /// otherwise, or when it turns out to exist after all, it is server-side applied, after the fields
 /// Commons holds on it through its create are made its applied fields (see [`crate::ownership`]),
 /// so a field Commons stops setting is removed.
-pub async fn create_or_update<K, O>(api: &Api<K>, desired: &K, observed: Option<&O>) -> Result<K>
+pub async fn create_or_update<K, O>(
+    api: &Api<K>,
+    desired: &K,
+    observed: Option<&O>,
+    compare: Compare,
+) -> Result<K>
 where
     K: Resource + Serialize + DeserializeOwned + Clone + Debug,
     K::DynamicType: Default,
@@ -131,7 +136,7 @@ where
                 context: format!("reading {} {name}", K::kind(&K::DynamicType::default())),
                 source,
             })?;
-            if up_to_date(desired, Some(&found)) {
+            if why_write(desired, Some(&found), compare).is_none() {
                 return Ok(found);
             }
             crate::ownership::make_applied(api, &name, Some(found.meta())).await?;
@@ -167,7 +172,7 @@ where
         return Ok(false);
     };
     tracing::info!(kind = %K::kind(&K::DynamicType::default()), name = %desired.name_any(), namespace = ?desired.namespace(), %why, "applying");
-    create_or_update(api, desired, observed).await?;
+    create_or_update(api, desired, observed, compare).await?;
     Ok(true)
 }
 

@@ -51,9 +51,11 @@ pub fn as_applied(entries: &[ManagedFieldsEntry]) -> Option<Vec<ManagedFieldsEnt
     if created.is_empty() {
         return None;
     }
-    let applied = rest
-        .iter()
-        .position(|e| e.manager.as_deref() == Some(FIELD_MANAGER) && e.operation.as_deref() == Some("Apply"));
+    let applied = rest.iter().position(|e| {
+        e.manager.as_deref() == Some(FIELD_MANAGER)
+            && e.operation.as_deref() == Some("Apply")
+            && e.subresource.as_deref().unwrap_or_default().is_empty()
+    });
     let mut merged = match applied {
         Some(i) => rest.remove(i),
         None => ManagedFieldsEntry {
@@ -94,37 +96,45 @@ fn union(into: &mut Value, more: &Value) {
 }
 
 /// Makes the fields Commons holds on the object `name` through a create its applied fields (see
-/// the module's documentation). `read` is the object's metadata when the caller has just read it
-/// in full; otherwise it is read here. Nothing is written when there is nothing to hand over. A
-/// change in between makes the write fail with a conflict (the reconcile is tried again).
+/// the module's documentation). `read` is the object's metadata when the caller has read it in
+/// full; otherwise it is read here. Nothing is written when there is nothing to hand over, or when
+/// the object is gone (the apply that follows makes it again). The write is guarded by the
+/// resourceVersion read; when the object changed in between (a quota's usage moves with every pod)
+/// it is read again and tried again, up to three times.
 pub async fn make_applied<K>(api: &Api<K>, name: &str, read: Option<&ObjectMeta>) -> Result<()>
 where
     K: Resource + DeserializeOwned + Clone + Debug,
     K::DynamicType: Default,
 {
     let kind = K::kind(&K::DynamicType::default()).into_owned();
-    let failed = |what: &str| {
-        let context = format!("{what} the fields of {kind} {name} Commons created");
-        move |source| Error::Kube { context, source }
+    let failed = |what: &str, source| Error::Kube {
+        context: format!("{what} the fields of {kind} {name} Commons created"),
+        source,
     };
-    let fetched;
-    let meta = match read.filter(|m| m.managed_fields.as_ref().is_some_and(|f| !f.is_empty())) {
-        Some(meta) => meta,
-        None => {
-            fetched = api.get_metadata(name).await.map_err(failed("reading"))?;
-            &fetched.metadata
+    let mut known = read.filter(|m| m.managed_fields.as_ref().is_some_and(|f| !f.is_empty())).cloned();
+    for attempt in 1..=3 {
+        let meta = match known.take() {
+            Some(meta) => meta,
+            None => match api.get_metadata(name).await {
+                Ok(found) => found.metadata,
+                Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
+                Err(source) => return Err(failed("reading", source)),
+            },
+        };
+        let Some(entries) = meta.managed_fields.as_deref().and_then(as_applied) else {
+            return Ok(());
+        };
+        let patch = serde_json::json!({
+            "metadata": {"resourceVersion": meta.resource_version, "managedFields": entries}
+        });
+        count_write(&kind, "own");
+        match api.patch_metadata(name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+            Ok(_) => return Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 409 && attempt < 3 => continue,
+            Err(source) => return Err(failed("applying", source)),
         }
-    };
-    let Some(entries) = meta.managed_fields.as_deref().and_then(as_applied) else {
-        return Ok(());
-    };
-    let patch = serde_json::json!({
-        "metadata": {"resourceVersion": meta.resource_version, "managedFields": entries}
-    });
-    count_write(&kind, "own");
-    api.patch_metadata(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .map_err(failed("applying"))?;
+    }
     Ok(())
 }
 
@@ -194,6 +204,17 @@ mod tests {
                 "someone else's create is not Commons'",
                 vec![entry("someone", "Update", None, spec.clone())],
                 None,
+            ),
+            (
+                "an apply of the status is not the object's",
+                vec![
+                    entry(FIELD_MANAGER, "Apply", Some("status"), status.clone()),
+                    entry(FIELD_MANAGER, "Update", None, spec.clone()),
+                ],
+                Some(vec![
+                    entry(FIELD_MANAGER, "Apply", Some("status"), status.clone()),
+                    entry(FIELD_MANAGER, "Apply", None, spec.clone()),
+                ]),
             ),
         ];
         for (case, entries, want) in cases {

@@ -70,6 +70,14 @@ impl Written {
         }
     }
 
+    /// Whether a status was written from this very version of `obj` (its store has not caught up
+    /// with that write yet).
+    pub fn wrote_from<K: Resource>(&self, obj: &K) -> bool {
+        let Some((uid, version)) = key(obj) else { return false };
+        let written = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        written.get(&uid).is_some_and(|(from, _)| *from == version)
+    }
+
     /// A sink for a shared watch that forgets each object as its deletion is seen.
     pub fn forget_deleted<K: Resource + 'static>(
         written: std::sync::Arc<Written>,

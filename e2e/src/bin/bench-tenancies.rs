@@ -57,8 +57,8 @@ async fn main() -> Result<(), E2eError> {
             ))
         })
         .collect::<Result<_, _>>()?;
-    // Twice: created (the cheapest writes there are), and server-side applied as Commons writes
-    // (the apiserver then also works out field ownership, which costs it CPU).
+    // Created (the cheapest writes there are, as Commons makes a new child), and server-side
+    // applied (the apiserver then also reads the absent object and works out field ownership).
     let mut floors = Vec::new();
     for how in floors_wanted {
         let cpu_before = cpu_seconds()?;

@@ -171,6 +171,18 @@ mod tests {
     }
 
     #[test]
+    fn a_slim_object_keeps_only_the_marker_of_a_create_to_hand_over() {
+        let mut created = policy();
+        created["metadata"]["managedFields"] = json!([{"manager": "commons", "operation": "Update",
+                                                       "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {}}}]);
+        let slim: Slim<NetworkPolicy> = serde_json::from_value(created).unwrap();
+        assert_eq!(slim.meta().managed_fields, Some(vec![]), "the marker, and nothing of the entry");
+        assert!(crate::ownership::held_by_create(slim.meta()));
+        let slim: Slim<NetworkPolicy> = serde_json::from_value(policy()).unwrap();
+        assert_eq!(slim.meta().managed_fields, None, "applied: nothing kept");
+    }
+
+    #[test]
     fn a_slim_object_serialises_as_the_object_did_less_managed_fields() {
         let slim: Slim<NetworkPolicy> = serde_json::from_value(policy()).unwrap();
         let mut want = policy();

@@ -55,14 +55,13 @@ pub async fn reconcile(tenancy: Arc<Tenancy>, ctx: Arc<Context>) -> Result<Actio
     let limits = desired::quota_limits(&tenancy).map_err(|e| Error::Invalid(format!("spec.quota: {e}")))?;
 
     // Commons compares what it wants with what is there by what it sets, so a key the spec
-    // dropped (a namespace's label, a default) would stay; the first reconcile of a changed spec
-    // writes every child out, and the apply removes what Commons no longer sets.
+    // dropped (a namespace's label, a default) would stay; the first reconcile of a spec no status
+    // has described yet writes every child out, and the apply removes what Commons no longer sets.
+    // (Not again from the same version once its status is written: the store may lag behind.)
     let observed_generation = tenancy.status.as_ref().and_then(|s| s.observed_generation);
-    let compare = if tenancy.status.is_some() && observed_generation != tenancy.metadata.generation {
-        Compare::Always
-    } else {
-        Compare::Sets
-    };
+    let described = observed_generation.is_some() && observed_generation == tenancy.metadata.generation;
+    let compare =
+        if described || ctx.written.wrote_from(tenancy.as_ref()) { Compare::Sets } else { Compare::Always };
 
     // 1. Namespaces, never taking over one that belongs to something else.
     let client = ctx.client.clone();

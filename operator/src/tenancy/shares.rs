@@ -18,6 +18,7 @@ use super::Context;
 use super::desired::{self, QUOTA_NAME};
 use super::quota::{self, Amounts, Observed};
 use crate::apply::create_or_update;
+use crate::compare::Compare;
 use crate::error::{Error, Result};
 use crate::quantity::format_for;
 
@@ -267,7 +268,7 @@ pub(super) async fn apply_quota(
         let used = if *write && !to_create.contains(&o.namespace) {
             let api: Api<ResourceQuota> = Api::namespaced(ctx.client.clone(), &o.namespace);
             let want = desired::resource_quota(tenancy, &o.namespace, step);
-            let stored = create_or_update(&api, &want, found(&o.namespace).as_deref()).await?;
+            let stored = create_or_update(&api, &want, found(&o.namespace).as_deref(), Compare::Sets).await?;
             let used = crate::quantity::amounts(stored.status.as_ref().and_then(|s| s.used.as_ref()));
             lowered.insert(o.namespace.clone(), stored);
             used
@@ -294,7 +295,7 @@ pub(super) async fn apply_quota(
             let api: Api<ResourceQuota> = Api::namespaced(ctx.client.clone(), &o.namespace);
             let want = desired::resource_quota(tenancy, &o.namespace, &fin);
             let observed = lowered.get(&o.namespace).cloned().map(Arc::new).or_else(|| found(&o.namespace));
-            let stored = create_or_update(&api, &want, observed.as_deref()).await?;
+            let stored = create_or_update(&api, &want, observed.as_deref(), Compare::Sets).await?;
             ctx.demand.raised(&o.namespace);
             let used = crate::quantity::amounts(stored.status.as_ref().and_then(|s| s.used.as_ref()));
             commitments.insert(o.namespace.clone(), commitment(&used, &fin));
