@@ -385,6 +385,22 @@ pub fn commons(args: &[&str]) -> Result<String, E2eError> {
     }
 }
 
+/// Commons' own `managedFields` entries of an object itself (not of a subresource such as its
+/// status), as their `operation`s, sorted: `["Update"]` for a child Commons created and has not
+/// changed since, `["Apply"]` once it has.
+pub fn commons_operations(meta: &kube::api::ObjectMeta) -> Vec<String> {
+    let mut ops: Vec<String> = meta
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|m| m.manager.as_deref() == Some(commons_crds::labels::MANAGER))
+        .filter(|m| m.subresource.as_deref().unwrap_or_default().is_empty())
+        .filter_map(|m| m.operation.clone())
+        .collect();
+    ops.sort();
+    ops
+}
+
 /// The `commons` binary the operator under test runs from.
 pub fn commons_binary() -> Result<PathBuf, E2eError> {
     let path = measure::cluster_dir().join("pids/commons.pid");

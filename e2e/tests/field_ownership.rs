@@ -7,9 +7,9 @@
 use std::time::Duration;
 
 use commons_crds::Tenancy;
-use commons_crds::labels::MANAGER;
 use commons_e2e::{
-    apply_raw, client, delete_tenancy, install_crds, tenancy_manifest, wait_for, wait_for_condition,
+    apply_raw, client, commons_operations, delete_tenancy, install_crds, tenancy_manifest, wait_for,
+    wait_for_condition,
 };
 use commons_operator::tenancy::desired::{
     BASELINE_POLICY_NAME, LIMIT_RANGE_NAME, OWNERS_BINDING_NAME, QUOTA_NAME,
@@ -17,27 +17,12 @@ use commons_operator::tenancy::desired::{
 use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding};
-use kube::api::ObjectMeta;
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
 const NAME: &str = "e2e-ownership";
 const READY: Duration = Duration::from_secs(60);
-
-/// Commons' own entries of the object itself (not of its status), as `operation` names.
-fn commons_operations(meta: &ObjectMeta) -> Vec<String> {
-    let mut ops: Vec<String> = meta
-        .managed_fields
-        .iter()
-        .flatten()
-        .filter(|m| m.manager.as_deref() == Some(MANAGER))
-        .filter(|m| m.subresource.as_deref().unwrap_or_default().is_empty())
-        .filter_map(|m| m.operation.clone())
-        .collect();
-    ops.sort();
-    ops
-}
 
 async fn operations<K>(api: Api<K>, name: &str) -> Vec<String>
 where

@@ -9,7 +9,6 @@ use std::process::Command;
 use std::time::Duration;
 
 use commons_crds::Tenancy;
-use commons_crds::labels::MANAGER;
 use commons_crds::network_segment::NetworkSegment;
 use commons_e2e::ledgers::intervals_of;
 use commons_e2e::{
@@ -245,17 +244,7 @@ async fn commons_runs_as_the_charts_service_account_and_every_rule_is_needed() {
     );
     changed["spec"]["owners"].as_array_mut().unwrap().push(json!({"kind": "Group", "name": "e2e-lp-more"}));
     apply_raw::<Tenancy>(&client, None, changed).await.unwrap();
-    let applied = |meta: &ObjectMeta| {
-        let ours: Vec<_> = meta
-            .managed_fields
-            .iter()
-            .flatten()
-            .filter(|m| m.manager.as_deref() == Some(MANAGER))
-            .filter(|m| m.subresource.as_deref().unwrap_or_default().is_empty())
-            .filter_map(|m| m.operation.clone())
-            .collect();
-        ours == ["Apply"]
-    };
+    let applied = |meta: &ObjectMeta| commons_e2e::commons_operations(meta) == ["Apply"];
     let bindings: Api<RoleBinding> = Api::namespaced(client.clone(), "e2e-lp-one-app");
     let limits: Api<LimitRange> = Api::namespaced(client.clone(), "e2e-lp-one-app");
     let readers: Api<ClusterRoleBinding> = Api::all(client.clone());
