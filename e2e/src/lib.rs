@@ -8,7 +8,10 @@ pub mod focus;
 pub mod ledgers;
 pub mod measure;
 
-pub use measure::{Memory, cpu_seconds, cpu_used, operator_memory_mib, operator_metric, operator_samples};
+pub use measure::{
+    Memory, apiserver_requests, cpu_seconds, cpu_used, operator_memory_mib, operator_metric,
+    operator_samples, requests_between,
+};
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -145,3 +145,71 @@ pub fn operator_memory_mib() -> Result<Memory, E2eError> {
         file: field("RssFile:"),
     })
 }
+
+/// The requests the apiserver has answered so far from every client (`apiserver_request_total`
+/// on its own metrics page), by verb and resource: `POST namespaces`, `PATCH tenancies/status`.
+pub fn apiserver_requests() -> Result<std::collections::BTreeMap<String, f64>, E2eError> {
+    let text = crate::kubectl(&["get", "--raw", "/metrics"])?;
+    Ok(requests_by_verb(&text))
+}
+
+/// [`apiserver_requests`] from the text of a metrics page.
+fn requests_by_verb(text: &str) -> std::collections::BTreeMap<String, f64> {
+    let mut out = std::collections::BTreeMap::new();
+    for line in text.lines().filter(|l| l.starts_with("apiserver_request_total{")) {
+        let Some((labels, value)) = line.split_once('{').and_then(|(_, rest)| rest.rsplit_once("} ")) else {
+            continue;
+        };
+        let label = |key: &str| {
+            labels.split(',').find_map(|kv| kv.strip_prefix(key)?.strip_prefix("=\"")?.strip_suffix('"'))
+        };
+        let resource = match label("subresource").filter(|s| !s.is_empty()) {
+            Some(sub) => format!("{}/{sub}", label("resource").unwrap_or_default()),
+            None => label("resource").unwrap_or_default().to_owned(),
+        };
+        let key = format!("{} {resource}", label("verb").unwrap_or_default());
+        *out.entry(key).or_insert(0.0) += value.parse::<f64>().unwrap_or(0.0);
+    }
+    out
+}
+
+/// What changed between two [`apiserver_requests`] readings, per `per` (a tenancy), most first,
+/// leaving out what came to fewer than 0.05 each: `12.00 in all: POST namespaces 2.00, ...`.
+pub fn requests_between(
+    before: &std::collections::BTreeMap<String, f64>,
+    after: &std::collections::BTreeMap<String, f64>,
+    per: usize,
+) -> String {
+    let mut changed: Vec<(&String, f64)> = after
+        .iter()
+        .map(|(k, n)| (k, (n - before.get(k).copied().unwrap_or(0.0)) / per.max(1) as f64))
+        .filter(|(_, n)| *n >= 0.05)
+        .collect();
+    changed.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    let total: f64 = changed.iter().map(|(_, n)| n).sum();
+    let listed: Vec<String> = changed.iter().map(|(k, n)| format!("{k} {n:.2}")).collect();
+    format!("{total:.2} in all: {}", listed.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_counted_by_verb_and_resource_and_compared_per_tenancy() {
+        let page = r#"# HELP apiserver_request_total Counter
+apiserver_request_total{code="201",component="apiserver",dry_run="",group="",resource="namespaces",scope="resource",subresource="",verb="POST",version="v1"} 4
+apiserver_request_total{code="409",component="apiserver",dry_run="",group="",resource="namespaces",scope="resource",subresource="",verb="POST",version="v1"} 1
+apiserver_request_total{code="200",component="apiserver",dry_run="",group="commons.dev",resource="tenancies",scope="resource",subresource="status",verb="PATCH",version="v1alpha1"} 2
+apiserver_request_total_other{verb="POST"} 9
+"#;
+        let before = requests_by_verb(page);
+        assert_eq!(before["POST namespaces"], 5.0);
+        assert_eq!(before["PATCH tenancies/status"], 2.0);
+        assert_eq!(before.len(), 2);
+        let mut after = before.clone();
+        after.insert("POST namespaces".into(), 9.0);
+        after.insert("LIST resourcequotas".into(), 0.08);
+        assert_eq!(requests_between(&before, &after, 2), "2.00 in all: POST namespaces 2.00");
+    }
+}

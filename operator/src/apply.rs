@@ -124,11 +124,37 @@ where
     K::DynamicType: Default,
     O: Resource,
 {
+    Ok(made_so(api, desired, observed, compare).await?.0)
+}
+
+/// What a write did to an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wrote {
+    /// It was as wanted: nothing was sent.
+    Nothing,
+    /// This call created it: nothing of that name existed a moment before.
+    Created,
+    /// It existed and was changed (or found as wanted after a create that met it).
+    Changed,
+}
+
+/// [`create_or_update`], also saying whether this call created the object.
+async fn made_so<K, O>(
+    api: &Api<K>,
+    desired: &K,
+    observed: Option<&O>,
+    compare: Compare,
+) -> Result<(K, Wrote)>
+where
+    K: Resource + Serialize + DeserializeOwned + Clone + Debug,
+    K::DynamicType: Default,
+    O: Resource,
+{
     let name = desired.name_any();
     match observed {
         None => {
             if let Some(stored) = create(api, desired).await? {
-                return Ok(stored);
+                return Ok((stored, Wrote::Created));
             }
             // It exists: most often Commons' own, made a moment ago by an earlier reconcile whose
             // write the store has not caught up with. Read it, and leave it if it is as wanted.
@@ -137,7 +163,7 @@ where
                 source,
             })?;
             if why_write(desired, Some(&found), compare).is_none() {
-                return Ok(found);
+                return Ok((found, Wrote::Changed));
             }
             crate::ownership::make_applied(api, &name, Some(found.meta())).await?;
         }
@@ -146,7 +172,7 @@ where
         }
         Some(_) => {}
     }
-    apply(api, desired).await
+    Ok((apply(api, desired).await?, Wrote::Changed))
 }
 
 /// Makes `desired` so unless `observed` already matches it (see [`create_or_update`]). Returns
@@ -168,12 +194,26 @@ where
     K::DynamicType: Default,
     O: Resource + Serialize,
 {
+    Ok(write_saying(api, desired, observed, compare).await? != Wrote::Nothing)
+}
+
+/// [`write`], saying what it did.
+pub async fn write_saying<K, O>(
+    api: &Api<K>,
+    desired: &K,
+    observed: Option<&O>,
+    compare: Compare,
+) -> Result<Wrote>
+where
+    K: Resource + Serialize + DeserializeOwned + Clone + Debug,
+    K::DynamicType: Default,
+    O: Resource + Serialize,
+{
     let Some(why) = why_write(desired, observed, compare) else {
-        return Ok(false);
+        return Ok(Wrote::Nothing);
     };
     tracing::info!(kind = %K::kind(&K::DynamicType::default()), name = %desired.name_any(), namespace = ?desired.namespace(), %why, "applying");
-    create_or_update(api, desired, observed, compare).await?;
-    Ok(true)
+    Ok(made_so(api, desired, observed, compare).await?.1)
 }
 
 /// Makes `desired` exist as it is, for the owner `owner_uid`, never taking over an object that

@@ -1,8 +1,9 @@
 //! Benchmark: how long N tenancies take to become Ready on the local control plane, created 8 at
 //! a time, against the floor (the same client writing the same children directly, created and
-//! server-side applied), with the CPU each process used meanwhile; how many
-//! apiserver writes the operator makes while they sit idle through resyncs; its memory; and what
-//! 1,000 pod creations across 100 of them cost in reconciles and writes.
+//! server-side applied), with the CPU each process used and the apiserver's requests by verb and
+//! resource meanwhile; how many apiserver writes the operator makes while they sit idle through
+//! resyncs; its memory; and what 1,000 pod creations across 100 of them cost in reconciles and
+//! writes.
 //!
 //! `cargo run --release -p commons-e2e --bin bench-tenancies -- [COUNT] [IDLE_SECONDS] [memory|created]`
 //! (defaults 100 and 30) against the control plane in KUBECONFIG with `commons` running; it reads
@@ -14,8 +15,8 @@ use commons_crds::Tenancy;
 use commons_e2e::churn::pod_churn;
 use commons_e2e::floor::{Write, create_directly, delete_directly};
 use commons_e2e::{
-    E2eError, bench_tenancy, client, cpu_seconds, cpu_used, operator_memory_mib, operator_metric,
-    wait_all_ready,
+    E2eError, apiserver_requests, bench_tenancy, client, cpu_seconds, cpu_used, operator_memory_mib,
+    operator_metric, requests_between, wait_all_ready,
 };
 use futures::StreamExt;
 use kube::Api;
@@ -61,15 +62,16 @@ async fn main() -> Result<(), E2eError> {
     // applied (the apiserver then also reads the absent object and works out field ownership).
     let mut floors = Vec::new();
     for how in floors_wanted {
-        let cpu_before = cpu_seconds()?;
+        let (cpu_before, requests_before) = (cpu_seconds()?, apiserver_requests()?);
         let took = create_directly(&client, &floor_tenancies, PARALLEL, how).await?;
-        floors.push((how, took, cpu_used(&cpu_before, &cpu_seconds()?)));
+        let cpu = cpu_used(&cpu_before, &cpu_seconds()?);
+        floors.push((how, took, cpu, requests_between(&requests_before, &apiserver_requests()?, count)));
         delete_directly(&client, &floor_tenancies).await?;
     }
 
     // Commons: the same client, PARALLEL Tenancies at a time, until every one is Ready.
     let writes_before = writes_by_kind()?;
-    let cpu_before = cpu_seconds()?;
+    let (cpu_before, requests_before) = (cpu_seconds()?, apiserver_requests()?);
     let started = Instant::now();
     // Plain creates, as the floor writes its objects.
     let creations = (0..count).map(|i| {
@@ -87,6 +89,7 @@ async fn main() -> Result<(), E2eError> {
     wait_all_ready(&client, PREFIX, count, Duration::from_secs(1800)).await?;
     let all_ready = started.elapsed();
     let commons_cpu = cpu_used(&cpu_before, &cpu_seconds()?);
+    let commons_requests = requests_between(&requests_before, &apiserver_requests()?, count);
     let writes_after = writes_by_kind()?;
     println!("tenancies: {count} (2 namespaces each), created {PARALLEL} at a time");
     println!("applied in: {:.1}s", applied.as_secs_f64());
@@ -95,15 +98,17 @@ async fn main() -> Result<(), E2eError> {
         all_ready.as_secs_f64(),
         all_ready.as_secs_f64() * 1000.0 / count as f64
     );
-    for (how, took, cpu) in &floors {
+    for (how, took, cpu, requests) in &floors {
         println!(
             "floor (the same children {how} directly, {PARALLEL} at a time): {:.1}s; Commons / floor: {:.2}x",
             took.as_secs_f64(),
             all_ready.as_secs_f64() / took.as_secs_f64()
         );
         println!("  CPU meanwhile: {cpu}");
+        println!("  apiserver requests per tenancy meanwhile (every client): {requests}");
     }
     println!("CPU while Commons made them: {commons_cpu}");
+    println!("apiserver requests per tenancy meanwhile (every client): {commons_requests}");
     let per_tenancy: Vec<String> = writes_after
         .iter()
         .map(|(kind, n)| (kind, n - writes_before.get(kind).copied().unwrap_or(0.0)))

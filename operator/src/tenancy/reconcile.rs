@@ -18,7 +18,7 @@ use super::Context;
 use super::desired;
 use super::removal::{self, Contents, Removal};
 use super::status::{self, Expiry, Observations, Suspension};
-use crate::apply::{delete, write};
+use crate::apply::{Wrote, delete, write, write_saying};
 use crate::compare::Compare;
 use crate::error::{Error, Result};
 
@@ -95,7 +95,7 @@ pub async fn reconcile(tenancy: Arc<Tenancy>, ctx: Arc<Context>) -> Result<Actio
                 });
             }
             observed => {
-                if write(&ns_api, &ns, observed, compare).await? && observed.is_none() {
+                if write_saying(&ns_api, &ns, observed, compare).await? == Wrote::Created {
                     created.push(ns_name.clone());
                 }
                 statuses.push(NamespaceStatus { name: ns_name.clone(), ready: true, message: None });
@@ -122,8 +122,10 @@ pub async fn reconcile(tenancy: Arc<Tenancy>, ctx: Arc<Context>) -> Result<Actio
         .map(|ns| ns.name_any())
         .collect();
 
-    // 2. Quota before anything that lets owners start pods.
-    let quota = super::shares::apply_quota(&ctx, &tenancy, &ours, &leaving, &limits, suspended).await?;
+    // 2. Quota before anything that lets owners start pods. (In a namespace made just now no
+    // ResourceQuota can be there yet.)
+    let quota =
+        super::shares::apply_quota(&ctx, &tenancy, (&ours, &created), &leaving, &limits, suspended).await?;
 
     // 3. Defaults, isolation and the owners' access, namespace by namespace.
     for ns in &ours {

@@ -180,10 +180,11 @@ fn forget_met_demand(ctx: &Context, o: &Observed, share: &Amounts) {
 }
 
 /// Writes each namespace's share of the tenancy's limits, safely: see `quota` and docs/tenancy.md.
+/// `namespaces` are the tenancy's, `created` those of them this reconcile has just made.
 pub(super) async fn apply_quota(
     ctx: &Context,
     tenancy: &Tenancy,
-    namespaces: &[String],
+    (namespaces, created): (&[String], &[String]),
     leaving: &[String],
     limits: &Amounts,
     suspended: Option<super::status::Suspension>,
@@ -210,13 +211,21 @@ pub(super) async fn apply_quota(
         return Ok(outcome(limits, &from_store));
     }
     // Something is to be written: a consistent read, not the reflector store, as the safety
-    // argument needs the latest hard and used values of every namespace.
-    let all: Api<ResourceQuota> = Api::all(ctx.client.clone());
-    let listed =
-        all.list(&ListParams::default().labels(&format!("{}={name}", labels::TENANCY))).await.map_err(
-            |source| Error::Kube { context: format!("listing ResourceQuotas of Tenancy {name}"), source },
-        )?;
-    let listed: Vec<Arc<ResourceQuota>> = listed.items.into_iter().map(Arc::new).collect();
+    // argument needs the latest hard and used values of every namespace. Unless every namespace
+    // was made by this reconcile a moment ago (a new tenancy): none can hold a ResourceQuota or
+    // anything it counts yet, so there is nothing to read (and should another writer have made
+    // one since, the create finds it and Commons reads it then).
+    let listed: Vec<Arc<ResourceQuota>> = if nothing_to_read(namespaces, created, leaving) {
+        Vec::new()
+    } else {
+        let all: Api<ResourceQuota> = Api::all(ctx.client.clone());
+        let selector = ListParams::default().labels(&format!("{}={name}", labels::TENANCY));
+        let listed = all.list(&selector).await.map_err(|source| Error::Kube {
+            context: format!("listing ResourceQuotas of Tenancy {name}"),
+            source,
+        })?;
+        listed.items.into_iter().map(Arc::new).collect()
+    };
     let found = |ns: &str| {
         listed.iter().find(|rq| rq.namespace().as_deref() == Some(ns) && rq.name_any() == QUOTA_NAME).cloned()
     };
@@ -303,6 +312,12 @@ pub(super) async fn apply_quota(
     }
 
     Ok(outcome(limits, &reading))
+}
+
+/// Whether every namespace of the tenancy was made just now and none is leaving, so no
+/// ResourceQuota of the tenancy can exist to be read.
+fn nothing_to_read(namespaces: &[String], created: &[String], leaving: &[String]) -> bool {
+    leaving.is_empty() && namespaces.iter().all(|ns| created.contains(ns))
 }
 
 /// The tenancy-wide `hard` and `used` for its status, and the resources it has used up.
@@ -406,5 +421,25 @@ mod tests {
         let plan = quota::plan(&limits, &observed, false);
         assert!(plan["t-c"]["pods"] > Milli::units(3), "headroom moves to the refused namespace: {plan:?}");
         assert!(plan.values().map(|a| a["pods"]).sum::<Milli>() <= Milli::units(12));
+    }
+
+    #[test]
+    fn the_quotas_are_read_unless_every_namespace_was_made_just_now() {
+        let v = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        // (namespaces, made just now, leaving, nothing to read)
+        let cases = [
+            (v(&["t-a", "t-b"]), v(&["t-a", "t-b"]), v(&[]), true),
+            (v(&[]), v(&[]), v(&[]), true),
+            (v(&["t-a", "t-b"]), v(&["t-b"]), v(&[]), false),
+            (v(&["t-a"]), v(&[]), v(&[]), false),
+            (v(&["t-a"]), v(&["t-a"]), v(&["t-old"]), false),
+        ];
+        for (namespaces, created, leaving, want) in cases {
+            assert_eq!(
+                nothing_to_read(&namespaces, &created, &leaving),
+                want,
+                "{namespaces:?} made {created:?} leaving {leaving:?}"
+            );
+        }
     }
 }
