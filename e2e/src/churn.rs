@@ -15,8 +15,8 @@ use crate::{E2eError, operator_metric, restricted_pod};
 pub struct Churn {
     /// Pods created.
     pub pods: usize,
-    /// Creations refused (by a namespace's share, until Commons moved headroom) and retried.
-    pub retries: usize,
+    /// Creations refused and retried, by who refused them.
+    pub retries: Refusals,
     /// Tenancy reconciles beyond what the periodic resync does in the same time.
     pub tenancy_reconciles: f64,
     /// NetworkSegment reconciles beyond the resync.
@@ -33,7 +33,7 @@ impl std::fmt::Display for Churn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} pod creations ({} retried): {:.0} tenancy reconciles, {:.0} segment reconciles (beyond the resyncs), {} apiserver writes ({} of them status), no writes after {:.1}s",
+            "{} pod creations ({}): {:.0} tenancy reconciles, {:.0} segment reconciles (beyond the resyncs), {} apiserver writes ({} of them status), no writes after {:.1}s",
             self.pods,
             self.retries,
             self.tenancy_reconciles,
@@ -41,6 +41,60 @@ impl std::fmt::Display for Churn {
             self.writes,
             self.status_writes,
             self.seconds
+        )
+    }
+}
+
+/// Pod creations refused (and retried), by who refused them.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Refusals {
+    /// Commons' webhook: the namespace's share of its tenancy's quota.
+    pub share: usize,
+    /// The apiserver's own quota admission (the namespace's ResourceQuota).
+    pub quota: usize,
+    /// The namespace's `default` ServiceAccount not made yet (by the controller manager).
+    pub service_account: usize,
+    /// Anything else.
+    pub other: usize,
+}
+
+impl Refusals {
+    /// Counts one refusal by its message.
+    fn count(&mut self, message: &str) {
+        if message.contains("of tenancy") {
+            self.share += 1;
+        } else if message.contains("exceeded quota") {
+            self.quota += 1;
+        } else if message.contains("service account") || message.contains("serviceaccount") {
+            self.service_account += 1;
+        } else {
+            self.other += 1;
+        }
+    }
+
+    /// Every refusal.
+    pub fn total(&self) -> usize {
+        self.share + self.quota + self.service_account + self.other
+    }
+
+    fn add(&mut self, other: Refusals) {
+        self.share += other.share;
+        self.quota += other.quota;
+        self.service_account += other.service_account;
+        self.other += other.other;
+    }
+}
+
+impl std::fmt::Display for Refusals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} retried: {} refused by Commons' share, {} by the ResourceQuota, {} before the ServiceAccount, {} other",
+            self.total(),
+            self.share,
+            self.quota,
+            self.service_account,
+            self.other
         )
     }
 }
@@ -69,12 +123,12 @@ pub async fn pod_churn(client: &Client, namespaces: &[String], total: usize) -> 
         let api: Api<Pod> = Api::namespaced(client.clone(), &namespaces[i % namespaces.len()]);
         async move {
             let pod: Pod = serde_json::from_value(restricted_pod(&format!("churn-{i:05}")))?;
-            let mut retries = 0;
+            let mut retries = Refusals::default();
             loop {
                 match api.create(&PostParams::default(), &pod).await {
-                    Ok(_) => return Ok::<usize, E2eError>(retries),
-                    Err(kube::Error::Api(s)) if s.code == 403 && retries < 60 => {
-                        retries += 1;
+                    Ok(_) => return Ok::<Refusals, E2eError>(retries),
+                    Err(kube::Error::Api(s)) if s.code == 403 && retries.total() < 60 => {
+                        retries.count(&s.message);
                         tokio::time::sleep(Duration::from_millis(500)).await;
                     }
                     Err(e) => return Err(e.into()),
@@ -82,11 +136,11 @@ pub async fn pod_churn(client: &Client, namespaces: &[String], total: usize) -> 
             }
         }
     });
-    let outcomes: Vec<Result<usize, E2eError>> =
+    let outcomes: Vec<Result<Refusals, E2eError>> =
         futures::stream::iter(jobs).buffer_unordered(8).collect().await;
-    let mut retries = 0;
+    let mut retries = Refusals::default();
     for o in outcomes {
-        retries += o?;
+        retries.add(o?);
     }
     // Quiet: no write for 5 s (at most 120 s).
     let mut last = counters()?;
@@ -110,4 +164,20 @@ pub async fn pod_churn(client: &Client, namespaces: &[String], total: usize) -> 
         status_writes: last[3] - before[3],
         seconds,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_are_told_apart_by_their_message() {
+        let mut r = Refusals::default();
+        r.count(r#"admission webhook "quota.commons.dev" denied the request: pods in namespace "t-app" of tenancy "t" would exceed its share"#);
+        r.count(r#"pods "p" is forbidden: exceeded quota: commons-quota, requested: pods=1, used: pods=25, limited: pods=25"#);
+        r.count(r#"pods "p" is forbidden: error looking up service account t-app/default: serviceaccount "default" not found"#);
+        r.count("pods \"p\" is forbidden: something new");
+        assert_eq!(r, Refusals { share: 1, quota: 1, service_account: 1, other: 1 });
+        assert_eq!(r.total(), 4);
+    }
 }
