@@ -9,8 +9,8 @@ pub mod ledgers;
 pub mod measure;
 
 pub use measure::{
-    Memory, apiserver_requests, cpu_seconds, cpu_used, operator_memory_mib, operator_metric,
-    operator_samples, requests_between,
+    Memory, apiserver_requests, cpu_seconds, cpu_used, operator_connections, operator_memory_mib,
+    operator_metric, operator_samples, requests_between,
 };
 
 use std::path::PathBuf;

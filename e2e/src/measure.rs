@@ -146,6 +146,47 @@ pub fn operator_memory_mib() -> Result<Memory, E2eError> {
     })
 }
 
+/// The connections the `commons` process the local scripts run holds open to the apiserver
+/// (`APISERVER_PORT`, default 16443): its sockets (from /proc/PID/fd) that /proc/PID/net/tcp
+/// shows established to that port.
+pub fn operator_connections() -> Result<usize, E2eError> {
+    let port: u16 = std::env::var("APISERVER_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(16443);
+    let pid = std::fs::read_to_string(cluster_dir().join("pids/commons.pid"))
+        .map_err(|source| E2eError::Spawn { cmd: "read commons.pid".into(), source })?;
+    let pid = pid.trim();
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map_err(|source| E2eError::Spawn { cmd: format!("read /proc/{pid}/fd"), source })?;
+    let sockets: std::collections::HashSet<String> = fds
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|target| {
+            let t = target.to_string_lossy();
+            Some(t.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
+        })
+        .collect();
+    let mut count = 0;
+    for table in ["tcp", "tcp6"] {
+        let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")) else { continue };
+        count += established_to(&text, port, &sockets);
+    }
+    Ok(count)
+}
+
+/// Of the sockets in a /proc/net/tcp table, those in `inodes` established to remote `port`.
+fn established_to(table: &str, port: u16, inodes: &std::collections::HashSet<String>) -> usize {
+    const ESTABLISHED: &str = "01";
+    table
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let remote_port = fields.get(2).and_then(|r| r.rsplit_once(':')).map(|(_, p)| p);
+            remote_port.and_then(|p| u16::from_str_radix(p, 16).ok()) == Some(port)
+                && fields.get(3) == Some(&ESTABLISHED)
+                && fields.get(9).is_some_and(|inode| inodes.contains(*inode))
+        })
+        .count()
+}
+
 /// The requests the apiserver has answered so far from every client (`apiserver_request_total`
 /// on its own metrics page), by verb and resource: `POST namespaces`, `PATCH tenancies/status`.
 pub fn apiserver_requests() -> Result<std::collections::BTreeMap<String, f64>, E2eError> {
@@ -194,6 +235,22 @@ pub fn requests_between(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connections_are_the_processs_own_established_to_the_port() {
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:C350 0100007F:403B 01 00000000:00000000 00:00000000 00000000     0        0 111 1 0 20 4 30 10 -1
+   1: 0100007F:C351 0100007F:403B 01 00000000:00000000 00:00000000 00000000     0        0 222 1 0 20 4 30 10 -1
+   2: 0100007F:C352 0100007F:403B 06 00000000:00000000 00:00000000 00000000     0        0 333 1 0 20 4 30 10 -1
+   3: 0100007F:C353 0100007F:1F90 01 00000000:00000000 00:00000000 00000000     0        0 444 1 0 20 4 30 10 -1
+   4: 0100007F:C354 0100007F:403B 01 00000000:00000000 00:00000000 00000000     0        0 555 1 0 20 4 30 10 -1
+";
+        let ours: std::collections::HashSet<String> =
+            ["111", "333", "444", "555"].iter().map(|s| (*s).to_owned()).collect();
+        // 111 and 555: ours, established, to 16443 (0x403B); 222 someone else's; 333 closing;
+        // 444 to another port.
+        assert_eq!(established_to(table, 16443, &ours), 2);
+    }
 
     #[test]
     fn requests_are_counted_by_verb_and_resource_and_compared_per_tenancy() {

@@ -24,6 +24,7 @@ pub use error::{Error, Result};
 pub mod apply;
 pub mod compare;
 pub mod conditions;
+pub mod connection;
 pub mod events;
 pub mod hosted;
 pub mod keeper;

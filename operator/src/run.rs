@@ -3,7 +3,6 @@
 use std::net::SocketAddr;
 
 use commons_api::{AppState, Readiness};
-use kube::Client;
 use tokio::sync::watch;
 
 use crate::error::{Error, Result};
@@ -53,7 +52,8 @@ pub struct WebhookSettings {
 /// Connects to the cluster, starts the readiness checker and the controllers, and serves the API
 /// until SIGINT or SIGTERM, then lets in-flight reconciles finish.
 pub async fn run(settings: Settings) -> Result<()> {
-    let client = Client::try_default().await.map_err(Error::KubeConfig)?;
+    let config = kube::Config::infer().await.map_err(|e| Error::KubeConfig(kube::Error::InferConfig(e)))?;
+    let client = crate::connection::client(config).map_err(Error::KubeConfig)?;
     let oidc = settings.api.oidc()?;
     let portal_issuer = settings.api.oidc_issuer.clone();
     let request_policy = settings.api.policy()?;

@@ -15,8 +15,8 @@ use commons_crds::Tenancy;
 use commons_e2e::churn::pod_churn;
 use commons_e2e::floor::{Write, create_directly, delete_directly};
 use commons_e2e::{
-    E2eError, apiserver_requests, bench_tenancy, client, cpu_seconds, cpu_used, operator_memory_mib,
-    operator_metric, requests_between, wait_all_ready,
+    E2eError, apiserver_requests, bench_tenancy, client, cpu_seconds, cpu_used, operator_connections,
+    operator_memory_mib, operator_metric, requests_between, wait_all_ready,
 };
 use futures::StreamExt;
 use kube::Api;
@@ -129,6 +129,7 @@ async fn main() -> Result<(), E2eError> {
     let idle_writes = operator_metric("commons_apiserver_writes_total")? - writes;
     println!("idle for {idle}s: {idle_reconciles} reconciles, {idle_writes} apiserver writes");
     println!("operator memory with {count} tenancies: {}", operator_memory_mib()?);
+    println!("operator connections to the apiserver: {}", operator_connections()?);
 
     // What pods cost: 1,000 creations over the first 100 tenancies (10 each, in their app namespace).
     let churned = count.min(100);
@@ -137,6 +138,7 @@ async fn main() -> Result<(), E2eError> {
     println!("pods across {churned} tenancies: {churn}");
     // The peak now includes the webhook's copies of those pods.
     println!("operator memory after the pods: {}", operator_memory_mib()?);
+    println!("operator connections to the apiserver: {}", operator_connections()?);
 
     for i in 0..count {
         let _ = api.delete(&format!("{PREFIX}{i:04}"), &DeleteParams::background()).await;
