@@ -7,7 +7,9 @@
 //! the apiserver closes it (the pool has no timer of its own): 100–120 connections after 1,000 new
 //! tenancies. Here at most [`IDLE_CONNECTIONS`] idle ones are kept, each for at most [`IDLE_FOR`]:
 //! enough to serve a burst without opening a connection a request, and nothing held for long once
-//! it is over. Measured in docs/tenancy.md ("Figures").
+//! it is over. The stack is kube's own (its connect, read and write timeouts, retries of 429, 503
+//! and 504, authentication with refreshed tokens, extra headers) less its tracing spans.
+//! Measured in docs/tenancy.md ("Figures").
 
 use std::time::Duration;
 
