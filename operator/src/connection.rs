@@ -4,7 +4,7 @@
 //! The client speaks HTTP/1.1, so every request in flight holds a connection of its own (each
 //! watch one for its whole life). After a burst — 64 reconciles at once, each writing — the
 //! default pool keeps every connection it opened, idle, with its TLS state and read buffers, until
-//! the apiserver closes it (the pool has no timer of its own): 100–120 connections after 1,000 new
+//! the apiserver closes it (the pool has no timer of its own): 101–120 connections after 1,000 new
 //! tenancies. Here at most [`IDLE_CONNECTIONS`] idle ones are kept, each for at most [`IDLE_FOR`]:
 //! enough to serve a burst without opening a connection a request, and nothing held for long once
 //! it is over. The stack is kube's own (its connect, read and write timeouts, retries of 429, 503
