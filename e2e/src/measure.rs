@@ -122,15 +122,19 @@ impl std::fmt::Display for Memory {
     }
 }
 
+fn read(path: PathBuf) -> Result<String, E2eError> {
+    std::fs::read_to_string(&path)
+        .map_err(|source| E2eError::Spawn { cmd: format!("read {}", path.display()), source })
+}
+
+/// The pid of the `commons` process the local scripts run.
+fn operator_pid() -> Result<String, E2eError> {
+    Ok(read(cluster_dir().join("pids/commons.pid"))?.trim().to_owned())
+}
+
 /// The memory of the `commons` process the local scripts run, from /proc.
 pub fn operator_memory_mib() -> Result<Memory, E2eError> {
-    let cluster = cluster_dir();
-    let read = |path: PathBuf| {
-        std::fs::read_to_string(&path)
-            .map_err(|source| E2eError::Spawn { cmd: format!("read {}", path.display()), source })
-    };
-    let pid = read(cluster.join("pids/commons.pid"))?;
-    let status = read(PathBuf::from(format!("/proc/{}/status", pid.trim())))?;
+    let status = read(PathBuf::from(format!("/proc/{}/status", operator_pid()?)))?;
     let field = |name: &str| {
         status
             .lines()
@@ -151,9 +155,7 @@ pub fn operator_memory_mib() -> Result<Memory, E2eError> {
 /// shows established to that port.
 pub fn operator_connections() -> Result<usize, E2eError> {
     let port: u16 = std::env::var("APISERVER_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(16443);
-    let pid = std::fs::read_to_string(cluster_dir().join("pids/commons.pid"))
-        .map_err(|source| E2eError::Spawn { cmd: "read commons.pid".into(), source })?;
-    let pid = pid.trim();
+    let pid = operator_pid()?;
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .map_err(|source| E2eError::Spawn { cmd: format!("read /proc/{pid}/fd"), source })?;
     let sockets: std::collections::HashSet<String> = fds
