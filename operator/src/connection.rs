@@ -30,8 +30,8 @@ pub const IDLE_CONNECTIONS: usize = 32;
 pub const IDLE_FOR: Duration = Duration::from_secs(5);
 
 /// A client for the cluster `config` describes. A configuration kube connects to in ways this
-/// stack does not repeat (a proxy, or a client certificate from an exec plugin, which expires) gets
-/// kube's own client unchanged.
+/// stack does not repeat (a proxy; an exec plugin, whose client certificate expires with the
+/// client) gets kube's own client unchanged.
 pub fn client(config: Config) -> Result<Client, kube::Error> {
     if !bounded(&config) {
         return Client::try_from(config);
@@ -63,8 +63,8 @@ fn pooled(config: Config, idle: usize, idle_for: Duration) -> Result<Client, kub
     Ok(ClientBuilder::new(service, config.default_namespace).build())
 }
 
-/// Whether this stack connects the way kube's own would: no proxy, and no client certificate
-/// from an exec plugin.
+/// Whether this stack connects the way kube's own would: no proxy and no exec plugin (the
+/// operator in its pod has neither: a ServiceAccount token, refreshed by the auth layer).
 fn bounded(config: &Config) -> bool {
     let exec = config.auth_info.exec.is_some();
     config.proxy_url.is_none() && !exec
